@@ -1,0 +1,620 @@
+"""Equal-cost paths between hosts and how transports pick among them.
+
+In a folded Clos every shortest path climbs to the lowest layer the two hosts
+share and comes straight down, so the equal-cost paths are just the choices of
+switch on the way up: an aggregation switch ``a`` (``A`` choices) and, between
+pods, a core switch ``j`` of plane ``a`` (``J`` choices). This module
+enumerates them arithmetically from a :class:`~sim.fabric.topology.ClosLayout`
+and turns a choice into link ids, for whole arrays of flows at once.
+
+How a flow picks its path depends on the transport:
+
+``ecmp``
+    RoCE: every switch on the way up hashes the packet's 5-tuple (source and
+    destination host, UDP source port, UDP destination port 4791, protocol 17)
+    and the queue-pair number with its own seed and takes the next hop modulo
+    the number of choices. Like a balls-into-bins game, several flows land on
+    the same link while others stay idle. ``qps_per_connection > 1`` splits a
+    connection over several queue pairs, each hashed on its own (Meta's
+    "Enhanced ECMP + QP scaling").
+``adaptive``
+    InfiniBand adaptive routing, idealised: sub-flows are placed one by one,
+    in order, on the equal-cost path whose most loaded link (load counted in
+    ``load_weight`` per Gb/s of capacity) is least loaded, ties broken by the
+    path's total load and then by the lowest path index.
+``dmodk``
+    Static destination-mod-k routing (an InfiniBand subnet manager's default
+    forwarding tables): the path is a function of the destination only.
+``spray``
+    The ideal: every sub-flow is spread evenly over all its equal-cost paths
+    (packet spraying), giving fractional entries in the incidence matrix.
+
+Hosts of one server (and a host to itself) use no fabric link at all: their
+incidence rows are empty.
+
+The result is a :class:`Routes`, whose ``incidence`` (sub-flows x links,
+``scipy.sparse.csr_matrix``) is what :func:`sim.fabric.solver.max_min_rates`
+consumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from sim.fabric.topology import ClosLayout, Topology
+
+ROUTING_MODES: tuple[str, ...] = ("adaptive", "dmodk", "ecmp", "spray")
+"""Valid values of the ``mode`` argument of :func:`route`."""
+
+TRANSPORT_ROUTING: dict[str, str] = {"roce": "ecmp", "infiniband": "adaptive", "ideal": "spray"}
+"""The routing mode each transport kind of a fabric file uses."""
+
+ROCE_UDP_DPORT = 4791
+"""The RoCEv2 well-known UDP destination port."""
+
+UDP_PROTOCOL = 17
+"""IP protocol number of UDP."""
+
+CLASS_LOCAL, CLASS_SAME_LEAF, CLASS_SAME_POD, CLASS_CROSS_POD = 0, 1, 2, 3
+"""Flow classes: same server or host (no fabric), same leaf, same pod, different pods."""
+
+_MASK64 = (1 << 64) - 1
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MUL1 = np.uint64(0xBF58476D1CE4E5B9)
+_MUL2 = np.uint64(0x94D049BB133111EB)
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+def mix64(values: np.ndarray) -> np.ndarray:
+    """A 64-bit avalanche mix (the splitmix64 finaliser), elementwise.
+
+    Deterministic across processes and platforms, unlike Python's salted
+    ``hash()``.
+
+    Args:
+        values: Array of unsigned 64-bit integers.
+
+    Returns:
+        Array of mixed unsigned 64-bit integers, same shape.
+    """
+    z = np.asarray(values, dtype=np.uint64) + _GAMMA
+    z = (z ^ (z >> np.uint64(30))) * _MUL1
+    z = (z ^ (z >> np.uint64(27))) * _MUL2
+    return z ^ (z >> np.uint64(31))
+
+
+def flow_hash(fields: Sequence[np.ndarray], seed: int = 0) -> np.ndarray:
+    """Hash header fields of many flows into one 64-bit value per flow.
+
+    Args:
+        fields: Non-negative integer arrays of equal length, e.g. the 5-tuple
+            and queue-pair number.
+        seed: Salt; different seeds give independent hash functions.
+
+    Returns:
+        ``uint64`` array, one value per flow.
+    """
+    if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
+        raise ValueError(f"hash_seed must be an integer, got {seed!r}")
+    n = len(fields[0]) if fields else 0
+    h = mix64(np.full(n, int(seed) & _MASK64, dtype=np.uint64))
+    for i, values in enumerate(fields):
+        salted = np.asarray(values).astype(np.uint64) + np.uint64(i + 1) * _GAMMA
+        h = mix64(h ^ salted)
+    return h
+
+
+def hash_choice(hashes: np.ndarray, n_choices: np.ndarray | int) -> np.ndarray:
+    """Map 64-bit hashes uniformly onto ``0 .. n_choices-1`` (multiply-shift on the top bits).
+
+    Args:
+        hashes: ``uint64`` hash values.
+        n_choices: Number of choices (``1 <= n < 2**32``), scalar or per hash.
+
+    Returns:
+        ``int64`` choice per hash.
+    """
+    top = np.asarray(hashes, dtype=np.uint64) >> np.uint64(32)
+    n = np.asarray(n_choices).astype(np.uint64)
+    return ((top * n) >> np.uint64(32)).astype(np.int64)
+
+
+def roce_source_port(qpn: np.ndarray) -> np.ndarray:
+    """UDP source port a RoCEv2 NIC derives from a queue-pair number (0xC000-0xFFFF)."""
+    q = np.asarray(qpn, dtype=np.uint64)
+    return (np.uint64(0xC000) | ((q ^ (q >> np.uint64(14))) & np.uint64(0x3FFF))).astype(np.int64)
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def _check_hosts(topology: Topology, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, ...]:
+    arrays = []
+    for name, values in (("src", src), ("dst", dst)):
+        arr = np.asarray(values)
+        if arr.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D array of host indices, got shape {arr.shape}")
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{name} must hold integer host indices, got dtype {arr.dtype}")
+        arr = arr.astype(np.int64)
+        if arr.size and (arr.min() < 0 or arr.max() >= topology.n_hosts):
+            bad = arr[(arr < 0) | (arr >= topology.n_hosts)][0]
+            raise ValueError(
+                f"{name} holds host {bad}, outside 0..{topology.n_hosts - 1} of this topology"
+            )
+        arrays.append(arr)
+    if arrays[0].size != arrays[1].size:
+        raise ValueError(
+            f"src and dst must have the same length, got {arrays[0].size} and {arrays[1].size}"
+        )
+    return tuple(arrays)
+
+
+def flow_class(topology: Topology, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Classify flows by the lowest layer their hosts share.
+
+    Args:
+        topology: The fabric.
+        src: Source host per flow.
+        dst: Destination host per flow.
+
+    Returns:
+        ``int8`` array of :data:`CLASS_LOCAL`, :data:`CLASS_SAME_LEAF`,
+        :data:`CLASS_SAME_POD` or :data:`CLASS_CROSS_POD`.
+    """
+    src, dst = _check_hosts(topology, src, dst)
+    lay = topology.layout
+    leaf_s, leaf_d = lay.leaf_of_host[src], lay.leaf_of_host[dst]
+    pod_s, pod_d = lay.pod_of_leaf(leaf_s), lay.pod_of_leaf(leaf_d)
+    cls = np.full(src.size, CLASS_CROSS_POD, dtype=np.int8)
+    cls[pod_s == pod_d] = CLASS_SAME_POD
+    cls[leaf_s == leaf_d] = CLASS_SAME_LEAF
+    cls[topology.node_of_host[src] == topology.node_of_host[dst]] = CLASS_LOCAL
+    return cls
+
+
+def equal_cost_path_count(topology: Topology, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Number of equal-cost shortest paths per flow (1 for local and same-leaf flows).
+
+    Args:
+        topology: The fabric.
+        src: Source host per flow.
+        dst: Destination host per flow.
+
+    Returns:
+        ``int64`` count per flow.
+    """
+    return _n_paths(topology.layout, flow_class(topology, src, dst))
+
+
+def _n_paths(layout: ClosLayout, cls: np.ndarray) -> np.ndarray:
+    counts = np.array(
+        [1, 1, layout.aggs_per_pod, layout.aggs_per_pod * layout.cores_per_plane], dtype=np.int64
+    )
+    return counts[cls]
+
+
+def max_hops(topology: Topology) -> int:
+    """Most links on any shortest path: 6 in three-tier fabrics, 4 in two-tier ones."""
+    return 6 if topology.layout.cores_per_plane else 4
+
+
+def path_links(
+    topology: Topology, src: np.ndarray, dst: np.ndarray, path_index: np.ndarray
+) -> np.ndarray:
+    """Link ids of the chosen equal-cost path of every flow.
+
+    Path ``i`` of a same-pod flow goes through aggregation switch ``i``; path
+    ``i`` of a cross-pod flow through aggregation ``i // J`` and core
+    ``i % J`` of that plane.
+
+    Args:
+        topology: The fabric.
+        src: Source host per flow.
+        dst: Destination host per flow.
+        path_index: Chosen path per flow, ``0 <= i < equal_cost_path_count``.
+
+    Returns:
+        ``(n_flows, max_hops)`` ``int64`` array of link ids in path order,
+        padded with -1.
+    """
+    src, dst = _check_hosts(topology, src, dst)
+    cls = flow_class(topology, src, dst)
+    path_index = np.asarray(path_index, dtype=np.int64)
+    n_paths = _n_paths(topology.layout, cls)
+    if path_index.shape != src.shape or np.any((path_index < 0) | (path_index >= n_paths)):
+        raise ValueError("path_index must give, per flow, an index below its number of paths")
+    return _path_links(topology.layout, src, dst, cls, path_index, max_hops(topology))
+
+
+def _path_links(
+    lay: ClosLayout,
+    src: np.ndarray,
+    dst: np.ndarray,
+    cls: np.ndarray,
+    path_index: np.ndarray,
+    hops: int,
+) -> np.ndarray:
+    n = src.size
+    out = np.full((n, hops), -1, dtype=np.int64)
+    j_n = max(lay.cores_per_plane, 1)
+    leaf_s, leaf_d = lay.leaf_of_host[src], lay.leaf_of_host[dst]
+    fabric = cls != CLASS_LOCAL
+    out[fabric, 0] = src[fabric]
+
+    one = cls == CLASS_SAME_LEAF
+    out[one, 1] = lay.host_down0 + dst[one]
+
+    two = cls == CLASS_SAME_POD
+    a2 = path_index[two]
+    out[two, 1] = lay.leaf_up_link(leaf_s[two], a2)
+    out[two, 2] = lay.agg_down_link(leaf_d[two], a2)
+    out[two, 3] = lay.host_down0 + dst[two]
+
+    three = cls == CLASS_CROSS_POD
+    if np.any(three):
+        a3, j3 = path_index[three] // j_n, path_index[three] % j_n
+        ls, ld = leaf_s[three], leaf_d[three]
+        out[three, 1] = lay.leaf_up_link(ls, a3)
+        out[three, 2] = lay.agg_up_link(lay.pod_of_leaf(ls), a3, j3)
+        out[three, 3] = lay.core_down_link(lay.pod_of_leaf(ld), a3, j3)
+        out[three, 4] = lay.agg_down_link(ld, a3)
+        out[three, 5] = lay.host_down0 + dst[three]
+    return out
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@dataclass(frozen=True, eq=False)
+class Routes:
+    """Routed flows: which links each sub-flow crosses.
+
+    Every input flow (a *connection*) becomes ``qps_per_connection``
+    consecutive sub-flows (queue pairs), sub-flow ``i * q + r`` being queue
+    pair ``r`` of connection ``i``.
+
+    Attributes:
+        incidence: ``(n_subflows, n_links)`` CSR matrix; entry = fraction of the
+            sub-flow's rate that crosses the link (1 on its path, ``1/paths``
+            shares under ``spray``, empty rows for local flows).
+        flow_of_subflow: Input flow index of each sub-flow.
+        share: Fraction of its connection's bytes each sub-flow carries (``1/q``).
+        flow_class: :data:`CLASS_LOCAL` .. :data:`CLASS_CROSS_POD` per sub-flow.
+        n_paths: Equal-cost paths available to each sub-flow.
+        path_index: Chosen path per sub-flow (-1 under ``spray``).
+        n_flows: Number of input flows.
+        qps_per_connection: Sub-flows per input flow.
+        mode: The routing mode used.
+    """
+
+    incidence: sp.csr_matrix
+    flow_of_subflow: np.ndarray
+    share: np.ndarray
+    flow_class: np.ndarray
+    n_paths: np.ndarray
+    path_index: np.ndarray
+    n_flows: int
+    qps_per_connection: int
+    mode: str
+
+    @property
+    def n_subflows(self) -> int:
+        """Number of sub-flows (rows of ``incidence``)."""
+        return int(self.flow_of_subflow.size)
+
+    def expand(self, per_flow: np.ndarray, *, split: bool = True) -> np.ndarray:
+        """Spread a per-flow quantity over sub-flows.
+
+        Args:
+            per_flow: One value per input flow.
+            split: Divide by the sub-flow count (for additive quantities such
+                as bytes, demand or fair-share weight); False copies.
+
+        Returns:
+            One value per sub-flow.
+        """
+        values = np.asarray(per_flow, dtype=np.float64)
+        if values.shape != (self.n_flows,):
+            raise ValueError(f"per_flow must have shape ({self.n_flows},), got {values.shape}")
+        out = values[self.flow_of_subflow]
+        return out * self.share if split else out
+
+    def flow_rates_gbps(self, subflow_rates_gbps: np.ndarray, *, even_split: bool = True) -> np.ndarray:
+        """Rate of each input flow from the rates of its sub-flows.
+
+        Args:
+            subflow_rates_gbps: One rate per sub-flow.
+            even_split: True if a message is striped evenly over the queue
+                pairs, so the slowest one sets its completion time: the
+                connection moves at ``q * min(rate)``. False sums the rates
+                (a sender that rebalances bytes across queue pairs).
+
+        Returns:
+            One rate per input flow in Gb/s.
+        """
+        rates = np.asarray(subflow_rates_gbps, dtype=np.float64)
+        if rates.shape != (self.n_subflows,):
+            raise ValueError(f"rates must have shape ({self.n_subflows},), got {rates.shape}")
+        per = rates.reshape(self.n_flows, self.qps_per_connection)
+        if even_split:
+            return per.min(axis=1) * self.qps_per_connection
+        return per.sum(axis=1)
+
+
+def _ecmp_choice(
+    lay: ClosLayout,
+    src: np.ndarray,
+    dst: np.ndarray,
+    cls: np.ndarray,
+    qpn: np.ndarray,
+    hash_seed: int,
+) -> np.ndarray:
+    """Per-switch hashing: the source leaf picks the aggregation, that aggregation the core."""
+    header = flow_hash(
+        [
+            src,
+            dst,
+            roce_source_port(qpn),
+            np.full(src.size, ROCE_UDP_DPORT),
+            np.full(src.size, UDP_PROTOCOL),
+            qpn,
+        ],
+        seed=hash_seed,
+    )
+    path = np.zeros(src.size, dtype=np.int64)
+    climbing = cls >= CLASS_SAME_POD
+    if not np.any(climbing):
+        return path
+    a_n, j_n = lay.aggs_per_pod, lay.cores_per_plane
+    leaf_s = lay.leaf_of_host[src]
+    leaf_node = (lay.leaf_node0 + leaf_s).astype(np.uint64)
+    agg = hash_choice(mix64(header ^ mix64(leaf_node)), a_n)
+    path[climbing] = agg[climbing]
+    three = cls == CLASS_CROSS_POD
+    if np.any(three):
+        agg_node = (lay.agg_node0 + lay.pod_of_leaf(leaf_s) * a_n + agg).astype(np.uint64)
+        core = hash_choice(mix64(header ^ mix64(agg_node)), j_n)
+        path[three] = agg[three] * j_n + core[three]
+    return path
+
+
+def _dmodk_choice(lay: ClosLayout, dst: np.ndarray, cls: np.ndarray) -> np.ndarray:
+    a_n, j_n = lay.aggs_per_pod, max(lay.cores_per_plane, 1)
+    agg = dst % a_n
+    core = (dst // a_n) % j_n
+    path = np.zeros(dst.size, dtype=np.int64)
+    path[cls == CLASS_SAME_POD] = agg[cls == CLASS_SAME_POD]
+    three = cls == CLASS_CROSS_POD
+    path[three] = agg[three] * j_n + core[three]
+    return path
+
+
+def _adaptive_choice(
+    topology: Topology,
+    src: np.ndarray,
+    dst: np.ndarray,
+    cls: np.ndarray,
+    load_weight: np.ndarray,
+) -> np.ndarray:
+    """Greedy least-loaded-path placement, one sub-flow at a time, in order.
+
+    Loads are kept per choosable link block in arrays shaped like the choice
+    (``leaf x agg`` and ``pod x agg x core``) so each step is a few small
+    vector operations on views. Host links are the same on every candidate
+    path and so do not affect the choice.
+    """
+    lay = topology.layout
+    a_n, j_n, l_n, p_n = lay.aggs_per_pod, lay.cores_per_plane, lay.n_leaves, lay.n_pods
+    cap = topology.capacity_gbps
+    n_la, n_ac = l_n * a_n, p_n * a_n * j_n
+    inv_lu = 1.0 / cap[lay.leaf_up0 : lay.leaf_up0 + n_la].reshape(l_n, a_n)
+    inv_ad = 1.0 / cap[lay.agg_down0 : lay.agg_down0 + n_la].reshape(l_n, a_n)
+    inv_au = 1.0 / cap[lay.agg_up0 : lay.agg_up0 + n_ac].reshape(p_n, a_n, j_n)
+    inv_cd = 1.0 / cap[lay.core_down0 : lay.core_down0 + n_ac].reshape(p_n, a_n, j_n)
+    load_lu = np.zeros((l_n, a_n))
+    load_ad = np.zeros((l_n, a_n))
+    load_au = np.zeros((p_n, a_n, j_n))
+    load_cd = np.zeros((p_n, a_n, j_n))
+
+    path = np.zeros(src.size, dtype=np.int64)
+    order = np.flatnonzero(cls >= CLASS_SAME_POD)
+    leaf_s = lay.leaf_of_host[src[order]]
+    leaf_d = lay.leaf_of_host[dst[order]]
+    pod_s = lay.pod_of_leaf(leaf_s)
+    pod_d = lay.pod_of_leaf(leaf_d)
+    cross = cls[order] == CLASS_CROSS_POD
+    rows = zip(
+        order.tolist(),
+        cross.tolist(),
+        leaf_s.tolist(),
+        leaf_d.tolist(),
+        pod_s.tolist(),
+        pod_d.tolist(),
+        load_weight[order].tolist(),
+        strict=True,
+    )
+    for i, is_cross, ls, ld, ps, pd, w in rows:
+        up, down = load_lu[ls], load_ad[ld]
+        worst = np.maximum(up, down)
+        if is_cross:
+            au, cd = load_au[ps], load_cd[pd]
+            worst = np.maximum(np.maximum(au, cd), worst[:, None]).ravel()
+            best = worst.min()
+            ties = np.flatnonzero(worst <= best)
+            if ties.size > 1:
+                total = (au + cd + (up + down)[:, None]).ravel()
+                choice = int(ties[np.argmin(total[ties])])
+            else:
+                choice = int(ties[0])
+            a, j = divmod(choice, j_n)
+            au[a, j] += w * inv_au[ps, a, j]
+            cd[a, j] += w * inv_cd[pd, a, j]
+        else:
+            best = worst.min()
+            ties = np.flatnonzero(worst <= best)
+            if ties.size > 1:
+                total = up + down
+                choice = int(ties[np.argmin(total[ties])])
+            else:
+                choice = int(ties[0])
+            a = choice
+        up[a] += w * inv_lu[ls, a]
+        down[a] += w * inv_ad[ld, a]
+        path[i] = choice
+    return path
+
+
+def _single_path_incidence(
+    links: np.ndarray, n_links: int
+) -> sp.csr_matrix:
+    mask = links >= 0
+    indptr = np.zeros(links.shape[0] + 1, dtype=np.int64)
+    np.cumsum(mask.sum(axis=1), out=indptr[1:])
+    indices = links[mask]
+    data = np.ones(indices.size)
+    matrix = sp.csr_matrix((data, indices, indptr), shape=(links.shape[0], n_links))
+    matrix.sort_indices()
+    return matrix
+
+
+def _spray_incidence(
+    topology: Topology, src: np.ndarray, dst: np.ndarray, cls: np.ndarray
+) -> sp.csr_matrix:
+    """Fractional incidence: every sub-flow spread evenly over all its paths."""
+    lay = topology.layout
+    a_n, j_n = lay.aggs_per_pod, lay.cores_per_plane
+    rows_l: list[np.ndarray] = []
+    cols_l: list[np.ndarray] = []
+    vals_l: list[np.ndarray] = []
+
+    def add(rows: np.ndarray, cols: np.ndarray, value: float) -> None:
+        rows_b, cols_b = np.broadcast_arrays(rows, cols)
+        rows_l.append(rows_b.ravel())
+        cols_l.append(cols_b.ravel())
+        vals_l.append(np.full(rows_b.size, value))
+
+    fabric = np.flatnonzero(cls != CLASS_LOCAL)
+    add(fabric, src[fabric], 1.0)
+    add(fabric, lay.host_down0 + dst[fabric], 1.0)
+    climbing = np.flatnonzero(cls >= CLASS_SAME_POD)
+    aggs = np.arange(a_n)
+    leaf_s, leaf_d = lay.leaf_of_host[src[climbing]], lay.leaf_of_host[dst[climbing]]
+    add(climbing[:, None], lay.leaf_up_link(leaf_s[:, None], aggs), 1.0 / a_n)
+    add(climbing[:, None], lay.agg_down_link(leaf_d[:, None], aggs), 1.0 / a_n)
+    cross = np.flatnonzero(cls == CLASS_CROSS_POD)
+    if cross.size:
+        pod_s = lay.pod_of_leaf(lay.leaf_of_host[src[cross]])[:, None, None]
+        pod_d = lay.pod_of_leaf(lay.leaf_of_host[dst[cross]])[:, None, None]
+        a3 = np.arange(a_n)[None, :, None]
+        j3 = np.arange(j_n)[None, None, :]
+        share = 1.0 / (a_n * j_n)
+        add(cross[:, None, None], lay.agg_up_link(pod_s, a3, j3), share)
+        add(cross[:, None, None], lay.core_down_link(pod_d, a3, j3), share)
+    matrix = sp.csr_matrix(
+        (np.concatenate(vals_l), (np.concatenate(rows_l), np.concatenate(cols_l))),
+        shape=(src.size, topology.n_links),
+    )
+    matrix.sort_indices()
+    return matrix
+
+
+def route(
+    topology: Topology,
+    src: np.ndarray,
+    dst: np.ndarray,
+    *,
+    mode: str = "ecmp",
+    qps_per_connection: int = 1,
+    hash_seed: int = 0,
+    connection_id: np.ndarray | None = None,
+    load_weight: np.ndarray | None = None,
+) -> Routes:
+    """Route flows (connections) between hosts over the fabric.
+
+    Args:
+        topology: The fabric.
+        src: Source host per flow (hosts numbered in topology order).
+        dst: Destination host per flow.
+        mode: One of :data:`ROUTING_MODES` (see the module docstring).
+        qps_per_connection: Queue pairs per connection (>= 1); each becomes a
+            sub-flow carrying ``1/q`` of the bytes, routed on its own.
+        hash_seed: Salt of the ECMP hash (``ecmp`` only).
+        connection_id: Stable non-negative id per flow, from which queue-pair
+            numbers (``id * q + r``) and hence UDP source ports are derived;
+            defaults to the flow index. Keeping ids stable keeps a
+            connection's ECMP paths stable when other flows come and go.
+        load_weight: Per-flow load the ``adaptive`` mode counts (e.g. bytes or
+            demand); defaults to 1 (count flows). Split evenly over sub-flows.
+
+    Returns:
+        The routes, with the sub-flow x link incidence matrix.
+
+    Raises:
+        ValueError: On a bad argument; the message names it.
+    """
+    if mode not in ROUTING_MODES:
+        raise ValueError(f"mode must be one of {', '.join(ROUTING_MODES)}; got {mode!r}")
+    if (
+        isinstance(qps_per_connection, bool)
+        or not isinstance(qps_per_connection, int | np.integer)
+        or qps_per_connection < 1
+    ):
+        raise ValueError(f"qps_per_connection must be an integer >= 1, got {qps_per_connection!r}")
+    if isinstance(hash_seed, bool) or not isinstance(hash_seed, int | np.integer):
+        raise ValueError(f"hash_seed must be an integer, got {hash_seed!r}")
+    src, dst = _check_hosts(topology, src, dst)
+    n_flows = src.size
+    q = int(qps_per_connection)
+    if connection_id is None:
+        conn = np.arange(n_flows, dtype=np.int64)
+    else:
+        conn = np.asarray(connection_id)
+        if conn.shape != (n_flows,) or (conn.size and not np.issubdtype(conn.dtype, np.integer)):
+            raise ValueError(f"connection_id must be {n_flows} integers, one per flow")
+        if conn.size and conn.min() < 0:
+            raise ValueError("connection_id must be non-negative")
+        conn = conn.astype(np.int64)
+    if load_weight is None:
+        weight = np.ones(n_flows)
+    else:
+        weight = np.asarray(load_weight, dtype=np.float64)
+        if weight.shape != (n_flows,) or not np.all(np.isfinite(weight)) or np.any(weight < 0):
+            raise ValueError(f"load_weight must be {n_flows} finite non-negative numbers")
+
+    flow_of = np.repeat(np.arange(n_flows, dtype=np.int64), q)
+    sub_src, sub_dst = src[flow_of], dst[flow_of]
+    qpn = conn[flow_of] * q + np.tile(np.arange(q, dtype=np.int64), n_flows)
+    lay = topology.layout
+    cls = flow_class(topology, sub_src, sub_dst)
+    n_paths = _n_paths(lay, cls)
+
+    if mode == "spray":
+        incidence = _spray_incidence(topology, sub_src, sub_dst, cls)
+        path = np.full(sub_src.size, -1, dtype=np.int64)
+    else:
+        if mode == "ecmp":
+            path = _ecmp_choice(lay, sub_src, sub_dst, cls, qpn, int(hash_seed))
+        elif mode == "dmodk":
+            path = _dmodk_choice(lay, sub_dst, cls)
+        else:
+            path = _adaptive_choice(topology, sub_src, sub_dst, cls, weight[flow_of] / q)
+        links = _path_links(lay, sub_src, sub_dst, cls, path, max_hops(topology))
+        incidence = _single_path_incidence(links, topology.n_links)
+    return Routes(
+        incidence=incidence,
+        flow_of_subflow=flow_of,
+        share=np.full(flow_of.size, 1.0 / q),
+        flow_class=cls,
+        n_paths=n_paths,
+        path_index=path,
+        n_flows=n_flows,
+        qps_per_connection=q,
+        mode=mode,
+    )

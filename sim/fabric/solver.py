@@ -1,0 +1,248 @@
+"""Weighted max-min fair rates by progressive filling, vectorised over all flows.
+
+Picture pouring water into every flow at once: each unfrozen flow ``f`` rises
+at speed ``w_f`` (its weight), so at "water level" ``t`` it carries
+``w_f * t`` Gb/s. A link fills up when the frozen flows on it plus the rising
+ones reach its capacity; at that moment every flow crossing it stops rising
+(freezes). A flow whose own demand is reached freezes at its demand. Pouring
+goes on until every flow is frozen (Bertsekas & Gallager, *Data Networks*,
+section 6.5.2).
+
+Each round computes, for every link at once, the level at which it would
+fill (residual capacity over the summed weight of its unfrozen flows), jumps
+straight to the lowest such level (or the lowest demand), and freezes every
+flow on the links (and demands) that reach it within a relative tolerance.
+So the number of rounds is the number of distinct bottleneck levels, not the
+number of flows, and each round is two sparse matrix-vector products.
+
+The incidence matrix may hold fractions: entry ``(f, l)`` is the share of
+flow ``f``'s rate that crosses link ``l`` (1 for a single path, less when a
+flow is sprayed over several paths).
+
+A flow that crosses no link of finite capacity and has no demand is not
+limited by anything: its rate is ``+inf``. Inter-host flows always cross
+their NIC links, so this only happens for flows that stay inside a server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+DEFAULT_RTOL = 1e-9
+"""Relative tolerance within which bottleneck levels count as equal."""
+
+
+def _validate(
+    incidence: sp.spmatrix | sp.sparray,
+    capacity_gbps: np.ndarray,
+    weights: np.ndarray | None,
+    demand_gbps: np.ndarray | None,
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
+    if not sp.issparse(incidence):
+        raise ValueError("incidence must be a scipy.sparse matrix (flows x links)")
+    matrix = sp.csr_matrix(incidence, dtype=np.float64)
+    n_flows, n_links = matrix.shape
+    if matrix.nnz and (np.any(matrix.data < 0) or not np.all(np.isfinite(matrix.data))):
+        raise ValueError("incidence entries must be finite and non-negative")
+    capacity = np.asarray(capacity_gbps, dtype=np.float64)
+    if capacity.shape != (n_links,):
+        raise ValueError(
+            f"capacity_gbps must have one entry per link ({n_links}), got shape {capacity.shape}"
+        )
+    if np.any(np.isnan(capacity)) or np.any(capacity < 0):
+        raise ValueError("capacity_gbps must be non-negative (inf allowed)")
+    if weights is None:
+        weight = np.ones(n_flows)
+    else:
+        weight = np.asarray(weights, dtype=np.float64)
+        if weight.shape != (n_flows,):
+            raise ValueError(
+                f"weights must have one entry per flow ({n_flows}), got shape {weight.shape}"
+            )
+        if not np.all(np.isfinite(weight)) or np.any(weight <= 0):
+            raise ValueError("weights must be finite and > 0")
+    if demand_gbps is None:
+        demand = np.full(n_flows, np.inf)
+    else:
+        demand = np.asarray(demand_gbps, dtype=np.float64)
+        if demand.shape != (n_flows,):
+            raise ValueError(
+                f"demand_gbps must have one entry per flow ({n_flows}), got shape {demand.shape}"
+            )
+        if np.any(np.isnan(demand)) or np.any(demand < 0):
+            raise ValueError("demand_gbps must be non-negative (inf for no cap)")
+    return matrix, capacity, weight, demand
+
+
+def max_min_rates(
+    incidence: sp.spmatrix | sp.sparray,
+    capacity_gbps: np.ndarray,
+    weights: np.ndarray | None = None,
+    demand_gbps: np.ndarray | None = None,
+    *,
+    rtol: float = DEFAULT_RTOL,
+) -> np.ndarray:
+    """Weighted max-min fair rates by progressive filling.
+
+    Args:
+        incidence: ``(n_flows, n_links)`` sparse matrix; entry = fraction of
+            the flow's rate crossing the link (non-negative).
+        capacity_gbps: Capacity per link in Gb/s (``inf`` for unlimited).
+        weights: Positive weight per flow (default 1): on a shared
+            bottleneck, rates are proportional to weights.
+        demand_gbps: Rate cap per flow (default none, i.e. ``inf``); a flow
+            reaching its demand freezes there and leaves its share to others.
+        rtol: Relative tolerance for treating bottleneck levels as equal.
+
+    Returns:
+        Rate per flow in Gb/s. Flows crossing no finite-capacity link get
+        their demand, or ``inf`` without one.
+
+    Raises:
+        ValueError: On inconsistent shapes or negative / NaN inputs.
+    """
+    matrix, capacity, weight, demand = _validate(incidence, capacity_gbps, weights, demand_gbps)
+    n_flows = matrix.shape[0]
+    transposed = matrix.T.tocsr()
+    rates = np.zeros(n_flows)
+    active = np.ones(n_flows, dtype=bool)
+    residual = capacity.copy()
+    demand_level = demand / weight
+    finite_links = np.isfinite(capacity)
+
+    while np.any(active):
+        weight_sum = transposed @ np.where(active, weight, 0.0)
+        live = (weight_sum > 0) & finite_links
+        link_level = np.full(capacity.size, np.inf)
+        link_level[live] = np.maximum(residual[live], 0.0) / weight_sum[live]
+        level = min(
+            link_level.min(initial=np.inf),
+            demand_level[active].min(initial=np.inf),
+        )
+        if not np.isfinite(level):
+            rates[active] = np.inf
+            break
+        cutoff = level * (1.0 + rtol)
+        saturated = (link_level <= cutoff).astype(np.float64)
+        at_link = active & ((matrix @ saturated) > 0)
+        at_demand = active & (demand_level <= cutoff)
+        rates[at_link] = weight[at_link] * level
+        rates[at_demand] = demand[at_demand]
+        newly = at_link | at_demand
+        residual -= transposed @ np.where(newly, rates, 0.0)
+        active &= ~newly
+    return rates
+
+
+def link_load_gbps(incidence: sp.spmatrix | sp.sparray, rates_gbps: np.ndarray) -> np.ndarray:
+    """Offered load per link: ``incidence.T @ rates``.
+
+    Args:
+        incidence: ``(n_flows, n_links)`` sparse matrix.
+        rates_gbps: Rate per flow in Gb/s.
+
+    Returns:
+        Load per link in Gb/s.
+    """
+    matrix = sp.csr_matrix(incidence, dtype=np.float64)
+    return matrix.T @ np.asarray(rates_gbps, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class MaxMinCertificate:
+    """The outcome of :func:`max_min_certificate`.
+
+    Attributes:
+        ok: True if the allocation is feasible and max-min fair.
+        negative_flows: Flows with a negative (or NaN) rate.
+        overloaded_links: Links loaded above capacity.
+        unbottlenecked_flows: Flows below their demand with no bottleneck
+            link (a saturated link on which no flow has a larger
+            weight-normalised rate).
+    """
+
+    ok: bool
+    negative_flows: np.ndarray
+    overloaded_links: np.ndarray
+    unbottlenecked_flows: np.ndarray
+
+
+def max_min_certificate(
+    incidence: sp.spmatrix | sp.sparray,
+    capacity_gbps: np.ndarray,
+    rates_gbps: np.ndarray,
+    weights: np.ndarray | None = None,
+    demand_gbps: np.ndarray | None = None,
+    *,
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+) -> MaxMinCertificate:
+    """Check that rates are a weighted max-min fair allocation.
+
+    The bottleneck characterisation: an allocation is weighted max-min fair
+    iff it is feasible and every flow either meets its demand or crosses a
+    saturated link on which its ``rate / weight`` is the largest.
+
+    Args:
+        incidence: ``(n_flows, n_links)`` sparse matrix.
+        capacity_gbps: Capacity per link.
+        rates_gbps: Rates to check.
+        weights: Weight per flow (default 1).
+        demand_gbps: Demand per flow (default none).
+        rtol: Relative tolerance of all comparisons.
+        atol: Absolute tolerance of all comparisons.
+
+    Returns:
+        The certificate, listing any offending flows and links.
+    """
+    matrix, capacity, weight, demand = _validate(incidence, capacity_gbps, weights, demand_gbps)
+    rates = np.asarray(rates_gbps, dtype=np.float64)
+    if rates.shape != (matrix.shape[0],):
+        raise ValueError(f"rates_gbps must have shape ({matrix.shape[0]},), got {rates.shape}")
+    negative = np.flatnonzero(~(rates >= 0))
+    finite_rates = np.where(np.isfinite(rates), rates, 0.0)
+    load = matrix.T @ finite_rates
+    # A flow with infinite rate on a finite link overloads it.
+    inf_on = matrix.T @ (~np.isfinite(rates)).astype(np.float64)
+    overloaded = np.flatnonzero(
+        (load > capacity * (1 + rtol) + atol) | ((inf_on > 0) & np.isfinite(capacity))
+    )
+    saturated = np.isfinite(capacity) & (load >= capacity * (1 - rtol) - atol)
+
+    normalised = finite_rates / weight
+    coo = matrix.tocoo()
+    mask = coo.data > 0
+    flow_idx, link_idx = coo.row[mask], coo.col[mask]
+    link_max = np.zeros(capacity.size)
+    np.maximum.at(link_max, link_idx, normalised[flow_idx])
+    is_top = normalised[flow_idx] >= link_max[link_idx] * (1 - rtol) - atol
+    has_bottleneck = np.zeros(matrix.shape[0], dtype=bool)
+    has_bottleneck[flow_idx[is_top & saturated[link_idx]]] = True
+    at_demand = rates >= demand * (1 - rtol) - atol
+    unlimited = np.isinf(rates) & np.isinf(demand)
+    unbottlenecked = np.flatnonzero(~(has_bottleneck | at_demand | unlimited))
+    return MaxMinCertificate(
+        ok=bool(negative.size == 0 and overloaded.size == 0 and unbottlenecked.size == 0),
+        negative_flows=negative,
+        overloaded_links=overloaded,
+        unbottlenecked_flows=unbottlenecked,
+    )
+
+
+def max_min_certificate_ok(
+    incidence: sp.spmatrix | sp.sparray,
+    capacity_gbps: np.ndarray,
+    rates_gbps: np.ndarray,
+    weights: np.ndarray | None = None,
+    demand_gbps: np.ndarray | None = None,
+    *,
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
+) -> bool:
+    """True if :func:`max_min_certificate` finds the allocation max-min fair."""
+    return max_min_certificate(
+        incidence, capacity_gbps, rates_gbps, weights, demand_gbps, rtol=rtol, atol=atol
+    ).ok

@@ -1,0 +1,1 @@
+"""The marketplace: the provider's inventory, its own demand, tenants and contracts."""

@@ -1,0 +1,531 @@
+"""The marketplace engine: queues, placements, preemption and fabric epochs.
+
+Like a restaurant host with a waiting list and a seating chart. Guests arrive
+in classes of precedence: the house's own (internal demand), reserved tables,
+walk-ins (on-demand) and stand-by diners (spot) who may be asked to leave
+after a short notice. Whenever a table frees or a guest arrives the host walks
+the list in order, seating whoever fits (FIFO with EASY backfilling: a later
+guest may jump ahead only if that does not delay the first guest who is
+waiting).
+
+The engine is event-driven and thin: SimPy supplies the clock and timed
+callbacks; every decision is a plain method call. Each change of the running
+set marks its cluster's fabric dirty; all changes at one instant are solved
+together, once, as one fabric epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from sim.fabric.model import FabricModel, RunningPlacement
+from sim.market.inventory import SHARED, ClusterInfo, Inventory
+from sim.metrics.accounting import Accounting
+from sim.policies.placement import Proposal
+from sim.workloads.jobs import Job
+
+EPS_HOURS = 1e-9
+SHARED_CLASSES = ("internal", "on_demand", "spot")
+"""Queues of the shared pool, in order of precedence."""
+RECLAIMS_SPOT = ("internal", "on_demand")
+"""Classes whose waiting head job may preempt spot jobs."""
+
+
+@dataclass(eq=False)
+class Reservation:
+    """A reserved contract's block of whole nodes in one cluster."""
+
+    pool: int
+    tenant: str
+    cluster: ClusterInfo
+    nodes_wanted: int
+    start_hours: float
+    end_hours: float
+    nodes: list[int] = field(default_factory=list)
+    queue: list[Job] = field(default_factory=list)
+    active: bool = False
+
+
+@dataclass(eq=False)
+class InferenceFleet:
+    """The provider's own inference fleet: whole nodes, sized over time."""
+
+    clusters: list[ClusterInfo]
+    target_nodes: int = 0
+    nodes: list[int] = field(default_factory=list)
+
+
+class Marketplace:
+    """Runs the provider's GPUs: who gets which nodes, when, and at what speed.
+
+    Args:
+        env: The SimPy environment (time in hours).
+        inventory: The provider's nodes.
+        placement: A placement policy (see :mod:`sim.policies.placement`).
+        fabrics: One fabric model per cluster index.
+        accounting: Where GPU-hours are integrated.
+        backfill: Whether later jobs may start ahead of a blocked head job.
+        backfill_depth: Queued jobs examined per scheduling pass.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        inventory: Inventory,
+        placement: object,
+        fabrics: list[FabricModel],
+        accounting: Accounting,
+        backfill: bool = True,
+        backfill_depth: int = 200,
+    ):
+        self.env = env
+        self.inventory = inventory
+        self.placement = placement
+        self.fabrics = fabrics
+        self.accounting = accounting
+        self.backfill = backfill
+        self.backfill_depth = backfill_depth
+        self.jobs: list[Job] = []
+        self.queues: dict[str, list[Job]] = {cls: [] for cls in SHARED_CLASSES}
+        self.running: dict[int, Job] = {}
+        self.reservations: list[Reservation] = []
+        self.inference: InferenceFleet | None = None
+        self.pending_release = np.zeros(len(inventory.clusters), dtype=np.int64)
+        self.preemptions = 0
+        self.epochs = 0
+        self._dirty: set[int] = set()
+        self._epoch_pending = False
+        self._scheduling = False
+        self._again = False
+
+    # ------------------------------------------------------------------ set-up
+
+    def add_reservation(
+        self, tenant: str, cluster: ClusterInfo, gpus: int, start_hours: float, end_hours: float
+    ) -> Reservation:
+        """Register a reserved block; it claims its nodes at ``start_hours``."""
+        reservation = Reservation(
+            pool=len(self.reservations),
+            tenant=tenant,
+            cluster=cluster,
+            nodes_wanted=gpus // cluster.gpus_per_node,
+            start_hours=start_hours,
+            end_hours=end_hours,
+        )
+        self.reservations.append(reservation)
+        if start_hours <= self.env.now:
+            reservation.active = True
+        else:
+            self._after(start_hours - self.env.now, lambda: self._activate(reservation))
+        if math.isfinite(end_hours):
+            self._after(end_hours - self.env.now, lambda: self._expire(reservation))
+        return reservation
+
+    def add_inference(self, clusters: list[ClusterInfo]) -> InferenceFleet:
+        """Create the internal inference fleet (sized by :meth:`set_inference_target`)."""
+        self.inference = InferenceFleet(clusters)
+        return self.inference
+
+    # ------------------------------------------------------------------ inputs
+
+    def submit(self, job: Job) -> None:
+        """A job arrives: queue it, try to start it, arm its patience."""
+        now = self.env.now
+        job.submit_hours = job.queued_since = now
+        self.jobs.append(job)
+        queue = self._queue_for(job)
+        if queue is None:
+            job.state = "rejected"
+            job.end_hours = now
+            return
+        queue.append(job)
+        self.schedule()
+        if job.state == "queued":
+            self._arm_patience(job)
+
+    def set_inference_target(self, gpus: int) -> None:
+        """Resize the internal inference fleet to ``gpus`` GPUs (whole nodes)."""
+        fleet = self.inference
+        gpn = fleet.clusters[0].gpus_per_node
+        fleet.target_nodes = math.ceil(gpus / gpn)
+        self.schedule()
+
+    # ------------------------------------------------------------------ scheduling
+
+    def schedule(self) -> None:
+        """Serve every queue in order of precedence until nothing more fits."""
+        if self._scheduling:
+            self._again = True
+            return
+        self._scheduling = True
+        try:
+            self._again = True
+            while self._again:
+                self._again = False
+                for reservation in self.reservations:
+                    if reservation.active:
+                        self._claim_nodes(reservation)
+                if self.inference is not None:
+                    self._serve_inference()
+                self._schedule_pool(SHARED, [self.queues[c] for c in SHARED_CLASSES])
+                for reservation in self.reservations:
+                    if reservation.active:
+                        self._schedule_pool(reservation.pool, [reservation.queue])
+        finally:
+            self._scheduling = False
+        self._update_shortfalls()
+
+    def _schedule_pool(self, pool: int, queues: list[list[Job]]) -> None:
+        """FIFO across ``queues`` in order, with EASY backfilling behind the first blocked job."""
+        head: Job | None = None
+        shadow: tuple[int | None, float, int] | None = None
+        examined = 0
+        for queue in queues:
+            for job in list(queue):
+                if examined >= self.backfill_depth:
+                    return
+                examined += 1
+                proposal = self._propose(job, pool)
+                if head is None:
+                    if proposal is not None:
+                        self._start(job, proposal)
+                        continue
+                    head = job
+                    if job.contract in RECLAIMS_SPOT:
+                        self._reclaim_for(job)
+                    if not self.backfill:
+                        return
+                    continue
+                if proposal is None:
+                    continue
+                if shadow is None:
+                    shadow = self._shadow(head, pool)
+                shadow_cluster, shadow_hours, extra = shadow
+                ends_hours = self.env.now + job.work_hours - job.progress_hours
+                if proposal.cluster != shadow_cluster or ends_hours <= shadow_hours + EPS_HOURS:
+                    self._start(job, proposal)
+                elif job.gpus <= extra:
+                    self._start(job, proposal)
+                    shadow = (shadow_cluster, shadow_hours, extra - job.gpus)
+
+    def _propose(self, job: Job, pool: int) -> Proposal | None:
+        clusters = [self.inventory.clusters[i] for i in job.clusters]
+        return self.placement.place(self.inventory, clusters, pool, job.gpus)
+
+    def _shadow(self, head: Job, pool: int) -> tuple[int | None, float, int]:
+        """When the blocked head could start at the latest, where, and the GPUs to spare then.
+
+        Returns ``(cluster, shadow_hours, extra_gpus)``; ``(None, now, 0)`` if
+        no running job's end frees enough (then nothing may backfill).
+        """
+        best: tuple[int | None, float, int] = (None, self.env.now, 0)
+        best_hours = math.inf
+        now = self.env.now
+        for index in head.clusters:
+            cluster = self.inventory.clusters[index]
+            available = self.inventory.free_gpus(cluster, pool)
+            ends = sorted(
+                (self._expected_end(j, now), j.job_id, j.gpus)
+                for j in self.running.values()
+                if j.cluster == index and j.pool == pool
+            )
+            for end_hours, _, gpus in ends:
+                available += gpus
+                if available >= head.gpus:
+                    if end_hours < best_hours:
+                        best_hours = end_hours
+                        best = (index, end_hours, available - head.gpus)
+                    break
+        return best
+
+    @staticmethod
+    def _expected_end(job: Job, now: float) -> float:
+        end = job.finish_time(now)
+        return min(end, job.notice_until) if job.notice_until is not None else end
+
+    # ------------------------------------------------------------------ whole-node claims
+
+    def _take_whole_nodes(self, clusters: list[ClusterInfo], wanted: int) -> list[int]:
+        taken: list[int] = []
+        for cluster in clusters:
+            if len(taken) >= wanted:
+                break
+            free_nodes = self.inventory.whole_free_nodes(cluster, SHARED)
+            taken.extend(int(n) for n in free_nodes[: wanted - len(taken)])
+        return taken
+
+    def _claim_nodes(self, reservation: Reservation) -> None:
+        missing = reservation.nodes_wanted - len(reservation.nodes)
+        if missing <= 0:
+            return
+        now = self.env.now
+        gpn = reservation.cluster.gpus_per_node
+        for node in self._take_whole_nodes([reservation.cluster], missing):
+            self.inventory.pool[node] = reservation.pool
+            reservation.nodes.append(node)
+            self.accounting.move(now, gpn, "idle", "reserved")
+            self.accounting.hold(now, reservation.tenant, "reserved", gpn)
+        missing = reservation.nodes_wanted - len(reservation.nodes)
+        if missing > 0:
+            self._reclaim_spot(reservation.cluster, missing * gpn, math.inf)
+
+    def _serve_inference(self) -> None:
+        fleet = self.inference
+        now = self.env.now
+        while len(fleet.nodes) > fleet.target_nodes:
+            node = fleet.nodes.pop()
+            gpn = int(self.inventory.capacity[node])
+            self.inventory.release(np.array([node]), np.array([gpn]))
+            self.accounting.move(now, gpn, "internal", "idle")
+            self.accounting.hold(now, "internal", "inference", -gpn)
+        missing = fleet.target_nodes - len(fleet.nodes)
+        if missing <= 0:
+            return
+        for node in self._take_whole_nodes(fleet.clusters, missing):
+            gpn = int(self.inventory.capacity[node])
+            self.inventory.allocate(np.array([node]), np.array([gpn]))
+            fleet.nodes.append(node)
+            self.accounting.move(now, gpn, "idle", "internal")
+            self.accounting.hold(now, "internal", "inference", gpn)
+        missing_gpus = (fleet.target_nodes - len(fleet.nodes)) * fleet.clusters[0].gpus_per_node
+        for cluster in fleet.clusters if missing_gpus > 0 else []:
+            if self._reclaim_spot(cluster, missing_gpus, math.inf) >= missing_gpus:
+                break
+
+    def _update_shortfalls(self) -> None:
+        """Track reserved and internal-inference GPUs wanted but not held."""
+        now = self.env.now
+        for reservation in self.reservations:
+            wanted = reservation.nodes_wanted if reservation.active else 0
+            short = (wanted - len(reservation.nodes)) * reservation.cluster.gpus_per_node
+            held = self.accounting.tenant_gpus[reservation.tenant]["reserved_shortfall"]
+            if short != held:
+                self.accounting.hold(now, reservation.tenant, "reserved_shortfall", short - held)
+        if self.inference is not None:
+            fleet = self.inference
+            gpn = fleet.clusters[0].gpus_per_node
+            short = max(0, fleet.target_nodes - len(fleet.nodes)) * gpn
+            held = self.accounting.tenant_gpus["internal"]["inference_shortfall"]
+            if short != held:
+                self.accounting.hold(now, "internal", "inference_shortfall", short - held)
+
+    # ------------------------------------------------------------------ preemption
+
+    def _reclaim_for(self, job: Job) -> None:
+        """Preempt spot jobs so that a blocked internal or on-demand job can start."""
+        allowed = math.inf
+        if job.max_wait_hours is not None:
+            allowed = job.queued_since + job.max_wait_hours - self.env.now
+        best, best_room = None, -1
+        for index in job.clusters:
+            cluster = self.inventory.clusters[index]
+            room = self.inventory.free_gpus(cluster, SHARED) + self._reclaimable(index, allowed)
+            if room >= job.gpus and room > best_room:
+                best, best_room = cluster, room
+        if best is not None:
+            self._reclaim_spot(best, job.gpus, allowed)
+
+    def _spot_victims(self, cluster_index: int, allowed_notice: float) -> list[Job]:
+        """Running spot jobs that may still be preempted, newest first."""
+        victims = [
+            j
+            for j in self.running.values()
+            if j.contract == "spot"
+            and j.cluster == cluster_index
+            and j.notice_until is None
+            and j.spot_notice_hours <= allowed_notice + EPS_HOURS
+        ]
+        victims.sort(key=lambda j: (j.run_since, j.job_id), reverse=True)
+        return victims
+
+    def _reclaimable(self, cluster_index: int, allowed_notice: float) -> int:
+        victims = self._spot_victims(cluster_index, allowed_notice)
+        return int(self.pending_release[cluster_index]) + sum(j.gpus for j in victims)
+
+    def _reclaim_spot(self, cluster: ClusterInfo, gpus: int, allowed_notice: float) -> int:
+        """Give notice to spot jobs in ``cluster`` until ``gpus`` GPUs are free or coming free.
+
+        Returns:
+            The GPUs free now or under notice that count towards ``gpus``.
+        """
+        coming = self.inventory.free_gpus(cluster, SHARED) + int(
+            self.pending_release[cluster.index]
+        )
+        for victim in self._spot_victims(cluster.index, allowed_notice):
+            if coming >= gpus:
+                break
+            self._give_notice(victim)
+            coming += victim.gpus
+        return coming
+
+    def _give_notice(self, job: Job) -> None:
+        now = self.env.now
+        job.notice_until = now + job.spot_notice_hours
+        self.pending_release[job.cluster] += job.gpus
+        version = job.version
+        self._after(job.spot_notice_hours, lambda: self._preempt(job, version))
+
+    def _preempt(self, job: Job, version: int) -> None:
+        if job.version != version or job.state != "running":
+            return
+        now = self.env.now
+        self._stop(job)
+        kept = job.checkpointed_hours()
+        job.lost_hours += job.progress_hours - kept
+        job.progress_hours = kept
+        job.preemptions += 1
+        self.preemptions += 1
+        job.state = "queued"
+        job.queued_since = now
+        queue = self._queue_for(job)
+        position = next((i for i, q in enumerate(queue) if q.job_id > job.job_id), len(queue))
+        queue.insert(position, job)
+        self._arm_patience(job)
+        self.schedule()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _queue_for(self, job: Job) -> list[Job] | None:
+        if job.pool == SHARED:
+            return self.queues[job.contract]
+        reservation = self.reservations[job.pool]
+        if reservation.start_hours <= self.env.now < reservation.end_hours:
+            return reservation.queue
+        return None
+
+    def _start(self, job: Job, proposal: Proposal) -> None:
+        now = self.env.now
+        self.inventory.allocate(proposal.nodes, proposal.counts)
+        self._queue_for(job).remove(job)
+        job.state = "running"
+        job.cluster = proposal.cluster
+        job.nodes, job.counts = proposal.nodes, proposal.counts
+        if job.first_start_hours is None:
+            job.first_start_hours = now
+        job.rate, job.rate_since, job.run_since = 1.0, now, now
+        job.version += 1
+        self.running[job.job_id] = job
+        if job.contract != "reserved":
+            self.accounting.move(now, job.gpus, "idle", job.contract)
+        self.accounting.hold(now, job.tenant, "allocated", job.gpus)
+        self._arm_completion(job)
+        self._mark_dirty(proposal.cluster)
+
+    def _stop(self, job: Job) -> None:
+        """Take a running job off its GPUs (completion, preemption or expiry)."""
+        now = self.env.now
+        job.fold(now)
+        job.version += 1
+        self.inventory.release(job.nodes, job.counts)
+        del self.running[job.job_id]
+        if job.notice_until is not None:
+            self.pending_release[job.cluster] -= job.gpus
+            job.notice_until = None
+        if job.contract != "reserved":
+            self.accounting.move(now, job.gpus, job.contract, "idle")
+        self.accounting.hold(now, job.tenant, "allocated", -job.gpus)
+        self._mark_dirty(job.cluster)
+        job.nodes = job.counts = None
+
+    def _complete(self, job: Job, version: int) -> None:
+        if job.version != version or job.state != "running":
+            return
+        self._stop(job)
+        job.progress_hours = job.work_hours
+        job.state = "done"
+        job.end_hours = self.env.now
+        self.schedule()
+
+    def _give_up(self, job: Job, version: int) -> None:
+        """A queued job's patience ran out."""
+        if job.version != version or job.state != "queued":
+            return
+        self._queue_for(job).remove(job)
+        job.state = "preempted" if job.preemptions else "rejected"
+        job.end_hours = self.env.now
+        self.schedule()
+
+    def _activate(self, reservation: Reservation) -> None:
+        reservation.active = True
+        self.schedule()
+
+    def _expire(self, reservation: Reservation) -> None:
+        now = self.env.now
+        for job in sorted(self.running.values(), key=lambda j: j.job_id):
+            if job.pool == reservation.pool:
+                self._stop(job)
+                job.state, job.end_hours = "expired", now
+        for job in reservation.queue:
+            job.version += 1
+            job.state, job.end_hours = "expired", now
+        reservation.queue.clear()
+        reservation.active = False
+        gpn = reservation.cluster.gpus_per_node
+        for node in reservation.nodes:
+            self.inventory.pool[node] = SHARED
+            self.accounting.move(now, gpn, "reserved", "idle")
+            self.accounting.hold(now, reservation.tenant, "reserved", -gpn)
+        reservation.nodes.clear()
+        self.schedule()
+
+    # ------------------------------------------------------------------ timers and epochs
+
+    def _after(self, delay_hours: float, action: Callable[[], None]) -> None:
+        """Run ``action`` after ``delay_hours`` of simulated time."""
+        event = self.env.timeout(max(0.0, delay_hours))
+        event.callbacks.append(lambda _event: action())
+
+    def _arm_completion(self, job: Job) -> None:
+        version = job.version
+        self._after(
+            job.finish_time(self.env.now) - self.env.now, lambda: self._complete(job, version)
+        )
+
+    def _arm_patience(self, job: Job) -> None:
+        job.version += 1
+        if job.max_wait_hours is None:
+            return
+        if job.max_wait_hours == 0:
+            self._give_up(job, job.version)
+            return
+        version = job.version
+        self._after(job.max_wait_hours, lambda: self._give_up(job, version))
+
+    def _mark_dirty(self, cluster: int) -> None:
+        self._dirty.add(cluster)
+        if not self._epoch_pending:
+            self._epoch_pending = True
+            self._after(0.0, self._solve_epochs)
+
+    def _solve_epochs(self) -> None:
+        """Solve each cluster whose running set changed, once, and apply the new rates."""
+        self._epoch_pending = False
+        now = self.env.now
+        for cluster in sorted(self._dirty):
+            jobs = sorted(
+                (j for j in self.running.values() if j.cluster == cluster), key=lambda j: j.job_id
+            )
+            placements = [
+                RunningPlacement(j.job_id, j.tenant, j.contract, j.nodes, j.counts) for j in jobs
+            ]
+            solution = self.fabrics[cluster].solve(placements)
+            self.epochs += 1
+            for job in jobs:
+                rate = 1.0 / solution.slowdown.get(job.job_id, 1.0)
+                if rate != job.rate:
+                    job.fold(now)
+                    job.rate = rate
+                    job.version += 1
+                    self._arm_completion(job)
+        self._dirty.clear()
+
+    def close(self, horizon_hours: float) -> None:
+        """Stop the clock at the horizon: bring every running job and count up to date."""
+        for job in self.running.values():
+            job.fold(horizon_hours)
+        self.accounting.advance(horizon_hours)

@@ -1,0 +1,1 @@
+"""Metrics: time-weighted GPU-hour accounting, timeseries and run summaries."""

@@ -1,0 +1,162 @@
+"""The run summary: the figures of ``summary.json``, overall and per tenant.
+
+Definitions (all GPU-hours are integrated exactly over the horizon):
+
+- ``capacity_gpu_hours`` = GPUs owned × horizon
+  = ``internal + sold + idle + down`` GPU-hours.
+- ``sold_gpu_hours``: reserved blocks (whole blocks, used or not, since they
+  are paid for) plus GPUs held by on-demand and spot jobs.
+- ``allocated_gpu_hours``: GPUs held by jobs and by the internal inference fleet.
+- ``usable_gpu_hours``: work that counts: each job's GPUs × the work it did
+  at its fabric-given speed, less the work lost to preemption; the inference
+  fleet's GPU-hours. ``usable_compute_fraction`` = usable / allocated.
+- ``iteration_slowdown``: each job's run time over the work it did (1.0 on
+  an ideal fabric), quantiles weighted by work done (so, by iterations).
+- ``queue_wait_hours``: submission to first start, over jobs that started.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim.metrics.stats import quantile, weighted_quantile
+
+NOT_MODELLED = (
+    "inference_latency_ms_p50",
+    "inference_latency_ms_p99",
+    "inference_latency_ms_p999",
+    "fct_slowdown_p99",
+    "pfc_pause_fraction",
+    "ecn_mark_fraction",
+    "failures",
+    "revenue_usd",
+    "cost_usd",
+    "margin_usd",
+)
+"""Keys whose figures the current models do not produce (written as null)."""
+
+
+def _job_figures(jobs: pd.DataFrame) -> dict[str, Any]:
+    started = jobs[jobs["start_hours"].notna()]
+    worked = jobs[jobs["done_work_hours"] > 0]
+    slowdown = worked["run_hours"] / worked["done_work_hours"]
+    waits = started["wait_hours"].to_numpy(dtype=float)
+    return {
+        "jobs_submitted": len(jobs),
+        "jobs_completed": int((jobs["outcome"] == "done").sum()),
+        "jobs_rejected": int((jobs["outcome"] == "rejected").sum()),
+        "preemptions": int(jobs["preemptions"].sum()),
+        "queue_wait_hours_mean": float(waits.mean()) if waits.size else None,
+        "queue_wait_hours_p99": quantile(waits, 0.99),
+        "iteration_slowdown_p50": weighted_quantile(slowdown, worked["done_work_hours"], 0.5),
+        "iteration_slowdown_p99": weighted_quantile(slowdown, worked["done_work_hours"], 0.99),
+        "lost_gpu_hours": float(jobs["lost_gpu_hours"].sum()),
+    }
+
+
+def _fraction(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator > 0 else None
+
+
+def summarize(
+    *,
+    scenario_name: str,
+    seed: int,
+    horizon_hours: float,
+    wall_seconds: float,
+    gpus_total: int,
+    class_gpu_hours: dict[str, float],
+    tenant_gpu_hours: dict[str, dict[str, float]],
+    tenant_contracts: dict[str, str],
+    jobs: pd.DataFrame,
+    fabric_epochs: int,
+) -> dict[str, Any]:
+    """Build the ``summary.json`` mapping from a finished run.
+
+    Args:
+        scenario_name: The scenario's name.
+        seed: The root seed used.
+        horizon_hours: Simulated time.
+        wall_seconds: Real time the run took.
+        gpus_total: GPUs owned by the provider.
+        class_gpu_hours: GPU-hours by class (internal, reserved, on_demand, spot, idle, down).
+        tenant_gpu_hours: Per tenant (and "internal"), GPU-hours by kind of holding.
+        tenant_contracts: Contract kind of each tenant, in scenario order.
+        jobs: The jobs table (see :func:`sim.runner.jobs_frame`).
+        fabric_epochs: How many fabric solves the run made.
+    """
+    usable = jobs["gpus"] * jobs["done_work_hours"] - jobs["lost_gpu_hours"]
+    jobs = jobs.assign(
+        usable_gpu_hours=usable, allocated_gpu_hours=jobs["gpus"] * jobs["run_hours"]
+    )
+    inference_hours = tenant_gpu_hours.get("internal", {}).get("inference", 0.0)
+    allocated = float(jobs["allocated_gpu_hours"].sum()) + inference_hours
+    usable_total = float(jobs["usable_gpu_hours"].sum()) + inference_hours
+    sold = class_gpu_hours["reserved"] + class_gpu_hours["on_demand"] + class_gpu_hours["spot"]
+    summary: dict[str, Any] = {
+        "scenario": scenario_name,
+        "seed": seed,
+        "horizon_hours": horizon_hours,
+        "wall_seconds": wall_seconds,
+        "gpus_total": gpus_total,
+        "capacity_gpu_hours": gpus_total * horizon_hours,
+        "internal_gpu_hours": class_gpu_hours["internal"],
+        "sold_gpu_hours": sold,
+        "idle_gpu_hours": class_gpu_hours["idle"],
+        "down_gpu_hours": class_gpu_hours["down"],
+        "reserved_gpu_hours": class_gpu_hours["reserved"],
+        "on_demand_gpu_hours": class_gpu_hours["on_demand"],
+        "spot_gpu_hours": class_gpu_hours["spot"],
+        "allocated_gpu_hours": allocated,
+        "usable_gpu_hours": usable_total,
+        "usable_compute_fraction": _fraction(usable_total, allocated),
+    }
+    summary.update(_job_figures(jobs))
+    summary.update(dict.fromkeys(NOT_MODELLED))
+    summary["fabric_epochs"] = fabric_epochs
+    summary["reserved_shortfall_gpu_hours"] = sum(
+        hours.get("reserved_shortfall", 0.0) for hours in tenant_gpu_hours.values()
+    )
+    summary["internal_inference_shortfall_gpu_hours"] = tenant_gpu_hours.get("internal", {}).get(
+        "inference_shortfall", 0.0
+    )
+
+    tenants: dict[str, dict[str, Any]] = {}
+    for name, contract in [("internal", "internal"), *tenant_contracts.items()]:
+        own = jobs[jobs["tenant"] == name]
+        hours = tenant_gpu_hours.get(name, {})
+        extra = inference_hours if name == "internal" else 0.0
+        t_alloc = float(own["allocated_gpu_hours"].sum()) + extra
+        t_usable = float(own["usable_gpu_hours"].sum()) + extra
+        entry: dict[str, Any] = {"contract": contract}
+        if name == "internal":
+            entry["internal_gpu_hours"] = class_gpu_hours["internal"]
+            entry["inference_gpu_hours"] = inference_hours
+        else:
+            sold_hours = hours.get("reserved", 0.0) if contract == "reserved" else t_alloc
+            entry["sold_gpu_hours"] = sold_hours
+        entry["allocated_gpu_hours"] = t_alloc
+        entry["usable_gpu_hours"] = t_usable
+        entry["usable_compute_fraction"] = _fraction(t_usable, t_alloc)
+        if contract == "reserved":
+            entry["reserved_utilization"] = _fraction(t_alloc, hours.get("reserved", 0.0))
+            entry["reserved_shortfall_gpu_hours"] = hours.get("reserved_shortfall", 0.0)
+        entry.update(_job_figures(own))
+        entry.update(dict.fromkeys(NOT_MODELLED))
+        tenants[name] = entry
+    summary["tenants"] = tenants
+    return _plain(summary)
+
+
+def _plain(value: Any) -> Any:
+    """Turn numpy scalars into plain Python numbers for JSON."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value

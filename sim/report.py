@@ -1,0 +1,70 @@
+"""Terminal tables of run summaries (rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+OVERALL = (
+    ("GPUs", "gpus_total", "{:,.0f}"),
+    ("capacity GPU-h", "capacity_gpu_hours", "{:,.0f}"),
+    ("internal GPU-h", "internal_gpu_hours", "{:,.0f}"),
+    ("sold GPU-h", "sold_gpu_hours", "{:,.0f}"),
+    ("idle GPU-h", "idle_gpu_hours", "{:,.0f}"),
+    ("down GPU-h", "down_gpu_hours", "{:,.0f}"),
+    ("usable compute", "usable_compute_fraction", "{:.1%}"),
+    ("iteration slowdown P99", "iteration_slowdown_p99", "{:.3f}"),
+    ("inference P99 ms", "inference_latency_ms_p99", "{:.2f}"),
+    ("PFC pause fraction", "pfc_pause_fraction", "{:.2%}"),
+    ("jobs submitted", "jobs_submitted", "{:,}"),
+    ("jobs completed", "jobs_completed", "{:,}"),
+    ("jobs rejected", "jobs_rejected", "{:,}"),
+    ("preemptions", "preemptions", "{:,}"),
+    ("queue wait mean h", "queue_wait_hours_mean", "{:.2f}"),
+    ("queue wait P99 h", "queue_wait_hours_p99", "{:.2f}"),
+    ("revenue USD", "revenue_usd", "{:,.0f}"),
+    ("margin USD", "margin_usd", "{:,.0f}"),
+)
+
+PER_TENANT = (
+    ("contract", "contract", "{}"),
+    ("GPU-h", "allocated_gpu_hours", "{:,.0f}"),
+    ("usable", "usable_compute_fraction", "{:.1%}"),
+    ("jobs", "jobs_submitted", "{:,}"),
+    ("done", "jobs_completed", "{:,}"),
+    ("rejected", "jobs_rejected", "{:,}"),
+    ("preempted", "preemptions", "{:,}"),
+    ("wait mean h", "queue_wait_hours_mean", "{:.2f}"),
+    ("wait P99 h", "queue_wait_hours_p99", "{:.2f}"),
+    ("slowdown P99", "iteration_slowdown_p99", "{:.3f}"),
+)
+
+
+def _cell(value: Any, fmt: str) -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+    """Print the overall figures and one row per tenant."""
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=120)
+    overall = Table(
+        title=f"{summary['scenario']} (seed {summary['seed']}, {summary['horizon_hours']:g} h)",
+        show_header=False,
+    )
+    overall.add_column("figure")
+    overall.add_column("value", justify="right")
+    for label, key, fmt in OVERALL:
+        overall.add_row(label, _cell(summary.get(key), fmt))
+    console.print(overall)
+    tenants = Table(title="tenants")
+    tenants.add_column("tenant")
+    for label, _, _ in PER_TENANT:
+        tenants.add_column(label, justify="right")
+    for name, figures in summary.get("tenants", {}).items():
+        tenants.add_row(name, *(_cell(figures.get(key), fmt) for _, key, fmt in PER_TENANT))
+    console.print(tenants)

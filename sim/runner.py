@@ -1,0 +1,283 @@
+"""Run a scenario: build the provider, start the SimPy processes, collect results.
+
+The processes are thin: each tenant's arrival stream, the provider's training
+bursts, and the inference fleet's diurnal resizing only call into the
+:class:`~sim.market.marketplace.Marketplace`, which makes every decision.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from sim.fabric.model import FABRICS
+from sim.market.inventory import SHARED, ClusterInfo, Inventory
+from sim.market.marketplace import Marketplace
+from sim.metrics.accounting import Accounting
+from sim.metrics.summary import summarize
+from sim.policies.placement import make_placement
+from sim.rng import Streams
+from sim.scenario.loader import dump_scenario
+from sim.scenario.models import BatchWorkload, InternalTraining, ReservedContract, Scenario
+from sim.workloads.jobs import Job
+from sim.workloads.sampling import draw_duration_hours, draw_gap_hours, draw_gpus
+
+JOB_COLUMNS = (
+    "job_id",
+    "tenant",
+    "contract",
+    "cluster",
+    "gpus",
+    "submit_hours",
+    "start_hours",
+    "end_hours",
+    "wait_hours",
+    "work_hours",
+    "done_work_hours",
+    "run_hours",
+    "lost_gpu_hours",
+    "preemptions",
+    "outcome",
+)
+
+
+@dataclass
+class RunResult:
+    """Everything a run produces."""
+
+    scenario: Scenario
+    summary: dict[str, Any]
+    jobs: pd.DataFrame
+    timeseries: pd.DataFrame
+
+
+class Simulation:
+    """One scenario, wired up and ready to run.
+
+    Args:
+        scenario: A validated scenario.
+    """
+
+    def __init__(self, scenario: Scenario):
+        self.scenario = scenario
+        self.streams = Streams(scenario.seed)
+        self.env = simpy.Environment()
+        infos: list[ClusterInfo] = []
+        for site in scenario.provider.sites:
+            for cluster in site.clusters:
+                first = sum(c.nodes for c in infos)
+                infos.append(
+                    ClusterInfo(
+                        len(infos),
+                        cluster.name,
+                        site.name,
+                        first,
+                        cluster.nodes,
+                        cluster.gpus_per_node,
+                        cluster.accelerator,
+                    )
+                )
+        self.clusters = infos
+        self.cluster_index = {c.name: c.index for c in infos}
+        self.inventory = Inventory(infos)
+        self.accounting = Accounting(self.inventory.gpus_total)
+        fabrics = [
+            FABRICS[c.fabric.kind](c.fabric, gpus_per_node=c.gpus_per_node)
+            for c in scenario.provider.clusters()
+        ]
+        self.market = Marketplace(
+            self.env,
+            self.inventory,
+            make_placement(scenario.policies.placement),
+            fabrics,
+            self.accounting,
+            backfill=scenario.policies.scheduling.backfill,
+            backfill_depth=scenario.policies.scheduling.backfill_depth,
+        )
+        self._next_job_id = 0
+        self._wire()
+
+    def _eligible(self, cluster: str | None) -> tuple[int, ...]:
+        if cluster is None:
+            return tuple(c.index for c in self.clusters)
+        return (self.cluster_index[cluster],)
+
+    def _wire(self) -> None:
+        """Create reservations, the inference fleet and every arrival process."""
+        scenario = self.scenario
+        for tenant in scenario.tenants:
+            contract = tenant.contract
+            pool, clusters = SHARED, self._eligible(tenant.cluster)
+            if isinstance(contract, ReservedContract):
+                home = next(
+                    self.clusters[i]
+                    for i in clusters
+                    if contract.gpus % self.clusters[i].gpus_per_node == 0
+                    and contract.gpus <= self.clusters[i].gpus
+                )
+                end = contract.start + contract.term if contract.term is not None else math.inf
+                reservation = self.market.add_reservation(
+                    tenant.name, home, contract.gpus, contract.start, end
+                )
+                pool, clusters = reservation.pool, (home.index,)
+            self.env.process(
+                self._arrivals(
+                    tenant.name, contract.kind, tenant.workload, pool, clusters, contract
+                )
+            )
+        internal = scenario.internal
+        if internal.inference is not None:
+            fleet = self.market.add_inference(
+                [self.clusters[i] for i in self._eligible(internal.inference.cluster)]
+            )
+            self.env.process(self._inference(internal.inference, fleet))
+        if internal.training is not None:
+            self.env.process(
+                self._arrivals(
+                    "internal",
+                    "internal",
+                    internal.training,
+                    SHARED,
+                    self._eligible(internal.training.cluster),
+                    None,
+                )
+            )
+
+    def _arrivals(
+        self,
+        tenant: str,
+        contract_kind: str,
+        workload: BatchWorkload | InternalTraining,
+        pool: int,
+        clusters: tuple[int, ...],
+        contract: Any,
+    ) -> Iterator[simpy.Event]:
+        """Submit a tenant's jobs as they arrive. Each draw has its own named stream."""
+        gaps = self.streams.get(f"{tenant}/arrivals")
+        sizes = self.streams.get(f"{tenant}/gpus")
+        durations = self.streams.get(f"{tenant}/durations")
+        max_jobs = getattr(workload, "max_jobs", None)
+        submitted = 0
+        while max_jobs is None or submitted < max_jobs:
+            yield self.env.timeout(draw_gap_hours(workload.arrivals, gaps))
+            job = Job(
+                job_id=self._next_job_id,
+                tenant=tenant,
+                contract=contract_kind,
+                gpus=draw_gpus(workload.gpus, sizes),
+                work_hours=draw_duration_hours(workload.duration, durations),
+                submit_hours=self.env.now,
+                clusters=clusters,
+                pool=pool,
+                checkpoint_hours=workload.checkpoint_interval,
+                max_wait_hours=getattr(contract, "max_wait", None),
+                spot_notice_hours=getattr(contract, "notice", 0.0),
+            )
+            self._next_job_id += 1
+            submitted += 1
+            self.market.submit(job)
+
+    def _inference(self, spec: Any, fleet: Any) -> Iterator[simpy.Event]:
+        """Resize the internal inference fleet along its diurnal curve."""
+        while True:
+            hour_of_day = self.env.now % 24.0
+            shape = 1.0 + spec.amplitude * math.cos(
+                2 * math.pi * (hour_of_day - spec.peak_hour) / 24
+            )
+            self.market.set_inference_target(math.ceil(spec.gpus * shape))
+            yield self.env.timeout(spec.step)
+
+    def run(self) -> RunResult:
+        """Run to the horizon and gather the results."""
+        started = time.perf_counter()
+        horizon = self.scenario.horizon
+        self.env.run(until=horizon)
+        self.market.close(horizon)
+        jobs = self.jobs_frame()
+        summary = summarize(
+            scenario_name=self.scenario.name,
+            seed=self.scenario.seed,
+            horizon_hours=horizon,
+            wall_seconds=time.perf_counter() - started,
+            gpus_total=self.inventory.gpus_total,
+            class_gpu_hours=dict(self.accounting.gpu_hours),
+            tenant_gpu_hours={k: dict(v) for k, v in self.accounting.tenant_gpu_hours.items()},
+            tenant_contracts={t.name: t.contract.kind for t in self.scenario.tenants},
+            jobs=jobs,
+            fabric_epochs=self.market.epochs,
+        )
+        return RunResult(self.scenario, summary, jobs, self.accounting.timeseries())
+
+    def jobs_frame(self) -> pd.DataFrame:
+        """One row per job: who, how big, when, how it ended."""
+        jobs = self.market.jobs
+        names = [c.name for c in self.clusters]
+
+        def column(values: list[Any], dtype: Any) -> np.ndarray:
+            return np.array(values, dtype=dtype)
+
+        data = {
+            "job_id": column([j.job_id for j in jobs], np.int64),
+            "tenant": [j.tenant for j in jobs],
+            "contract": [j.contract for j in jobs],
+            "cluster": [names[j.cluster] if j.cluster is not None else None for j in jobs],
+            "gpus": column([j.gpus for j in jobs], np.int64),
+            "submit_hours": column([j.submit_hours for j in jobs], float),
+            "start_hours": column([_nan(j.first_start_hours) for j in jobs], float),
+            "end_hours": column([_nan(j.end_hours) for j in jobs], float),
+            "wait_hours": column([_nan(j.wait_hours) for j in jobs], float),
+            "work_hours": column([j.work_hours for j in jobs], float),
+            "done_work_hours": column([j.done_work_hours for j in jobs], float),
+            "run_hours": column([j.run_hours for j in jobs], float),
+            "lost_gpu_hours": column([j.lost_hours * j.gpus for j in jobs], float),
+            "preemptions": column([j.preemptions for j in jobs], np.int64),
+            "outcome": [j.state for j in jobs],
+        }
+        return pd.DataFrame(data, columns=list(JOB_COLUMNS))
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def simulate(scenario: Scenario) -> RunResult:
+    """Run a scenario to its horizon."""
+    return Simulation(scenario).run()
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Write via a temporary file in the same folder, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_run(result: RunResult, out_dir: str | Path) -> Path:
+    """Write the run directory: resolved.yaml, summary.json, jobs and timeseries tables."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = dump_scenario(result.scenario)
+    _atomic_write(out / "resolved.yaml", lambda p: Path(p).write_text(resolved, encoding="utf-8"))
+    text = json.dumps(result.summary, indent=2, allow_nan=False) + "\n"
+    _atomic_write(out / "jobs.parquet", lambda p: result.jobs.to_parquet(p, index=False))
+    _atomic_write(
+        out / "timeseries.parquet", lambda p: result.timeseries.to_parquet(p, index=False)
+    )
+    _atomic_write(out / "summary.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
+    return out

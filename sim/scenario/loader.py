@@ -1,0 +1,299 @@
+"""Read scenario files: YAML with line numbers, ``--set`` overrides, validation.
+
+Every problem is reported as one line naming the file, the line where it can
+be found, the dotted field and what is wrong, e.g.::
+
+    quickstart.yaml:14: tenants[1].contract.max_wait: invalid duration 'soon' ...
+
+Overrides use dotted paths; list items may be picked by index or, when they
+have a ``name``, by name: ``tenants.acme.contract.max_wait=2h``. Values are
+parsed as YAML, so ``=[8, 16]`` is a list and ``=2h`` a string.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from sim.scenario.models import Scenario
+
+Path_ = tuple[str | int, ...]
+
+
+class ScenarioError(Exception):
+    """Bad input: a list of human-readable problems, one per line."""
+
+    def __init__(self, problems: Sequence[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def dotted(path: Iterable[str | int]) -> str:
+    """Render a path as ``tenants[1].contract.kind``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _to_python(node: yaml.Node, path: Path_, lines: dict[Path_, int], source: str) -> Any:
+    """Turn a composed YAML node into plain data, noting the line of every path."""
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = yaml.safe_load(yaml.serialize(key_node))
+            if not isinstance(key, str):
+                raise ScenarioError(
+                    [
+                        f"{source}:{key_node.start_mark.line + 1}: {dotted(path)}: key {key!r} "
+                        "must be a string"
+                    ]
+                )
+            if key in out:
+                raise ScenarioError(
+                    [
+                        f"{source}:{key_node.start_mark.line + 1}: {dotted((*path, key))}: "
+                        "duplicate key"
+                    ]
+                )
+            out[key] = _to_python(value_node, (*path, key), lines, source)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(v, (*path, i), lines, source) for i, v in enumerate(node.value)]
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def parse_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
+    """Parse YAML text, returning the data and a map from paths to line numbers.
+
+    Raises:
+        ScenarioError: If the text is not valid YAML.
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError([f"{where}: not valid YAML: {problem}"]) from None
+    lines: dict[Path_, int] = {}
+    if node is None:
+        return None, lines
+    return _to_python(node, (), lines, source), lines
+
+
+def _step(container: Any, part: str, so_far: Path_, override: str) -> tuple[Any, str | int]:
+    """Resolve one segment of an override path inside ``container``."""
+    if isinstance(container, dict):
+        return container, part
+    if isinstance(container, list):
+        if part.lstrip("-").isdigit():
+            index = int(part)
+            if not -len(container) <= index < len(container):
+                raise ScenarioError(
+                    [
+                        f"--set {override}: {dotted(so_far)} has {len(container)} items, "
+                        f"no index {index}"
+                    ]
+                )
+            return container, index % len(container)
+        for i, item in enumerate(container):
+            if isinstance(item, dict) and item.get("name") == part:
+                return container, i
+        names = [item.get("name") for item in container if isinstance(item, dict)]
+        raise ScenarioError(
+            [
+                f"--set {override}: {dotted(so_far)} has no item named {part!r} "
+                f"(names: {[n for n in names if n is not None]})"
+            ]
+        )
+    raise ScenarioError(
+        [
+            f"--set {override}: {dotted(so_far)} is a {type(container).__name__}, "
+            f"it has no field {part!r}"
+        ]
+    )
+
+
+def apply_override(data: dict[str, Any], override: str, lines: dict[Path_, int]) -> None:
+    """Apply one ``dotted.path=value`` override to ``data`` in place.
+
+    Raises:
+        ScenarioError: If the override is malformed or its path does not exist.
+    """
+    key, sep, raw = override.partition("=")
+    parts = [p for p in key.strip().split(".")]
+    if not sep or not key.strip() or any(not p for p in parts):
+        raise ScenarioError([f"--set {override}: expected dotted.path=value"])
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ScenarioError([f"--set {override}: value is not valid YAML: {exc}"]) from None
+    container: Any = data
+    path: Path_ = ()
+    for depth, part in enumerate(parts):
+        holder, index = _step(container, part, path, override)
+        path = (*path, index)
+        last = depth == len(parts) - 1
+        if last:
+            holder[index] = value
+        else:
+            if isinstance(holder, dict) and index not in holder:
+                holder[index] = {}
+            container = holder[index]
+    for known in [p for p in lines if p[: len(path)] == path]:
+        del lines[known]
+    lines[path] = -1  # marks "from --set"
+
+
+def _locate(loc: tuple[Any, ...], data: Any) -> Path_:
+    """Map a pydantic error location onto the path in the raw data.
+
+    Pydantic inserts the tag of a discriminated union (``'spot'``) and the
+    names of validators into locations; they are not keys of the data.
+    """
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
+            path.append(part)
+            node = node[part]
+        elif (isinstance(node, dict) and part == node.get("kind")) or "[" in str(part):
+            continue
+        else:
+            path.append(part)
+            node = None
+    return tuple(path)
+
+
+def _undotted(text: str) -> Path_:
+    """Parse ``tenants[1].contract`` back into a path; non-paths give ``()``."""
+    if not re.fullmatch(r"[A-Za-z_][\w]*(\[\d+\]|\.[A-Za-z_][\w]*)*", text):
+        return ()
+    return tuple(
+        int(index) if index else name
+        for name, index in re.findall(r"([A-Za-z_]\w*)|\[(\d+)\]", text)
+    )
+
+
+def _line_for(path: Path_, lines: dict[Path_, int]) -> int | None:
+    for end in range(len(path), -1, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return None
+
+
+def _where(source: str, line: int | None) -> str:
+    if line is None:
+        return source
+    return f"{source}:{line}" if line > 0 else f"{source} (--set)"
+
+
+def _message(error: dict[str, Any]) -> str:
+    msg = str(error.get("msg", "invalid"))
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    if error.get("type") == "extra_forbidden":
+        msg = "unknown field (check its spelling; `surplus schema` lists the fields)"
+    elif error.get("type") == "union_tag_invalid":
+        ctx = error.get("ctx", {})
+        msg = f"unknown kind {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+    elif error.get("type") == "union_tag_not_found":
+        msg = "missing field 'kind'"
+    elif error.get("type") == "missing":
+        msg = "missing required field"
+    return msg
+
+
+def validation_problems(
+    exc: ValidationError, data: Any, lines: dict[Path_, int], source: str
+) -> list[str]:
+    """Render a pydantic ValidationError as one line per problem."""
+    problems: list[str] = []
+    for error in exc.errors(include_url=False):
+        path = _locate(tuple(error.get("loc", ())), data)
+        line = _line_for(path, lines)
+        where = (
+            source if line is None else (f"{source}:{line}" if line > 0 else f"{source} (--set)")
+        )
+        for text in _message(error).splitlines():
+            # Model-level checks already name their field in the text.
+            if path:
+                problems.append(f"{where}: {dotted(path)}: {text}")
+            else:
+                field_line = _line_for(_undotted(text.split(":", 1)[0]), lines)
+                problems.append(f"{_where(source, field_line)}: {text}")
+    return problems
+
+
+def load_scenario(
+    path: str | Path, overrides: Sequence[str] = (), seed: int | None = None
+) -> Scenario:
+    """Read, override and validate a scenario file.
+
+    Args:
+        path: The YAML scenario file.
+        overrides: ``dotted.path=value`` strings applied in order.
+        seed: If given, replaces the scenario's ``seed``.
+
+    Returns:
+        The validated scenario.
+
+    Raises:
+        ScenarioError: With one line per problem, if anything is wrong.
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError([f"{source}: no such file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError([f"{source}: cannot read: {exc}"]) from None
+    return scenario_from_text(text, source, overrides, seed)
+
+
+def scenario_from_text(
+    text: str, source: str = "<scenario>", overrides: Sequence[str] = (), seed: int | None = None
+) -> Scenario:
+    """Validate scenario YAML text; see :func:`load_scenario`."""
+    data, lines = parse_yaml(text, source)
+    if not isinstance(data, dict):
+        raise ScenarioError(
+            [
+                f"{source}: a scenario must be a mapping of fields, got "
+                f"{type(data).__name__ if data is not None else 'an empty file'}"
+            ]
+        )
+    problems: list[str] = []
+    for override in overrides:
+        try:
+            apply_override(data, override, lines)
+        except ScenarioError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ScenarioError(problems)
+    if seed is not None:
+        data["seed"] = seed
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(validation_problems(exc, data, lines, source)) from None
+
+
+def dump_scenario(scenario: Scenario) -> str:
+    """The fully resolved scenario as YAML, readable by :func:`load_scenario`."""
+    data = scenario.model_dump(mode="json")
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)

@@ -1,0 +1,434 @@
+"""Scenario files as pydantic models.
+
+A scenario describes a provider (sites, clusters, nodes), the provider's own
+internal demand, the outside tenants with their contracts and workloads, and
+the policies that run the marketplace. Every choice among alternatives is a
+discriminated union on a ``kind`` field, so that the JSON Schema tells an
+editor exactly which fields each kind takes.
+
+Durations are hours internally; files may write them as "90s", "15m", "6h",
+"30d" (see :mod:`sim.scenario.durations`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
+
+from sim.scenario.durations import format_duration, parse_duration_hours
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration_hours),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "description": "hours"},
+                {"type": "string", "pattern": r"^(\s*[0-9.]+\s*(us|ms|min|s|m|h|d|w)\s*)+$"},
+            ],
+            "description": 'A duration: hours as a number, or "90s", "15m", "6h", "30d".',
+        }
+    ),
+]
+"""A non-negative duration in hours, written in files as "90s", "6h", "30d"."""
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
+
+
+class Strict(BaseModel):
+    """Base for scenario models: unknown fields are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _shorthand(kind: str, field: str):
+    """Let a bare value stand for ``{kind: KIND, FIELD: value}``."""
+
+    def expand(value: Any) -> Any:
+        if isinstance(value, dict | BaseModel):
+            return value
+        return {"kind": kind, field: value}
+
+    return BeforeValidator(expand)
+
+
+# --------------------------------------------------------------------------- distributions
+
+
+class FixedDuration(Strict):
+    """Every draw is the same duration."""
+
+    kind: Literal["fixed"] = "fixed"
+    value: Duration
+
+
+class ExponentialDuration(Strict):
+    """Exponentially distributed duration (memoryless service)."""
+
+    kind: Literal["exponential"]
+    mean: Duration = Field(gt=0)
+
+
+class LognormalDuration(Strict):
+    """Log-normal duration given by its median and the sigma of its logarithm.
+
+    Cluster traces (Philly, Helios) have heavy-tailed run times that a
+    log-normal fits well: Philly's median run is 874 s and its mean 18,006 s,
+    which a median of 874 s with sigma about 2.46 reproduces.
+    """
+
+    kind: Literal["lognormal"]
+    median: Duration = Field(gt=0)
+    sigma: float = Field(gt=0, le=5)
+
+
+class UniformDuration(Strict):
+    """Duration uniform between ``low`` and ``high``."""
+
+    kind: Literal["uniform"]
+    low: Duration
+    high: Duration
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformDuration:
+        if self.high < self.low:
+            raise ValueError("high must not be below low")
+        return self
+
+
+DurationDist = Annotated[
+    FixedDuration | ExponentialDuration | LognormalDuration | UniformDuration,
+    Field(discriminator="kind"),
+    _shorthand("fixed", "value"),
+]
+
+
+class FixedGpus(Strict):
+    """Every job asks for the same number of GPUs."""
+
+    kind: Literal["fixed"] = "fixed"
+    value: int = Field(gt=0)
+
+
+class ChoiceGpus(Strict):
+    """GPUs per job drawn from a list of sizes with optional weights."""
+
+    kind: Literal["choice"]
+    values: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
+    weights: list[Annotated[float, Field(ge=0)]] | None = None
+
+    @model_validator(mode="after")
+    def _weights_match(self) -> ChoiceGpus:
+        if self.weights is not None:
+            if len(self.weights) != len(self.values):
+                raise ValueError(
+                    f"weights has {len(self.weights)} entries but values has {len(self.values)}"
+                )
+            if not sum(self.weights) > 0:
+                raise ValueError("weights must not all be zero")
+        return self
+
+
+GpuDist = Annotated[
+    FixedGpus | ChoiceGpus, Field(discriminator="kind"), _shorthand("fixed", "value")
+]
+
+
+def gpu_sizes(dist: FixedGpus | ChoiceGpus) -> list[int]:
+    """All job sizes a GPU distribution can draw."""
+    return [dist.value] if isinstance(dist, FixedGpus) else list(dist.values)
+
+
+class PoissonArrivals(Strict):
+    """Poisson arrivals: exponential gaps with the given mean rate."""
+
+    kind: Literal["poisson"]
+    rate_per_hour: float = Field(gt=0)
+
+
+Arrivals = Annotated[PoissonArrivals, Field(discriminator="kind")]
+
+
+# --------------------------------------------------------------------------- workloads
+
+
+class BatchWorkload(Strict):
+    """Jobs that each hold some GPUs for a run time of work, then leave.
+
+    ``duration`` is the work a job needs on an unslowed fabric (its ideal run
+    time); ``checkpoint_interval`` is the work between checkpoints (every N
+    iterations, so it is counted in work, not wall time). A preempted or failed
+    job resumes from its last checkpoint; without checkpoints it starts over.
+    """
+
+    kind: Literal["batch"] = "batch"
+    arrivals: Arrivals
+    gpus: GpuDist
+    duration: DurationDist
+    checkpoint_interval: Duration | None = Field(default=None, gt=0)
+    max_jobs: int | None = Field(default=None, gt=0, description="stop submitting after this many")
+
+
+# --------------------------------------------------------------------------- contracts
+
+
+class ReservedContract(Strict):
+    """A guaranteed block of GPUs for a term, never preempted.
+
+    The provider carves ``gpus`` GPUs (whole nodes) out of one cluster for the
+    term; the tenant's jobs queue FIFO with backfill inside that block. Unused
+    reserved GPUs are paid for, so they count as sold.
+    """
+
+    kind: Literal["reserved"]
+    gpus: int = Field(gt=0)
+    start: Duration = 0.0
+    term: Duration | None = Field(default=None, gt=0, description="default: to the horizon")
+    max_wait: Duration | None = None
+
+
+class OnDemandContract(Strict):
+    """Jobs queue FIFO with backfill for surplus GPUs; never preempted."""
+
+    kind: Literal["on_demand"]
+    max_wait: Duration | None = Field(
+        default=None, description="reject a job that waits longer; 0 = start at once or reject"
+    )
+
+
+class SpotContract(Strict):
+    """Surplus GPUs that higher classes reclaim after a notice period.
+
+    On preemption the work since the job's last checkpoint is lost and the job
+    queues again (its ``max_wait`` clock restarts).
+    """
+
+    kind: Literal["spot"]
+    notice: Duration = 2.0 / 60.0
+    max_wait: Duration | None = None
+
+
+Contract = Annotated[
+    ReservedContract | OnDemandContract | SpotContract, Field(discriminator="kind")
+]
+
+
+class Tenant(Strict):
+    """An outside buyer of GPU capacity."""
+
+    name: Name
+    contract: Contract
+    workload: BatchWorkload
+    cluster: str | None = Field(default=None, description="run only in this cluster")
+
+
+# --------------------------------------------------------------------------- internal demand
+
+
+class InternalInference(Strict):
+    """The provider's own inference fleet: a diurnal base of whole nodes.
+
+    The fleet wants ``gpus * (1 + amplitude * cos(2π (t − peak_hour) / 24h))``
+    GPUs, rounded up to whole nodes, re-evaluated every ``step``. It has
+    priority over everything sold and reclaims spot capacity when it grows.
+    """
+
+    gpus: int = Field(gt=0, description="mean GPUs of the fleet")
+    amplitude: float = Field(default=0.3, ge=0, le=1)
+    peak_hour: float = Field(default=20.0, ge=0, lt=24)
+    step: Duration = Field(default=1.0, gt=0)
+    cluster: str | None = None
+
+
+class InternalTraining(Strict):
+    """Bursts of the provider's own large training jobs, first in every queue."""
+
+    arrivals: Arrivals
+    gpus: GpuDist
+    duration: DurationDist
+    checkpoint_interval: Duration | None = Field(default=None, gt=0)
+    cluster: str | None = None
+
+
+class Internal(Strict):
+    """The provider's own demand, served before anything sold."""
+
+    inference: InternalInference | None = None
+    training: InternalTraining | None = None
+
+
+# --------------------------------------------------------------------------- provider
+
+
+class IdealFabric(Strict):
+    """No network effects: communication never slows a job."""
+
+    kind: Literal["ideal"] = "ideal"
+
+
+Fabric = Annotated[IdealFabric, Field(discriminator="kind")]
+
+
+class Cluster(Strict):
+    """A cluster of identical nodes on one fabric."""
+
+    name: Name
+    nodes: int = Field(gt=0)
+    gpus_per_node: int = Field(default=8, gt=0)
+    accelerator: str = "H100"
+    fabric: Fabric = IdealFabric()
+
+
+class Site(Strict):
+    """A data-centre site holding one or more clusters."""
+
+    name: Name
+    clusters: list[Cluster] = Field(min_length=1)
+
+
+class Provider(Strict):
+    """Everything the provider owns."""
+
+    sites: list[Site] = Field(min_length=1)
+
+    def clusters(self) -> list[Cluster]:
+        """All clusters, in file order."""
+        return [cluster for site in self.sites for cluster in site.clusters]
+
+
+# --------------------------------------------------------------------------- policies
+
+
+class FirstFitPlacement(Strict):
+    """Place a job on the lowest-numbered nodes that fit it."""
+
+    kind: Literal["first_fit"] = "first_fit"
+
+
+Placement = Annotated[FirstFitPlacement, Field(discriminator="kind")]
+
+
+class Scheduling(Strict):
+    """How queues are served: FIFO by class, with EASY backfilling."""
+
+    backfill: bool = True
+    backfill_depth: int = Field(
+        default=200, ge=1, description="queued jobs examined per pass, as Slurm's bf_max_job_test"
+    )
+
+
+class Policies(Strict):
+    """Policy choices, each picked by ``kind`` from a registry."""
+
+    placement: Placement = FirstFitPlacement()
+    scheduling: Scheduling = Scheduling()
+
+
+# --------------------------------------------------------------------------- scenario
+
+
+class Scenario(Strict):
+    """A whole scenario file."""
+
+    name: Name
+    description: str = ""
+    seed: int = Field(default=0, ge=0)
+    horizon: Duration = Field(gt=0)
+    provider: Provider
+    internal: Internal = Internal()
+    tenants: list[Tenant] = Field(default_factory=list)
+    policies: Policies = Policies()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        problems: list[str] = []
+        clusters = {c.name: c for c in self.provider.clusters()}
+        seen_sites: set[str] = set()
+        for site in self.provider.sites:
+            if site.name in seen_sites:
+                problems.append(f"provider.sites: site name {site.name!r} is used twice")
+            seen_sites.add(site.name)
+        if len(clusters) != len(self.provider.clusters()):
+            problems.append("provider: cluster names must be unique across sites")
+        names = [t.name for t in self.tenants]
+        for name in sorted(set(names)):
+            if names.count(name) > 1:
+                problems.append(f"tenants: tenant name {name!r} is used twice")
+        if "internal" in names:
+            problems.append("tenants: the name 'internal' is kept for the provider's own demand")
+
+        def check_cluster(where: str, name: str | None) -> list[Cluster]:
+            if name is None:
+                return list(clusters.values())
+            if name not in clusters:
+                problems.append(
+                    f"{where}.cluster: no cluster named {name!r} (clusters: {sorted(clusters)})"
+                )
+                return []
+            return [clusters[name]]
+
+        for i, tenant in enumerate(self.tenants):
+            where = f"tenants[{i}]"
+            eligible = check_cluster(where, tenant.cluster)
+            if not eligible:
+                continue
+            contract = tenant.contract
+            if isinstance(contract, ReservedContract):
+                fitting = [
+                    c
+                    for c in eligible
+                    if contract.gpus % c.gpus_per_node == 0
+                    and contract.gpus <= c.nodes * c.gpus_per_node
+                ]
+                if not fitting:
+                    sizes = ", ".join(f"{c.name}: {c.nodes} x {c.gpus_per_node}" for c in eligible)
+                    problems.append(
+                        f"{where}.contract.gpus: {contract.gpus} GPUs must be whole nodes "
+                        f"within one cluster ({sizes})"
+                    )
+                    continue
+                limit = contract.gpus
+                if contract.start >= self.horizon:
+                    problems.append(f"{where}.contract.start: the term starts after the horizon")
+            else:
+                limit = max(c.nodes * c.gpus_per_node for c in eligible)
+            too_big = [g for g in gpu_sizes(tenant.workload.gpus) if g > limit]
+            if too_big:
+                problems.append(
+                    f"{where}.workload.gpus: jobs of {too_big} GPUs can never run "
+                    f"(at most {limit} GPUs are available to this tenant)"
+                )
+        if self.internal.training is not None:
+            eligible = check_cluster("internal.training", self.internal.training.cluster)
+            if eligible:
+                limit = max(c.nodes * c.gpus_per_node for c in eligible)
+                too_big = [g for g in gpu_sizes(self.internal.training.gpus) if g > limit]
+                if too_big:
+                    problems.append(
+                        f"internal.training.gpus: jobs of {too_big} GPUs are larger than any "
+                        f"cluster ({limit} GPUs)"
+                    )
+        if self.internal.inference is not None:
+            eligible = check_cluster("internal.inference", self.internal.inference.cluster)
+            if eligible:
+                peak = self.internal.inference.gpus * (1 + self.internal.inference.amplitude)
+                room = sum(c.nodes * c.gpus_per_node for c in eligible)
+                if peak > room:
+                    problems.append(
+                        f"internal.inference.gpus: the peak of {math.ceil(peak)} GPUs exceeds "
+                        f"the {room} GPUs it may use"
+                    )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self

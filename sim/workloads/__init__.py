@@ -1,0 +1,1 @@
+"""Workloads: jobs, their sizes and run times, and how they arrive."""

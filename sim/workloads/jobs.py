@@ -1,0 +1,93 @@
+"""A job: a request for GPUs that runs for some work and leaves.
+
+Work is measured in *ideal hours*: the run time the job would need if the
+fabric never slowed it. While running, a job progresses at ``rate`` ideal
+hours per hour (``1 / slowdown``, set by the fabric each epoch). Checkpoints
+are taken every ``checkpoint_hours`` of work (every N iterations), so a
+preemption loses exactly the work since the last multiple of that interval.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+CONTRACT_CLASSES = ("internal", "reserved", "on_demand", "spot")
+"""Who holds a GPU, in order of priority."""
+
+OUTCOMES = ("done", "running", "queued", "rejected", "preempted", "expired")
+"""How a job ended by the horizon. ``preempted``: preempted and then gave up
+waiting; ``expired``: its reserved term ended first."""
+
+
+@dataclass(eq=False)
+class Job:
+    """One job and its lifecycle (queued, running, done, preempted, rejected)."""
+
+    job_id: int
+    tenant: str
+    contract: str
+    gpus: int
+    work_hours: float
+    submit_hours: float
+    clusters: tuple[int, ...]
+    pool: int = -1
+    checkpoint_hours: float | None = None
+    max_wait_hours: float | None = None
+    spot_notice_hours: float = 0.0
+
+    state: str = "queued"
+    queued_since: float = 0.0
+    first_start_hours: float | None = None
+    end_hours: float | None = None
+    cluster: int | None = None
+    nodes: np.ndarray | None = None
+    counts: np.ndarray | None = None
+    progress_hours: float = 0.0
+    rate: float = 1.0
+    rate_since: float = 0.0
+    run_hours: float = 0.0
+    run_since: float = 0.0
+    done_work_hours: float = 0.0
+    lost_hours: float = 0.0
+    preemptions: int = 0
+    notice_until: float | None = None
+    version: int = field(default=0, repr=False)
+
+    def progress_at(self, now: float) -> float:
+        """Work done (ideal hours) at time ``now`` while running."""
+        if self.state != "running":
+            return self.progress_hours
+        return min(self.work_hours, self.progress_hours + self.rate * (now - self.rate_since))
+
+    def fold(self, now: float) -> None:
+        """Bring progress and run time up to ``now`` (before a rate change or stop)."""
+        if self.state != "running":
+            return
+        progress = self.progress_at(now)
+        self.done_work_hours += progress - self.progress_hours
+        self.progress_hours = progress
+        self.rate_since = now
+        self.run_hours += now - self.run_since
+        self.run_since = now
+
+    def finish_time(self, now: float) -> float:
+        """When the job will finish at its current rate."""
+        remaining = self.work_hours - self.progress_at(now)
+        return now + max(0.0, remaining) / self.rate
+
+    def checkpointed_hours(self) -> float:
+        """Work safe in the last checkpoint."""
+        if self.checkpoint_hours is None:
+            return 0.0
+        saved = math.floor(self.progress_hours / self.checkpoint_hours + 1e-9)
+        return min(self.progress_hours, saved * self.checkpoint_hours)
+
+    @property
+    def wait_hours(self) -> float | None:
+        """Time from submission to first start (None if it never started)."""
+        if self.first_start_hours is None:
+            return None
+        return self.first_start_hours - self.submit_hours
