@@ -105,7 +105,8 @@ def flow_hash(fields: Sequence[np.ndarray], seed: int = 0) -> np.ndarray:
     n = len(fields[0]) if fields else 0
     h = mix64(np.full(n, int(seed) & _MASK64, dtype=np.uint64))
     for i, values in enumerate(fields):
-        salted = np.asarray(values).astype(np.uint64) + np.uint64(i + 1) * _GAMMA
+        salt = np.uint64(((i + 1) * int(_GAMMA)) & _MASK64)
+        salted = np.asarray(values).astype(np.uint64) + salt
         h = mix64(h ^ salted)
     return h
 
@@ -326,7 +327,9 @@ class Routes:
         out = values[self.flow_of_subflow]
         return out * self.share if split else out
 
-    def flow_rates_gbps(self, subflow_rates_gbps: np.ndarray, *, even_split: bool = True) -> np.ndarray:
+    def flow_rates_gbps(
+        self, subflow_rates_gbps: np.ndarray, *, even_split: bool = True
+    ) -> np.ndarray:
         """Rate of each input flow from the rates of its sub-flows.
 
         Args:
@@ -402,78 +405,115 @@ def _adaptive_choice(
     dst: np.ndarray,
     cls: np.ndarray,
     load_weight: np.ndarray,
+    chunks: int,
 ) -> np.ndarray:
-    """Greedy least-loaded-path placement, one sub-flow at a time, in order.
+    """Greedy least-loaded-path placement of every chunk of every sub-flow.
 
-    Loads are kept per choosable link block in arrays shaped like the choice
-    (``leaf x agg`` and ``pod x agg x core``) so each step is a few small
-    vector operations on views. Host links are the same on every candidate
-    path and so do not affect the choice.
+    Each sub-flow needing a choice becomes ``chunks`` consecutive entries of
+    weight ``load_weight / chunks``. An entry goes on the candidate path whose
+    most loaded link (load over capacity) is least loaded; ties go to the path
+    with the least total load (so a sub-flow's chunks take disjoint paths
+    while they can), then to the lowest path index.
+
+    Entries are placed in *waves*: every source leaf offers its next entry
+    (its entries stay in sub-flow order); of those, the earliest one per
+    destination leaf is kept; all choose at once from the current loads, and
+    an entry is accepted only if no earlier entry of the wave picked the same
+    aggregation-to-core or core-to-aggregation link. Accepted entries touch
+    disjoint links, and loads only grow, so each one made exactly the choice
+    it would have made had the wave been placed one entry at a time: the
+    result is the sequential greedy for an order that interleaves the leaves.
+    Rejected entries retry in the next wave; the earliest entry of a wave is
+    always accepted, so every wave makes progress.
+
+    Returns:
+        ``(n_subflows, chunks)`` path indices (0 where there is no choice).
     """
     lay = topology.layout
     a_n, j_n, l_n, p_n = lay.aggs_per_pod, lay.cores_per_plane, lay.n_leaves, lay.n_pods
+    j_dim = max(j_n, 1)
+    choices = np.zeros((src.size, chunks), dtype=np.int64)
+    subs = np.flatnonzero(cls >= CLASS_SAME_POD)
+    if subs.size == 0:
+        return choices
+
     cap = topology.capacity_gbps
     n_la, n_ac = l_n * a_n, p_n * a_n * j_n
-    inv_lu = 1.0 / cap[lay.leaf_up0 : lay.leaf_up0 + n_la].reshape(l_n, a_n)
-    inv_ad = 1.0 / cap[lay.agg_down0 : lay.agg_down0 + n_la].reshape(l_n, a_n)
-    inv_au = 1.0 / cap[lay.agg_up0 : lay.agg_up0 + n_ac].reshape(p_n, a_n, j_n)
-    inv_cd = 1.0 / cap[lay.core_down0 : lay.core_down0 + n_ac].reshape(p_n, a_n, j_n)
-    load_lu = np.zeros((l_n, a_n))
-    load_ad = np.zeros((l_n, a_n))
-    load_au = np.zeros((p_n, a_n, j_n))
-    load_cd = np.zeros((p_n, a_n, j_n))
+    inv_lu = (1.0 / cap[lay.leaf_up0 : lay.leaf_up0 + n_la]).reshape(l_n, a_n)
+    inv_ad = (1.0 / cap[lay.agg_down0 : lay.agg_down0 + n_la]).reshape(l_n, a_n)
+    # Core-side loads carry one extra "pod" row of zeros that same-pod entries
+    # read, so both flow classes share one code path; it is never written.
+    inv_au = np.zeros((p_n + 1, a_n, j_dim))
+    inv_cd = np.zeros((p_n + 1, a_n, j_dim))
+    if n_ac:
+        inv_au[:p_n] = 1.0 / cap[lay.agg_up0 : lay.agg_up0 + n_ac].reshape(p_n, a_n, j_n)
+        inv_cd[:p_n] = 1.0 / cap[lay.core_down0 : lay.core_down0 + n_ac].reshape(p_n, a_n, j_n)
+    load_lu, load_ad = np.zeros((l_n, a_n)), np.zeros((l_n, a_n))
+    load_au, load_cd = np.zeros((p_n + 1, a_n, j_dim)), np.zeros((p_n + 1, a_n, j_dim))
 
-    path = np.zeros(src.size, dtype=np.int64)
-    order = np.flatnonzero(cls >= CLASS_SAME_POD)
-    leaf_s = lay.leaf_of_host[src[order]]
-    leaf_d = lay.leaf_of_host[dst[order]]
-    pod_s = lay.pod_of_leaf(leaf_s)
-    pod_d = lay.pod_of_leaf(leaf_d)
-    cross = cls[order] == CLASS_CROSS_POD
-    rows = zip(
-        order.tolist(),
-        cross.tolist(),
-        leaf_s.tolist(),
-        leaf_d.tolist(),
-        pod_s.tolist(),
-        pod_d.tolist(),
-        load_weight[order].tolist(),
-        strict=True,
-    )
-    for i, is_cross, ls, ld, ps, pd, w in rows:
+    e_sub = np.repeat(subs, chunks)
+    n_e = e_sub.size
+    e_weight = load_weight[e_sub] / chunks
+    e_ls = lay.leaf_of_host[src[e_sub]]
+    e_ld = lay.leaf_of_host[dst[e_sub]]
+    e_cross = cls[e_sub] == CLASS_CROSS_POD
+    e_ps = np.where(e_cross, lay.pod_of_leaf(e_ls), p_n)
+    e_pd = np.where(e_cross, lay.pod_of_leaf(e_ld), p_n)
+    e_path = np.zeros(n_e, dtype=np.int64)
+
+    queue = np.argsort(e_ls, kind="stable")
+    counts = np.bincount(e_ls, minlength=l_n)
+    head = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    end = head + counts
+    while True:
+        waiting = np.flatnonzero(head < end)
+        if waiting.size == 0:
+            break
+        wave = np.sort(queue[head[waiting]])
+        _, first = np.unique(e_ld[wave], return_index=True)
+        if first.size < wave.size:
+            wave = wave[np.sort(first)]
+        ls, ld, ps, pd = e_ls[wave], e_ld[wave], e_ps[wave], e_pd[wave]
         up, down = load_lu[ls], load_ad[ld]
-        worst = np.maximum(up, down)
-        if is_cross:
-            au, cd = load_au[ps], load_cd[pd]
-            worst = np.maximum(np.maximum(au, cd), worst[:, None]).ravel()
-            best = worst.min()
-            ties = np.flatnonzero(worst <= best)
-            if ties.size > 1:
-                total = (au + cd + (up + down)[:, None]).ravel()
-                choice = int(ties[np.argmin(total[ties])])
-            else:
-                choice = int(ties[0])
-            a, j = divmod(choice, j_n)
-            au[a, j] += w * inv_au[ps, a, j]
-            cd[a, j] += w * inv_cd[pd, a, j]
-        else:
-            best = worst.min()
-            ties = np.flatnonzero(worst <= best)
-            if ties.size > 1:
-                total = up + down
-                choice = int(ties[np.argmin(total[ties])])
-            else:
-                choice = int(ties[0])
-            a = choice
-        up[a] += w * inv_lu[ls, a]
-        down[a] += w * inv_ad[ld, a]
-        path[i] = choice
-    return path
+        core_up, core_down = load_au[ps], load_cd[pd]
+        worst = np.maximum(np.maximum(core_up, core_down), np.maximum(up, down)[:, :, None])
+        total = core_up + core_down + (up + down)[:, :, None]
+        path = _least_loaded(worst.reshape(wave.size, -1), total.reshape(wave.size, -1))
+        agg, core = path // j_dim, path % j_dim
+        cross = e_cross[wave]
+        if np.any(cross):
+            key_au = np.where(cross, (ps * a_n + agg) * j_dim + core, -1 - np.arange(wave.size))
+            key_cd = np.where(cross, (pd * a_n + agg) * j_dim + core, -1 - np.arange(wave.size))
+            ok = _first_occurrence(key_au) & _first_occurrence(key_cd)
+            if not np.all(ok):
+                wave, ls, ld, ps, pd = wave[ok], ls[ok], ld[ok], ps[ok], pd[ok]
+                path, agg, core, cross = path[ok], agg[ok], core[ok], cross[ok]
+        w = e_weight[wave]
+        load_lu[ls, agg] += w * inv_lu[ls, agg]
+        load_ad[ld, agg] += w * inv_ad[ld, agg]
+        load_au[ps, agg, core] += w * inv_au[ps, agg, core]
+        load_cd[pd, agg, core] += w * inv_cd[pd, agg, core]
+        e_path[wave] = np.where(cross, path, agg)
+        head[ls] += 1
+    choices[subs] = e_path.reshape(subs.size, chunks)
+    return choices
 
 
-def _single_path_incidence(
-    links: np.ndarray, n_links: int
-) -> sp.csr_matrix:
+def _least_loaded(worst: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Per row, the column of least ``worst``; ties to least ``total``, then lowest column."""
+    best = worst.min(axis=1, keepdims=True)
+    tied = worst <= best * (1.0 + 1e-9)
+    return np.argmin(np.where(tied, total, np.inf), axis=1)
+
+
+def _first_occurrence(keys: np.ndarray) -> np.ndarray:
+    """Mask of the entries whose key has not appeared earlier in the array."""
+    mask = np.zeros(keys.size, dtype=bool)
+    mask[np.unique(keys, return_index=True)[1]] = True
+    return mask
+
+
+def _single_path_incidence(links: np.ndarray, n_links: int) -> sp.csr_matrix:
     mask = links >= 0
     indptr = np.zeros(links.shape[0] + 1, dtype=np.int64)
     np.cumsum(mask.sum(axis=1), out=indptr[1:])
@@ -481,6 +521,36 @@ def _single_path_incidence(
     data = np.ones(indices.size)
     matrix = sp.csr_matrix((data, indices, indptr), shape=(links.shape[0], n_links))
     matrix.sort_indices()
+    return matrix
+
+
+def _chunked_incidence(
+    lay: ClosLayout,
+    src: np.ndarray,
+    dst: np.ndarray,
+    cls: np.ndarray,
+    choices: np.ndarray,
+    n_links: int,
+    hops: int,
+) -> sp.csr_matrix:
+    """Incidence of sub-flows split into equal chunks, chunk ``c`` on path ``choices[:, c]``."""
+    n, chunks = choices.shape
+    if chunks == 1:
+        return _single_path_incidence(_path_links(lay, src, dst, cls, choices[:, 0], hops), n_links)
+    links = _path_links(
+        lay,
+        np.repeat(src, chunks),
+        np.repeat(dst, chunks),
+        np.repeat(cls, chunks),
+        choices.ravel(),
+        hops,
+    )
+    rows = np.broadcast_to(np.repeat(np.arange(n), chunks)[:, None], links.shape)
+    mask = links >= 0
+    matrix = sp.csr_matrix(
+        (np.full(int(mask.sum()), 1.0 / chunks), (rows[mask], links[mask])), shape=(n, n_links)
+    )
+    matrix.sum_duplicates()
     return matrix
 
 
@@ -535,6 +605,7 @@ def route(
     hash_seed: int = 0,
     connection_id: np.ndarray | None = None,
     load_weight: np.ndarray | None = None,
+    adaptive_chunks: int = 4,
 ) -> Routes:
     """Route flows (connections) between hosts over the fabric.
 
@@ -552,6 +623,10 @@ def route(
             connection's ECMP paths stable when other flows come and go.
         load_weight: Per-flow load the ``adaptive`` mode counts (e.g. bytes or
             demand); defaults to 1 (count flows). Split evenly over sub-flows.
+        adaptive_chunks: Pieces each sub-flow is cut into under ``adaptive``
+            (>= 1), each placed on its own least-loaded path. InfiniBand
+            adaptive routing steers packets, not flows, so one queue pair
+            spreads over several paths; 1 models a per-flow path choice.
 
     Returns:
         The routes, with the sub-flow x link incidence matrix.
@@ -569,6 +644,12 @@ def route(
         raise ValueError(f"qps_per_connection must be an integer >= 1, got {qps_per_connection!r}")
     if isinstance(hash_seed, bool) or not isinstance(hash_seed, int | np.integer):
         raise ValueError(f"hash_seed must be an integer, got {hash_seed!r}")
+    if (
+        isinstance(adaptive_chunks, bool)
+        or not isinstance(adaptive_chunks, int | np.integer)
+        or adaptive_chunks < 1
+    ):
+        raise ValueError(f"adaptive_chunks must be an integer >= 1, got {adaptive_chunks!r}")
     src, dst = _check_hosts(topology, src, dst)
     n_flows = src.size
     q = int(qps_per_connection)
@@ -595,18 +676,25 @@ def route(
     cls = flow_class(topology, sub_src, sub_dst)
     n_paths = _n_paths(lay, cls)
 
+    hops = max_hops(topology)
     if mode == "spray":
         incidence = _spray_incidence(topology, sub_src, sub_dst, cls)
         path = np.full(sub_src.size, -1, dtype=np.int64)
+    elif mode == "adaptive":
+        choices = _adaptive_choice(
+            topology, sub_src, sub_dst, cls, weight[flow_of] / q, int(adaptive_chunks)
+        )
+        incidence = _chunked_incidence(lay, sub_src, sub_dst, cls, choices, topology.n_links, hops)
+        single = np.all(choices == choices[:, :1], axis=1)
+        path = np.where(single, choices[:, 0], -1)
     else:
         if mode == "ecmp":
             path = _ecmp_choice(lay, sub_src, sub_dst, cls, qpn, int(hash_seed))
-        elif mode == "dmodk":
-            path = _dmodk_choice(lay, sub_dst, cls)
         else:
-            path = _adaptive_choice(topology, sub_src, sub_dst, cls, weight[flow_of] / q)
-        links = _path_links(lay, sub_src, sub_dst, cls, path, max_hops(topology))
-        incidence = _single_path_incidence(links, topology.n_links)
+            path = _dmodk_choice(lay, sub_dst, cls)
+        incidence = _single_path_incidence(
+            _path_links(lay, sub_src, sub_dst, cls, path, hops), topology.n_links
+        )
     return Routes(
         incidence=incidence,
         flow_of_subflow=flow_of,

@@ -43,7 +43,9 @@ def _validate(
 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
     if not sp.issparse(incidence):
         raise ValueError("incidence must be a scipy.sparse matrix (flows x links)")
-    matrix = sp.csr_matrix(incidence, dtype=np.float64)
+    matrix = sp.csr_matrix(incidence, dtype=np.float64, copy=True)
+    matrix.sum_duplicates()
+    matrix.eliminate_zeros()
     n_flows, n_links = matrix.shape
     if matrix.nnz and (np.any(matrix.data < 0) or not np.all(np.isfinite(matrix.data))):
         raise ValueError("incidence entries must be finite and non-negative")
@@ -105,36 +107,92 @@ def max_min_rates(
         ValueError: On inconsistent shapes or negative / NaN inputs.
     """
     matrix, capacity, weight, demand = _validate(incidence, capacity_gbps, weights, demand_gbps)
-    n_flows = matrix.shape[0]
-    transposed = matrix.T.tocsr()
-    rates = np.zeros(n_flows)
-    active = np.ones(n_flows, dtype=bool)
-    residual = capacity.copy()
-    demand_level = demand / weight
-    finite_links = np.isfinite(capacity)
-
-    while np.any(active):
-        weight_sum = transposed @ np.where(active, weight, 0.0)
-        live = (weight_sum > 0) & finite_links
-        link_level = np.full(capacity.size, np.inf)
-        link_level[live] = np.maximum(residual[live], 0.0) / weight_sum[live]
-        level = min(
-            link_level.min(initial=np.inf),
-            demand_level[active].min(initial=np.inf),
-        )
-        if not np.isfinite(level):
-            rates[active] = np.inf
-            break
-        cutoff = level * (1.0 + rtol)
-        saturated = (link_level <= cutoff).astype(np.float64)
-        at_link = active & ((matrix @ saturated) > 0)
-        at_demand = active & (demand_level <= cutoff)
-        rates[at_link] = weight[at_link] * level
-        rates[at_demand] = demand[at_demand]
-        newly = at_link | at_demand
-        residual -= transposed @ np.where(newly, rates, 0.0)
-        active &= ~newly
+    rates = np.zeros(matrix.shape[0])
+    work = _Working(matrix, capacity, weight, demand)
+    while work.n_flows:
+        if work.n_flows < work.rows_at_compaction // 2:
+            work.compact()
+        work.round(rates, rtol)
     return rates
+
+
+def _segment_min(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Minimum of each CSR row segment of ``values``; ``inf`` for empty rows."""
+    if values.size == 0:
+        return np.full(indptr.size - 1, np.inf)
+    out = np.minimum.reduceat(np.append(values, np.inf), indptr[:-1])
+    out[indptr[1:] == indptr[:-1]] = np.inf
+    return out
+
+
+class _Working:
+    """The still-unfrozen part of a progressive-filling problem.
+
+    Rows are the active flows (``ids`` maps them back), columns the links
+    they cross; both shrink as flows freeze. ``residual`` is each link's
+    capacity minus the load of frozen flows.
+    """
+
+    def __init__(
+        self, matrix: sp.csr_matrix, capacity: np.ndarray, weight: np.ndarray, demand: np.ndarray
+    ) -> None:
+        self.ids = np.arange(matrix.shape[0])
+        self.matrix = matrix
+        self.transposed = matrix.T.tocsr()
+        self.residual = capacity.copy()
+        self.finite = np.isfinite(capacity)
+        self.weight = weight
+        self.demand = demand
+        self.active = np.ones(matrix.shape[0], dtype=bool)
+        self.rows_at_compaction = matrix.shape[0]
+
+    @property
+    def n_flows(self) -> int:
+        return int(np.count_nonzero(self.active))
+
+    def compact(self) -> None:
+        """Drop frozen flows and links no active flow crosses."""
+        keep = np.flatnonzero(self.active)
+        rows = self.matrix[keep]
+        cols = np.unique(rows.indices)
+        self.matrix = rows[:, cols]
+        self.transposed = self.matrix.T.tocsr()
+        self.residual = self.residual[cols]
+        self.finite = self.finite[cols]
+        self.ids = self.ids[keep]
+        self.weight = self.weight[keep]
+        self.demand = self.demand[keep]
+        self.active = np.ones(keep.size, dtype=bool)
+        self.rows_at_compaction = keep.size
+
+    def round(self, rates: np.ndarray, rtol: float) -> None:
+        """Freeze every flow whose bottleneck level is already final.
+
+        A link's fill level only rises as other flows freeze, so a link is
+        final once it is the tightest constraint of every active flow on it
+        (no flow on it has a lower link level or demand). All final links
+        saturate now; flows reaching their demand first freeze there.
+        """
+        matrix, transposed, active = self.matrix, self.transposed, self.active
+        weight_sum = transposed @ np.where(active, self.weight, 0.0)
+        live = (weight_sum > 0) & self.finite
+        link_level = np.full(weight_sum.size, np.inf)
+        link_level[live] = np.maximum(self.residual[live], 0.0) / weight_sum[live]
+        flow_level = _segment_min(link_level[matrix.indices], matrix.indptr)
+        demand_level = self.demand / self.weight
+        bound = np.where(active, np.minimum(flow_level, demand_level), np.inf)
+        link_bound = _segment_min(bound[transposed.indices], transposed.indptr)
+        final = live & (link_level <= link_bound * (1.0 + rtol))
+        at_link = active & ((matrix @ final.astype(np.float64)) > 0)
+        at_demand = active & (demand_level <= flow_level * (1.0 + rtol))
+        unlimited = active & np.isinf(bound)
+        newly_rates = np.minimum(self.weight * flow_level, self.demand)
+        newly = (at_link | at_demand) & ~unlimited
+        newly_rates[~newly] = 0.0
+        rates[self.ids[newly]] = newly_rates[newly]
+        rates[self.ids[unlimited]] = np.inf
+        self.residual -= transposed @ newly_rates
+        self.active = active & ~(newly | unlimited)
 
 
 def link_load_gbps(incidence: sp.spmatrix | sp.sparray, rates_gbps: np.ndarray) -> np.ndarray:

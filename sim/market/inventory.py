@@ -54,9 +54,12 @@ class Inventory:
             if c.first_node != sum(x.nodes for x in clusters[: c.index]):
                 raise ValueError(f"cluster {c.name!r}: node range is not contiguous")
             self.capacity[c.node_slice] = c.gpus_per_node
+        self.node_cluster = np.repeat(np.arange(len(clusters)), [c.nodes for c in clusters])
         self.free = self.capacity.copy()
         self.pool = np.full(n_nodes, SHARED, dtype=np.int64)
         self.down = np.zeros(n_nodes, dtype=bool)
+        self._free_gpus: dict[tuple[int, int], int] = {(c.index, SHARED): c.gpus for c in clusters}
+        self._nodes: dict[tuple[int, int], np.ndarray] = {}
 
     @property
     def gpus_total(self) -> int:
@@ -64,34 +67,64 @@ class Inventory:
         return int(self.capacity.sum())
 
     def allocate(self, nodes: np.ndarray, counts: np.ndarray) -> None:
-        """Take ``counts[i]`` GPUs on ``nodes[i]``.
+        """Take ``counts[i]`` GPUs on ``nodes[i]`` (all in one cluster and pool).
 
         Raises:
             RuntimeError: If a node has fewer free GPUs than asked (a GPU would
-                be held twice) or is down.
+                be held twice), is down, or the nodes span clusters or pools.
         """
-        if np.any(self.free[nodes] < counts) or np.any(self.down[nodes]):
+        key = self._key(nodes)
+        if (self.free[nodes] < counts).any() or self.down[nodes].any():
             raise RuntimeError(f"allocation {nodes.tolist()}x{counts.tolist()} exceeds free GPUs")
         self.free[nodes] -= counts
+        self._free_gpus[key] -= int(counts.sum())
 
     def release(self, nodes: np.ndarray, counts: np.ndarray) -> None:
         """Give back GPUs taken by :meth:`allocate`."""
+        key = self._key(nodes)
         self.free[nodes] += counts
-        if np.any(self.free[nodes] > self.capacity[nodes]):
+        if (self.free[nodes] > self.capacity[nodes]).any():
             raise RuntimeError(f"release {nodes.tolist()}x{counts.tolist()} frees unheld GPUs")
+        self._free_gpus[key] += int(counts.sum())
 
-    def usable(self, cluster: ClusterInfo, pool: int) -> np.ndarray:
-        """Mask over the cluster's nodes that are up and in ``pool``."""
-        s = cluster.node_slice
-        return (self.pool[s] == pool) & ~self.down[s]
+    def _key(self, nodes: np.ndarray) -> tuple[int, int]:
+        first = int(nodes[0])
+        key = (int(self.node_cluster[first]), int(self.pool[first]))
+        if len(nodes) > 1 and (
+            np.any(self.pool[nodes] != key[1]) or np.any(self.node_cluster[nodes] != key[0])
+        ):
+            raise RuntimeError(f"nodes {nodes.tolist()} span clusters or pools")
+        return key
+
+    def set_pool(self, node: int, pool: int) -> None:
+        """Move a whole, idle node into ``pool`` (carve or return a reservation)."""
+        node = int(node)
+        if self.free[node] != self.capacity[node]:
+            raise RuntimeError(f"node {node} changes pool while GPUs on it are held")
+        cluster = int(self.node_cluster[node])
+        if not self.down[node]:
+            self._free_gpus[(cluster, int(self.pool[node]))] -= int(self.free[node])
+            key = (cluster, pool)
+            self._free_gpus[key] = self._free_gpus.get(key, 0) + int(self.free[node])
+        self.pool[node] = pool
+        self._nodes.clear()
+
+    def nodes_in(self, cluster: ClusterInfo, pool: int) -> np.ndarray:
+        """Indices of the cluster's up nodes in ``pool``, in order."""
+        key = (cluster.index, pool)
+        nodes = self._nodes.get(key)
+        if nodes is None:
+            s = cluster.node_slice
+            mask = (self.pool[s] == pool) & ~self.down[s]
+            nodes = np.flatnonzero(mask) + cluster.first_node
+            self._nodes[key] = nodes
+        return nodes
 
     def whole_free_nodes(self, cluster: ClusterInfo, pool: int) -> np.ndarray:
         """Indices of the cluster's up nodes in ``pool`` with every GPU free."""
-        s = cluster.node_slice
-        mask = self.usable(cluster, pool) & (self.free[s] == cluster.gpus_per_node)
-        return np.flatnonzero(mask) + cluster.first_node
+        nodes = self.nodes_in(cluster, pool)
+        return nodes[self.free[nodes] == cluster.gpus_per_node]
 
     def free_gpus(self, cluster: ClusterInfo, pool: int) -> int:
         """Free GPUs on the cluster's up nodes in ``pool``."""
-        s = cluster.node_slice
-        return int(self.free[s][self.usable(cluster, pool)].sum())
+        return self._free_gpus.get((cluster.index, pool), 0)

@@ -119,7 +119,7 @@ class Marketplace:
         )
         self.reservations.append(reservation)
         if start_hours <= self.env.now:
-            reservation.active = True
+            self._activate(reservation)
         else:
             self._after(start_hours - self.env.now, lambda: self._activate(reservation))
         if math.isfinite(end_hours):
@@ -185,12 +185,14 @@ class Marketplace:
         head: Job | None = None
         shadow: tuple[int | None, float, int] | None = None
         examined = 0
+        clusters = self.inventory.clusters
         for queue in queues:
-            for job in list(queue):
-                if examined >= self.backfill_depth:
-                    return
+            if examined >= self.backfill_depth:
+                return
+            for job in queue[: self.backfill_depth - examined]:
                 examined += 1
-                proposal = self._propose(job, pool)
+                free = sum(self.inventory.free_gpus(clusters[i], pool) for i in job.clusters)
+                proposal = self._propose(job, pool) if free >= job.gpus else None
                 if head is None:
                     if proposal is not None:
                         self._start(job, proposal)
@@ -201,6 +203,8 @@ class Marketplace:
                     if not self.backfill:
                         return
                     continue
+                if free == 0 and len(job.clusters) == len(clusters):
+                    return
                 if proposal is None:
                     continue
                 if shadow is None:
@@ -266,7 +270,7 @@ class Marketplace:
         now = self.env.now
         gpn = reservation.cluster.gpus_per_node
         for node in self._take_whole_nodes([reservation.cluster], missing):
-            self.inventory.pool[node] = reservation.pool
+            self.inventory.set_pool(node, reservation.pool)
             reservation.nodes.append(node)
             self.accounting.move(now, gpn, "idle", "reserved")
             self.accounting.hold(now, reservation.tenant, "reserved", gpn)
@@ -467,7 +471,7 @@ class Marketplace:
         reservation.active = False
         gpn = reservation.cluster.gpus_per_node
         for node in reservation.nodes:
-            self.inventory.pool[node] = SHARED
+            self.inventory.set_pool(node, SHARED)
             self.accounting.move(now, gpn, "reserved", "idle")
             self.accounting.hold(now, reservation.tenant, "reserved", -gpn)
         reservation.nodes.clear()

@@ -50,32 +50,30 @@ class FirstFit:
     def _place_in(
         inventory: Inventory, cluster: ClusterInfo, pool: int, gpus: int
     ) -> Proposal | None:
+        if inventory.free_gpus(cluster, pool) < gpus:
+            return None
         gpn = cluster.gpus_per_node
-        s = cluster.node_slice
-        usable = inventory.usable(cluster, pool)
-        free = np.where(usable, inventory.free[s], 0)
+        candidates = inventory.nodes_in(cluster, pool)
+        free = inventory.free[candidates]
         whole, rem = divmod(gpus, gpn)
         if whole:
             full = np.flatnonzero(free == gpn)
             if len(full) < whole:
                 return None
             chosen = full[:whole]
-            nodes, counts = [chosen], [np.full(whole, gpn, dtype=np.int64)]
+            picks, counts = [chosen], [np.full(whole, gpn, dtype=np.int64)]
             if rem:
+                free = free.copy()
                 free[chosen] = 0
         else:
-            nodes, counts = [], []
+            picks, counts = [], []
         if rem:
             fits = np.flatnonzero(free >= rem)
             if len(fits) == 0:
                 return None
-            nodes.append(fits[:1])
+            picks.append(fits[:1])
             counts.append(np.array([rem], dtype=np.int64))
-        return Proposal(
-            cluster.index,
-            np.concatenate(nodes).astype(np.int64) + cluster.first_node,
-            np.concatenate(counts),
-        )
+        return Proposal(cluster.index, candidates[np.concatenate(picks)], np.concatenate(counts))
 
 
 PLACEMENTS: dict[str, type] = {"first_fit": FirstFit}
