@@ -27,7 +27,10 @@ def one_cluster(nodes: int, gpus_per_node: int = 8, name: str = "c1") -> dict[st
     """A provider with one site and one cluster."""
     return {
         "sites": [
-            {"name": "s1", "clusters": [{"name": name, "nodes": nodes, "gpus_per_node": gpus_per_node}]}
+            {
+                "name": "s1",
+                "clusters": [{"name": name, "nodes": nodes, "gpus_per_node": gpus_per_node}],
+            }
         ]
     }
 

@@ -4,10 +4,10 @@ One cluster of c single-GPU nodes, Poisson arrivals of 1-GPU jobs with
 exponential run times, FIFO, ideal fabric, no internal demand: the queue is
 M/M/c, whose waiting-time law is known exactly (Erlang C).
 
-The default tests use a horizon whose sampling error is a few per cent and
-assert that Erlang C lies inside the 99 % batch-means confidence interval of
-the simulated figure. The ``slow`` tests run long enough to hold the
-simulation within 5 % of Erlang C, the figure the issue asks for.
+The default tests use horizons of 40,000 to 90,000 jobs and compare with
+Erlang C at the realised load (P(wait) within 5 %, mean wait within 25 %,
+about 2.5 times its sampling error). The ``slow`` tests run 600,000+ jobs and compare with
+the published figures themselves, within 5 %.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from sim.runner import simulate
 from tests.conftest import batch, one_cluster, scenario
@@ -34,8 +33,12 @@ def erlang_c(servers: int, load: float) -> float:
     return last / (total + last)
 
 
-def mmc_waits(servers: int, load: float, horizon_hours: float, seed: int) -> np.ndarray:
-    """Waiting times (in units of the mean service time) after a 5 % warm-up."""
+def mmc_run(servers: int, load: float, horizon_hours: float, seed: int) -> tuple[np.ndarray, float]:
+    """Waiting times (in mean service times) after a 5 % warm-up, and the realised load.
+
+    The realised load is the measured arrival rate times the measured mean
+    run time over the window, per server.
+    """
     run = simulate(
         scenario(
             seed=seed,
@@ -51,15 +54,10 @@ def mmc_waits(servers: int, load: float, horizon_hours: float, seed: int) -> np.
         )
     )
     jobs = run.jobs
-    jobs = jobs[(jobs["submit_hours"] > 0.05 * horizon_hours) & jobs["start_hours"].notna()]
-    return jobs.sort_values("submit_hours")["wait_hours"].to_numpy()
-
-
-def batch_means(values: np.ndarray, batches: int = 20) -> tuple[float, float]:
-    """Mean and 99 % confidence half-width by the method of batch means."""
-    means = np.array([chunk.mean() for chunk in np.array_split(values, batches)])
-    half = stats.t.ppf(0.995, batches - 1) * means.std(ddof=1) / math.sqrt(batches)
-    return float(values.mean()), float(half)
+    jobs = jobs[jobs["submit_hours"] > 0.05 * horizon_hours]
+    realised = len(jobs) / (0.95 * horizon_hours) * jobs["work_hours"].mean() / servers
+    started = jobs[jobs["start_hours"].notna()].sort_values("submit_hours")
+    return started["wait_hours"].to_numpy(), float(realised)
 
 
 def test_erlang_c_formula_matches_published_values():
@@ -70,33 +68,37 @@ def test_erlang_c_formula_matches_published_values():
     assert erlang_c(64, 0.9) / (64 - 57.6) == pytest.approx(0.0485, abs=5e-5)
 
 
-@pytest.mark.parametrize(("servers", "load", "horizon_hours"), [(8, 0.8, 6000.0), (64, 0.9, 1500.0)])
+@pytest.mark.parametrize(
+    ("servers", "load", "horizon_hours"), [(8, 0.8, 6000.0), (64, 0.9, 1500.0)]
+)
 def test_mmc_agrees_with_erlang_c(servers, load, horizon_hours):
-    waits = mmc_waits(servers, load, horizon_hours, seed=11)
-    p_wait = erlang_c(servers, load)
-    mean_wait = p_wait / (servers * (1 - load))
-    measured_p, half_p = batch_means((waits > 0).astype(float))
-    measured_w, half_w = batch_means(waits)
-    assert abs(measured_p - p_wait) <= half_p, (measured_p, half_p, p_wait)
-    assert abs(measured_w - mean_wait) <= half_w, (measured_w, half_w, mean_wait)
-    # The intervals are tight enough to catch a model error of a fifth or more.
-    assert half_p / p_wait < 0.2
-    assert half_w / mean_wait < 0.3
+    """Erlang C at the run's realised load (a control variate for the arrival and run-time
+    draws, whose 1 % error moves P(wait) by 12 % at c = 64, load 0.9)."""
+    waits, realised = mmc_run(servers, load, horizon_hours, seed=11)
+    assert realised == pytest.approx(load, rel=0.02)
+    p_wait = erlang_c(servers, realised)
+    mean_wait = p_wait / (servers * (1 - realised))
+    assert (waits > 0).mean() == pytest.approx(p_wait, rel=0.05)
+    # The mean wait's sampling error at these horizons is about 10 % (measured
+    # over seeds); the slow test below holds it within 5 % on longer runs.
+    assert waits.mean() == pytest.approx(mean_wait, rel=0.25)
 
 
 def test_mmc_wait_tail_is_exponential():
     """P(W > t) = C exp(-(c mu - lambda) t): the P99 wait is 2.390 / mu at c = 8, load 0.8."""
-    waits = mmc_waits(8, 0.8, 4000.0, seed=12)
-    p99 = float(np.quantile(waits, 0.99))
-    exact = math.log(erlang_c(8, 0.8) / 0.01) / (8 - 6.4)
-    assert exact == pytest.approx(2.390, abs=1e-3)
-    assert p99 == pytest.approx(exact, rel=0.12)
+    assert math.log(erlang_c(8, 0.8) / 0.01) / (8 - 6.4) == pytest.approx(2.390, abs=1e-3)
+    waits, realised = mmc_run(8, 0.8, 6000.0, seed=12)
+    exact = math.log(erlang_c(8, realised) / 0.01) / (8 * (1 - realised))
+    assert float(np.quantile(waits, 0.99)) == pytest.approx(exact, rel=0.1)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("servers", "load", "horizon_hours"), [(8, 0.8, 60000.0), (64, 0.9, 8000.0)])
+@pytest.mark.parametrize(
+    ("servers", "load", "horizon_hours"), [(8, 0.8, 100_000.0), (64, 0.9, 12_000.0)]
+)
 def test_mmc_within_five_percent_of_erlang_c(servers, load, horizon_hours):
-    waits = mmc_waits(servers, load, horizon_hours, seed=5)
+    """The published figures themselves, on horizons of 600,000+ jobs."""
+    waits, _ = mmc_run(servers, load, horizon_hours, seed=5)
     p_wait = erlang_c(servers, load)
     mean_wait = p_wait / (servers * (1 - load))
     assert (waits > 0).mean() == pytest.approx(p_wait, rel=0.05)

@@ -82,28 +82,43 @@ def small_scenarios(draw):
             {
                 "name": "res",
                 "cluster": "c0",
-                "contract": {"kind": "reserved", "gpus": gpn, "start": draw(st.sampled_from([0, "3h"])),
-                             "term": draw(st.sampled_from([None, "10h"]))},
-                "workload": batch(draw(st.floats(0.2, 3)), {"kind": "choice", "values": [1]},
-                                  draw(durations), checkpoint_interval="30m"),
+                "contract": {
+                    "kind": "reserved",
+                    "gpus": gpn,
+                    "start": draw(st.sampled_from([0, "3h"])),
+                    "term": draw(st.sampled_from([None, "10h"])),
+                },
+                "workload": batch(
+                    draw(st.floats(0.2, 3)),
+                    {"kind": "choice", "values": [1]},
+                    draw(durations),
+                    checkpoint_interval="30m",
+                ),
             }
         )
     tenants.append(
         {
             "name": "od",
             "contract": {"kind": "on_demand", "max_wait": draw(st.sampled_from([None, 0, "2h"]))},
-            "workload": batch(draw(st.floats(0.2, 4)), {"kind": "choice", "values": draw(sizes)},
-                              draw(durations)),
+            "workload": batch(
+                draw(st.floats(0.2, 4)), {"kind": "choice", "values": draw(sizes)}, draw(durations)
+            ),
         }
     )
     tenants.append(
         {
             "name": "sp",
-            "contract": {"kind": "spot", "notice": draw(st.sampled_from([0, "2m", "30m"])),
-                         "max_wait": draw(st.sampled_from([None, "6h"]))},
-            "workload": batch(draw(st.floats(0.2, 4)), {"kind": "choice", "values": draw(sizes)},
-                              draw(durations),
-                              checkpoint_interval=draw(st.sampled_from([None, "20m"]))),
+            "contract": {
+                "kind": "spot",
+                "notice": draw(st.sampled_from([0, "2m", "30m"])),
+                "max_wait": draw(st.sampled_from([None, "6h"])),
+            },
+            "workload": batch(
+                draw(st.floats(0.2, 4)),
+                {"kind": "choice", "values": draw(sizes)},
+                draw(durations),
+                checkpoint_interval=draw(st.sampled_from([None, "20m"])),
+            ),
         }
     )
     internal = {}
@@ -133,7 +148,9 @@ def test_no_gpu_held_twice_and_gpu_hours_conserved(spec):
     assert (reserved["preemptions"] == 0).all()
     assert (jobs["done_work_hours"] >= jobs["lost_gpu_hours"] / jobs["gpus"] - 1e-9).all()
     done = jobs[jobs["outcome"] == "done"]
-    assert np.allclose(done["done_work_hours"] - done["lost_gpu_hours"] / done["gpus"], done["work_hours"])
+    assert np.allclose(
+        done["done_work_hours"] - done["lost_gpu_hours"] / done["gpus"], done["work_hours"]
+    )
 
 
 def test_quickstart_conserves_gpu_hours(quickstart_path):
@@ -143,7 +160,9 @@ def test_quickstart_conserves_gpu_hours(quickstart_path):
     sim = Simulation(spec)
     result = sim.run()
     s = result.summary
-    total = s["internal_gpu_hours"] + s["sold_gpu_hours"] + s["idle_gpu_hours"] + s["down_gpu_hours"]
+    total = (
+        s["internal_gpu_hours"] + s["sold_gpu_hours"] + s["idle_gpu_hours"] + s["down_gpu_hours"]
+    )
     assert total == pytest.approx(s["capacity_gpu_hours"], rel=1e-9)
     assert s["capacity_gpu_hours"] == 384 * 48
     # The timeseries integrates to the same GPU-hours.

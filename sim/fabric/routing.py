@@ -18,10 +18,12 @@ How a flow picks its path depends on the transport:
     connection over several queue pairs, each hashed on its own (Meta's
     "Enhanced ECMP + QP scaling").
 ``adaptive``
-    InfiniBand adaptive routing, idealised: sub-flows are placed one by one,
-    in order, on the equal-cost path whose most loaded link (load counted in
-    ``load_weight`` per Gb/s of capacity) is least loaded, ties broken by the
-    path's total load and then by the lowest path index.
+    InfiniBand adaptive routing, idealised. IB switches steer packets, not
+    flows, so each sub-flow is cut into ``adaptive_chunks`` equal chunks;
+    chunk by chunk, in order, each goes on the equal-cost path whose most
+    loaded link (load counted in ``load_weight`` per Gb/s of capacity) is
+    least loaded, ties broken by the path's total load and then by the lowest
+    path index. With one chunk this is a per-flow load-aware path choice.
 ``dmodk``
     Static destination-mod-k routing (an InfiniBand subnet manager's default
     forwarding tables): the path is a function of the destination only.
@@ -283,13 +285,15 @@ class Routes:
 
     Attributes:
         incidence: ``(n_subflows, n_links)`` CSR matrix; entry = fraction of the
-            sub-flow's rate that crosses the link (1 on its path, ``1/paths``
-            shares under ``spray``, empty rows for local flows).
+            sub-flow's rate that crosses the link (1 on a single path, less
+            where it is split over paths by ``spray`` or ``adaptive`` chunks;
+            empty rows for flows that stay inside a server).
         flow_of_subflow: Input flow index of each sub-flow.
         share: Fraction of its connection's bytes each sub-flow carries (``1/q``).
         flow_class: :data:`CLASS_LOCAL` .. :data:`CLASS_CROSS_POD` per sub-flow.
         n_paths: Equal-cost paths available to each sub-flow.
-        path_index: Chosen path per sub-flow (-1 under ``spray``).
+        path_index: Chosen path per sub-flow; -1 where the sub-flow is split
+            over several paths (``spray``, or ``adaptive`` chunks that differ).
         n_flows: Number of input flows.
         qps_per_connection: Sub-flows per input flow.
         mode: The routing mode used.
@@ -416,15 +420,16 @@ def _adaptive_choice(
     while they can), then to the lowest path index.
 
     Entries are placed in *waves*: every source leaf offers its next entry
-    (its entries stay in sub-flow order); of those, the earliest one per
-    destination leaf is kept; all choose at once from the current loads, and
-    an entry is accepted only if no earlier entry of the wave picked the same
-    aggregation-to-core or core-to-aggregation link. Accepted entries touch
-    disjoint links, and loads only grow, so each one made exactly the choice
-    it would have made had the wave been placed one entry at a time: the
-    result is the sequential greedy for an order that interleaves the leaves.
-    Rejected entries retry in the next wave; the earliest entry of a wave is
-    always accepted, so every wave makes progress.
+    (a leaf's entries keep sub-flow order; at most ``A`` cross-pod entries
+    per source pod are taken, earliest first), all offered entries choose at
+    once from the current loads, and an entry is accepted only if no earlier
+    entry of the wave picked one of the same links. Accepted entries touch
+    disjoint links and loads only grow, so each made the choice it would
+    have made had the wave been placed one entry at a time (up to the 1e-9
+    relative tolerance that calls two loads equal): the result is the
+    sequential greedy for an order that interleaves the leaves. Rejected
+    entries retry in the next wave; the earliest entry of a wave is always
+    accepted, so every wave makes progress.
 
     Returns:
         ``(n_subflows, chunks)`` path indices (0 where there is no choice).
@@ -465,14 +470,19 @@ def _adaptive_choice(
     counts = np.bincount(e_ls, minlength=l_n)
     head = np.concatenate([[0], np.cumsum(counts)[:-1]])
     end = head + counts
+    # Entries of one source pod mostly want the same least-loaded core links,
+    # so few of them are accepted per wave; offering at most A per pod and
+    # wave saves the work of computing choices that would be rejected.
+    pod_cap = a_n
+    n_down_keys = l_n * a_n
+    n_core_keys = (p_n + 1) * a_n * j_dim
     while True:
         waiting = np.flatnonzero(head < end)
         if waiting.size == 0:
             break
         wave = np.sort(queue[head[waiting]])
-        _, first = np.unique(e_ld[wave], return_index=True)
-        if first.size < wave.size:
-            wave = wave[np.sort(first)]
+        if wave.size > pod_cap * p_n:
+            wave = _cap_per_group(wave, e_ps[wave], pod_cap, p_n)
         ls, ld, ps, pd = e_ls[wave], e_ld[wave], e_ps[wave], e_pd[wave]
         up, down = load_lu[ls], load_ad[ld]
         core_up, core_down = load_au[ps], load_cd[pd]
@@ -481,13 +491,22 @@ def _adaptive_choice(
         path = _least_loaded(worst.reshape(wave.size, -1), total.reshape(wave.size, -1))
         agg, core = path // j_dim, path % j_dim
         cross = e_cross[wave]
+        # Leaf uplinks are distinct (one entry per source leaf); check the rest.
+        core_key = (ps * a_n + agg) * j_dim + core
+        keys = [ld * a_n + agg]
         if np.any(cross):
-            key_au = np.where(cross, (ps * a_n + agg) * j_dim + core, -1 - np.arange(wave.size))
-            key_cd = np.where(cross, (pd * a_n + agg) * j_dim + core, -1 - np.arange(wave.size))
-            ok = _first_occurrence(key_au) & _first_occurrence(key_cd)
-            if not np.all(ok):
-                wave, ls, ld, ps, pd = wave[ok], ls[ok], ld[ok], ps[ok], pd[ok]
-                path, agg, core, cross = path[ok], agg[ok], core[ok], cross[ok]
+            unique_self = n_core_keys + np.arange(wave.size)
+            keys.append(n_down_keys + np.where(cross, core_key, unique_self))
+            keys.append(
+                n_down_keys
+                + n_core_keys
+                + wave.size
+                + np.where(cross, (pd * a_n + agg) * j_dim + core, unique_self)
+            )
+        ok = _first_occurrences(np.concatenate(keys), wave.size)
+        if not np.all(ok):
+            wave, ls, ld, ps, pd = wave[ok], ls[ok], ld[ok], ps[ok], pd[ok]
+            path, agg, core, cross = path[ok], agg[ok], core[ok], cross[ok]
         w = e_weight[wave]
         load_lu[ls, agg] += w * inv_lu[ls, agg]
         load_ad[ld, agg] += w * inv_ad[ld, agg]
@@ -499,6 +518,17 @@ def _adaptive_choice(
     return choices
 
 
+def _cap_per_group(entries: np.ndarray, group: np.ndarray, cap: int, free_group: int) -> np.ndarray:
+    """The first ``cap`` entries of each group (all of ``free_group``), in entry order."""
+    order = np.argsort(group, kind="stable")
+    sorted_group = group[order]
+    starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
+    sizes = np.diff(np.r_[starts, sorted_group.size])
+    rank = np.arange(sorted_group.size) - np.repeat(starts, sizes)
+    keep = (rank < cap) | (sorted_group == free_group)
+    return np.sort(entries[order[keep]])
+
+
 def _least_loaded(worst: np.ndarray, total: np.ndarray) -> np.ndarray:
     """Per row, the column of least ``worst``; ties to least ``total``, then lowest column."""
     best = worst.min(axis=1, keepdims=True)
@@ -506,11 +536,17 @@ def _least_loaded(worst: np.ndarray, total: np.ndarray) -> np.ndarray:
     return np.argmin(np.where(tied, total, np.inf), axis=1)
 
 
-def _first_occurrence(keys: np.ndarray) -> np.ndarray:
-    """Mask of the entries whose key has not appeared earlier in the array."""
-    mask = np.zeros(keys.size, dtype=bool)
-    mask[np.unique(keys, return_index=True)[1]] = True
-    return mask
+def _first_occurrences(keys: np.ndarray, n: int) -> np.ndarray:
+    """For ``keys`` made of blocks of ``n`` (one key per entry per block), the
+    entries none of whose keys appeared at an earlier entry."""
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    repeated = np.empty(keys.size, dtype=bool)
+    repeated[0] = False
+    repeated[1:] = sorted_keys[1:] == sorted_keys[:-1]
+    clash = np.zeros(n, dtype=bool)
+    clash[order[repeated] % n] = True
+    return ~clash
 
 
 def _single_path_incidence(links: np.ndarray, n_links: int) -> sp.csr_matrix:
@@ -605,7 +641,7 @@ def route(
     hash_seed: int = 0,
     connection_id: np.ndarray | None = None,
     load_weight: np.ndarray | None = None,
-    adaptive_chunks: int = 4,
+    adaptive_chunks: int = 8,
 ) -> Routes:
     """Route flows (connections) between hosts over the fabric.
 

@@ -6,14 +6,21 @@ at speed ``w_f`` (its weight), so at "water level" ``t`` it carries
 ones reach its capacity; at that moment every flow crossing it stops rising
 (freezes). A flow whose own demand is reached freezes at its demand. Pouring
 goes on until every flow is frozen (Bertsekas & Gallager, *Data Networks*,
-section 6.5.2).
+the max-min fairness section of the flow-control chapter).
 
 Each round computes, for every link at once, the level at which it would
-fill (residual capacity over the summed weight of its unfrozen flows), jumps
-straight to the lowest such level (or the lowest demand), and freezes every
-flow on the links (and demands) that reach it within a relative tolerance.
-So the number of rounds is the number of distinct bottleneck levels, not the
-number of flows, and each round is two sparse matrix-vector products.
+fill (residual capacity over the summed weight of its unfrozen flows). A
+link's level only rises as flows elsewhere freeze, so a link whose level is
+the lowest constraint (link level or demand) of *every* unfrozen flow on it
+is already final: it is a local bottleneck. Each round saturates all local
+bottlenecks at once (the globally lowest level is always one of them) and
+freezes their flows, and flows whose demand comes first freeze at their
+demand. Levels equal within a relative tolerance are treated as one. So the
+number of rounds is at most the number of distinct bottleneck levels, and
+usually far fewer (the length of the longest chain of bottlenecks that wait
+on each other), not the number of flows. A round is a few passes over the
+nonzeros (``bincount`` and ``reduceat``); frozen flows are dropped from the
+working arrays as they accumulate, so later rounds get cheaper.
 
 The incidence matrix may hold fractions: entry ``(f, l)`` is the share of
 flow ``f``'s rate that crosses link ``l`` (1 for a single path, less when a
@@ -109,61 +116,76 @@ def max_min_rates(
     matrix, capacity, weight, demand = _validate(incidence, capacity_gbps, weights, demand_gbps)
     rates = np.zeros(matrix.shape[0])
     work = _Working(matrix, capacity, weight, demand)
-    while work.n_flows:
-        if work.n_flows < work.rows_at_compaction // 2:
+    while work.active.any():
+        if np.count_nonzero(work.active) < 0.7 * work.active.size:
             work.compact()
         work.round(rates, rtol)
     return rates
 
 
-def _segment_min(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
-    """Minimum of each CSR row segment of ``values``; ``inf`` for empty rows."""
+def _segment_min(values: np.ndarray, starts: np.ndarray, empty: np.ndarray) -> np.ndarray:
+    """Minimum of each segment ``values[starts[i]:starts[i+1]]``; ``inf`` where ``empty``."""
     if values.size == 0:
-        return np.full(indptr.size - 1, np.inf)
-    out = np.minimum.reduceat(np.append(values, np.inf), indptr[:-1])
-    out[indptr[1:] == indptr[:-1]] = np.inf
+        return np.full(empty.size, np.inf)
+    out = np.minimum.reduceat(np.append(values, np.inf), starts[:-1])
+    out[empty] = np.inf
     return out
 
 
 class _Working:
-    """The still-unfrozen part of a progressive-filling problem.
+    """The still-unfrozen part of a progressive-filling problem, as flat arrays.
 
-    Rows are the active flows (``ids`` maps them back), columns the links
-    they cross; both shrink as flows freeze. ``residual`` is each link's
-    capacity minus the load of frozen flows.
+    Only links that some flow crosses are kept, renumbered. Nonzeros are kept
+    twice: in flow order (``e_flow``, ``e_link``, ``e_coef`` with segment
+    starts ``flow_start``) and, through the permutation ``by_link``, in link
+    order (segment starts ``link_start``). Compaction drops the nonzeros of
+    frozen flows and renumbers the rest; ``ids`` maps working flow numbers
+    back to the caller's. ``residual`` is each link's capacity minus the load
+    of frozen flows.
     """
 
     def __init__(
         self, matrix: sp.csr_matrix, capacity: np.ndarray, weight: np.ndarray, demand: np.ndarray
     ) -> None:
-        self.ids = np.arange(matrix.shape[0])
-        self.matrix = matrix
-        self.transposed = matrix.T.tocsr()
-        self.residual = capacity.copy()
-        self.finite = np.isfinite(capacity)
+        n_flows = matrix.shape[0]
+        # Work only on links some flow crosses, renumbered 0..n_links-1.
+        used, e_link = np.unique(matrix.indices, return_inverse=True)
+        self.n_links = used.size
+        self.ids = np.arange(n_flows)
+        self.e_flow = np.repeat(np.arange(n_flows), np.diff(matrix.indptr))
+        self.e_link = e_link.astype(np.int64)
+        self.e_coef = matrix.data
+        self.by_link = np.argsort(self.e_link, kind="stable")
+        self._segments(n_flows)
+        self.residual = capacity[used]
+        self.finite = np.isfinite(self.residual)
         self.weight = weight
         self.demand = demand
-        self.active = np.ones(matrix.shape[0], dtype=bool)
-        self.rows_at_compaction = matrix.shape[0]
+        self.active = np.ones(n_flows, dtype=bool)
 
-    @property
-    def n_flows(self) -> int:
-        return int(np.count_nonzero(self.active))
+    def _segments(self, n_flows: int) -> None:
+        flow_count = np.bincount(self.e_flow, minlength=n_flows)
+        link_count = np.bincount(self.e_link, minlength=self.n_links)
+        self.flow_start = np.concatenate([[0], np.cumsum(flow_count)])
+        self.link_start = np.concatenate([[0], np.cumsum(link_count)])
+        self.flow_empty = flow_count == 0
+        self.link_empty = link_count == 0
 
     def compact(self) -> None:
-        """Drop frozen flows and links no active flow crosses."""
-        keep = np.flatnonzero(self.active)
-        rows = self.matrix[keep]
-        cols = np.unique(rows.indices)
-        self.matrix = rows[:, cols]
-        self.transposed = self.matrix.T.tocsr()
-        self.residual = self.residual[cols]
-        self.finite = self.finite[cols]
+        """Drop frozen flows and their nonzeros."""
+        keep = self.active
+        new_number = np.cumsum(keep) - 1
+        kept_entry = keep[self.e_flow]
+        new_position = np.cumsum(kept_entry) - 1
+        self.by_link = new_position[self.by_link[kept_entry[self.by_link]]]
+        self.e_flow = new_number[self.e_flow[kept_entry]]
+        self.e_link = self.e_link[kept_entry]
+        self.e_coef = self.e_coef[kept_entry]
         self.ids = self.ids[keep]
         self.weight = self.weight[keep]
         self.demand = self.demand[keep]
-        self.active = np.ones(keep.size, dtype=bool)
-        self.rows_at_compaction = keep.size
+        self.active = np.ones(self.ids.size, dtype=bool)
+        self._segments(self.ids.size)
 
     def round(self, rates: np.ndarray, rtol: float) -> None:
         """Freeze every flow whose bottleneck level is already final.
@@ -173,25 +195,30 @@ class _Working:
         (no flow on it has a lower link level or demand). All final links
         saturate now; flows reaching their demand first freeze there.
         """
-        matrix, transposed, active = self.matrix, self.transposed, self.active
-        weight_sum = transposed @ np.where(active, self.weight, 0.0)
+        active, e_flow, e_link = self.active, self.e_flow, self.e_link
+        weight_sum = np.bincount(
+            e_link,
+            weights=self.e_coef * np.where(active, self.weight, 0.0)[e_flow],
+            minlength=self.n_links,
+        )
         live = (weight_sum > 0) & self.finite
-        link_level = np.full(weight_sum.size, np.inf)
+        link_level = np.full(self.n_links, np.inf)
         link_level[live] = np.maximum(self.residual[live], 0.0) / weight_sum[live]
-        flow_level = _segment_min(link_level[matrix.indices], matrix.indptr)
+        flow_level = _segment_min(link_level[e_link], self.flow_start, self.flow_empty)
         demand_level = self.demand / self.weight
         bound = np.where(active, np.minimum(flow_level, demand_level), np.inf)
-        link_bound = _segment_min(bound[transposed.indices], transposed.indptr)
+        link_bound = _segment_min(bound[e_flow[self.by_link]], self.link_start, self.link_empty)
         final = live & (link_level <= link_bound * (1.0 + rtol))
-        at_link = active & ((matrix @ final.astype(np.float64)) > 0)
+        at_link = active & (np.bincount(e_flow, weights=final[e_link], minlength=active.size) > 0)
         at_demand = active & (demand_level <= flow_level * (1.0 + rtol))
         unlimited = active & np.isinf(bound)
-        newly_rates = np.minimum(self.weight * flow_level, self.demand)
         newly = (at_link | at_demand) & ~unlimited
-        newly_rates[~newly] = 0.0
+        newly_rates = np.where(newly, np.minimum(self.weight * flow_level, self.demand), 0.0)
         rates[self.ids[newly]] = newly_rates[newly]
         rates[self.ids[unlimited]] = np.inf
-        self.residual -= transposed @ newly_rates
+        self.residual -= np.bincount(
+            e_link, weights=self.e_coef * newly_rates[e_flow], minlength=self.n_links
+        )
         self.active = active & ~(newly | unlimited)
 
 

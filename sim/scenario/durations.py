@@ -19,7 +19,7 @@ _UNIT_HOURS = {
     "d": 24.0,
     "w": 168.0,
 }
-_PART = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(us|ms|min|s|m|h|d|w)\s*")
+_PART = re.compile(r"\s*((?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*(us|ms|min|s|m|h|d|w)\s*")
 
 DURATION_HELP = "use a number of hours or a number with a unit, e.g. 90s, 15m, 6h, 30d, 1h30m"
 
@@ -71,7 +71,7 @@ def format_duration(hours: float) -> str:
     if hours == 0:
         return "0s"
     for unit in ("w", "d", "h", "m", "s", "ms", "us"):
-        count = hours / _UNIT_HOURS[unit]
-        if count >= 1 and abs(count - round(count)) < 1e-9 * max(1.0, count):
-            return f"{round(count)}{unit}"
+        count = round(hours / _UNIT_HOURS[unit])
+        if count >= 1 and math.isclose(count * _UNIT_HOURS[unit], hours, rel_tol=1e-12):
+            return f"{count}{unit}"
     return f"{hours!r}h"
