@@ -33,7 +33,8 @@ class EpochSolution:
     """What the fabric says about one epoch of a cluster.
 
     Attributes:
-        slowdown: Iteration time over ideal iteration time, per job id (>= 1).
+        slowdown: Iteration time over ideal iteration time (>= 1), per job id;
+            a job left out runs at its ideal speed.
         pfc_pause_fraction: Fraction of time fabric ports are paused, or None
             where the fabric has no PFC.
         ecn_mark_fraction: Fraction of packets ECN-marked, or None.
@@ -60,7 +61,7 @@ class IdealFabric:
 
     def solve(self, placements: Sequence[RunningPlacement]) -> EpochSolution:
         """Every job runs at its ideal speed."""
-        return EpochSolution(slowdown={p.job_id: 1.0 for p in placements})
+        return EpochSolution()
 
 
 FABRICS: dict[str, type] = {"ideal": IdealFabric}

@@ -98,6 +98,9 @@ class Marketplace:
         self.pending_release = np.zeros(len(inventory.clusters), dtype=np.int64)
         self.preemptions = 0
         self.epochs = 0
+        n_clusters = len(inventory.clusters)
+        self._placements: list[dict[int, RunningPlacement]] = [{} for _ in range(n_clusters)]
+        self._slowed: list[set[int]] = [set() for _ in range(n_clusters)]
         self._dirty: set[int] = set()
         self._epoch_pending = False
         self._scheduling = False
@@ -417,6 +420,9 @@ class Marketplace:
         if job.contract != "reserved":
             self.accounting.move(now, job.gpus, "idle", job.contract)
         self.accounting.hold(now, job.tenant, "allocated", job.gpus)
+        self._placements[job.cluster][job.job_id] = RunningPlacement(
+            job.job_id, job.tenant, job.contract, job.nodes, job.counts
+        )
         self._arm_completion(job)
         self._mark_dirty(proposal.cluster)
 
@@ -433,6 +439,8 @@ class Marketplace:
         if job.contract != "reserved":
             self.accounting.move(now, job.gpus, job.contract, "idle")
         self.accounting.hold(now, job.tenant, "allocated", -job.gpus)
+        del self._placements[job.cluster][job.job_id]
+        self._slowed[job.cluster].discard(job.job_id)
         self._mark_dirty(job.cluster)
         job.nodes = job.counts = None
 
@@ -507,23 +515,29 @@ class Marketplace:
             self._after(0.0, self._solve_epochs)
 
     def _solve_epochs(self) -> None:
-        """Solve each cluster whose running set changed, once, and apply the new rates."""
+        """Solve each cluster whose running set changed, once, and apply the new rates.
+
+        Only jobs the solution slows, or that were slowed before, can change
+        rate, so an epoch costs the fabric solve plus work on those jobs.
+        """
         self._epoch_pending = False
         now = self.env.now
         for cluster in sorted(self._dirty):
-            jobs = sorted(
-                (j for j in self.running.values() if j.cluster == cluster), key=lambda j: j.job_id
-            )
-            placements = [
-                RunningPlacement(j.job_id, j.tenant, j.contract, j.nodes, j.counts) for j in jobs
-            ]
-            solution = self.fabrics[cluster].solve(placements)
+            solution = self.fabrics[cluster].solve(list(self._placements[cluster].values()))
             self.epochs += 1
-            for job in jobs:
-                rate = 1.0 / solution.slowdown.get(job.job_id, 1.0)
-                if rate != job.rate:
+            slowed = self._slowed[cluster]
+            for job_id in sorted(slowed.union(solution.slowdown)):
+                job = self.running[job_id]
+                slowdown = solution.slowdown.get(job_id, 1.0)
+                if slowdown < 1.0:
+                    raise RuntimeError(f"fabric gave job {job_id} a speed-up ({slowdown})")
+                if slowdown == 1.0:
+                    slowed.discard(job_id)
+                else:
+                    slowed.add(job_id)
+                if 1.0 / slowdown != job.rate:
                     job.fold(now)
-                    job.rate = rate
+                    job.rate = 1.0 / slowdown
                     job.version += 1
                     self._arm_completion(job)
         self._dirty.clear()

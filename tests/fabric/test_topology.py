@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import networkx as nx
 import numpy as np
 import pytest
@@ -103,11 +101,8 @@ def test_rail_optimized_rails_and_nodes() -> None:
         topology.hosts_of_node(6)
 
 
-def test_meta_ai_zone_full_size_builds_fast() -> None:
-    start = time.perf_counter()
+def test_meta_ai_zone_full_size() -> None:
     topology = build_topology("meta_ai_zone")
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0
     assert topology.n_hosts == 24_576
     assert topology.hosts_per_node == 8
     assert topology.n_servers == 3_072
