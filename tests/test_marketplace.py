@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sim.fabric.model import IdealFabric
-from sim.market.inventory import SHARED, ClusterInfo, Inventory
+from sim.market.inventory import ClusterInfo, Inventory
 from sim.market.marketplace import Marketplace
 from sim.metrics.accounting import CLASSES, Accounting
 from sim.policies.placement import FirstFit
@@ -308,7 +308,3 @@ def test_shared_queue_is_fifo_without_backfill():
     hand.run(until=30.0)
     assert head.first_start_hours == pytest.approx(4.0)
     assert short.first_start_hours == pytest.approx(5.0)
-
-
-def test_shared_pool_constant_is_minus_one():
-    assert SHARED == -1

@@ -378,6 +378,14 @@ class Scenario(Strict):
                 return []
             return [clusters[name]]
 
+        def check_sizes(where: str, dist: FixedGpus | ChoiceGpus, limit: int) -> None:
+            too_big = [g for g in gpu_sizes(dist) if g > limit]
+            if too_big:
+                problems.append(
+                    f"{where}: jobs of {too_big} GPUs can never run "
+                    f"(at most {limit} GPUs are available to them)"
+                )
+
         for i, tenant in enumerate(self.tenants):
             where = f"tenants[{i}]"
             eligible = check_cluster(where, tenant.cluster)
@@ -403,22 +411,12 @@ class Scenario(Strict):
                     problems.append(f"{where}.contract.start: the term starts after the horizon")
             else:
                 limit = max(c.nodes * c.gpus_per_node for c in eligible)
-            too_big = [g for g in gpu_sizes(tenant.workload.gpus) if g > limit]
-            if too_big:
-                problems.append(
-                    f"{where}.workload.gpus: jobs of {too_big} GPUs can never run "
-                    f"(at most {limit} GPUs are available to this tenant)"
-                )
+            check_sizes(f"{where}.workload.gpus", tenant.workload.gpus, limit)
         if self.internal.training is not None:
             eligible = check_cluster("internal.training", self.internal.training.cluster)
             if eligible:
                 limit = max(c.nodes * c.gpus_per_node for c in eligible)
-                too_big = [g for g in gpu_sizes(self.internal.training.gpus) if g > limit]
-                if too_big:
-                    problems.append(
-                        f"internal.training.gpus: jobs of {too_big} GPUs are larger than any "
-                        f"cluster ({limit} GPUs)"
-                    )
+                check_sizes("internal.training.gpus", self.internal.training.gpus, limit)
         if self.internal.inference is not None:
             eligible = check_cluster("internal.inference", self.internal.inference.cluster)
             if eligible:
