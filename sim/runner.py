@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ import pandas as pd
 import simpy
 
 from sim.fabric.model import FABRICS
+from sim.files import atomic_write
 from sim.market.inventory import SHARED, ClusterInfo, Inventory
 from sim.market.marketplace import Marketplace
 from sim.metrics.accounting import Accounting
@@ -256,28 +255,14 @@ def simulate(scenario: Scenario) -> RunResult:
     return Simulation(scenario).run()
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write via a temporary file in the same folder, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_run(result: RunResult, out_dir: str | Path) -> Path:
     """Write the run directory: resolved.yaml, summary.json, jobs and timeseries tables."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     resolved = dump_scenario(result.scenario)
-    _atomic_write(out / "resolved.yaml", lambda p: Path(p).write_text(resolved, encoding="utf-8"))
+    atomic_write(out / "resolved.yaml", lambda p: Path(p).write_text(resolved, encoding="utf-8"))
     text = json.dumps(result.summary, indent=2, allow_nan=False) + "\n"
-    _atomic_write(out / "jobs.parquet", lambda p: result.jobs.to_parquet(p, index=False))
-    _atomic_write(
-        out / "timeseries.parquet", lambda p: result.timeseries.to_parquet(p, index=False)
-    )
-    _atomic_write(out / "summary.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
+    atomic_write(out / "jobs.parquet", lambda p: result.jobs.to_parquet(p, index=False))
+    atomic_write(out / "timeseries.parquet", lambda p: result.timeseries.to_parquet(p, index=False))
+    atomic_write(out / "summary.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
     return out
