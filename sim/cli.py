@@ -8,7 +8,9 @@ problem on standard error with exit status 2, never as a traceback.
 from __future__ import annotations
 
 import json
+import math
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -110,6 +112,195 @@ def schema(
     else:
         out.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {out}")
+
+
+FABRIC_FLOW_COLUMNS = (
+    "flow_id",
+    "src",
+    "dst",
+    "size_bytes",
+    "start_us",
+    "fct_us",
+    "ideal_fct_us",
+    "slowdown",
+)
+"""The columns ``flows.csv`` of a fabric run starts with, in this order."""
+
+FABRIC_SUMMARY = (
+    ("FCT slowdown P50", "fct_slowdown_p50", "{:.3f}"),
+    ("FCT slowdown P99", "fct_slowdown_p99", "{:.3f}"),
+    ("max FCT us", "max_fct_us", "{:,.1f}"),
+    ("PFC pause fraction", "pfc_pause_fraction", "{:.2%}"),
+    ("ECN mark fraction", "ecn_mark_fraction", "{:.2%}"),
+)
+"""The figures of ``summary.json`` a fabric run always has: label, key, format."""
+
+
+def _load_fabric(path: Path) -> Any:
+    from sim.fabric.config import load_fabric
+    from sim.scenario import ScenarioError
+
+    try:
+        return load_fabric(path)
+    except ScenarioError as exc:
+        _fail(exc.problems)
+
+
+def _json_ready(value: Any) -> Any:
+    """Plain JSON data: numpy values as Python ones, NaN and infinities as null."""
+    if isinstance(value, dict):
+        return {str(key): _json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(item) for item in value]
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return _json_ready(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _print_fabric_summary(summary: dict[str, Any], title: str, setup: dict[str, str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=120)
+    table = Table(title=title, show_header=False)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for label, text in setup.items():
+        table.add_row(label, text)
+    for label, key, fmt in FABRIC_SUMMARY:
+        value = summary.get(key)
+        table.add_row(label, "—" if value is None else fmt.format(value))
+    console.print(table)
+
+
+@app.command()
+def fabric(
+    fabric_file: Annotated[
+        Path, typer.Argument(metavar="FABRIC.yaml", help="Fabric file: topology and transport.")
+    ],
+    traffic_file: Annotated[
+        Path, typer.Option("--traffic", "-t", metavar="FLOWS.csv", help="Flows to send.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output directory: flows.csv and summary.json.")
+    ],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print no table.")] = False,
+) -> None:
+    """Run the fabric alone: push the flows of FLOWS.csv through FABRIC.yaml."""
+    config = _load_fabric(fabric_file)
+    from sim.fabric.traffic import read_flows
+    from sim.scenario import ScenarioError
+
+    topology = config.build_topology()
+    try:
+        flows = read_flows(traffic_file, topology.n_hosts)
+    except ScenarioError as exc:
+        _fail(exc.problems)
+    if out.exists() and not out.is_dir():
+        _fail([f"--out: {out} exists and is not a directory"])
+    from sim.fabric.flows import simulate_flows
+    from sim.files import atomic_write
+
+    result = simulate_flows(config, flows)
+    columns = [
+        *FABRIC_FLOW_COLUMNS,
+        *(c for c in result.flows.columns if c not in FABRIC_FLOW_COLUMNS),
+    ]
+    summary = _json_ready(dict(result.summary))
+    text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "flows.csv", lambda p: result.flows[columns].to_csv(p, index=False))
+    atomic_write(out / "summary.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
+    if not quiet:
+        setup = {
+            "topology": f"{topology.kind}, {topology.n_hosts:,} hosts",
+            "transport": config.transport.kind,
+            "flows": f"{len(flows):,}",
+        }
+        _print_fabric_summary(summary, fabric_file.name, setup)
+    typer.echo(f"wrote {out}")
+
+
+class TrafficPattern(StrEnum):
+    """Traffic patterns ``surplus traffic`` generates."""
+
+    incast = "incast"
+    permutation = "permutation"
+    alltoall = "alltoall"
+
+
+@app.command()
+def traffic(
+    pattern: Annotated[TrafficPattern, typer.Argument(help="Traffic pattern.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="FLOWS.csv", help="File to write.")],
+    size: Annotated[
+        str, typer.Option("--size", help="Bytes per flow: 4096, 64KiB, 2MB (decimal), 1GiB.")
+    ],
+    fabric_file: Annotated[
+        Path | None,
+        typer.Option("--fabric", metavar="FABRIC.yaml", help="Take the host count from here."),
+    ] = None,
+    hosts: Annotated[int | None, typer.Option("--hosts", help="Number of hosts.")] = None,
+    senders: Annotated[
+        int | None, typer.Option(help="incast: senders (default: every other host).")
+    ] = None,
+    receiver: Annotated[
+        int | None, typer.Option(help="incast: receiving host (default 0).")
+    ] = None,
+    start_us: Annotated[float, typer.Option("--start-us", help="Start time of every flow.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the random choices.")] = 0,
+) -> None:
+    """Write a FLOWS.csv of a classic pattern: incast, permutation or alltoall."""
+    problems: list[str] = []
+    if (fabric_file is None) == (hosts is None):
+        problems.append("give exactly one of --fabric FABRIC.yaml and --hosts N")
+    if hosts is not None and hosts < 2:
+        problems.append(f"--hosts: need at least 2 hosts, got {hosts}")
+    if seed < 0:
+        problems.append(f"--seed: must not be negative, got {seed}")
+    if pattern is not TrafficPattern.incast:
+        for flag, value in (("--senders", senders), ("--receiver", receiver)):
+            if value is not None:
+                problems.append(f"{flag}: only applies to incast, not {pattern.value}")
+    if out.is_dir():
+        problems.append(f"--out: {out} is a directory; give the CSV file to write")
+    if problems:
+        _fail(problems)
+    from sim.fabric.traffic import alltoall, incast, parse_size_bytes, permutation, write_flows
+
+    try:
+        size_bytes = parse_size_bytes(size)
+    except ValueError as exc:
+        _fail([f"--size: {exc}"])
+    if fabric_file is not None:
+        n_hosts = _load_fabric(fabric_file).build_topology().n_hosts
+    else:
+        n_hosts = hosts
+    from sim.rng import Streams
+
+    rng = Streams(seed).get(f"traffic/{pattern.value}")
+    try:
+        if pattern is TrafficPattern.incast:
+            flows = incast(
+                n_hosts,
+                n_hosts - 1 if senders is None else senders,
+                0 if receiver is None else receiver,
+                size_bytes,
+                start_us,
+                rng=rng,
+            )
+        elif pattern is TrafficPattern.permutation:
+            flows = permutation(n_hosts, size_bytes, start_us, rng=rng)
+        else:
+            flows = alltoall(list(range(n_hosts)), size_bytes, start_us)
+    except ValueError as exc:
+        _fail([f"{pattern.value}: {exc}"])
+    write_flows(flows, out)
+    typer.echo(f"wrote {len(flows):,} flows to {out}")
 
 
 def _version(value: bool) -> None:

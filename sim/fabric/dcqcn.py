@@ -67,7 +67,6 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
-from scipy.optimize import brentq
 
 __all__ = [
     "PACKET_BYTES",
@@ -348,6 +347,8 @@ def fixed_point(n_flows: int, params: DcqcnParams | None = None) -> DcqcnFixedPo
             f"no DCQCN fixed point with marking probability in ({lo}, {hi}) for "
             f"n_flows={n_flows} and {params!r}"
         )
+    from scipy.optimize import brentq  # imported here: scipy.optimize is slow to import
+
     p_exact = float(brentq(uncapped, lo, hi, xtol=1e-300, rtol=1e-13, maxiter=500))
     t = _log_terms(p_exact, rate, params)
     alpha = math.exp(t["alpha"])

@@ -246,6 +246,13 @@ def _burst_transient(
     return above, float(np.average(trace.marking_probability, weights=dt))
 
 
+@lru_cache(maxsize=1024)
+def _steady_marking(n_flows: int, params: DcqcnParams) -> float:
+    """ECN marking probability at the DCQCN fixed point of ``n_flows`` at one port."""
+    point = fixed_point(n_flows, params)
+    return float(marking_probability(point.queue_kb_exact, params))
+
+
 # --------------------------------------------------------------------------- the simulation
 
 
@@ -301,6 +308,15 @@ class _Run:
         self.link_busy_us = np.zeros(n_links)
         self.marked_bits = 0.0
         self.dropped_bits = 0.0
+        self._dcqcn_params: dict[float, DcqcnParams] = {}
+
+    def _params(self, capacity_gbps: float) -> DcqcnParams:
+        """DCQCN parameters for a port of this capacity (built once per capacity)."""
+        params = self._dcqcn_params.get(capacity_gbps)
+        if params is None:
+            params = self.transport.dcqcn_params(capacity_gbps)
+            self._dcqcn_params[capacity_gbps] = params
+        return params
 
     def demand(self, active: np.ndarray) -> np.ndarray:
         """Line-rate demand of each active sub-flow (NVLink inside a server)."""
@@ -360,19 +376,26 @@ class _Run:
         flows_per_link = np.diff(csc.indptr)
         is_new = np.isin(active, new)
         saturated = (load >= self.capacity * (1 - 1e-6)) & (flows_per_link >= 2)
+        burst = binary.T @ np.where(is_new, demand, rates)
+        fresh_per_link = binary.T @ is_new.astype(np.float64)
+        bursting = saturated & (fresh_per_link > 0) & (burst > self.capacity * (1 + 1e-9))
+        steady = saturated & ~bursting
+        marked = float(
+            sum(
+                load[steady & (flows_per_link == n) & (self.capacity == c)].sum()
+                * _steady_marking(int(n), self._params(float(c)))
+                for n, c in sorted(
+                    set(zip(flows_per_link[steady], self.capacity[steady], strict=True))
+                )
+            )
+        )
         paused_us = np.zeros(self.capacity.size)
         stall = np.zeros(active.size)
-        marked = 0.0
         topo = self.topology
-        for link in np.flatnonzero(saturated):
-            params = transport.dcqcn_params(float(self.capacity[link]))
+        for link in np.flatnonzero(bursting):
+            params = self._params(float(self.capacity[link]))
             rows = csc.indices[csc.indptr[link] : csc.indptr[link + 1]]
             fresh = is_new[rows]
-            burst = demand[rows][fresh].sum() + rates[rows][~fresh].sum()
-            if not (fresh.any() and burst > self.capacity[link] * (1 + 1e-9)):
-                point = fixed_point(len(rows), params)
-                marked += load[link] * float(marking_probability(point.queue_kb_exact, params))
-                continue
             old = tuple(sorted(round(float(r), 6) for r in rates[rows][~fresh]))
             above_us, mean_p = _burst_transient(
                 int(fresh.sum()), old, params, transport.pfc_xoff_kb

@@ -44,10 +44,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 DEFAULT_PROP_DELAY_US = 0.5
 """Per-link propagation delay: about 100 m of fibre at 5 ns/m."""
@@ -298,8 +300,10 @@ class Topology:
             mask &= self.link_is_up == up
         return np.flatnonzero(mask)
 
-    def to_networkx(self) -> nx.Graph:
+    def to_networkx(self) -> nx.Graph:  # networkx is imported here: it is slow to import
         """An undirected networkx graph, one edge per cable, for checks and drawing."""
+        import networkx as nx
+
         graph = nx.Graph()
         for node, (name, tier) in enumerate(zip(self.node_names, self.node_tier, strict=True)):
             graph.add_node(node, name=name, tier=self.node_tier_names[int(tier)])
@@ -336,6 +340,8 @@ def check_topology(topology: Topology) -> None:
     graph = t.to_networkx()
     if graph.number_of_edges() != t.n_links // 2:
         raise ValueError(f"{t.kind}: parallel cables between the same two nodes")
+    import networkx as nx
+
     if not nx.is_connected(graph):
         raise ValueError(f"{t.kind}: topology is not connected")
     host_degrees = np.array([graph.degree(h) for h in range(t.n_hosts)])

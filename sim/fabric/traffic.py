@@ -1,0 +1,562 @@
+"""FLOWS.csv: the traffic ``surplus fabric`` pushes through a fabric, and generators for it.
+
+A flow is one message: ``size_bytes`` bytes sent from host ``src`` to host
+``dst``, starting at ``start_us`` microseconds. Hosts are numbered
+``0 .. n_hosts-1`` in topology order (:mod:`sim.fabric.topology`). The file is
+plain CSV with a header line::
+
+    src,dst,start_us,size_bytes
+    1,0,0.0,2000000
+    2,0,0.0,2000000
+
+Columns may come in any order and extra columns (a ``flow_id``, a tag) are
+allowed and ignored. Lines that are entirely empty are skipped. Every problem
+is reported as ``FILE:LINE: COLUMN: what is wrong``, the way scenario problems
+are.
+
+The generators build the classic stress patterns of data-centre fabrics:
+
+* :func:`incast`: many senders, one receiver, all at once: the pattern that
+  fills the receiver's last-hop queue, triggers PFC pauses and spreads them
+  upstream to innocent flows.
+* :func:`permutation`: every host sends to exactly one other host and receives
+  from exactly one: no host link is overloaded, so any slowdown comes from
+  ECMP collisions in the core.
+* :func:`alltoall`: every ordered pair of a group of hosts, as in the
+  all-to-all exchange of mixture-of-experts training.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim.files import atomic_write
+from sim.scenario.loader import ScenarioError
+
+__all__ = [
+    "MAX_GENERATED_FLOWS",
+    "MAX_PROBLEMS",
+    "TRAFFIC_COLUMNS",
+    "alltoall",
+    "incast",
+    "parse_size_bytes",
+    "permutation",
+    "read_flows",
+    "write_flows",
+]
+
+TRAFFIC_COLUMNS = ("src", "dst", "start_us", "size_bytes")
+"""The required columns of FLOWS.csv, in the order they are written."""
+
+MAX_PROBLEMS = 20
+"""At most this many problems of a bad traffic file are listed; the rest are counted."""
+
+MAX_SIZE_BYTES = 2**53 - 1
+"""Largest flow size accepted: exact as a float64, and no larger integer rounds down to it."""
+
+MAX_GENERATED_FLOWS = 10_000_000
+"""Largest traffic a generator builds (about 320 MB in memory): alltoall of 3,162 hosts."""
+
+_DTYPES = {"src": np.int64, "dst": np.int64, "start_us": np.float64, "size_bytes": np.int64}
+
+_NAN_WORDS = ("nan", "+nan", "-nan")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class _Problems:
+    """Problems of one file, kept sorted by line and capped at :data:`MAX_PROBLEMS`."""
+
+    def __init__(self, source: str, lines: np.ndarray):
+        self.source = source
+        self.lines = lines
+        self.found: list[tuple[int, int, str]] = []
+        self.total = 0
+
+    def add(self, mask: np.ndarray, order: int, render: Callable[[int], str]) -> None:
+        """Record a problem for every row where ``mask`` is true.
+
+        Args:
+            mask: One boolean per row.
+            order: Rank among the problems of one line (column order).
+            render: The text of the problem of row ``i`` (after ``FILE:LINE: ``).
+        """
+        rows = np.flatnonzero(mask)
+        self.total += rows.size
+        for row in rows[:MAX_PROBLEMS]:
+            line = int(self.lines[row])
+            self.found.append((line, order, f"{self.source}:{line}: {render(int(row))}"))
+
+    def raise_if_any(self) -> None:
+        """Raise the problems found so far, if any.
+
+        Raises:
+            ScenarioError: With at most :data:`MAX_PROBLEMS` lines plus a count of the rest.
+        """
+        if not self.total:
+            return
+        shown = [text for _, _, text in sorted(self.found)[:MAX_PROBLEMS]]
+        if self.total > len(shown):
+            more = self.total - len(shown)
+            shown.append(f"... and {more} more problem{'s' if more > 1 else ''} in {self.source}")
+        raise ScenarioError(shown)
+
+
+def _read_table(path: Path, source: str) -> pd.DataFrame:
+    """Read the CSV as stripped strings, one row per line after the header, blank lines kept."""
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(4096)
+    except FileNotFoundError:
+        raise ScenarioError([f"{source}: no such file"]) from None
+    except OSError as exc:
+        raise ScenarioError([f"{source}: cannot read: {exc}"]) from None
+    header_hint = f"expected a header line {','.join(TRAFFIC_COLUMNS)}"
+    if not start.strip():
+        raise ScenarioError([f"{source}: empty file; {header_hint}"])
+    try:
+        table = pd.read_csv(
+            path,
+            dtype=str,
+            na_filter=False,
+            skip_blank_lines=False,
+            encoding="utf-8-sig",
+        )
+    except pd.errors.EmptyDataError:
+        raise ScenarioError([f"{source}: empty file; {header_hint}"]) from None
+    except pd.errors.ParserError as exc:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if found is None:
+            raise ScenarioError([f"{source}: not valid CSV: {exc}"]) from None
+        expected, line, saw = found.groups()
+        raise ScenarioError(
+            [f"{source}:{line}: {saw} fields, but the header has {expected} columns"]
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError([f"{source}: cannot read: {exc}"]) from None
+    table.columns = [str(name).strip() for name in table.columns]
+    twice = [name for name in TRAFFIC_COLUMNS if list(table.columns).count(name) > 1]
+    if twice:
+        raise ScenarioError([f"{source}:1: column {name} appears twice" for name in twice])
+    missing = [name for name in TRAFFIC_COLUMNS if name not in table.columns]
+    if missing:
+        present = ", ".join(repr(name) for name in table.columns)
+        raise ScenarioError(
+            [
+                f"{source}:1: missing column{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)}; the header has {present} ({header_hint})"
+            ]
+        )
+    return pd.DataFrame({name: table[name].str.strip() for name in TRAFFIC_COLUMNS})
+
+
+def _parse_numbers(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parse a column of strings.
+
+    Returns:
+        The values as float64 (NaN where unreadable), a mask of empty cells and
+        a mask of cells that are not numbers at all.
+    """
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    empty = (raw == "").to_numpy()
+    unreadable = np.isnan(values) & ~empty & ~raw.str.lower().isin(_NAN_WORDS).to_numpy()
+    return values, empty, unreadable
+
+
+_Check = tuple[int, np.ndarray, Callable[[int], str]]
+"""A row check: rank among a line's problems, the rows that fail, their message."""
+
+
+def _value_checks(
+    values: dict[str, np.ndarray],
+    readable: dict[str, np.ndarray],
+    text: dict[str, np.ndarray],
+    n_hosts: int,
+) -> list[_Check]:
+    """Checks of the parsed numbers of every column and of src against dst.
+
+    Args:
+        values: Every required column as float64.
+        readable: Per column, the rows whose cell is a number (possibly NaN or inf).
+        text: Per column, the cells as written, for the messages.
+        n_hosts: Number of hosts of the fabric.
+
+    Returns:
+        The checks; a row is good if it fails none of them.
+    """
+    checks: list[_Check] = []
+    good: dict[str, np.ndarray] = {}
+    for order, name in enumerate(("src", "dst")):
+        v, read, cells = values[name], readable[name], text[name]
+        whole = read & np.isfinite(v) & (np.floor(v) == v)
+        outside = whole & ((v < 0) | (v >= n_hosts))
+        checks.append(
+            (
+                order,
+                read & ~whole,
+                lambda i, n=name, t=cells: f"{n}: a host is a whole number, got {t[i]!r}",
+            )
+        )
+        checks.append(
+            (
+                order,
+                outside,
+                lambda i, n=name, t=cells: (
+                    f"{n}: no host {t[i]}; the fabric has {n_hosts} hosts, "
+                    f"numbered 0 to {n_hosts - 1}"
+                ),
+            )
+        )
+        good[name] = whole & ~outside
+    v, read, cells = values["start_us"], readable["start_us"], text["start_us"]
+    finite = read & np.isfinite(v)
+    checks.append(
+        (
+            2,
+            read & ~finite,
+            lambda i, t=cells: f"start_us: must be a finite number of microseconds, got {t[i]!r}",
+        )
+    )
+    checks.append(
+        (2, finite & (v < 0), lambda i, t=cells: f"start_us: must not be negative, got {t[i]!r}")
+    )
+    v, read, cells = values["size_bytes"], readable["size_bytes"], text["size_bytes"]
+    whole = read & np.isfinite(v) & (np.floor(v) == v) & (v >= 1)
+    checks.append(
+        (
+            3,
+            read & ~whole,
+            lambda i, t=cells: f"size_bytes: must be a positive whole number, got {t[i]!r}",
+        )
+    )
+    checks.append(
+        (
+            3,
+            whole & (v > MAX_SIZE_BYTES),
+            lambda i, t=cells: f"size_bytes: {t[i]} is too large (at most {MAX_SIZE_BYTES})",
+        )
+    )
+    src = values["src"]
+    checks.append(
+        (
+            4,
+            good["src"] & good["dst"] & (src == values["dst"]),
+            lambda i: f"src, dst: both are host {int(src[i])}; a flow needs two different hosts",
+        )
+    )
+    return checks
+
+
+def _flow_frame(values: dict[str, np.ndarray]) -> pd.DataFrame:
+    return pd.DataFrame({name: values[name].astype(_DTYPES[name]) for name in TRAFFIC_COLUMNS})
+
+
+def _read_clean(path: Path, n_hosts: int) -> pd.DataFrame | None:
+    """Fast path: the flows if the file is clean, else ``None`` (the slow path explains why).
+
+    A clean file parses natively to numbers with no empty cell; reading every
+    cell as a string first, as :func:`_read_table` does, is several times slower.
+    """
+    try:
+        table = pd.read_csv(path, skip_blank_lines=False, encoding="utf-8-sig", low_memory=False)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError):
+        return None
+    table.columns = [str(name).strip() for name in table.columns]
+    if table.empty or table.columns.has_duplicates:
+        return None
+    if any(name not in table or table[name].dtype.kind not in "if" for name in TRAFFIC_COLUMNS):
+        return None
+    values = {name: table[name].to_numpy(dtype=np.float64) for name in TRAFFIC_COLUMNS}
+    if any(np.isnan(v).any() for v in values.values()):
+        return None
+    everywhere = np.ones(len(table), dtype=bool)
+    readable = dict.fromkeys(TRAFFIC_COLUMNS, everywhere)
+    text = dict.fromkeys(TRAFFIC_COLUMNS, np.empty(0, dtype=object))
+    if any(mask.any() for _, mask, _ in _value_checks(values, readable, text, n_hosts)):
+        return None
+    return _flow_frame(values)
+
+
+def read_flows(path: str | Path, n_hosts: int) -> pd.DataFrame:
+    """Read and check a FLOWS.csv file against a fabric of ``n_hosts`` hosts.
+
+    Args:
+        path: The CSV file.
+        n_hosts: Number of hosts of the fabric; hosts are ``0 .. n_hosts-1``.
+
+    Returns:
+        One row per flow in file order, with columns ``src``, ``dst`` (int64),
+        ``start_us`` (float64) and ``size_bytes`` (int64), and a fresh index.
+
+    Raises:
+        ScenarioError: One line per problem (at most :data:`MAX_PROBLEMS`, then
+            a count), each naming the file, the line and the column.
+        ValueError: If ``n_hosts`` is not a positive integer.
+    """
+    n_hosts = _count("n_hosts", n_hosts, minimum=1)
+    path = Path(path)
+    clean = _read_clean(path, n_hosts)
+    if clean is not None:
+        return clean
+    source = str(path)
+    raw = _read_table(path, source)
+    blank = np.logical_and.reduce([(raw[name] == "").to_numpy() for name in TRAFFIC_COLUMNS])
+    raw = raw.loc[~blank].reset_index(drop=True)
+    if raw.empty:
+        raise ScenarioError([f"{source}: no flows; the file has a header but no rows"])
+    problems = _Problems(source, np.flatnonzero(~blank) + 2)  # the header is line 1
+    values: dict[str, np.ndarray] = {}
+    readable: dict[str, np.ndarray] = {}
+    text: dict[str, np.ndarray] = {}
+    for order, name in enumerate(TRAFFIC_COLUMNS):
+        cells = raw[name].to_numpy(dtype=object)
+        values[name], empty, unreadable = _parse_numbers(raw[name])
+        problems.add(empty, order, lambda i, n=name: f"{n}: missing value")
+        problems.add(unreadable, order, lambda i, n=name, t=cells: f"{n}: {t[i]!r} is not a number")
+        readable[name], text[name] = ~(empty | unreadable), cells
+    for order, mask, render in _value_checks(values, readable, text, n_hosts):
+        problems.add(mask, order, render)
+    problems.raise_if_any()
+    return _flow_frame(values)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_flows(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write flows as FLOWS.csv, atomically; :func:`read_flows` reads it back.
+
+    The required columns come first, in the order of :data:`TRAFFIC_COLUMNS`,
+    followed by any other columns of ``frame``. The parent directory is
+    created if needed.
+
+    Args:
+        frame: Flows with at least the columns of :data:`TRAFFIC_COLUMNS`.
+        path: The file to create or replace.
+
+    Raises:
+        ValueError: If a required column is missing.
+    """
+    missing = [name for name in TRAFFIC_COLUMNS if name not in frame.columns]
+    if missing:
+        raise ValueError(f"flows lack column(s) {missing}; columns: {list(frame.columns)}")
+    columns = [*TRAFFIC_COLUMNS, *(c for c in frame.columns if c not in TRAFFIC_COLUMNS)]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: frame[columns].to_csv(tmp, index=False))
+
+
+# --------------------------------------------------------------------------- generators
+
+
+def _count(name: str, value: Any, *, minimum: int) -> int:
+    """Check that ``value`` is an integer of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def _start(start_us: Any) -> float:
+    if isinstance(start_us, bool) or not isinstance(start_us, int | float | np.number):
+        raise ValueError(f"start_us must be a number, got {start_us!r}")
+    if not math.isfinite(start_us) or start_us < 0:
+        raise ValueError(f"start_us must be finite and not negative, got {start_us!r}")
+    return float(start_us)
+
+
+def _size(size_bytes: Any) -> int:
+    size = _count("size_bytes", size_bytes, minimum=1)
+    if size > MAX_SIZE_BYTES:
+        raise ValueError(f"size_bytes must be at most {MAX_SIZE_BYTES}, got {size}")
+    return size
+
+
+def _flows(src: np.ndarray, dst: np.ndarray, start_us: float, size_bytes: int) -> pd.DataFrame:
+    n = len(src)
+    return pd.DataFrame(
+        {
+            "src": np.asarray(src, dtype=np.int64),
+            "dst": np.asarray(dst, dtype=np.int64),
+            "start_us": np.full(n, start_us, dtype=np.float64),
+            "size_bytes": np.full(n, size_bytes, dtype=np.int64),
+        }
+    )
+
+
+def incast(
+    n_hosts: int,
+    senders: int,
+    receiver: int,
+    size_bytes: int,
+    start_us: float = 0.0,
+    *,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """Many-to-one: ``senders`` hosts each send ``size_bytes`` to ``receiver`` at once.
+
+    Args:
+        n_hosts: Number of hosts of the fabric.
+        senders: How many senders, chosen at random among the other hosts.
+        receiver: The host everybody sends to.
+        size_bytes: Size of every flow.
+        start_us: Start time of every flow.
+        rng: Source of the choice of senders.
+
+    Returns:
+        One flow per sender, in increasing sender order.
+
+    Raises:
+        ValueError: If a host does not exist or there are not enough other hosts.
+    """
+    n_hosts = _count("n_hosts", n_hosts, minimum=2)
+    senders = _count("senders", senders, minimum=1)
+    receiver = _count("receiver", receiver, minimum=0)
+    if receiver >= n_hosts:
+        raise ValueError(f"receiver must be a host, 0 to {n_hosts - 1}, got {receiver}")
+    if senders > n_hosts - 1:
+        raise ValueError(
+            f"senders must be at most {n_hosts - 1} (every host but the receiver), got {senders}"
+        )
+    size, start = _size(size_bytes), _start(start_us)
+    others = np.delete(np.arange(n_hosts, dtype=np.int64), receiver)
+    chosen = np.sort(rng.choice(others, size=senders, replace=False))
+    return _flows(chosen, np.full(senders, receiver), start, size)
+
+
+def permutation(
+    n_hosts: int, size_bytes: int, start_us: float = 0.0, *, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Random derangement: every host sends to one other host and receives from one.
+
+    Drawn uniformly among the permutations without a fixed point (by
+    rejection: about e ≈ 2.7 draws on average).
+
+    Args:
+        n_hosts: Number of hosts; each is a sender once and a receiver once.
+        size_bytes: Size of every flow.
+        start_us: Start time of every flow.
+        rng: Source of the permutation.
+
+    Returns:
+        ``n_hosts`` flows, one per sender in increasing order.
+
+    Raises:
+        ValueError: If there are fewer than two hosts.
+    """
+    n_hosts = _count("n_hosts", n_hosts, minimum=2)
+    size, start = _size(size_bytes), _start(start_us)
+    if n_hosts > MAX_GENERATED_FLOWS:
+        raise ValueError(f"permutation of {n_hosts} hosts exceeds {MAX_GENERATED_FLOWS} flows")
+    hosts = np.arange(n_hosts, dtype=np.int64)
+    while True:
+        dst = rng.permutation(n_hosts)
+        if not np.any(dst == hosts):
+            return _flows(hosts, dst, start, size)
+
+
+def alltoall(
+    hosts: Sequence[int] | np.ndarray, size_bytes: int, start_us: float = 0.0
+) -> pd.DataFrame:
+    """Every host of a group sends ``size_bytes`` to every other host of the group.
+
+    Args:
+        hosts: The group, distinct host numbers; their order is the flow order.
+        size_bytes: Size of every flow.
+        start_us: Start time of every flow.
+
+    Returns:
+        ``n·(n−1)`` flows for ``n`` hosts, ordered by sender (in the order of
+        ``hosts``), then receiver.
+
+    Raises:
+        ValueError: Fewer than two hosts, a repeated or negative host, or more
+            than :data:`MAX_GENERATED_FLOWS` flows.
+    """
+    group = np.asarray(hosts)
+    if group.ndim != 1 or (group.size and not np.issubdtype(group.dtype, np.integer)):
+        raise ValueError(f"hosts must be a list of host numbers, got {hosts!r}")
+    n = int(group.size)
+    if n < 2:
+        raise ValueError(f"alltoall needs at least 2 hosts, got {n}")
+    if np.any(group < 0):
+        raise ValueError(f"hosts must not be negative, got {int(group.min())}")
+    if np.unique(group).size != n:
+        values, counts = np.unique(group, return_counts=True)
+        raise ValueError(f"hosts must be distinct; repeated: {values[counts > 1].tolist()}")
+    if n * (n - 1) > MAX_GENERATED_FLOWS:
+        raise ValueError(
+            f"alltoall among {n} hosts is {n * (n - 1):,} flows, "
+            f"more than the {MAX_GENERATED_FLOWS:,} a generator builds"
+        )
+    size, start = _size(size_bytes), _start(start_us)
+    src_index = np.repeat(np.arange(n), n - 1)
+    # Receiver j of sender i skips i itself: j < i keeps j, j >= i takes j + 1.
+    slot = np.tile(np.arange(n - 1), n)
+    dst_index = slot + (slot >= src_index)
+    return _flows(group[src_index], group[dst_index], start, size)
+
+
+# --------------------------------------------------------------------------- sizes
+
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+}
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*$")
+
+
+def parse_size_bytes(text: str | int) -> int:
+    """Parse a message size such as ``4096``, ``64KiB``, ``2MB`` or ``1.5GB``.
+
+    ``KB``, ``MB`` and ``GB`` are decimal (10³, 10⁶, 10⁹ bytes), ``KiB``,
+    ``MiB`` and ``GiB`` binary (2¹⁰, 2²⁰, 2³⁰); ``B`` or no unit means bytes.
+
+    Args:
+        text: The size, or an integer number of bytes.
+
+    Returns:
+        The size in bytes, at least 1.
+
+    Raises:
+        ValueError: If the text is not a positive whole number of bytes; the
+            message quotes it.
+    """
+    usage = "expected a positive whole number of bytes such as 4096, 64KiB, 2MB or 1.5GB"
+    if isinstance(text, int | np.integer) and not isinstance(text, bool):
+        if text < 1:
+            raise ValueError(f"invalid size {text!r}: {usage}")
+        return int(text)
+    match = _SIZE.match(text) if isinstance(text, str) else None
+    if match is None or match.group(2) not in _UNITS:
+        units = ", ".join(unit for unit in _UNITS if unit)
+        raise ValueError(f"invalid size {text!r}: {usage} (units: {units})")
+    number, unit = match.groups()
+    if "." in number and unit in ("", "B"):
+        raise ValueError(f"invalid size {text!r}: bytes must be a whole number")
+    try:
+        size = Decimal(number) * _UNITS[unit]
+    except InvalidOperation:
+        raise ValueError(f"invalid size {text!r}: {usage}") from None
+    if size != size.to_integral_value():
+        raise ValueError(f"invalid size {text!r}: {size} is not a whole number of bytes")
+    if size < 1:
+        raise ValueError(f"invalid size {text!r}: must be at least 1 byte")
+    return int(size)
