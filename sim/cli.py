@@ -114,18 +114,6 @@ def schema(
         typer.echo(f"wrote {out}")
 
 
-FABRIC_FLOW_COLUMNS = (
-    "flow_id",
-    "src",
-    "dst",
-    "size_bytes",
-    "start_us",
-    "fct_us",
-    "ideal_fct_us",
-    "slowdown",
-)
-"""The columns ``flows.csv`` of a fabric run starts with, in this order."""
-
 FABRIC_SUMMARY = (
     ("FCT slowdown P50", "fct_slowdown_p50", "{:.3f}"),
     ("FCT slowdown P99", "fct_slowdown_p99", "{:.3f}"),
@@ -202,14 +190,11 @@ def fabric(
         _fail(exc.problems)
     if out.exists() and not out.is_dir():
         _fail([f"--out: {out} exists and is not a directory"])
-    from sim.fabric.flows import simulate_flows
+    from sim.fabric.flows import FLOW_COLUMNS, simulate_flows
     from sim.files import atomic_write
 
     result = simulate_flows(config, flows)
-    columns = [
-        *FABRIC_FLOW_COLUMNS,
-        *(c for c in result.flows.columns if c not in FABRIC_FLOW_COLUMNS),
-    ]
+    columns = [*FLOW_COLUMNS, *(c for c in result.flows.columns if c not in FLOW_COLUMNS)]
     summary = _json_ready(dict(result.summary))
     text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
     out.mkdir(parents=True, exist_ok=True)

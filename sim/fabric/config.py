@@ -39,7 +39,7 @@ from sim.fabric.topology import (
     Topology,
     build_topology,
 )
-from sim.scenario.loader import ScenarioError, parse_yaml, validation_problems
+from sim.scenario.loader import ScenarioError, parse_yaml, read_input, validation_problems
 from sim.scenario.models import Strict
 
 if TYPE_CHECKING:
@@ -447,12 +447,5 @@ def load_fabric(path: str | Path) -> FabricConfig:
         ScenarioError: With one line per problem, each naming the file, line and
             field, e.g. ``fab.yaml:3: topology.k: must be even, got 5``.
     """
-    path = Path(path)
-    source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError([f"{source}: no such file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([f"{source}: cannot read: {exc}"]) from None
+    text, source = read_input(path)
     return fabric_from_text(text, source)

@@ -254,15 +254,23 @@ def load_scenario(
     Raises:
         ScenarioError: With one line per problem, if anything is wrong.
     """
-    path = Path(path)
+    text, source = read_input(path)
+    return scenario_from_text(text, source, overrides, seed)
+
+
+def read_input(path: str | Path) -> tuple[str, str]:
+    """Read an input file as text, returning it and its name for messages.
+
+    Raises:
+        ScenarioError: If the file is missing or unreadable.
+    """
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8"), source
     except FileNotFoundError:
         raise ScenarioError([f"{source}: no such file"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError([f"{source}: cannot read: {exc}"]) from None
-    return scenario_from_text(text, source, overrides, seed)
 
 
 def scenario_from_text(
