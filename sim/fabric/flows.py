@@ -127,6 +127,13 @@ def _row_min(matrix: sp.csr_matrix, per_column: np.ndarray, empty: float) -> np.
     return out
 
 
+def _pattern(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """The matrix with every stored entry set to 1 (which links each flow crosses)."""
+    binary = matrix.copy()
+    binary.data[:] = 1.0
+    return binary
+
+
 def line_rate_arrivals(
     incidence: sp.csr_matrix,
     capacity_gbps: np.ndarray,
@@ -187,8 +194,7 @@ def backpressure_rates(
     pair_u, pair_l = upstream
     pause = np.zeros(capacity_gbps.shape)
     effective = capacity_gbps.astype(np.float64).copy()
-    binary = incidence.copy()
-    binary.data[:] = 1.0
+    binary = _pattern(incidence)
     arriving, _ = line_rate_arrivals(incidence, capacity_gbps, demand_gbps, stage)
     offered_link = np.zeros(capacity_gbps.shape)
     for k in range(arriving.shape[0]):
@@ -322,10 +328,12 @@ class _Run:
         """Line-rate demand of each active sub-flow (NVLink inside a server)."""
         return np.where(self.local[active], NVLINK_GBPS, self.nic_gbps)
 
-    def upstream_pairs(self, incidence: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        """Adjacent link pairs (u feeds l) that some active sub-flow crosses both."""
-        binary = incidence.copy()
-        binary.data[:] = 1.0
+    def upstream_pairs(self, binary: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """Adjacent link pairs (u feeds l) that some active sub-flow crosses both.
+
+        Args:
+            binary: The active sub-flows' link pattern (see :func:`_pattern`).
+        """
         both = (binary.T @ binary).tocoo()
         u, l_ = both.row, both.col
         topo = self.topology
@@ -333,9 +341,14 @@ class _Run:
         order = np.lexsort((l_[keep], u[keep]))
         return u[keep][order].astype(np.int64), l_[keep][order].astype(np.int64)
 
-    def allocate(self, active: np.ndarray, new: np.ndarray) -> Epoch:
-        """The transport's rates and congestion state for the active sub-flows."""
-        incidence = self.incidence[active]
+    def allocate(self, active: np.ndarray, new: np.ndarray, incidence: sp.csr_matrix) -> Epoch:
+        """The transport's rates and congestion state for the active sub-flows.
+
+        Args:
+            active: Active sub-flows.
+            new: Sub-flows that start now (a subset of ``active``).
+            incidence: ``self.incidence[active]``.
+        """
         demand = self.demand(active)
         none_links = np.zeros(self.capacity.size)
         none_flows = np.zeros(active.size)
@@ -346,7 +359,11 @@ class _Run:
             return Epoch(rates, none_links, none_flows, none_links)
         if kind == "infiniband" or (transport.cc == "none" and transport.pfc):
             rates, pause = backpressure_rates(
-                incidence, self.capacity, demand, self.stage, self.upstream_pairs(incidence)
+                incidence,
+                self.capacity,
+                demand,
+                self.stage,
+                self.upstream_pairs(_pattern(incidence)),
             )
             return Epoch(rates, pause, none_flows, none_links)
         if transport.cc == "none":
@@ -370,8 +387,7 @@ class _Run:
         transport = self.transport
         rates = max_min_rates(incidence, self.capacity, demand_gbps=demand)
         load = incidence.T @ rates
-        binary = incidence.copy()
-        binary.data[:] = 1.0
+        binary = _pattern(incidence)
         csc = binary.tocsc()
         flows_per_link = np.diff(csc.indptr)
         is_new = np.isin(active, new)
@@ -441,7 +457,8 @@ class _Run:
             if active.size == 0:
                 now = float(upcoming)
                 continue
-            epoch = self.allocate(active, new)
+            incidence = self.incidence[active]
+            epoch = self.allocate(active, new, incidence)
             epochs += 1
             rates = epoch.rates_gbps
             stall_until[active] = np.maximum(stall_until[active], now + epoch.stall_us)
@@ -454,7 +471,6 @@ class _Run:
             dt = t_next - now
             sent = np.minimum(remaining[active], rates * 1e3 * np.clip(t_next - begin, 0.0, None))
             remaining[active] -= sent
-            incidence = self.incidence[active]
             self.link_bits += incidence.T @ sent
             self.link_busy_us += (incidence.T @ rates > 0) * dt
             self.link_paused_us += epoch.pause_fraction * dt + np.minimum(epoch.paused_us, dt)
