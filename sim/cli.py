@@ -120,6 +120,9 @@ FABRIC_SUMMARY = (
     ("max FCT us", "max_fct_us", "{:,.1f}"),
     ("PFC pause fraction", "pfc_pause_fraction", "{:.2%}"),
     ("ECN mark fraction", "ecn_mark_fraction", "{:.2%}"),
+    ("message latency P50 us", "message_latency_us_p50", "{:,.2f}"),
+    ("message latency P99 us", "message_latency_us_p99", "{:,.2f}"),
+    ("message latency P99.9 us", "message_latency_us_p999", "{:,.2f}"),
 )
 """The figures of ``summary.json`` a fabric run always has: label, key, format."""
 
@@ -174,37 +177,41 @@ def fabric(
         Path, typer.Option("--traffic", "-t", metavar="FLOWS.csv", help="Flows to send.")
     ],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output directory: flows.csv and summary.json.")
+        Path,
+        typer.Option(
+            "--out", "-o", help="Output directory: flows.csv, latency.csv and summary.json."
+        ),
     ],
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print no table.")] = False,
 ) -> None:
     """Run the fabric alone: push the flows of FLOWS.csv through FABRIC.yaml."""
     config = _load_fabric(fabric_file)
-    from sim.fabric.traffic import read_flows
+    from sim.fabric.traffic import read_flow_arrays
     from sim.scenario import ScenarioError
 
     topology = config.build_topology()
     try:
-        flows = read_flows(traffic_file, topology.n_hosts)
+        flows = read_flow_arrays(traffic_file, topology.n_hosts)
     except ScenarioError as exc:
         _fail(exc.problems)
     if out.exists() and not out.is_dir():
         _fail([f"--out: {out} exists and is not a directory"])
-    from sim.fabric.flows import FLOW_COLUMNS, simulate_flows
-    from sim.files import atomic_write
+    from sim.fabric.flows import simulate_flows
+    from sim.fabric.latency import latency_cdf
+    from sim.files import atomic_write, write_csv
 
     result = simulate_flows(config, flows)
-    columns = [*FLOW_COLUMNS, *(c for c in result.flows.columns if c not in FLOW_COLUMNS)]
     summary = _json_ready(dict(result.summary))
     text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "flows.csv", lambda p: result.flows[columns].to_csv(p, index=False))
+    write_csv(out / "flows.csv", result.flow_table)
+    write_csv(out / "latency.csv", latency_cdf(result.message_table["latency_us"]))
     atomic_write(out / "summary.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
     if not quiet:
         setup = {
             "topology": f"{topology.kind}, {topology.n_hosts:,} hosts",
             "transport": config.transport.kind,
-            "flows": f"{len(flows):,}",
+            "flows": f"{flows['src'].size:,}",
         }
         _print_fabric_summary(summary, fabric_file.name, setup)
     typer.echo(f"wrote {out}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+
+import numpy as np
 
 
 def atomic_write(path: Path, write: Callable[[str], object]) -> None:
@@ -23,3 +25,27 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _cells(column: np.ndarray) -> list[str]:
+    """A column's cells as CSV text: whole numbers as such, floats in shortest round-trip form."""
+    if column.dtype.kind == "f":
+        return [repr(x) for x in column.tolist()]
+    return [str(x) for x in column.tolist()]
+
+
+def write_csv(path: Path, table: Mapping[str, np.ndarray]) -> None:
+    """Write columns of equal length as a CSV file with a header line, atomically.
+
+    Floats are written in their shortest form that reads back exactly, so a
+    table survives the round trip. Text cells must not hold commas, quotes or
+    line breaks.
+
+    Args:
+        path: The file to create or replace.
+        table: Column name to values, in the order they are written.
+    """
+    columns = [_cells(np.asarray(values)) for values in table.values()]
+    lines = [",".join(table), *map(",".join, zip(*columns, strict=True))]
+    text = "\n".join(lines) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

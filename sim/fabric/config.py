@@ -39,8 +39,8 @@ from sim.fabric.topology import (
     Topology,
     build_topology,
 )
+from sim.scenario.base import Strict
 from sim.scenario.loader import ScenarioError, parse_yaml, read_input, validation_problems
-from sim.scenario.models import Strict
 
 if TYPE_CHECKING:
     from sim.fabric.dcqcn import DcqcnParams
@@ -226,7 +226,9 @@ class RoceTransport(FabricModel):
         qps_per_connection: Queue pairs per connection; each QP is hashed to
             its own path, so more QPs spread one connection over more paths.
         hash_seed: Seed of the ECMP hash, to vary collisions between runs.
-        pfc_xoff_kb: Ingress queue at which a port sends PAUSE upstream.
+        pfc_xoff_kb: Ingress queue at which a port sends PAUSE upstream
+            (1 KB = 1000 bytes).
+        pfc_xon_kb: Ingress queue at which it lets the upstream port resume.
         ecn_kmin_kb: ECN marking starts above this egress queue.
         ecn_kmax_kb: Marking probability reaches ``ecn_pmax`` here, 1 above.
         ecn_pmax: Marking probability at ``ecn_kmax_kb``.
@@ -239,13 +241,19 @@ class RoceTransport(FabricModel):
     qps_per_connection: Count = 1
     hash_seed: Annotated[int, Field(ge=0, strict=True)] = 0
     pfc_xoff_kb: Positive = 512.0
+    pfc_xon_kb: NonNegative = 480.0
     ecn_kmin_kb: NonNegative = 5.0
     ecn_kmax_kb: Positive = 200.0
     ecn_pmax: float = Field(default=0.01, gt=0, le=1, strict=True)
     dcqcn: DcqcnSettings = DcqcnSettings()
 
     @model_validator(mode="after")
-    def _ecn_ramp(self) -> RoceTransport:
+    def _thresholds(self) -> RoceTransport:
+        if self.pfc_xon_kb >= self.pfc_xoff_kb:
+            raise ValueError(
+                f"pfc_xon_kb must be below pfc_xoff_kb ({self.pfc_xoff_kb:g}), "
+                f"got {self.pfc_xon_kb:g}"
+            )
         if self.ecn_kmax_kb <= self.ecn_kmin_kb:
             raise ValueError(
                 f"ecn_kmax_kb must be greater than ecn_kmin_kb ({self.ecn_kmin_kb:g}), "
@@ -331,11 +339,17 @@ class FabricConfig(FabricModel):
         topology: The cabling.
         transport: How senders share it.
         seed: Root seed of everything random in the fabric run.
+        message_bytes: Size of the messages whose latency is sampled; one
+            MTU of the topology when unset.
+        latency_samples: How many messages to sample for the latency
+            distribution (fewer if the traffic has fewer).
     """
 
     topology: TopologyConfig
     transport: TransportConfig
     seed: Annotated[int, Field(ge=0, strict=True)] = 0
+    message_bytes: Annotated[int, Field(ge=1, strict=True)] | None = None
+    latency_samples: Annotated[int, Field(ge=1, strict=True)] = 100_000
 
     def build_topology(self) -> Topology:
         """Compile the topology with :func:`sim.fabric.topology.build_topology`.

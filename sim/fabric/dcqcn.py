@@ -46,8 +46,8 @@ the history is an empty queue (no marks) with every flow at its initial rate.
 
 Fixed point.  At equilibrium every flow gets ``R* = C/N``.  Setting the derivatives to zero
 gives ``α* = 1 − (1 − p*)^(τ′R*)``, ``R_T* − R* = τ·R_AI·R*·(c + e)/a`` and the scalar
-equation ``α*·a² = τ²·R_AI·R*·(c + e)(b + d)`` for ``p*``, solved here with
-:func:`scipy.optimize.brentq`.  Linearising for small ``p`` (``a ≈ τR*p``, ``α ≈ τ′R*p``,
+equation ``α*·a² = τ²·R_AI·R*·(c + e)(b + d)`` for ``p*``, solved here by
+bisection on ``log p``.  Linearising for small ``p`` (``a ≈ τR*p``, ``α ≈ τ′R*p``,
 ``b ≈ c ≈ 1/B``, ``d ≈ e ≈ 1/(T·R*)``) yields DESIGN.md's closed form
 ``p* ≈ ∛[R_AI·N²/(τ′·C²) · (1/B + N/(T·C))²]``.  Both are reported.  The closed form
 overestimates p*, mostly because ``e = (1 − p)^(F·T·R*)·d`` is far from ``d`` once
@@ -291,11 +291,28 @@ class DcqcnFixedPoint:
     queue_pinned_at_kmax: bool
 
 
+def _root_in_log(f: Callable[[float], float], lo: float, hi: float) -> float:
+    """Root of an increasing ``f`` on ``(lo, hi)`` by bisection on ``log p``.
+
+    Marking probabilities span many decades, so the interval is halved in
+    log space; 64 halvings take ``ln(hi/lo)`` (35 for the fixed point's
+    bracket) below 1e-17, a relative precision in ``p`` past double's.
+    """
+    log_lo, log_hi = math.log(lo), math.log(hi)
+    for _ in range(64):
+        mid = 0.5 * (log_lo + log_hi)
+        if f(math.exp(mid)) < 0.0:
+            log_lo = mid
+        else:
+            log_hi = mid
+    return math.exp(0.5 * (log_lo + log_hi))
+
+
 def fixed_point(n_flows: int, params: DcqcnParams | None = None) -> DcqcnFixedPoint:
     """Approximate (closed-form) and exact (numerical) equilibrium of the fluid model.
 
     The exact p* solves ``α(p)·a(p)² = τ²·R_AI·R*·(c(p) + e(p))·(b(p) + d(p))`` with
-    ``R* = C/N`` by Brent's method on ``p`` in (0, 1).  If the resulting target rate would
+    ``R* = C/N`` by bisection on ``log p`` over (0, 1).  If the resulting target rate would
     exceed line rate (N = 1, or e.g. no fast recovery with a very large R_AI), the target is
     capped at C as in :func:`simulate` and the rate equation alone,
     ``α·a = τ·(C − R*)·(b + d)``, is solved instead; for N = 1 that gives ``p* = 0`` and an
@@ -347,9 +364,7 @@ def fixed_point(n_flows: int, params: DcqcnParams | None = None) -> DcqcnFixedPo
             f"no DCQCN fixed point with marking probability in ({lo}, {hi}) for "
             f"n_flows={n_flows} and {params!r}"
         )
-    from scipy.optimize import brentq  # imported here: scipy.optimize is slow to import
-
-    p_exact = float(brentq(uncapped, lo, hi, xtol=1e-300, rtol=1e-13, maxiter=500))
+    p_exact = _root_in_log(uncapped, lo, hi)
     t = _log_terms(p_exact, rate, params)
     alpha = math.exp(t["alpha"])
     target = rate + tau * rai * rate * math.exp(np.logaddexp(t["c"], t["e"]) - t["a"])
@@ -358,7 +373,7 @@ def fixed_point(n_flows: int, params: DcqcnParams | None = None) -> DcqcnFixedPo
         if n_flows == 1:
             p_exact, alpha = 0.0, 0.0
         else:
-            p_exact = float(brentq(capped, lo, hi, xtol=1e-300, rtol=1e-13, maxiter=500))
+            p_exact = _root_in_log(capped, lo, hi)
             alpha = math.exp(_log_terms(p_exact, rate, params)["alpha"])
     queue_exact = 0.0 if p_exact == 0.0 else _queue_for_probability(p_exact, params)
     return DcqcnFixedPoint(

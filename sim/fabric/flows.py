@@ -29,22 +29,40 @@ How rates are allocated depends on the transport:
 A flow's completion time is its fluid transfer time plus its path's
 propagation and per-hop store-and-forward of one MTU; the ideal completion
 time is the same flow alone on an empty fabric at its NIC's line rate.
+
+Every epoch also leaves queues and pauses at the ports: the DCQCN fixed-point
+queue, a burst's traced queue, the thresholds back-pressure holds, a full
+drop-tail buffer. Messages sent in the epoch are sampled and meet them (see
+:mod:`sim.fabric.latency`), which gives the per-message latency distribution.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from sim.fabric.dcqcn import DcqcnParams, fixed_point, marking_probability, simulate
+from sim.fabric.latency import (
+    LATENCY_COLUMNS,
+    MessageSampler,
+    PortState,
+    latency_quantiles,
+    path_delays,
+    sample_latencies,
+)
 from sim.fabric.routing import Routes, route
 from sim.fabric.solver import max_min_rates
 from sim.fabric.topology import Topology
+from sim.rng import Streams
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import pandas as pd
 
 NVLINK_GBPS = 3600.0
 """Per-direction NVLink bandwidth of an H100 SXM (NVLink 4: 900 GB/s both ways)."""
@@ -69,15 +87,42 @@ _TRANSIENT_US = 2000.0
 class FabricResult:
     """What a fabric run produces.
 
+    Tables are columns of numpy arrays; the properties give them as
+    DataFrames (pandas is imported only then: it is slow to import).
+
     Attributes:
-        flows: One row per flow: the contract columns of ``flows.csv`` first.
+        flow_table: One entry per flow: the columns of ``flows.csv``.
         summary: Figures for ``summary.json``.
-        links: Per directed link: bytes carried, paused and busy time.
+        link_table: Per directed link: bytes carried, paused and busy time.
+        message_table: Sampled messages, by send time: flow, send time,
+            latency and its parts (see :mod:`sim.fabric.latency`).
     """
 
-    flows: pd.DataFrame
+    flow_table: dict[str, np.ndarray]
     summary: dict[str, Any]
-    links: pd.DataFrame
+    link_table: dict[str, np.ndarray]
+    message_table: dict[str, np.ndarray]
+
+    @property
+    def flows(self) -> pd.DataFrame:
+        """:attr:`flow_table` as a DataFrame."""
+        return _frame(self.flow_table)
+
+    @property
+    def links(self) -> pd.DataFrame:
+        """:attr:`link_table` as a DataFrame."""
+        return _frame(self.link_table)
+
+    @property
+    def messages(self) -> pd.DataFrame:
+        """:attr:`message_table` as a DataFrame."""
+        return _frame(self.message_table)
+
+
+def _frame(table: dict[str, np.ndarray]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(table)
 
 
 # --------------------------------------------------------------------------- topology helpers
@@ -134,6 +179,24 @@ def _pattern(matrix: sp.csr_matrix) -> sp.csr_matrix:
     return binary
 
 
+def _previous_links(incidence: sp.csr_matrix, stage: np.ndarray) -> np.ndarray:
+    """Per sub-flow and path stage, the link the sub-flow crosses just before that stage.
+
+    ``out[f, k]`` is the last link of sub-flow ``f``'s path at a stage below
+    ``k`` (-1 if none). Where a sub-flow splits over several links of a stage
+    (spraying), any one of them stands for the stage.
+    """
+    n_stages = int(stage.max()) + 1 if stage.size else 0
+    at_stage = np.full((incidence.shape[0], n_stages + 1), -1, dtype=np.int64)
+    coo = incidence.tocoo()
+    at_stage[coo.row, stage[coo.col] + 1] = coo.col
+    # Carry the last link seen forward along the stages.
+    index = np.where(at_stage >= 0, np.arange(n_stages + 1), 0)
+    np.maximum.accumulate(index, axis=1, out=index)
+    filled = np.take_along_axis(at_stage, index, axis=1)
+    return filled[:, :n_stages]
+
+
 def line_rate_arrivals(
     incidence: sp.csr_matrix,
     capacity_gbps: np.ndarray,
@@ -164,13 +227,37 @@ def line_rate_arrivals(
     return arriving, rates
 
 
+@dataclass
+class BackPressure:
+    """The steady state of lossless hop-by-hop back-pressure.
+
+    Attributes:
+        rates_gbps: Rate of every sub-flow.
+        pause_fraction: Per link, the fraction of time it is paused by its
+            downstream neighbour.
+        drain_gbps: Per paused link, the slowest rate at which the port that
+            pauses it drains what the link feeds it (0 for links never paused).
+        effective_gbps: Per link, what it can carry while paused part of the time.
+        full: Per link, whether its queues stay full: it carries all it can
+            and is offered more.
+        inputs: Per link, how many upstream links feed it flows.
+    """
+
+    rates_gbps: np.ndarray
+    pause_fraction: np.ndarray
+    drain_gbps: np.ndarray
+    effective_gbps: np.ndarray
+    full: np.ndarray
+    inputs: np.ndarray
+
+
 def backpressure_rates(
     incidence: sp.csr_matrix,
     capacity_gbps: np.ndarray,
     demand_gbps: np.ndarray,
     stage: np.ndarray,
     upstream: tuple[np.ndarray, np.ndarray],
-) -> tuple[np.ndarray, np.ndarray]:
+) -> BackPressure:
     """Rates under lossless hop-by-hop back-pressure (PFC without rate control).
 
     Senders push at line rate. A port offered more than it serves keeps its
@@ -188,11 +275,11 @@ def backpressure_rates(
             some active sub-flow crosses both.
 
     Returns:
-        ``(rates_gbps, pause_fraction)``: the rate of every sub-flow and the
-        fraction of time every link is paused by its downstream neighbour.
+        The rates, the pauses and which ports hold full queues.
     """
     pair_u, pair_l = upstream
     pause = np.zeros(capacity_gbps.shape)
+    drain = np.full(capacity_gbps.shape, np.inf)
     effective = capacity_gbps.astype(np.float64).copy()
     binary = _pattern(incidence)
     arriving, _ = line_rate_arrivals(incidence, capacity_gbps, demand_gbps, stage)
@@ -218,6 +305,8 @@ def backpressure_rates(
             paused = np.clip(np.where(offered > 0, 1.0 - served / offered, 0.0), 0.0, 1.0)
         new_pause = pause.copy()
         np.maximum.at(new_pause, u, paused)
+        drain = np.full(capacity_gbps.shape, np.inf)
+        np.minimum.at(drain, u[paused > 0], served[paused > 0])
         if np.allclose(new_pause, pause, atol=1e-9):
             break
         pause = new_pause
@@ -227,21 +316,48 @@ def backpressure_rates(
         np.maximum.at(floor, u, served)
         effective = np.maximum(capacity_gbps * (1.0 - pause), floor)
         rates = max_min_rates(incidence, effective, demand_gbps=demand_gbps)
-    return rates, pause
+    load = incidence.T @ rates
+    full = (load >= effective * (1 - 1e-6)) & (offered_link > load * (1 + 1e-6))
+    return BackPressure(
+        rates_gbps=rates,
+        pause_fraction=pause,
+        drain_gbps=np.where(np.isfinite(drain) & (pause > 0), drain, 0.0),
+        effective_gbps=effective,
+        full=full,
+        inputs=np.bincount(pair_l, minlength=capacity_gbps.size),
+    )
 
 
 # --------------------------------------------------------------------------- DCQCN transient
 
 
+@dataclass(frozen=True)
+class BurstTransient:
+    """A port's queue after new flows start at line rate, from the DCQCN fluid model.
+
+    Attributes:
+        above_xoff_us: Time the queue spends above the PFC Xoff threshold.
+        mean_marking: Mean ECN marking probability over the trace.
+        time_us: Sample times of the queue trace, from the burst.
+        queue_kb: The queue at those times (1 KB = 1000 bytes).
+        arrival_gbps: What the senders push into the port at those times.
+    """
+
+    above_xoff_us: float
+    mean_marking: float
+    time_us: np.ndarray
+    queue_kb: np.ndarray
+    arrival_gbps: np.ndarray
+
+
 @lru_cache(maxsize=256)
 def _burst_transient(
     n_new: int, old_rates: tuple[float, ...], params: DcqcnParams, xoff_kb: float
-) -> tuple[float, float]:
-    """Queue above Xoff and ECN marking after ``n_new`` flows start at line rate.
+) -> BurstTransient:
+    """The queue at a port after ``n_new`` flows start at line rate beside ``old_rates``.
 
-    Returns:
-        ``(time_above_xoff_us, mean_marking_probability)`` over the first
-        :data:`_TRANSIENT_US` microseconds.
+    Simulated for :data:`_TRANSIENT_US` microseconds; the result is cached, so
+    treat its arrays as read-only.
     """
     starts = np.array([params.capacity_gbps] * n_new + list(old_rates))
     trace = simulate(
@@ -249,14 +365,27 @@ def _burst_transient(
     )
     dt = np.diff(trace.time_us, append=trace.time_us[-1] + (trace.time_us[1] - trace.time_us[0]))
     above = float(dt[trace.queue_kb >= xoff_kb].sum())
-    return above, float(np.average(trace.marking_probability, weights=dt))
+    mean_p = float(np.average(trace.marking_probability, weights=dt))
+    return BurstTransient(
+        above,
+        mean_p,
+        trace.time_us.copy(),
+        trace.queue_kb.copy(),
+        trace.rate_current_gbps.sum(axis=1),
+    )
 
 
 @lru_cache(maxsize=1024)
-def _steady_marking(n_flows: int, params: DcqcnParams) -> float:
-    """ECN marking probability at the DCQCN fixed point of ``n_flows`` at one port."""
+def _steady_queue(n_flows: int, params: DcqcnParams) -> tuple[float, float]:
+    """Queue (KB) and ECN marking probability at the DCQCN fixed point of ``n_flows``."""
     point = fixed_point(n_flows, params)
-    return float(marking_probability(point.queue_kb_exact, params))
+    queue_kb = float(point.queue_kb_exact)
+    return queue_kb, float(marking_probability(queue_kb, params))
+
+
+def _queue_us(queue_kb: np.ndarray | float, capacity_gbps: np.ndarray | float) -> np.ndarray:
+    """Time to drain a queue of ``queue_kb`` (1 KB = 1000 bytes) at ``capacity_gbps``."""
+    return np.asarray(queue_kb) * 8.0 / np.asarray(capacity_gbps)
 
 
 # --------------------------------------------------------------------------- the simulation
@@ -271,6 +400,12 @@ class Epoch:
         pause_fraction: Per link, the fraction of the epoch it is paused.
         stall_us: Per active sub-flow, a one-off stall at the epoch's start.
         paused_us: Per link, the one-off pause behind those stalls.
+        queue_us: Per link, the queueing delay ahead of a message.
+        pause_episode_us: Per link, how long one steady pause lasts.
+        transients: Queue traces of ports hit by a burst, and
+        queue_cap_us: what those ports can hold (see
+            :class:`sim.fabric.latency.PortState`).
+        drop_probability: Per active sub-flow, the share of its bits dropped.
         marked_share: Fraction of the epoch's bits that are ECN-marked.
         drop_gbps: Rate at which bits are dropped (lossy mode).
     """
@@ -279,6 +414,11 @@ class Epoch:
     pause_fraction: np.ndarray
     stall_us: np.ndarray
     paused_us: np.ndarray
+    queue_us: np.ndarray
+    pause_episode_us: np.ndarray
+    transients: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    queue_cap_us: np.ndarray | None = None
+    drop_probability: np.ndarray | None = None
     marked_share: float = 0.0
     drop_gbps: float = 0.0
 
@@ -286,15 +426,15 @@ class Epoch:
 class _Run:
     """State of one fluid simulation."""
 
-    def __init__(self, config: Any, flows: pd.DataFrame):
+    def __init__(self, config: Any, flows: Mapping[str, Any]):
         self.config = config
         self.transport = config.transport
         self.topology = config.build_topology()
         topo = self.topology
-        self.src = flows["src"].to_numpy(np.int64)
-        self.dst = flows["dst"].to_numpy(np.int64)
-        self.start_us = flows["start_us"].to_numpy(np.float64)
-        self.size_bytes = flows["size_bytes"].to_numpy(np.int64)
+        self.src = np.asarray(flows["src"], dtype=np.int64)
+        self.dst = np.asarray(flows["dst"], dtype=np.int64)
+        self.start_us = np.asarray(flows["start_us"], dtype=np.float64)
+        self.size_bytes = np.asarray(flows["size_bytes"], dtype=np.int64)
         self.routes: Routes = route(
             topo, self.src, self.dst, **_routing_args(self.transport, topo, self.size_bytes)
         )
@@ -307,6 +447,7 @@ class _Run:
         self.nic_gbps = float(nic.max()) if nic.size else float(topo.capacity_gbps.max())
         self.local = np.diff(self.incidence.indptr) == 0
         self.stage = link_stage(topo)
+        self.previous_link = _previous_links(self.incidence, self.stage)
         self.capacity = topo.capacity_gbps.astype(np.float64)
         n_links = topo.n_links
         self.link_bits = np.zeros(n_links)
@@ -315,6 +456,22 @@ class _Run:
         self.marked_bits = 0.0
         self.dropped_bits = 0.0
         self._dcqcn_params: dict[float, DcqcnParams] = {}
+        self.message_bytes = config.message_bytes or topo.mtu_bytes
+        self.sub_propagation_us, self.sub_serialisation_us = path_delays(
+            self.incidence,
+            topo.prop_delay_us,
+            self.capacity,
+            self.stage,
+            self.message_bytes,
+            topo.mtu_bytes,
+            NVLINK_GBPS,
+        )
+        rng = Streams(config.seed).get("fabric/latency")
+        self.rng = rng
+        self.sampler = MessageSampler(
+            float(self.sub_bits.sum()) / (self.message_bytes * 8.0), config.latency_samples, rng
+        )
+        self.samples: list[dict[str, np.ndarray]] = []
 
     def _params(self, capacity_gbps: float) -> DcqcnParams:
         """DCQCN parameters for a port of this capacity (built once per capacity)."""
@@ -350,27 +507,75 @@ class _Run:
             incidence: ``self.incidence[active]``.
         """
         demand = self.demand(active)
-        none_links = np.zeros(self.capacity.size)
-        none_flows = np.zeros(active.size)
+        zero_links = np.zeros(self.capacity.size)
+        zero_flows = np.zeros(active.size)
         transport = self.transport
         kind = transport.kind
         if kind == "ideal":
             rates = max_min_rates(incidence, self.capacity, demand_gbps=demand)
-            return Epoch(rates, none_links, none_flows, none_links)
+            return Epoch(rates, zero_links, zero_flows, zero_links, zero_links, zero_links)
         if kind == "infiniband" or (transport.cc == "none" and transport.pfc):
-            rates, pause = backpressure_rates(
-                incidence,
-                self.capacity,
-                demand,
-                self.stage,
-                self.upstream_pairs(_pattern(incidence)),
-            )
-            return Epoch(rates, pause, none_flows, none_links)
+            return self._backpressure(incidence, demand)
         if transport.cc == "none":
-            _, rates = line_rate_arrivals(incidence, self.capacity, demand, self.stage)
+            arriving, rates = line_rate_arrivals(incidence, self.capacity, demand, self.stage)
+            offered = np.zeros(self.capacity.size)
+            for k in range(arriving.shape[0]):
+                links = np.flatnonzero(self.stage == k)
+                offered[links] = incidence[:, links].T @ arriving[k]
+            # Drop-tail: an overloaded port's buffer stays full.
+            full = offered > self.capacity * (1 + 1e-9)
+            buffer_kb = self.topology.buffer_bytes / 1000.0
+            queue = np.where(full, _queue_us(buffer_kb, self.capacity), 0.0)
             lost = float((demand - rates).sum())
-            return Epoch(rates, none_links, none_flows, none_links, drop_gbps=lost)
+            return Epoch(
+                rates,
+                zero_links,
+                zero_flows,
+                zero_links,
+                queue,
+                zero_links,
+                drop_probability=np.clip(1.0 - rates / demand, 0.0, 1.0),
+                drop_gbps=lost,
+            )
         return self._dcqcn(active, new, incidence, demand)
+
+    def _backpressure(self, incidence: sp.csr_matrix, demand: np.ndarray) -> Epoch:
+        """Lossless back-pressure: PFC without rate control, or InfiniBand credits.
+
+        A port held full keeps every input that feeds it at the threshold (PFC
+        Xoff, or the credit buffer), so a message waits behind all of them,
+        drained at what the port can carry. A link paused part of the time
+        stays paused for one episode: until the paused input drains from Xoff
+        to Xon (PFC) or frees one MTU of credit (InfiniBand).
+        """
+        transport = self.transport
+        topo = self.topology
+        state = backpressure_rates(
+            incidence, self.capacity, demand, self.stage, self.upstream_pairs(_pattern(incidence))
+        )
+        if transport.kind == "infiniband":
+            threshold_kb = transport.credit_buffer_kb
+            hysteresis_kb = topo.mtu_bytes / 1000.0
+        else:
+            threshold_kb = transport.pfc_xoff_kb
+            hysteresis_kb = transport.pfc_xoff_kb - transport.pfc_xon_kb
+        held_kb = np.minimum(np.maximum(state.inputs, 1) * threshold_kb, topo.buffer_bytes / 1000.0)
+        # A sender's own backlog waits in its NIC, before the message leaves:
+        # only switch ports count as queues; a paused NIC link is a pause wait.
+        switch_port = topo.link_src >= topo.n_hosts
+        queue = np.where(state.full & switch_port, _queue_us(held_kb, state.effective_gbps), 0.0)
+        with np.errstate(divide="ignore"):
+            episode = np.where(
+                state.drain_gbps > 0, _queue_us(hysteresis_kb, state.drain_gbps), 0.0
+            )
+        return Epoch(
+            state.rates_gbps,
+            state.pause_fraction,
+            np.zeros(incidence.shape[0]),
+            np.zeros(self.capacity.size),
+            queue,
+            episode,
+        )
 
     def _dcqcn(
         self, active: np.ndarray, new: np.ndarray, incidence: sp.csr_matrix, demand: np.ndarray
@@ -380,9 +585,9 @@ class _Run:
         At every port the max-min solution saturates, DCQCN holds the queue at
         its fixed point and marks with its probability. Where new flows start
         at line rate and overload the port, the DCQCN fluid model from that
-        start gives how long the queue stays above Xoff: with PFC on, the links
-        feeding the port are paused that long and sub-flows that cross them
-        but not the port itself stall.
+        start traces the queue, and gives how long it stays above Xoff: with
+        PFC on, the links feeding the port are paused that long and sub-flows
+        that cross them but not the port itself stall.
         """
         transport = self.transport
         rates = max_min_rates(incidence, self.capacity, demand_gbps=demand)
@@ -390,42 +595,57 @@ class _Run:
         binary = _pattern(incidence)
         csc = binary.tocsc()
         flows_per_link = np.diff(csc.indptr)
-        is_new = np.isin(active, new)
+        is_new = np.zeros(self.sub_flow.size, dtype=bool)
+        is_new[new] = True
+        is_new = is_new[active]
         saturated = (load >= self.capacity * (1 - 1e-6)) & (flows_per_link >= 2)
         burst = binary.T @ np.where(is_new, demand, rates)
         fresh_per_link = binary.T @ is_new.astype(np.float64)
         bursting = saturated & (fresh_per_link > 0) & (burst > self.capacity * (1 + 1e-9))
-        steady = saturated & ~bursting
-        marked = float(
-            sum(
-                load[steady & (flows_per_link == n) & (self.capacity == c)].sum()
-                * _steady_marking(int(n), self._params(float(c)))
-                for n, c in sorted(
-                    set(zip(flows_per_link[steady], self.capacity[steady], strict=True))
-                )
-            )
-        )
+        queue = np.zeros(self.capacity.size)
+        marking = np.zeros(self.capacity.size)
+        for capacity in np.unique(self.capacity[saturated]):
+            links = np.flatnonzero(saturated & (self.capacity == capacity))
+            counts, which = np.unique(flows_per_link[links], return_inverse=True)
+            params = self._params(float(capacity))
+            steady = np.array([_steady_queue(int(n), params) for n in counts])
+            queue[links] = _queue_us(steady[which, 0], capacity)
+            marking[links] = steady[which, 1]
+        marked = float((load * marking)[saturated & ~bursting].sum())
         paused_us = np.zeros(self.capacity.size)
         stall = np.zeros(active.size)
+        transients: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        queue_cap = np.full(self.capacity.size, np.inf)
         topo = self.topology
+        buffer_kb = topo.buffer_bytes / 1000.0
         for link in np.flatnonzero(bursting):
-            params = self._params(float(self.capacity[link]))
+            capacity = float(self.capacity[link])
             rows = csc.indices[csc.indptr[link] : csc.indptr[link + 1]]
             fresh = is_new[rows]
             old = tuple(sorted(round(float(r), 6) for r in rates[rows][~fresh]))
-            above_us, mean_p = _burst_transient(
-                int(fresh.sum()), old, params, transport.pfc_xoff_kb
+            burst_state = _burst_transient(
+                int(fresh.sum()), old, self._params(capacity), transport.pfc_xoff_kb
             )
-            marked += load[link] * mean_p
+            transients[int(link)] = (
+                burst_state.time_us,
+                _queue_us(burst_state.queue_kb, capacity),
+                burst_state.arrival_gbps / capacity,
+            )
+            marked += load[link] * burst_state.mean_marking
+            before = self.previous_link[active[rows], self.stage[link]]
+            carried = np.unique(before[before >= 0])
+            held_kb = buffer_kb[link]
+            if transport.pfc:
+                held_kb = min(held_kb, max(carried.size, 1) * transport.pfc_xoff_kb)
+            queue_cap[link] = _queue_us(held_kb, capacity)
+            above_us = burst_state.above_xoff_us
             if not (transport.pfc and above_us > 0):
                 continue
-            feeding = np.flatnonzero(
-                (topo.link_dst == topo.link_src[link]) & (topo.reverse_link != link)
-            )
-            carried = feeding[np.asarray(binary[rows][:, feeding].sum(axis=0)).ravel() > 0]
             paused_us[carried] = np.maximum(paused_us[carried], above_us)
             # Sub-flows on a paused link that do not cross this port stall.
-            on_paused = np.asarray(binary[:, carried].sum(axis=1)).ravel() > 0
+            on_paused = np.zeros(active.size, dtype=bool)
+            for c in carried:
+                on_paused[csc.indices[csc.indptr[c] : csc.indptr[c + 1]]] = True
             on_paused[rows] = False
             stall[on_paused] = np.maximum(stall[on_paused], above_us)
         total = float(load.sum())
@@ -434,6 +654,10 @@ class _Run:
             np.zeros(self.capacity.size),
             stall,
             paused_us,
+            queue,
+            np.zeros(self.capacity.size),
+            transients=transients,
+            queue_cap_us=queue_cap,
             marked_share=marked / total if total > 0 else 0.0,
         )
 
@@ -476,12 +700,63 @@ class _Run:
             self.link_paused_us += epoch.pause_fraction * dt + np.minimum(epoch.paused_us, dt)
             self.marked_bits += epoch.marked_share * float(sent.sum())
             self.dropped_bits += epoch.drop_gbps * 1e3 * dt
+            self._sample(epoch, active, incidence, sent, now, dt, stall_until[active])
             finished = remaining[active] <= self.sub_bits[active] * _RTOL
             finish[active[finished]] = np.minimum(done_at[finished], t_next)
             remaining[active[finished]] = 0.0
             active = active[~finished]
             now = t_next
         return self._result(finish, epochs)
+
+    def _sample(
+        self,
+        epoch: Epoch,
+        active: np.ndarray,
+        incidence: sp.csr_matrix,
+        sent_bits: np.ndarray,
+        now: float,
+        dt: float,
+        stall_until: np.ndarray,
+    ) -> None:
+        """Sample the latency of messages sent in this epoch."""
+        entries = self.sampler.draw(sent_bits / (self.message_bytes * 8.0))
+        if entries.size == 0:
+            return
+        # Ports held full carry no separate pause wait: their drain rate has it.
+        steady_pause = np.where(epoch.queue_us > 0, 0.0, epoch.pause_fraction)
+        state = PortState(
+            queue_us=epoch.queue_us,
+            pause_fraction=steady_pause,
+            pause_episode_us=epoch.pause_episode_us,
+            stall_until_us=stall_until,
+            drop_probability=epoch.drop_probability
+            if epoch.drop_probability is not None
+            else np.zeros(active.size),
+            transients=epoch.transients,
+            queue_cap_us=epoch.queue_cap_us,
+            lossless=self.transport.kind != "roce" or self.transport.pfc,
+        )
+        drawn = sample_latencies(
+            incidence,
+            entries,
+            self.sub_propagation_us[active],
+            self.sub_serialisation_us[active],
+            state,
+            now,
+            dt,
+            self.rng,
+        )
+        drawn["flow_id"] = self.sub_flow[active[entries]]
+        self.samples.append(drawn)
+
+    def messages(self) -> dict[str, np.ndarray]:
+        """The sampled messages, by send time: flow, send time, latency and its parts."""
+        columns = ["flow_id", "sent_us", *LATENCY_COLUMNS, "retransmitted"]
+        if not self.samples:
+            return {c: np.zeros(0) for c in columns}
+        table = {c: np.concatenate([d[c] for d in self.samples]) for c in columns}
+        order = np.lexsort((table["flow_id"], table["sent_us"]))
+        return {c: v[order] for c, v in table.items()}
 
     def _result(self, sub_finish: np.ndarray, epochs: int) -> FabricResult:
         topo = self.topology
@@ -493,19 +768,16 @@ class _Run:
         ideal = self.size_bytes * 8.0 / (line * 1e3) + base_us
         fct = flow_finish - self.start_us + base_us
         slowdown = np.maximum(fct / ideal, 1.0)
-        frame = pd.DataFrame(
-            {
-                "flow_id": np.arange(n_flows, dtype=np.int64),
-                "src": self.src,
-                "dst": self.dst,
-                "size_bytes": self.size_bytes,
-                "start_us": self.start_us,
-                "fct_us": fct,
-                "ideal_fct_us": ideal,
-                "slowdown": slowdown,
-            },
-            columns=list(FLOW_COLUMNS),
-        )
+        flow_table = {
+            "flow_id": np.arange(n_flows, dtype=np.int64),
+            "src": self.src,
+            "dst": self.dst,
+            "size_bytes": self.size_bytes,
+            "start_us": self.start_us,
+            "fct_us": fct,
+            "ideal_fct_us": ideal,
+            "slowdown": slowdown,
+        }
         busy = self.link_busy_us
         carried = busy > 0
         pause_fraction = (
@@ -517,6 +789,7 @@ class _Run:
         transport = self.transport
         has_ecn = transport.kind == "roce" and transport.cc == "dcqcn"
         has_pfc = transport.kind == "roce" and transport.pfc
+        messages = self.messages()
         summary = {
             "flows": int(n_flows),
             "fct_slowdown_p50": float(np.quantile(slowdown, 0.5)),
@@ -531,23 +804,25 @@ class _Run:
             "drop_fraction": self.dropped_bits / (self.dropped_bits + total_bits)
             if transport.kind == "roce" and not transport.pfc
             else None,
+            **latency_quantiles(messages["latency_us"]),
+            "message_bytes": int(self.message_bytes),
+            "latency_samples": int(messages["latency_us"].size),
             "epochs": epochs,
             "hosts": int(topo.n_hosts),
             "transport": transport.kind,
             "routing": self.routes.mode,
         }
-        links = pd.DataFrame(
-            {
-                "link": np.arange(topo.n_links),
-                "src": [topo.node_names[i] for i in topo.link_src],
-                "dst": [topo.node_names[i] for i in topo.link_dst],
-                "tier": [topo.tier_names[i] for i in topo.link_tier],
-                "bytes": self.link_bits / 8.0,
-                "busy_us": busy,
-                "paused_us": self.link_paused_us,
-            }
-        )
-        return FabricResult(frame, summary, links)
+        names = np.asarray(topo.node_names, dtype=object)
+        links = {
+            "link": np.arange(topo.n_links),
+            "src": names[topo.link_src],
+            "dst": names[topo.link_dst],
+            "tier": np.asarray(topo.tier_names, dtype=object)[topo.link_tier],
+            "bytes": self.link_bits / 8.0,
+            "busy_us": busy,
+            "paused_us": self.link_paused_us,
+        }
+        return FabricResult(flow_table, summary, links, messages)
 
     def _flow_local(self) -> np.ndarray:
         local = np.ones(self.src.size, dtype=bool)
@@ -564,15 +839,16 @@ class _Run:
         return latency[first]
 
 
-def simulate_flows(config: Any, flows: pd.DataFrame) -> FabricResult:
+def simulate_flows(config: Any, flows: Mapping[str, Any]) -> FabricResult:
     """Simulate a traffic file on a fabric.
 
     Args:
         config: A :class:`sim.fabric.config.FabricConfig` (topology and transport).
-        flows: Columns ``src, dst, start_us, size_bytes``, hosts numbered in
-            topology order.
+        flows: Columns ``src, dst, start_us, size_bytes`` (a DataFrame or a
+            mapping of arrays), hosts numbered in topology order.
 
     Returns:
-        Per-flow completion times, the summary and per-link figures.
+        Per-flow completion times, sampled message latencies, the summary and
+        per-link figures.
     """
-    return _Run(config, flows.reset_index(drop=True)).run()
+    return _Run(config, flows).run()

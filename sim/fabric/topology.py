@@ -60,9 +60,6 @@ DEFAULT_BUFFER_BYTES = 2 * 1024 * 1024
 DEFAULT_MTU_BYTES = 4096
 """The usual RoCEv2 / InfiniBand MTU for AI fabrics."""
 
-NX_CHECK_MAX_NODES = 5_000
-"""Topologies with at most this many nodes are checked with networkx when built."""
-
 TIER_HOST, TIER_LEAF, TIER_AGG, TIER_CORE = 0, 1, 2, 3
 """Values of :attr:`Topology.node_tier`."""
 
@@ -834,13 +831,14 @@ TOPOLOGIES: dict[str, Callable[..., Topology]] = {
 """Topology builders by the scenario's ``topology.kind``."""
 
 
-def build_topology(kind: str, *, check: bool | None = None, **params: Any) -> Topology:
+def build_topology(kind: str, *, check: bool = False, **params: Any) -> Topology:
     """Build and compile a topology of a registered kind.
 
     Args:
         kind: A key of :data:`TOPOLOGIES`.
-        check: Run :func:`check_topology` (networkx). ``None`` checks only
-            topologies of at most :data:`NX_CHECK_MAX_NODES` nodes.
+        check: Also run :func:`check_topology` (networkx). The test suite
+            checks every builder this way; runs skip it, as networkx alone
+            takes longer to import than most fabric runs take.
         **params: Parameters of the kind's builder.
 
     Returns:
@@ -862,6 +860,6 @@ def build_topology(kind: str, *, check: bool | None = None, **params: Any) -> To
                 f"{kind}: unknown parameter '{name}'; valid parameters: {', '.join(accepted)}"
             )
     topology = builder(**params)
-    if check or (check is None and topology.n_nodes <= NX_CHECK_MAX_NODES):
+    if check:
         check_topology(topology)
     return topology

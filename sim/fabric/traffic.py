@@ -30,16 +30,19 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from sim.files import atomic_write
 from sim.scenario.loader import ScenarioError
+
+if TYPE_CHECKING:  # pandas is imported where used: it takes longer to import than a fabric run
+    import pandas as pd
 
 __all__ = [
     "MAX_GENERATED_FLOWS",
@@ -49,6 +52,7 @@ __all__ = [
     "incast",
     "parse_size_bytes",
     "permutation",
+    "read_flow_arrays",
     "read_flows",
     "write_flows",
 ]
@@ -113,6 +117,8 @@ class _Problems:
 
 def _read_table(path: Path, source: str) -> pd.DataFrame:
     """Read the CSV as stripped strings, one row per line after the header, blank lines kept."""
+    import pandas as pd
+
     try:
         with path.open("rb") as handle:
             start = handle.read(4096)
@@ -166,6 +172,8 @@ def _parse_numbers(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         The values as float64 (NaN where unreadable), a mask of empty cells and
         a mask of cells that are not numbers at all.
     """
+    import pandas as pd
+
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     empty = (raw == "").to_numpy()
     unreadable = np.isnan(values) & ~empty & ~raw.str.lower().isin(_NAN_WORDS).to_numpy()
@@ -256,37 +264,41 @@ def _value_checks(
     return checks
 
 
-def _flow_frame(values: dict[str, np.ndarray]) -> pd.DataFrame:
-    return pd.DataFrame({name: values[name].astype(_DTYPES[name]) for name in TRAFFIC_COLUMNS})
+def _flow_arrays(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {name: values[name].astype(_DTYPES[name]) for name in TRAFFIC_COLUMNS}
 
 
-def _read_clean(path: Path, n_hosts: int) -> pd.DataFrame | None:
+def _read_clean(path: Path, n_hosts: int) -> dict[str, np.ndarray] | None:
     """Fast path: the flows if the file is clean, else ``None`` (the slow path explains why).
 
-    A clean file parses natively to numbers with no empty cell; reading every
-    cell as a string first, as :func:`_read_table` does, is several times slower.
+    A clean file has a header naming each required column once and rows of
+    plain numbers, as many as the header names; :func:`numpy.loadtxt` reads
+    it directly. Reading
+    every cell as a string first, as :func:`_read_table` does, is several
+    times slower.
     """
     try:
-        table = pd.read_csv(path, skip_blank_lines=False, encoding="utf-8-sig", low_memory=False)
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError):
+        with path.open(encoding="utf-8-sig") as handle:
+            header = [name.strip() for name in handle.readline().rstrip("\r\n").split(",")]
+            if any(header.count(name) != 1 for name in TRAFFIC_COLUMNS):
+                return None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # no rows: the slow path says so
+                table = np.loadtxt(handle, delimiter=",", dtype=np.float64, ndmin=2)
+    except (OSError, ValueError, UnicodeDecodeError):
         return None
-    table.columns = [str(name).strip() for name in table.columns]
-    if table.empty or table.columns.has_duplicates:
+    if table.shape[0] == 0 or table.shape[1] != len(header) or np.isnan(table).any():
         return None
-    if any(name not in table or table[name].dtype.kind not in "if" for name in TRAFFIC_COLUMNS):
-        return None
-    values = {name: table[name].to_numpy(dtype=np.float64) for name in TRAFFIC_COLUMNS}
-    if any(np.isnan(v).any() for v in values.values()):
-        return None
-    everywhere = np.ones(len(table), dtype=bool)
+    values = {name: table[:, header.index(name)] for name in TRAFFIC_COLUMNS}
+    everywhere = np.ones(table.shape[0], dtype=bool)
     readable = dict.fromkeys(TRAFFIC_COLUMNS, everywhere)
     text = dict.fromkeys(TRAFFIC_COLUMNS, np.empty(0, dtype=object))
     if any(mask.any() for _, mask, _ in _value_checks(values, readable, text, n_hosts)):
         return None
-    return _flow_frame(values)
+    return _flow_arrays(values)
 
 
-def read_flows(path: str | Path, n_hosts: int) -> pd.DataFrame:
+def read_flow_arrays(path: str | Path, n_hosts: int) -> dict[str, np.ndarray]:
     """Read and check a FLOWS.csv file against a fabric of ``n_hosts`` hosts.
 
     Args:
@@ -294,8 +306,8 @@ def read_flows(path: str | Path, n_hosts: int) -> pd.DataFrame:
         n_hosts: Number of hosts of the fabric; hosts are ``0 .. n_hosts-1``.
 
     Returns:
-        One row per flow in file order, with columns ``src``, ``dst`` (int64),
-        ``start_us`` (float64) and ``size_bytes`` (int64), and a fresh index.
+        The columns ``src``, ``dst`` (int64), ``start_us`` (float64) and
+        ``size_bytes`` (int64), one entry per flow in file order.
 
     Raises:
         ScenarioError: One line per problem (at most :data:`MAX_PROBLEMS`, then
@@ -326,7 +338,19 @@ def read_flows(path: str | Path, n_hosts: int) -> pd.DataFrame:
     for order, mask, render in _value_checks(values, readable, text, n_hosts):
         problems.add(mask, order, render)
     problems.raise_if_any()
-    return _flow_frame(values)
+    return _flow_arrays(values)
+
+
+def read_flows(path: str | Path, n_hosts: int) -> pd.DataFrame:
+    """:func:`read_flow_arrays` as a DataFrame with a fresh index.
+
+    Raises:
+        ScenarioError: As :func:`read_flow_arrays`.
+        ValueError: If ``n_hosts`` is not a positive integer.
+    """
+    import pandas as pd
+
+    return pd.DataFrame(read_flow_arrays(path, n_hosts))
 
 
 # --------------------------------------------------------------------------- writing
@@ -383,6 +407,8 @@ def _size(size_bytes: Any) -> int:
 
 
 def _flows(src: np.ndarray, dst: np.ndarray, start_us: float, size_bytes: int) -> pd.DataFrame:
+    import pandas as pd
+
     n = len(src)
     return pd.DataFrame(
         {

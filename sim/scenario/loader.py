@@ -15,12 +15,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
 
-from sim.scenario.models import Scenario
+if TYPE_CHECKING:
+    from sim.scenario.models import Scenario
 
 Path_ = tuple[str | int, ...]
 
@@ -296,6 +297,8 @@ def scenario_from_text(
     if seed is not None:
         data["seed"] = seed
     try:
+        from sim.scenario.models import Scenario
+
         return Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(validation_problems(exc, data, lines, source)) from None

@@ -18,13 +18,13 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PlainSerializer,
     WithJsonSchema,
     model_validator,
 )
 
+from sim.scenario.base import Strict
 from sim.scenario.durations import format_duration, parse_duration_hours
 
 Duration = Annotated[
@@ -44,12 +44,6 @@ Duration = Annotated[
 """A non-negative duration in hours, written in files as "90s", "6h", "30d"."""
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
-
-
-class Strict(BaseModel):
-    """Base for scenario models: unknown fields are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _shorthand(kind: str, field: str):

@@ -130,7 +130,7 @@ def test_fabric_runs_a_15_to_1_incast_end_to_end(tmp_path, fabric_yaml) -> None:
     assert result.exit_code == 0, result.output
     assert f"wrote {out}" in result.output
     assert "FCT slowdown P99" in result.output
-    assert sorted(p.name for p in out.iterdir()) == ["flows.csv", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["flows.csv", "latency.csv", "summary.json"]
     flows = pd.read_csv(out / "flows.csv")
     assert list(flows.columns[: len(FLOW_CONTRACT)]) == FLOW_CONTRACT
     assert len(flows) == 15
@@ -143,6 +143,14 @@ def test_fabric_runs_a_15_to_1_incast_end_to_end(tmp_path, fabric_yaml) -> None:
     assert summary["fct_slowdown_p99"] >= summary["fct_slowdown_p50"] >= 1
     # Fifteen senders into one 100 Gb/s port: nobody gets much more than a fifteenth of it.
     assert summary["fct_slowdown_p50"] > 10
+    assert "message latency P99.9 us" in result.output
+    latency = pd.read_csv(out / "latency.csv")
+    assert list(latency.columns) == ["quantile", "latency_us"]
+    at = dict(zip(latency["quantile"], latency["latency_us"], strict=True))
+    assert at[0.5] == pytest.approx(summary["message_latency_us_p50"])
+    assert at[0.999] == pytest.approx(summary["message_latency_us_p999"])
+    # Queues build behind the incast: the tail is far above an empty path's few µs.
+    assert summary["message_latency_us_p99"] > 10 * latency["latency_us"].iloc[0]
 
 
 BAD_FABRIC = {
@@ -153,6 +161,10 @@ BAD_FABRIC = {
     "unknown transport": (
         "topology: {kind: fat_tree, k: 4}\ntransport: {kind: rdma}\n",
         ["bad.yaml:2: transport: unknown kind 'rdma'"],
+    ),
+    "xon above xoff": (
+        "topology: {kind: fat_tree, k: 4}\ntransport:\n  kind: roce\n  pfc_xon_kb: 600\n",
+        ["bad.yaml:3: transport: pfc_xon_kb must be below pfc_xoff_kb (512), got 600"],
     ),
     "kmax below kmin": (
         "topology: {kind: fat_tree, k: 4}\ntransport:\n  kind: roce\n  ecn_kmax_kb: 4\n",
