@@ -92,8 +92,13 @@ class Simulation:
         self.inventory = Inventory(infos)
         self.accounting = Accounting(self.inventory.gpus_total)
         fabrics = [
-            FABRICS[c.fabric.kind](c.fabric, gpus_per_node=c.gpus_per_node)
-            for c in scenario.provider.clusters()
+            FABRICS[c.fabric.kind](
+                c.fabric,
+                gpus_per_node=c.gpus_per_node,
+                accelerator=c.accelerator,
+                first_node=i.first_node,
+            )
+            for c, i in zip(scenario.provider.clusters(), infos, strict=True)
         ]
         self.market = Marketplace(
             self.env,
@@ -167,6 +172,7 @@ class Simulation:
         sizes = self.streams.get(f"{tenant}/gpus")
         durations = self.streams.get(f"{tenant}/durations")
         max_jobs = getattr(workload, "max_jobs", None)
+        traffic = workload.training.spec() if workload.training is not None else None
         submitted = 0
         while max_jobs is None or submitted < max_jobs:
             yield self.env.timeout(draw_gap_hours(workload.arrivals, gaps))
@@ -182,6 +188,7 @@ class Simulation:
                 checkpoint_hours=workload.checkpoint_interval,
                 max_wait_hours=getattr(contract, "max_wait", None),
                 spot_notice_hours=getattr(contract, "notice", 0.0),
+                traffic=traffic,
             )
             self._next_job_id += 1
             submitted += 1
@@ -215,8 +222,35 @@ class Simulation:
             tenant_contracts={t.name: t.contract.kind for t in self.scenario.tenants},
             jobs=jobs,
             fabric_epochs=self.market.epochs,
+            network=self.network_frame(),
+            fabric_log=self.market.fabric_log,
         )
         return RunResult(self.scenario, summary, jobs, self.accounting.timeseries())
+
+    def network_frame(self) -> pd.DataFrame:
+        """What the fabric did to each job, piece by piece (one row per piece).
+
+        Jobs whose traffic is not modelled run at their ideal speed: one piece
+        at slowdown 1.0 over their run time, with no congestion figures.
+        """
+        rows: dict[str, list[Any]] = {
+            "job_id": [], "tenant": [], "gpus": [], "hours": [], "slowdown": [],
+            "pfc_pause_fraction": [], "ecn_mark_fraction": [], "flow_slowdown_p99": [],
+        }  # fmt: skip
+        for job in self.market.jobs:
+            pieces = job.network_log
+            if not pieces and job.run_hours > 0:
+                pieces = [(job.run_hours, None)]
+            for hours, state in pieces:
+                rows["job_id"].append(job.job_id)
+                rows["tenant"].append(job.tenant)
+                rows["gpus"].append(job.gpus)
+                rows["hours"].append(hours)
+                rows["slowdown"].append(1.0 if state is None else state.slowdown)
+                for name in ("pfc_pause_fraction", "ecn_mark_fraction", "flow_slowdown_p99"):
+                    value = None if state is None else getattr(state, name)
+                    rows[name].append(np.nan if value is None else value)
+        return pd.DataFrame(rows).astype({"hours": float, "slowdown": float})
 
     def jobs_frame(self) -> pd.DataFrame:
         """One row per job: who, how big, when, how it ended."""

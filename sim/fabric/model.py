@@ -12,20 +12,51 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 
 @dataclass(frozen=True)
 class RunningPlacement:
-    """A running job as the fabric sees it: who, and on which nodes."""
+    """A running job as the fabric sees it: who, on which nodes, sending what.
+
+    Attributes:
+        job_id: The job.
+        tenant: Its tenant.
+        contract: Its contract class.
+        nodes: Cluster node indices it holds.
+        counts: GPUs it holds on each of those nodes.
+        traffic: What it sends each iteration (a
+            :class:`sim.workloads.training.TrainingSpec`), or None for a job
+            whose traffic is not modelled.
+    """
 
     job_id: int
     tenant: str
     contract: str
     nodes: np.ndarray
     counts: np.ndarray
+    traffic: Any = None
+
+
+@dataclass(frozen=True)
+class JobNetwork:
+    """What one epoch's fabric does to one job.
+
+    Attributes:
+        slowdown: Iteration time over the ideal iteration time (>= 1).
+        pfc_pause_fraction: Mean fraction of time the links its flows cross
+            are paused (None without PFC).
+        ecn_mark_fraction: Fraction of its bytes that are ECN-marked (None
+            without ECN).
+        flow_slowdown_p99: P99 over its flows of ideal over actual rate.
+    """
+
+    slowdown: float
+    pfc_pause_fraction: float | None = None
+    ecn_mark_fraction: float | None = None
+    flow_slowdown_p99: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -33,16 +64,25 @@ class EpochSolution:
     """What the fabric says about one epoch of a cluster.
 
     Attributes:
-        slowdown: Iteration time over ideal iteration time (>= 1), per job id;
-            a job left out runs at its ideal speed.
-        pfc_pause_fraction: Fraction of time fabric ports are paused, or None
-            where the fabric has no PFC.
-        ecn_mark_fraction: Fraction of packets ECN-marked, or None.
+        jobs: Per job id, what the fabric does to it; a job left out runs at
+            its ideal speed.
+        pfc_pause_fraction: Fraction of time busy fabric links are paused, or
+            None where the fabric has no PFC.
+        ecn_mark_fraction: Fraction of bytes ECN-marked, or None.
+        busy_links: Links carrying traffic (the weight of the pause fraction).
+        carried_gbps: Traffic the fabric carries (the weight of the marks).
     """
 
-    slowdown: dict[int, float] = field(default_factory=dict)
+    jobs: dict[int, JobNetwork] = field(default_factory=dict)
     pfc_pause_fraction: float | None = None
     ecn_mark_fraction: float | None = None
+    busy_links: int = 0
+    carried_gbps: float = 0.0
+
+    @property
+    def slowdown(self) -> dict[int, float]:
+        """Iteration slowdown per job id."""
+        return {job_id: state.slowdown for job_id, state in self.jobs.items()}
 
 
 class FabricModel(Protocol):
@@ -56,7 +96,13 @@ class FabricModel(Protocol):
 class IdealFabric:
     """A fabric with infinite capacity and no latency: nothing is ever slowed."""
 
-    def __init__(self, config: object = None, gpus_per_node: int = 8):
+    def __init__(
+        self,
+        config: object = None,
+        gpus_per_node: int = 8,
+        accelerator: str = "H100",
+        first_node: int = 0,
+    ):
         self.config = config
 
     def solve(self, placements: Sequence[RunningPlacement]) -> EpochSolution:
@@ -64,5 +110,15 @@ class IdealFabric:
         return EpochSolution()
 
 
-FABRICS: dict[str, type] = {"ideal": IdealFabric}
+def _network(
+    config: Any, gpus_per_node: int = 8, accelerator: str = "H100", first_node: int = 0
+) -> FabricModel:
+    from sim.fabric.network import NetworkFabric  # numpy and scipy work, loaded when used
+
+    return NetworkFabric(
+        config, gpus_per_node=gpus_per_node, accelerator=accelerator, first_node=first_node
+    )
+
+
+FABRICS: dict[str, Any] = {"ideal": IdealFabric, "network": _network}
 """Fabric models by the scenario's ``fabric.kind``."""

@@ -339,6 +339,7 @@ class Epoch:
         drop_probability: Per active sub-flow, the share of its bits dropped.
         marked_share: Fraction of the epoch's bits that are ECN-marked.
         drop_gbps: Rate at which bits are dropped (lossy mode).
+        marking: Per link, the ECN marking probability (None without ECN).
     """
 
     rates_gbps: np.ndarray
@@ -352,6 +353,7 @@ class Epoch:
     drop_probability: np.ndarray | None = None
     marked_share: float = 0.0
     drop_gbps: float = 0.0
+    marking: np.ndarray | None = None
 
 
 class Transport:
@@ -537,6 +539,7 @@ class Transport:
                 burst_state.arrival_gbps / capacity,
             )
             marked += load[link] * burst_state.mean_marking
+            marking[link] = burst_state.mean_marking
             if previous is None:
                 previous = _previous_links(incidence, self.stage)
             before = previous[rows, self.stage[link]]
@@ -566,4 +569,5 @@ class Transport:
             transients=transients,
             queue_cap_us=queue_cap,
             marked_share=marked / total if total > 0 else 0.0,
+            marking=marking,
         )

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
-from sim.fabric.model import FabricModel, RunningPlacement
+from sim.fabric.model import EpochSolution, FabricModel, RunningPlacement
 from sim.market.inventory import SHARED, ClusterInfo, Inventory
 from sim.metrics.accounting import Accounting
 from sim.policies.placement import Proposal
@@ -58,6 +58,64 @@ class InferenceFleet:
     clusters: list[ClusterInfo]
     target_nodes: int = 0
     nodes: list[int] = field(default_factory=list)
+
+
+class FabricLog:
+    """Time integrals of each cluster's fabric state, epoch by epoch.
+
+    A cluster's state holds from one of its epochs to the next: the pause
+    fraction weighs by busy links and time, the ECN mark fraction by traffic
+    and time.
+    """
+
+    def __init__(self, n_clusters: int):
+        self._current: list[tuple[float, EpochSolution] | None] = [None] * n_clusters
+        self.busy_link_hours = 0.0
+        self.paused_link_hours = 0.0
+        self.carried_gbps_hours = 0.0
+        self.marked_gbps_hours = 0.0
+        self.has_pfc = False
+        self.has_ecn = False
+
+    def change(self, cluster: int, now: float, solution: EpochSolution) -> None:
+        """The cluster's fabric state changes to ``solution`` at ``now``."""
+        self._integrate(cluster, now)
+        self._current[cluster] = (now, solution)
+        self.has_pfc |= solution.pfc_pause_fraction is not None
+        self.has_ecn |= solution.ecn_mark_fraction is not None
+
+    def close(self, now: float) -> None:
+        """Integrate every cluster up to ``now`` (the horizon)."""
+        for cluster in range(len(self._current)):
+            self._integrate(cluster, now)
+            self._current[cluster] = None
+
+    def _integrate(self, cluster: int, now: float) -> None:
+        current = self._current[cluster]
+        if current is None:
+            return
+        since, solution = current
+        hours = now - since
+        self.busy_link_hours += solution.busy_links * hours
+        self.carried_gbps_hours += solution.carried_gbps * hours
+        if solution.pfc_pause_fraction is not None:
+            self.paused_link_hours += solution.pfc_pause_fraction * solution.busy_links * hours
+        if solution.ecn_mark_fraction is not None:
+            self.marked_gbps_hours += solution.ecn_mark_fraction * solution.carried_gbps * hours
+
+    @property
+    def pfc_pause_fraction(self) -> float | None:
+        """Paused over busy link-hours (None if no fabric has PFC)."""
+        if not self.has_pfc:
+            return None
+        return self.paused_link_hours / self.busy_link_hours if self.busy_link_hours else 0.0
+
+    @property
+    def ecn_mark_fraction(self) -> float | None:
+        """Marked over carried traffic (None if no fabric marks ECN)."""
+        if not self.has_ecn:
+            return None
+        return self.marked_gbps_hours / self.carried_gbps_hours if self.carried_gbps_hours else 0.0
 
 
 class Marketplace:
@@ -102,6 +160,7 @@ class Marketplace:
         self._placements: list[dict[int, RunningPlacement]] = [{} for _ in range(n_clusters)]
         self._slowed: list[set[int]] = [set() for _ in range(n_clusters)]
         self._dirty: set[int] = set()
+        self.fabric_log = FabricLog(n_clusters)
         self._epoch_pending = False
         self._scheduling = False
         self._again = False
@@ -421,7 +480,7 @@ class Marketplace:
             self.accounting.move(now, job.gpus, "idle", job.contract)
         self.accounting.hold(now, job.tenant, "allocated", job.gpus)
         self._placements[job.cluster][job.job_id] = RunningPlacement(
-            job.job_id, job.tenant, job.contract, job.nodes, job.counts
+            job.job_id, job.tenant, job.contract, job.nodes, job.counts, job.traffic
         )
         self._arm_completion(job)
         self._mark_dirty(proposal.cluster)
@@ -439,6 +498,7 @@ class Marketplace:
         if job.contract != "reserved":
             self.accounting.move(now, job.gpus, job.contract, "idle")
         self.accounting.hold(now, job.tenant, "allocated", -job.gpus)
+        job.log_network(now, None)
         del self._placements[job.cluster][job.job_id]
         self._slowed[job.cluster].discard(job.job_id)
         self._mark_dirty(job.cluster)
@@ -525,10 +585,16 @@ class Marketplace:
         for cluster in sorted(self._dirty):
             solution = self.fabrics[cluster].solve(list(self._placements[cluster].values()))
             self.epochs += 1
-            slowed = self._slowed[cluster]
-            for job_id in sorted(slowed.union(solution.slowdown)):
+            self.fabric_log.change(cluster, now, solution)
+            for job_id, state in solution.jobs.items():
                 job = self.running[job_id]
-                slowdown = solution.slowdown.get(job_id, 1.0)
+                if job.network != state:
+                    job.log_network(now, state)
+            slowed = self._slowed[cluster]
+            slowdowns = solution.slowdown
+            for job_id in sorted(slowed.union(slowdowns)):
+                job = self.running[job_id]
+                slowdown = slowdowns.get(job_id, 1.0)
                 if slowdown < 1.0:
                     raise RuntimeError(f"fabric gave job {job_id} a speed-up ({slowdown})")
                 if slowdown == 1.0:
@@ -546,4 +612,6 @@ class Marketplace:
         """Stop the clock at the horizon: bring every running job and count up to date."""
         for job in self.running.values():
             job.fold(horizon_hours)
+            job.log_network(horizon_hours, None)
+        self.fabric_log.close(horizon_hours)
         self.accounting.advance(horizon_hours)

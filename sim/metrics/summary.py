@@ -10,8 +10,16 @@ Definitions (all GPU-hours are integrated exactly over the horizon):
 - ``usable_gpu_hours``: work that counts: each job's GPUs × the work it did
   at its fabric-given speed, less the work lost to preemption; the inference
   fleet's GPU-hours. ``usable_compute_fraction`` = usable / allocated.
-- ``iteration_slowdown``: each job's run time over the work it did (1.0 on
-  an ideal fabric), quantiles weighted by work done (so, by iterations).
+- ``iteration_slowdown``: actual over ideal iteration time, from the fabric
+  epoch by epoch; quantiles over jobs and time, weighted by GPU-hours. A job
+  whose traffic is not modelled counts at 1.0.
+- ``fct_slowdown_p99``: per job and epoch, the P99 over its flows of ideal
+  over actual rate; the P99 of that over jobs and time, by GPU-hours.
+- ``pfc_pause_fraction``: overall, paused over busy link-hours of the
+  fabrics; per tenant, the mean pause of the links its flows cross, by
+  GPU-hours. ``ecn_mark_fraction``: overall, marked over carried traffic;
+  per tenant, the share of its traffic marked, by GPU-hours. Null where no
+  fabric has PFC (or ECN).
 - ``queue_wait_hours``: submission to first start, over jobs that started.
 """
 
@@ -28,9 +36,6 @@ NOT_MODELLED = (
     "inference_latency_ms_p50",
     "inference_latency_ms_p99",
     "inference_latency_ms_p999",
-    "fct_slowdown_p99",
-    "pfc_pause_fraction",
-    "ecn_mark_fraction",
     "failures",
     "revenue_usd",
     "cost_usd",
@@ -39,10 +44,29 @@ NOT_MODELLED = (
 """Keys whose figures the current models do not produce (written as null)."""
 
 
+def _network_figures(pieces: pd.DataFrame) -> dict[str, Any]:
+    """Slowdown quantiles and congestion means over fabric pieces, by GPU-hours."""
+    weight = (pieces["gpus"] * pieces["hours"]).to_numpy(dtype=float)
+    figures: dict[str, Any] = {
+        "iteration_slowdown_p50": weighted_quantile(pieces["slowdown"], weight, 0.5),
+        "iteration_slowdown_p99": weighted_quantile(pieces["slowdown"], weight, 0.99),
+    }
+    flows = pieces["flow_slowdown_p99"].to_numpy(dtype=float)
+    known = ~np.isnan(flows)
+    figures["fct_slowdown_p99"] = (
+        weighted_quantile(flows[known], weight[known], 0.99) if known.any() else None
+    )
+    for name in ("pfc_pause_fraction", "ecn_mark_fraction"):
+        values = pieces[name].to_numpy(dtype=float)
+        known = ~np.isnan(values) & (weight > 0)
+        figures[name] = (
+            float(np.average(values[known], weights=weight[known])) if known.any() else None
+        )
+    return figures
+
+
 def _job_figures(jobs: pd.DataFrame) -> dict[str, Any]:
     started = jobs[jobs["start_hours"].notna()]
-    worked = jobs[jobs["done_work_hours"] > 0]
-    slowdown = worked["run_hours"] / worked["done_work_hours"]
     waits = started["wait_hours"].to_numpy(dtype=float)
     return {
         "jobs_submitted": len(jobs),
@@ -51,8 +75,6 @@ def _job_figures(jobs: pd.DataFrame) -> dict[str, Any]:
         "preemptions": int(jobs["preemptions"].sum()),
         "queue_wait_hours_mean": float(waits.mean()) if waits.size else None,
         "queue_wait_hours_p99": quantile(waits, 0.99),
-        "iteration_slowdown_p50": weighted_quantile(slowdown, worked["done_work_hours"], 0.5),
-        "iteration_slowdown_p99": weighted_quantile(slowdown, worked["done_work_hours"], 0.99),
         "lost_gpu_hours": float(jobs["lost_gpu_hours"].sum()),
     }
 
@@ -73,6 +95,8 @@ def summarize(
     tenant_contracts: dict[str, str],
     jobs: pd.DataFrame,
     fabric_epochs: int,
+    network: pd.DataFrame,
+    fabric_log: Any,
 ) -> dict[str, Any]:
     """Build the ``summary.json`` mapping from a finished run.
 
@@ -87,6 +111,10 @@ def summarize(
         tenant_contracts: Contract kind of each tenant, in scenario order.
         jobs: The jobs table (see :func:`sim.runner.jobs_frame`).
         fabric_epochs: How many fabric solves the run made.
+        network: What the fabric did to each job, piece by piece (see
+            :meth:`sim.runner.Simulation.network_frame`).
+        fabric_log: The fabrics' time integrals
+            (:class:`sim.market.marketplace.FabricLog`).
     """
     usable = jobs["gpus"] * jobs["done_work_hours"] - jobs["lost_gpu_hours"]
     jobs = jobs.assign(
@@ -115,6 +143,9 @@ def summarize(
         "usable_compute_fraction": _fraction(usable_total, allocated),
     }
     summary.update(_job_figures(jobs))
+    summary.update(_network_figures(network))
+    summary["pfc_pause_fraction"] = fabric_log.pfc_pause_fraction
+    summary["ecn_mark_fraction"] = fabric_log.ecn_mark_fraction
     summary.update(dict.fromkeys(NOT_MODELLED))
     summary["fabric_epochs"] = fabric_epochs
     summary["reserved_shortfall_gpu_hours"] = sum(
@@ -145,6 +176,7 @@ def summarize(
             entry["reserved_utilization"] = _fraction(t_alloc, hours.get("reserved", 0.0))
             entry["reserved_shortfall_gpu_hours"] = hours.get("reserved_shortfall", 0.0)
         entry.update(_job_figures(own))
+        entry.update(_network_figures(network[network["tenant"] == name]))
         entry.update(dict.fromkeys(NOT_MODELLED))
         tenants[name] = entry
     summary["tenants"] = tenants

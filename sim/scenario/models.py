@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from sim.fabric.config import TopologyConfig, TransportConfig
 from sim.scenario.base import Strict
 from sim.scenario.durations import format_duration, parse_duration_hours
 
@@ -157,6 +158,71 @@ Arrivals = Annotated[PoissonArrivals, Field(discriminator="kind")]
 # --------------------------------------------------------------------------- workloads
 
 
+class TrainingModel(Strict):
+    """The shape of the model a training job trains (a transformer)."""
+
+    params_billion: float = Field(gt=0, description="total parameters, billions")
+    layers: int = Field(gt=0)
+    hidden: int = Field(gt=0, description="hidden size")
+    seq_len: int = Field(gt=0, description="tokens per sequence")
+    active_params_billion: float | None = Field(
+        default=None, gt=0, description="mixture of experts: parameters active per token"
+    )
+    experts: int | None = Field(default=None, gt=1, description="mixture of experts: experts")
+    top_k: int = Field(default=2, gt=0, description="mixture of experts: experts per token")
+
+
+class Training(Strict):
+    """How a training job computes and communicates each iteration.
+
+    Each job's GPUs are split into tensor (``tp``), pipeline (``pp``) and data
+    parallel groups (``dp`` = GPUs / (tp × pp), so it follows the job's size),
+    with expert parallel groups of ``ep`` data-parallel ranks for a mixture of
+    experts. The layout turns into collectives (see
+    :mod:`sim.workloads.training`): traffic inside a node uses NVLink, the
+    rest crosses the cluster's fabric, whose solution sets the iteration time.
+    """
+
+    model: TrainingModel
+    tp: int = Field(default=1, gt=0, description="tensor parallel degree")
+    pp: int = Field(default=1, gt=0, description="pipeline parallel degree")
+    ep: int = Field(default=1, gt=0, description="expert parallel degree")
+    microbatches: int = Field(default=8, gt=0, description="per iteration and data rank")
+    microbatch_sequences: int = Field(default=1, gt=0)
+    mfu: float = Field(default=0.4, gt=0, le=1, description="model FLOPs utilisation")
+    overlap: float = Field(
+        default=0.0, ge=0, le=1, description="share of communication hidden under compute"
+    )
+    all_reduce: Literal["ring", "tree"] = "ring"
+    data_parallel: Literal["allreduce", "fsdp"] = "allreduce"
+
+    def spec(self) -> Any:
+        """This layout as a :class:`sim.workloads.training.TrainingSpec`."""
+        from sim.workloads.training import ModelShape, TrainingSpec
+
+        return TrainingSpec(
+            model=ModelShape(**self.model.model_dump()),
+            tp=self.tp,
+            pp=self.pp,
+            ep=self.ep,
+            microbatches=self.microbatches,
+            microbatch_sequences=self.microbatch_sequences,
+            mfu=self.mfu,
+            overlap=self.overlap,
+            all_reduce=self.all_reduce,
+            data_parallel=self.data_parallel,
+        )
+
+    def layout_problem(self, gpus: int) -> str | None:
+        """Why a job of ``gpus`` GPUs cannot take this layout, or None."""
+        group = self.tp * self.pp
+        if gpus % group:
+            return f"{gpus} GPUs do not split into tp x pp = {group}"
+        if (gpus // group) % self.ep:
+            return f"data parallel degree {gpus // group} of {gpus} GPUs is not a multiple of ep"
+        return None
+
+
 class BatchWorkload(Strict):
     """Jobs that each hold some GPUs for a run time of work, then leave.
 
@@ -172,6 +238,9 @@ class BatchWorkload(Strict):
     duration: DurationDist
     checkpoint_interval: Duration | None = Field(default=None, gt=0)
     max_jobs: int | None = Field(default=None, gt=0, description="stop submitting after this many")
+    training: Training | None = Field(
+        default=None, description="the jobs' parallelism and model: their fabric traffic"
+    )
 
 
 # --------------------------------------------------------------------------- contracts
@@ -253,6 +322,9 @@ class InternalTraining(Strict):
     duration: DurationDist
     checkpoint_interval: Duration | None = Field(default=None, gt=0)
     cluster: str | None = None
+    training: Training | None = Field(
+        default=None, description="the jobs' parallelism and model: their fabric traffic"
+    )
 
 
 class Internal(Strict):
@@ -271,7 +343,39 @@ class IdealFabric(Strict):
     kind: Literal["ideal"] = "ideal"
 
 
-Fabric = Annotated[IdealFabric, Field(discriminator="kind")]
+class NetworkFabric(Strict):
+    """A modelled network: a topology and a transport, as in FABRIC.yaml.
+
+    GPU ``g`` of the cluster (node ``g // gpus_per_node``) is host ``g`` of the
+    topology: one NIC per GPU, so the topology must have exactly
+    ``nodes × gpus_per_node`` hosts.
+    """
+
+    kind: Literal["network"]
+    topology: TopologyConfig
+    transport: TransportConfig
+
+    def build_topology(self) -> Any:
+        """The compiled topology (built once per distinct topology section)."""
+        from sim.fabric.config import FabricConfig
+
+        return FabricConfig(topology=self.topology, transport=self.transport).build_topology()
+
+    def host_problem(self, gpus: int) -> str | None:
+        """Why this topology cannot carry a cluster of ``gpus`` GPUs, or None."""
+        try:
+            hosts = self.build_topology().n_hosts
+        except ValueError as exc:
+            return str(exc)
+        if hosts != gpus:
+            return (
+                f"has {hosts:,} hosts but the cluster has {gpus:,} GPUs "
+                f"(nodes x gpus_per_node); one host per GPU is needed"
+            )
+        return None
+
+
+Fabric = Annotated[IdealFabric | NetworkFabric, Field(discriminator="kind")]
 
 
 class Cluster(Strict):
@@ -380,8 +484,29 @@ class Scenario(Strict):
                     f"(at most {limit} GPUs are available to them)"
                 )
 
+        def check_training(where: str, training: Training | None, dist: GpuDist) -> None:
+            if training is None:
+                return
+            for gpus in gpu_sizes(dist):
+                problem = training.layout_problem(gpus)
+                if problem:
+                    problems.append(f"{where}: {problem}")
+                    return
+
+        for i, site in enumerate(self.provider.sites):
+            for j, cluster in enumerate(site.clusters):
+                if isinstance(cluster.fabric, NetworkFabric):
+                    problem = cluster.fabric.host_problem(cluster.nodes * cluster.gpus_per_node)
+                    if problem:
+                        problems.append(
+                            f"provider.sites[{i}].clusters[{j}].fabric.topology: {problem}"
+                        )
+
         for i, tenant in enumerate(self.tenants):
             where = f"tenants[{i}]"
+            check_training(
+                f"{where}.workload.training", tenant.workload.training, tenant.workload.gpus
+            )
             eligible = check_cluster(where, tenant.cluster)
             if not eligible:
                 continue
@@ -407,6 +532,11 @@ class Scenario(Strict):
                 limit = max(c.nodes * c.gpus_per_node for c in eligible)
             check_sizes(f"{where}.workload.gpus", tenant.workload.gpus, limit)
         if self.internal.training is not None:
+            check_training(
+                "internal.training.training",
+                self.internal.training.training,
+                self.internal.training.gpus,
+            )
             eligible = check_cluster("internal.training", self.internal.training.cluster)
             if eligible:
                 limit = max(c.nodes * c.gpus_per_node for c in eligible)

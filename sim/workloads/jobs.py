@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,13 @@ waiting; ``expired``: its reserved term ended first."""
 
 @dataclass(eq=False)
 class Job:
-    """One job and its lifecycle (queued, running, done, preempted, rejected)."""
+    """One job and its lifecycle (queued, running, done, preempted, rejected).
+
+    ``traffic`` is what the job sends each iteration (a
+    :class:`sim.workloads.training.TrainingSpec`, or None if not modelled);
+    ``network_log`` holds the fabric's verdict on it, piece by piece: (hours,
+    :class:`sim.fabric.model.JobNetwork`).
+    """
 
     job_id: int
     tenant: str
@@ -54,7 +61,22 @@ class Job:
     lost_hours: float = 0.0
     preemptions: int = 0
     notice_until: float | None = None
+    traffic: Any = field(default=None, repr=False)
+    network: Any = field(default=None, repr=False)
+    network_since: float = field(default=0.0, repr=False)
+    network_log: list[tuple[float, Any]] = field(default_factory=list, repr=False)
     version: int = field(default=0, repr=False)
+
+    def log_network(self, now: float, state: Any) -> None:
+        """Close the current fabric piece at ``now`` and start ``state`` (None: none).
+
+        Args:
+            now: The time of the change.
+            state: The job's :class:`sim.fabric.model.JobNetwork` from now on.
+        """
+        if self.network is not None and now > self.network_since:
+            self.network_log.append((now - self.network_since, self.network))
+        self.network, self.network_since = state, now
 
     def progress_at(self, now: float) -> float:
         """Work done (ideal hours) at time ``now`` while running."""

@@ -1,0 +1,159 @@
+"""Catalog of accelerators (GPUs and inference ASICs) with their published figures.
+
+The figures live in ``accelerators.yaml`` next to this module, shipped as package data: dense
+BF16 throughput, memory capacity, board power, idle power and scale-out NIC speed per
+accelerator, each entry with a note naming the datasheet or announcement it comes from.
+:func:`accelerators` loads and validates the file once; :func:`accelerator` looks one up.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, fields
+from importlib.resources import files
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+__all__ = ["KINDS", "Accelerator", "accelerator", "accelerators", "parse_catalog"]
+
+KINDS = frozenset({"training", "inference"})
+"""The allowed values of :attr:`Accelerator.kind`."""
+
+_NUMERIC_FIELDS = ("tflops_bf16_dense", "hbm_gb", "tdp_watts", "idle_watts", "nic_gbps")
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """One accelerator's published figures.
+
+    Attributes:
+        name: Catalog key, e.g. ``"H100"``.
+        tflops_bf16_dense: Dense (no structured sparsity) BF16 throughput, TFLOP/s.
+        hbm_gb: On-package memory capacity, GB (LPDDR for parts without HBM; see ``source``).
+        tdp_watts: Board TDP / total board power, W.
+        idle_watts: Typical idle draw, W; always below ``tdp_watts``.
+        nic_gbps: Scale-out NIC line rate per accelerator in typical clusters, Gb/s.
+        kind: ``"training"`` or ``"inference"``.
+        source: Where the figures come from, with any caveat or derivation.
+    """
+
+    name: str
+    tflops_bf16_dense: float
+    hbm_gb: float
+    tdp_watts: float
+    idle_watts: float
+    nic_gbps: float
+    kind: str
+    source: str
+
+
+_ENTRY_FIELDS = tuple(f.name for f in fields(Accelerator) if f.name != "name")
+
+
+def _number(name: str, field: str, value: Any) -> float:
+    """``value`` as a positive finite float, or ``ValueError`` naming the entry and field."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"accelerator {name!r}: field {field!r} must be a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(
+            f"accelerator {name!r}: field {field!r} must be positive and finite, got {value!r}"
+        )
+    return number
+
+
+def _parse_entry(name: Any, entry: Any) -> Accelerator:
+    """Validate one catalog entry and build its :class:`Accelerator`."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"accelerator names must be non-empty strings, got {name!r}")
+    if not isinstance(entry, dict):
+        raise ValueError(f"accelerator {name!r}: entry must be a mapping, got {entry!r}")
+    missing = [f for f in _ENTRY_FIELDS if f not in entry]
+    if missing:
+        raise ValueError(f"accelerator {name!r}: missing field {missing[0]!r}")
+    unknown = sorted(str(k) for k in entry if k not in _ENTRY_FIELDS)
+    if unknown:
+        raise ValueError(f"accelerator {name!r}: unknown field {unknown[0]!r}")
+
+    numbers = {f: _number(name, f, entry[f]) for f in _NUMERIC_FIELDS}
+    if numbers["idle_watts"] >= numbers["tdp_watts"]:
+        raise ValueError(
+            f"accelerator {name!r}: field 'idle_watts' ({numbers['idle_watts']:g}) must be "
+            f"below tdp_watts ({numbers['tdp_watts']:g})"
+        )
+    kind = entry["kind"]
+    if kind not in KINDS:
+        raise ValueError(
+            f"accelerator {name!r}: field 'kind' must be one of {sorted(KINDS)}, got {kind!r}"
+        )
+    source = entry["source"]
+    if not isinstance(source, str) or not source.strip():
+        raise ValueError(f"accelerator {name!r}: field 'source' must be a non-empty string")
+    return Accelerator(name=name, kind=kind, source=" ".join(source.split()), **numbers)
+
+
+def parse_catalog(data: dict[str, Any]) -> dict[str, Accelerator]:
+    """Validate a parsed catalog mapping and build its accelerators.
+
+    Args:
+        data: Mapping from accelerator name to an entry with the fields ``tflops_bf16_dense``,
+            ``hbm_gb``, ``tdp_watts``, ``idle_watts``, ``nic_gbps``, ``kind`` and ``source``,
+            as read from ``accelerators.yaml``.
+
+    Returns:
+        The accelerators by name, in the order of ``data``.
+
+    Raises:
+        ValueError: If ``data`` is not a non-empty mapping, or an entry misses a field, has an
+            unknown field, a number that is not positive and finite, ``idle_watts`` not below
+            ``tdp_watts``, a ``kind`` other than training/inference or an empty ``source``.
+            The message names the entry and the field.
+    """
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"accelerator catalog must be a non-empty mapping, got {data!r}")
+    return {name: _parse_entry(name, entry) for name, entry in data.items()}
+
+
+@functools.cache
+def _catalog() -> MappingProxyType[str, Accelerator]:
+    """The packaged catalog, read and validated once per process."""
+    text = (files("sim.catalog") / "accelerators.yaml").read_text(encoding="utf-8")
+    return MappingProxyType(parse_catalog(yaml.safe_load(text)))
+
+
+def accelerators() -> dict[str, Accelerator]:
+    """All accelerators in the packaged catalog.
+
+    The data file is read and validated on the first call only; each call returns a new dict,
+    so callers may modify it freely.
+
+    Returns:
+        The accelerators by name, in the order of the data file.
+
+    Raises:
+        ValueError: If the packaged data file is malformed (see :func:`parse_catalog`).
+    """
+    return dict(_catalog())
+
+
+def accelerator(name: str) -> Accelerator:
+    """One accelerator from the packaged catalog.
+
+    Args:
+        name: Catalog key, e.g. ``"H100"`` (case-sensitive).
+
+    Returns:
+        The accelerator's figures.
+
+    Raises:
+        ValueError: If ``name`` is not in the catalog; the message lists the known names.
+    """
+    catalog = _catalog()
+    try:
+        return catalog[name]
+    except KeyError:
+        known = ", ".join(sorted(catalog))
+        raise ValueError(f"unknown accelerator {name!r}; known: {known}") from None

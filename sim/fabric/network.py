@@ -1,0 +1,223 @@
+"""A cluster's network inside the marketplace: every running job's collectives, solved together.
+
+Each running training job turns its parallelism layout, on the GPUs it was
+placed on, into inter-node flows (:mod:`sim.workloads.training`). Whenever the
+running set changes, the marketplace hands the cluster's :class:`NetworkFabric`
+every placement at once (one *fabric epoch*): the flows of all jobs are routed,
+stacked into one sparse incidence matrix and allocated by the cluster's
+transport in one call (:class:`sim.fabric.transport.Transport`), in the steady
+state of long-lived collectives. Each job's flow rates give its iteration
+time; over the time the same job needs alone on a non-blocking fabric (only
+its own NICs limit it), that is its iteration slowdown.
+
+Routing follows the transport: RoCE hashes every queue pair (ECMP);
+InfiniBand with adaptive routing spreads each flow evenly over its equal-cost
+paths, the steady state that per-packet adaptive routing approaches (the flow
+simulator places each flow chunk by chunk instead, which is too slow at
+cluster scale); without adaptive routing it routes by destination (d-mod-k).
+
+Routes and plans are built once per job and kept while it runs; solutions
+are kept for the last traffic mixes seen, so a mix that recurs is not solved
+again.
+
+Known limit: every job's collectives are taken to be on the wire at the same
+time, which is the worst case for contention between jobs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from sim.fabric.model import EpochSolution, JobNetwork, RunningPlacement
+from sim.fabric.routing import route
+from sim.fabric.transport import NVLINK_GBPS, Transport, routing_args
+from sim.workloads.training import TrainingPlan, training_plan
+
+__all__ = ["NetworkFabric"]
+
+_SOLUTIONS_KEPT = 64
+"""Solutions of this many distinct traffic mixes are kept per cluster."""
+
+
+@dataclass
+class _JobTraffic:
+    """A running job's plan and routes, built once per placement."""
+
+    placement: RunningPlacement
+    serial: int
+    plan: TrainingPlan
+    incidence: sp.csr_matrix
+    flow_of_subflow: np.ndarray
+    ideal_rates_gbps: np.ndarray
+    ideal_iteration_s: float
+
+
+class NetworkFabric:
+    """A cluster's modelled network, solved once per epoch for all its jobs.
+
+    Args:
+        config: The cluster's ``fabric`` section (kind ``network``): a
+            topology and a transport.
+        gpus_per_node: GPUs per node; GPU ``g`` of the cluster is host ``g``.
+        accelerator: The cluster's accelerator (its dense BF16 TFLOP/s set
+            the compute time of an iteration).
+        first_node: Global index of the cluster's first node in the inventory.
+    """
+
+    def __init__(
+        self, config: Any, gpus_per_node: int = 8, accelerator: str = "H100", first_node: int = 0
+    ):
+        from sim.catalog import accelerator as lookup
+
+        self.topology = config.build_topology()
+        self.transport_config = config.transport
+        self.transport = Transport(config.transport, self.topology)
+        self.gpus_per_node = gpus_per_node
+        self.first_node = first_node
+        self.tflops = lookup(accelerator).tflops_bf16_dense
+        self.nic_gbps = self.transport.nic_gbps
+        topo = self.topology
+        # One collective step crosses at most every tier up and down.
+        hops = 2 * (len(topo.tier_names) - 1) if len(topo.tier_names) > 1 else 2
+        self.hop_latency_us = hops * (
+            float(np.max(topo.prop_delay_us)) + topo.mtu_bytes * 8.0 / (self.nic_gbps * 1e3)
+        )
+        transport = config.transport
+        if transport.kind == "infiniband" and transport.adaptive_routing:
+            self._routing: dict[str, Any] = {"mode": "spray"}
+        else:
+            self._routing = routing_args(transport, topo, np.zeros(0))
+        self.has_pfc = transport.kind == "roce" and transport.pfc
+        self.has_ecn = transport.kind == "roce" and transport.cc == "dcqcn"
+        self._jobs: dict[int, _JobTraffic] = {}
+        self._serials = itertools.count()
+        self._solutions: OrderedDict[tuple[int, ...], EpochSolution] = OrderedDict()
+        self.solves = 0
+
+    # ------------------------------------------------------------------ per job
+
+    def _gpus(self, placement: RunningPlacement) -> np.ndarray:
+        """The job's GPUs (cluster host ids) in rank order: node by node."""
+        nodes = np.asarray(placement.nodes, dtype=np.int64) - self.first_node
+        counts = np.asarray(placement.counts, dtype=np.int64)
+        starts = np.repeat(nodes * self.gpus_per_node, counts)
+        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return starts + within
+
+    def _job(self, placement: RunningPlacement) -> _JobTraffic:
+        cached = self._jobs.get(placement.job_id)
+        if cached is not None and cached.placement is placement:
+            return cached
+        plan = training_plan(
+            placement.traffic,
+            self._gpus(placement),
+            self.gpus_per_node,
+            self.tflops,
+            self.nic_gbps,
+            NVLINK_GBPS,
+            self.hop_latency_us,
+        )
+        if plan.src.size:
+            routes = route(self.topology, plan.src, plan.dst, **self._routing)
+            incidence = routes.incidence.tocsr()
+            flow_of_subflow = routes.flow_of_subflow
+        else:
+            incidence = sp.csr_matrix((0, self.topology.n_links))
+            flow_of_subflow = np.zeros(0, dtype=np.int64)
+        ideal = plan.ideal_rates_gbps()
+        job = _JobTraffic(
+            placement,
+            next(self._serials),
+            plan,
+            incidence,
+            flow_of_subflow,
+            ideal,
+            plan.iteration_s(ideal),
+        )
+        self._jobs[placement.job_id] = job
+        return job
+
+    # ------------------------------------------------------------------ the epoch
+
+    def solve(self, placements: Sequence[RunningPlacement]) -> EpochSolution:
+        """Route and solve every running job's traffic together, once.
+
+        Args:
+            placements: Every running placement of the cluster.
+
+        Returns:
+            Each modelled job's slowdown and congestion, and the fabric's.
+        """
+        modelled = sorted((p for p in placements if p.traffic is not None), key=lambda p: p.job_id)
+        running = {p.job_id for p in modelled}
+        for job_id in [j for j in self._jobs if j not in running]:
+            del self._jobs[job_id]
+        jobs = [self._job(p) for p in modelled]
+        key = tuple(job.serial for job in jobs)
+        cached = self._solutions.get(key)
+        if cached is not None:
+            self._solutions.move_to_end(key)
+            return cached
+        solution = self._solve(jobs)
+        self._solutions[key] = solution
+        if len(self._solutions) > _SOLUTIONS_KEPT:
+            self._solutions.popitem(last=False)
+        return solution
+
+    def _solve(self, jobs: list[_JobTraffic]) -> EpochSolution:
+        with_flows = [job for job in jobs if job.incidence.shape[0]]
+        states = {job.placement.job_id: JobNetwork(1.0) for job in jobs}
+        if not with_flows:
+            return EpochSolution(jobs=states)
+        self.solves += 1
+        incidence = sp.vstack([job.incidence for job in with_flows], format="csr")
+        epoch = self.transport.allocate(incidence)
+        rates = epoch.rates_gbps
+        load = np.asarray(incidence.T @ rates).ravel()
+        busy = load > 0
+        pause = epoch.pause_fraction
+        marking = epoch.marking if epoch.marking is not None else np.zeros(load.size)
+        start = 0
+        for job in with_flows:
+            rows = job.incidence.shape[0]
+            sub_rates = rates[start : start + rows]
+            start += rows
+            flow_rates = np.bincount(
+                job.flow_of_subflow, weights=sub_rates, minlength=job.plan.src.size
+            )
+            slowdown = max(job.plan.iteration_s(flow_rates) / job.ideal_iteration_s, 1.0)
+            shares = job.incidence.data
+            links = job.incidence.indices
+            with np.errstate(divide="ignore", invalid="ignore"):
+                flow_slowdown = np.where(flow_rates > 0, job.ideal_rates_gbps / flow_rates, np.inf)
+            # ECN: the marks a sub-flow's bytes collect along its path, weighted by its rate.
+            per_sub_mark = np.asarray(job.incidence @ marking).ravel()
+            states[job.placement.job_id] = JobNetwork(
+                slowdown=slowdown,
+                pfc_pause_fraction=float(np.average(pause[links], weights=shares))
+                if self.has_pfc
+                else None,
+                ecn_mark_fraction=float(
+                    np.average(np.minimum(per_sub_mark, 1.0), weights=sub_rates)
+                )
+                if self.has_ecn and sub_rates.sum() > 0
+                else (0.0 if self.has_ecn else None),
+                flow_slowdown_p99=float(np.quantile(np.maximum(flow_slowdown, 1.0), 0.99)),
+            )
+        total = float(load.sum())
+        return EpochSolution(
+            jobs=states,
+            pfc_pause_fraction=(float(pause[busy].mean()) if busy.any() else 0.0)
+            if self.has_pfc
+            else None,
+            ecn_mark_fraction=epoch.marked_share if self.has_ecn else None,
+            busy_links=int(busy.sum()),
+            carried_gbps=total,
+        )
