@@ -114,13 +114,63 @@ def max_min_rates(
         ValueError: On inconsistent shapes or negative / NaN inputs.
     """
     matrix, capacity, weight, demand = _validate(incidence, capacity_gbps, weights, demand_gbps)
-    rates = np.zeros(matrix.shape[0])
-    work = _Working(matrix, capacity, weight, demand)
-    while work.active.any():
-        if np.count_nonzero(work.active) < 0.7 * work.active.size:
-            work.compact()
-        work.round(rates, rtol)
-    return rates
+    return MaxMinProblem(matrix, validated=True).solve(capacity, weight, demand, rtol=rtol)
+
+
+class MaxMinProblem:
+    """One routing, solved for many capacities and demands (the structure is built once).
+
+    Back-pressure and other fixed-point loops solve the same flows again and
+    again with new capacities or rate caps; this keeps the sorted nonzeros.
+
+    Args:
+        incidence: ``(n_flows, n_links)`` sparse matrix, entries non-negative.
+        validated: The matrix is already a checked, canonical CSR (internal use).
+    """
+
+    def __init__(self, incidence: sp.spmatrix | sp.sparray, *, validated: bool = False):
+        if validated:
+            matrix = incidence
+        else:
+            n_links = incidence.shape[1]
+            matrix, _, _, _ = _validate(incidence, np.zeros(n_links), None, None)
+        self.shape = matrix.shape
+        self._structure = _Working.structure(matrix)
+
+    def solve(
+        self,
+        capacity_gbps: np.ndarray,
+        weights: np.ndarray | None = None,
+        demand_gbps: np.ndarray | None = None,
+        *,
+        rtol: float = DEFAULT_RTOL,
+    ) -> np.ndarray:
+        """Weighted max-min fair rates for these capacities and rate caps.
+
+        Args:
+            capacity_gbps: Capacity per link in Gb/s (``inf`` for unlimited).
+            weights: Positive weight per flow (default 1).
+            demand_gbps: Rate cap per flow (default none).
+            rtol: Relative tolerance for treating bottleneck levels as equal.
+
+        Returns:
+            Rate per flow in Gb/s, as :func:`max_min_rates`.
+        """
+        n_flows = self.shape[0]
+        capacity = np.asarray(capacity_gbps, dtype=np.float64)
+        weight = np.ones(n_flows) if weights is None else np.asarray(weights, dtype=np.float64)
+        demand = (
+            np.full(n_flows, np.inf)
+            if demand_gbps is None
+            else np.asarray(demand_gbps, dtype=np.float64)
+        )
+        rates = np.zeros(n_flows)
+        work = _Working(self._structure, capacity, weight, demand)
+        while work.active.any():
+            if np.count_nonzero(work.active) < 0.7 * work.active.size:
+                work.compact()
+            work.round(rates, rtol)
+        return rates
 
 
 def _segment_min(values: np.ndarray, starts: np.ndarray, empty: np.ndarray) -> np.ndarray:
@@ -144,18 +194,36 @@ class _Working:
     of frozen flows.
     """
 
-    def __init__(
-        self, matrix: sp.csr_matrix, capacity: np.ndarray, weight: np.ndarray, demand: np.ndarray
-    ) -> None:
+    @staticmethod
+    def structure(matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
+        """The parts of a problem that depend only on the incidence matrix."""
         n_flows = matrix.shape[0]
         # Work only on links some flow crosses, renumbered 0..n_links-1.
         used, e_link = np.unique(matrix.indices, return_inverse=True)
+        e_link = e_link.astype(np.int64)
+        return {
+            "used": used,
+            "e_flow": np.repeat(np.arange(n_flows), np.diff(matrix.indptr)),
+            "e_link": e_link,
+            "e_coef": matrix.data,
+            "by_link": np.argsort(e_link, kind="stable"),
+        }
+
+    def __init__(
+        self,
+        structure: dict[str, np.ndarray],
+        capacity: np.ndarray,
+        weight: np.ndarray,
+        demand: np.ndarray,
+    ) -> None:
+        used = structure["used"]
+        n_flows = weight.size
         self.n_links = used.size
         self.ids = np.arange(n_flows)
-        self.e_flow = np.repeat(np.arange(n_flows), np.diff(matrix.indptr))
-        self.e_link = e_link.astype(np.int64)
-        self.e_coef = matrix.data
-        self.by_link = np.argsort(self.e_link, kind="stable")
+        self.e_flow = structure["e_flow"]
+        self.e_link = structure["e_link"]
+        self.e_coef = structure["e_coef"]
+        self.by_link = structure["by_link"]
         self._segments(n_flows)
         self.residual = capacity[used]
         self.finite = np.isfinite(self.residual)

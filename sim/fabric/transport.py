@@ -38,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sim.fabric.dcqcn import DcqcnParams, fixed_point, marking_probability, simulate
-from sim.fabric.solver import max_min_rates
+from sim.fabric.solver import MaxMinProblem, max_min_rates
 from sim.fabric.topology import Topology
 
 __all__ = [
@@ -196,9 +196,10 @@ def backpressure_rates(
 
     Senders push at line rate. A port offered more than it serves keeps its
     ingress queues full and pauses each link ``u`` feeding it a fraction
-    ``1 - served / offered`` of the time (over the flows crossing both); a
-    paused link carries nothing while paused, so every flow on it slows,
-    victims included, and the pause spreads on towards the senders.
+    ``1 - served / offered`` of the time (over the flows crossing both). The
+    queue a paused link feeds is one FIFO, so every flow crossing the link,
+    victims included, keeps only ``1 - pause`` of its offered rate, and the
+    pause spreads on towards the senders.
 
     Args:
         incidence: Active sub-flows × links.
@@ -221,8 +222,10 @@ def backpressure_rates(
     for k in range(arriving.shape[0]):
         links = np.flatnonzero(stage == k)
         offered_link[links] = incidence[:, links].T @ arriving[k]
-    rates = max_min_rates(incidence, effective, demand_gbps=demand_gbps)
-    for _ in range(2 * len(np.unique(pair_l)) + 1):
+    problem = MaxMinProblem(incidence)
+    rates = problem.solve(effective, demand_gbps=demand_gbps)
+    # Pauses spread one hop per round; a path has at most ``stages`` hops.
+    for _ in range(2 * (int(stage.max()) + 1 if stage.size else 1) + 1):
         load = incidence.T @ rates
         overflowing = (load >= effective * (1 - 1e-6)) & (offered_link > load * (1 + 1e-6))
         keep = overflowing[pair_l]
@@ -241,15 +244,17 @@ def backpressure_rates(
         np.maximum.at(new_pause, u, paused)
         drain = np.full(capacity_gbps.shape, np.inf)
         np.minimum.at(drain, u[paused > 0], served[paused > 0])
-        if np.allclose(new_pause, pause, atol=1e-9):
+        if np.allclose(new_pause, pause, atol=1e-6):
             break
         pause = new_pause
-        # A paused link transmits only while unpaused, but always at least what
-        # the congested flows crossing it are served downstream.
+        # A paused link's ingress queue is one FIFO: while it waits for the
+        # congested port, every flow in it waits too (head-of-line blocking),
+        # so each flow crossing the link keeps only 1 - pause of what it offers.
         floor = np.zeros_like(effective)
         np.maximum.at(floor, u, served)
         effective = np.maximum(capacity_gbps * (1.0 - pause), floor)
-        rates = max_min_rates(incidence, effective, demand_gbps=demand_gbps)
+        caps = demand_gbps * _row_min(binary, 1.0 - pause, 1.0)
+        rates = problem.solve(capacity_gbps, demand_gbps=caps)
     load = incidence.T @ rates
     full = (load >= effective * (1 - 1e-6)) & (offered_link > load * (1 + 1e-6))
     return BackPressure(
