@@ -493,8 +493,16 @@ class Scenario(Strict):
                     problems.append(f"{where}: {problem}")
                     return
 
+        from sim.catalog import accelerators
+
+        known = accelerators()
         for i, site in enumerate(self.provider.sites):
             for j, cluster in enumerate(site.clusters):
+                if cluster.accelerator not in known:
+                    problems.append(
+                        f"provider.sites[{i}].clusters[{j}].accelerator: unknown accelerator "
+                        f"{cluster.accelerator!r}; known: {', '.join(sorted(known))}"
+                    )
                 if isinstance(cluster.fabric, NetworkFabric):
                     problem = cluster.fabric.host_problem(cluster.nodes * cluster.gpus_per_node)
                     if problem:
