@@ -16,9 +16,10 @@ paths, the steady state that per-packet adaptive routing approaches (the flow
 simulator places each flow chunk by chunk instead, which is too slow at
 cluster scale); without adaptive routing it routes by destination (d-mod-k).
 
-Routes and plans are built once per job and kept while it runs; solutions
-are kept for the last traffic mixes seen, so a mix that recurs is not solved
-again.
+Routes and plans are built once per job and kept while it runs. Jobs that
+share no link cannot affect each other, so each group of link-sharing jobs is
+solved on its own, and solutions are kept for the last mixes seen: a change in
+one pod does not re-solve another, and a mix that recurs is not solved again.
 
 Known limit: every job's collectives are taken to be on the wire at the same
 time, which is the worst case for contention between jobs.
@@ -42,8 +43,8 @@ from sim.workloads.training import TrainingPlan, training_plan
 
 __all__ = ["NetworkFabric"]
 
-_SOLUTIONS_KEPT = 64
-"""Solutions of this many distinct traffic mixes are kept per cluster."""
+_SOLUTIONS_KEPT = 256
+"""Solutions of this many distinct traffic mixes (of link-sharing job groups) are kept."""
 
 
 @dataclass
@@ -54,6 +55,7 @@ class _JobTraffic:
     serial: int
     plan: TrainingPlan
     incidence: sp.csr_matrix
+    links: np.ndarray
     flow_of_subflow: np.ndarray
     ideal_rates_gbps: np.ndarray
     ideal_iteration_s: float
@@ -137,6 +139,7 @@ class NetworkFabric:
             next(self._serials),
             plan,
             incidence,
+            np.unique(incidence.indices),
             flow_of_subflow,
             ideal,
             plan.iteration_s(ideal),
@@ -160,6 +163,51 @@ class NetworkFabric:
         for job_id in [j for j in self._jobs if j not in running]:
             del self._jobs[job_id]
         jobs = [self._job(p) for p in modelled]
+        parts = [self._component(group) for group in self._components(jobs)]
+        states: dict[int, JobNetwork] = {}
+        for part in parts:
+            states.update(part.jobs)
+        busy = sum(part.busy_links for part in parts)
+        carried = sum(part.carried_gbps for part in parts)
+        paused = sum(part.busy_links * (part.pfc_pause_fraction or 0.0) for part in parts)
+        marked = sum(part.carried_gbps * (part.ecn_mark_fraction or 0.0) for part in parts)
+        return EpochSolution(
+            jobs=dict(sorted(states.items())),
+            pfc_pause_fraction=(paused / busy if busy else 0.0) if self.has_pfc else None,
+            ecn_mark_fraction=(marked / carried if carried else 0.0) if self.has_ecn else None,
+            busy_links=busy,
+            carried_gbps=carried,
+        )
+
+    @staticmethod
+    def _components(jobs: list[_JobTraffic]) -> list[list[_JobTraffic]]:
+        """Jobs in groups that share no link: each group is solved on its own.
+
+        Max-min shares, back-pressure and ECN marks only pass between flows
+        through links they share, so solving the groups apart is exact, and a
+        change in one group leaves the others' solutions (cached) untouched.
+        """
+        owner: dict[int, int] = {}
+        parent = list(range(len(jobs)))
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for i, job in enumerate(jobs):
+            for link in job.links.tolist():
+                j = owner.setdefault(link, i)
+                if j != i:
+                    parent[root(i)] = root(j)
+        groups: dict[int, list[_JobTraffic]] = {}
+        for i, job in enumerate(jobs):
+            groups.setdefault(root(i), []).append(job)
+        return [groups[r] for r in sorted(groups)]
+
+    def _component(self, jobs: list[_JobTraffic]) -> EpochSolution:
+        """One group's solution, from the cache if this mix was seen."""
         key = tuple(job.serial for job in jobs)
         cached = self._solutions.get(key)
         if cached is not None:

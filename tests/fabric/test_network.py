@@ -108,7 +108,7 @@ def test_solutions_are_cached_by_traffic_mix_and_jobs_without_traffic_are_left_o
     jobs = [placement(0, [0, 1], GPN, spec), placement(1, [2], GPN, None)]
     first = fabric.solve(jobs)
     again = fabric.solve(jobs)
-    assert again is first and fabric.solves == 1
+    assert again == first and fabric.solves == 1
     assert set(first.jobs) == {0}
     # A job inside one node never touches the fabric.
     inside = fabric.solve([placement(2, [5], GPN, spec)])
@@ -121,3 +121,19 @@ def test_a_cluster_whose_topology_does_not_match_its_gpus_is_refused():
     )
     assert config.host_problem(128) is None
     assert "128 hosts" in config.host_problem(256)
+
+
+def test_jobs_that_share_no_link_are_solved_apart_and_exactly():
+    transport = {"kind": "roce", "pfc": True, "cc": "none"}
+    spec = data_parallel(tp=8)
+    pod0 = placement(0, [0, 1, 2, 3], GPN, spec)  # racks 0-1 of pod 0
+    pod1 = placement(1, [8, 9, 10, 11], GPN, spec)  # racks 0-1 of pod 1
+    together = network(transport)
+    both = together.solve([pod0, pod1])
+    assert together.solves == 2  # two groups, one solve each
+    for job in (pod0, pod1):
+        alone = network(transport).solve([job])
+        assert both.jobs[job.job_id] == alone.jobs[job.job_id]
+    # A change in pod 1 leaves pod 0's group to the cache.
+    together.solve([pod0, placement(2, [12, 13], GPN, spec)])
+    assert together.solves == 3
