@@ -185,12 +185,80 @@ class BackPressure:
     inputs: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Chains:
+    """Which sub-flow crosses which adjacent link pair, for sub-flows on one path each.
+
+    Attributes:
+        flow: Per crossing, the sub-flow.
+        pair: Per crossing, its pair's index in ``(pair_u, pair_l)``.
+        stage_u: Per crossing, the path stage of the pair's upstream link.
+        pair_u: Per pair, the upstream link (pairs sorted by ``(u, l)``).
+        pair_l: Per pair, the downstream link.
+    """
+
+    flow: np.ndarray
+    pair: np.ndarray
+    stage_u: np.ndarray
+    pair_u: np.ndarray
+    pair_l: np.ndarray
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of distinct link pairs."""
+        return self.pair_u.size
+
+    def served_offered(
+        self, pairs: np.ndarray, rates: np.ndarray, arriving: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per chosen pair: rate of the sub-flows crossing both, and what they offer upstream."""
+        served = np.bincount(self.pair, weights=rates[self.flow], minlength=self.n_pairs)
+        offered = np.bincount(
+            self.pair, weights=arriving[self.stage_u, self.flow], minlength=self.n_pairs
+        )
+        return served[pairs], offered[pairs]
+
+
+def upstream_pairs_of(
+    incidence: sp.csr_matrix, stage: np.ndarray, topology: Topology
+) -> tuple[np.ndarray, np.ndarray]:
+    """Adjacent link pairs (u feeds l, sorted) that some sub-flow crosses both."""
+    binary = _pattern(incidence)
+    both = (binary.T @ binary).tocoo()
+    u, l_ = both.row, both.col
+    keep = (topology.link_dst[u] == topology.link_src[l_]) & (topology.reverse_link[u] != l_)
+    order = np.lexsort((l_[keep], u[keep]))
+    return u[keep][order].astype(np.int64), l_[keep][order].astype(np.int64)
+
+
+def upstream_chains(
+    incidence: sp.csr_matrix, stage: np.ndarray, topology: Topology
+) -> _Chains | None:
+    """Each sub-flow's consecutive link pairs, if every sub-flow follows one path.
+
+    Returns None when some sub-flow is split over several links of one stage
+    (spraying, adaptive routing): those take the general, slower way.
+    """
+    coo = incidence.tocoo()
+    order = np.lexsort((stage[coo.col], coo.row))
+    row, col = coo.row[order].astype(np.int64), coo.col[order].astype(np.int64)
+    same_row = row[1:] == row[:-1]
+    if np.any(same_row & (stage[col[1:]] == stage[col[:-1]])):
+        return None
+    u, l_, flow = col[:-1][same_row], col[1:][same_row], row[:-1][same_row]
+    keep = (topology.link_dst[u] == topology.link_src[l_]) & (topology.reverse_link[u] != l_)
+    u, l_, flow = u[keep], l_[keep], flow[keep]
+    n_links = topology.n_links
+    keys, pair = np.unique(u * n_links + l_, return_inverse=True)
+    return _Chains(flow, pair.ravel(), stage[u], keys // n_links, keys % n_links)
+
+
 def backpressure_rates(
     incidence: sp.csr_matrix,
     capacity_gbps: np.ndarray,
     demand_gbps: np.ndarray,
     stage: np.ndarray,
-    upstream: tuple[np.ndarray, np.ndarray],
+    topology: Topology,
 ) -> BackPressure:
     """Rates under lossless hop-by-hop back-pressure (PFC without rate control).
 
@@ -206,13 +274,17 @@ def backpressure_rates(
         capacity_gbps: Link capacities.
         demand_gbps: What each sub-flow would send at line rate.
         stage: Path stage of every link (see :func:`link_stage`).
-        upstream: Pairs ``(u, l)``: link ``u`` feeds link ``l`` directly and
-            some active sub-flow crosses both.
+        topology: The topology (which link feeds which).
 
     Returns:
         The rates, the pauses and which ports hold full queues.
     """
-    pair_u, pair_l = upstream
+    # Pairs (u, l): link u feeds link l directly and some sub-flow crosses both.
+    chains = upstream_chains(incidence, stage, topology)
+    if chains is not None:
+        pair_u, pair_l = chains.pair_u, chains.pair_l
+    else:
+        pair_u, pair_l = upstream_pairs_of(incidence, stage, topology)
     pause = np.zeros(capacity_gbps.shape)
     drain = np.full(capacity_gbps.shape, np.inf)
     effective = capacity_gbps.astype(np.float64).copy()
@@ -232,12 +304,15 @@ def backpressure_rates(
         if not keep.any():
             break
         u, l_ = pair_u[keep], pair_l[keep]
-        both = binary[:, u].multiply(binary[:, l_])
-        served = np.asarray(both.T @ rates).ravel()
-        offered = np.zeros(u.size)
-        for k in np.unique(stage[u]):
-            cols = np.flatnonzero(stage[u] == k)
-            offered[cols] = both[:, cols].T @ arriving[k]
+        if chains is not None:
+            served, offered = chains.served_offered(np.flatnonzero(keep), rates, arriving)
+        else:
+            both = binary[:, u].multiply(binary[:, l_])
+            served = np.asarray(both.T @ rates).ravel()
+            offered = np.zeros(u.size)
+            for k in np.unique(stage[u]):
+                cols = np.flatnonzero(stage[u] == k)
+                offered[cols] = both[:, cols].T @ arriving[k]
         with np.errstate(divide="ignore", invalid="ignore"):
             paused = np.clip(np.where(offered > 0, 1.0 - served / offered, 0.0), 0.0, 1.0)
         new_pause = pause.copy()
@@ -387,19 +462,6 @@ class Transport:
             self._dcqcn_params[capacity_gbps] = params
         return params
 
-    def upstream_pairs(self, binary: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        """Adjacent link pairs (u feeds l) that some active sub-flow crosses both.
-
-        Args:
-            binary: The active sub-flows' link pattern (see :func:`_pattern`).
-        """
-        both = (binary.T @ binary).tocoo()
-        u, l_ = both.row, both.col
-        topo = self.topology
-        keep = (topo.link_dst[u] == topo.link_src[l_]) & (topo.reverse_link[u] != l_)
-        order = np.lexsort((l_[keep], u[keep]))
-        return u[keep][order].astype(np.int64), l_[keep][order].astype(np.int64)
-
     def demand(self, incidence: sp.csr_matrix) -> np.ndarray:
         """Line-rate demand of each sub-flow: its NIC, or NVLink inside a server."""
         local = np.diff(incidence.indptr) == 0
@@ -465,9 +527,7 @@ class Transport:
         """
         transport = self.transport
         topo = self.topology
-        state = backpressure_rates(
-            incidence, self.capacity, demand, self.stage, self.upstream_pairs(_pattern(incidence))
-        )
+        state = backpressure_rates(incidence, self.capacity, demand, self.stage, self.topology)
         if transport.kind == "infiniband":
             threshold_kb = transport.credit_buffer_kb
             hysteresis_kb = topo.mtu_bytes / 1000.0
