@@ -308,3 +308,60 @@ def test_shared_queue_is_fifo_without_backfill():
     hand.run(until=30.0)
     assert head.first_start_hours == pytest.approx(4.0)
     assert short.first_start_hours == pytest.approx(5.0)
+
+
+def test_whole_node_claims_do_not_livelock_with_spot_jobs_that_restart_at_once():
+    # Regression: the inference fleet reclaimed a node from spot jobs with no notice,
+    # and the queued spot jobs took the freed GPUs straight back, forever, at one
+    # instant. Claims now preempt all spot jobs of a node together and fence it.
+    import signal
+
+    spec = scenario(
+        seed=182,
+        horizon="1d",
+        provider={
+            "sites": [
+                {
+                    "name": "s",
+                    "clusters": [
+                        {"name": "c0", "nodes": 9, "gpus_per_node": 8},
+                        {"name": "c1", "nodes": 2, "gpus_per_node": 8},
+                    ],
+                }
+            ]
+        },
+        internal={"inference": {"gpus": 8, "amplitude": 0.5, "step": "2h"}},
+        tenants=[
+            {
+                "name": "od",
+                "contract": {"kind": "on_demand", "max_wait": "2h"},
+                "workload": batch(1.64, {"kind": "choice", "values": [16]}, "90m"),
+            },
+            {
+                "name": "sp",
+                "contract": {"kind": "spot", "notice": 0},
+                "workload": batch(
+                    2.4,
+                    {"kind": "choice", "values": [8, 16, 2]},
+                    {"kind": "lognormal", "median": "1h", "sigma": 1.0},
+                    checkpoint_interval="20m",
+                ),
+            },
+        ],
+        policies={"scheduling": {"backfill": False}},
+    )
+
+    def too_long(*_):
+        raise TimeoutError("the marketplace is stuck at one instant")
+
+    previous = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(60)
+    try:
+        sim = Simulation(spec)
+        run_checked(sim)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert sim.market.preemptions < 200
+    hours = sim.accounting.tenant_gpu_hours["internal"]
+    assert hours["inference_shortfall"] < 0.05 * hours["inference"]

@@ -58,6 +58,7 @@ class Inventory:
         self.free = self.capacity.copy()
         self.pool = np.full(n_nodes, SHARED, dtype=np.int64)
         self.down = np.zeros(n_nodes, dtype=bool)
+        self.fenced = np.zeros(n_nodes, dtype=bool)
         self._free_gpus: dict[tuple[int, int], int] = {(c.index, SHARED): c.gpus for c in clusters}
         self._nodes: dict[tuple[int, int], np.ndarray] = {}
 
@@ -109,21 +110,33 @@ class Inventory:
         self.pool[node] = pool
         self._nodes.clear()
 
+    def fence(self, nodes: np.ndarray | list[int]) -> None:
+        """Keep job placements off ``nodes``: they are coming free for a whole-node claim."""
+        self.fenced[np.asarray(nodes, dtype=np.int64)] = True
+        self._nodes.clear()
+
+    def clear_fences(self) -> None:
+        """Lift every fence (claims fence again what they still wait for)."""
+        if self.fenced.any():
+            self.fenced[:] = False
+            self._nodes.clear()
+
     def nodes_in(self, cluster: ClusterInfo, pool: int) -> np.ndarray:
-        """Indices of the cluster's up nodes in ``pool``, in order."""
+        """Indices of the cluster's up, unfenced nodes in ``pool``, in order: where jobs go."""
         key = (cluster.index, pool)
         nodes = self._nodes.get(key)
         if nodes is None:
             s = cluster.node_slice
-            mask = (self.pool[s] == pool) & ~self.down[s]
+            mask = (self.pool[s] == pool) & ~self.down[s] & ~self.fenced[s]
             nodes = np.flatnonzero(mask) + cluster.first_node
             self._nodes[key] = nodes
         return nodes
 
     def whole_free_nodes(self, cluster: ClusterInfo, pool: int) -> np.ndarray:
-        """Indices of the cluster's up nodes in ``pool`` with every GPU free."""
-        nodes = self.nodes_in(cluster, pool)
-        return nodes[self.free[nodes] == cluster.gpus_per_node]
+        """Indices of the cluster's up nodes in ``pool`` with every GPU free, fenced or not."""
+        s = cluster.node_slice
+        mask = (self.pool[s] == pool) & ~self.down[s] & (self.free[s] == cluster.gpus_per_node)
+        return np.flatnonzero(mask) + cluster.first_node
 
     def free_gpus(self, cluster: ClusterInfo, pool: int) -> int:
         """Free GPUs on the cluster's up nodes in ``pool``."""

@@ -229,6 +229,7 @@ class Marketplace:
             self._again = True
             while self._again:
                 self._again = False
+                self.inventory.clear_fences()
                 for reservation in self.reservations:
                     if reservation.active:
                         self._claim_nodes(reservation)
@@ -338,7 +339,7 @@ class Marketplace:
             self.accounting.hold(now, reservation.tenant, "reserved", gpn)
         missing = reservation.nodes_wanted - len(reservation.nodes)
         if missing > 0:
-            self._reclaim_spot(reservation.cluster, missing * gpn, math.inf)
+            self._reclaim_nodes(reservation.cluster, missing)
 
     def _serve_inference(self) -> None:
         fleet = self.inference
@@ -358,10 +359,11 @@ class Marketplace:
             fleet.nodes.append(node)
             self.accounting.move(now, gpn, "idle", "internal")
             self.accounting.hold(now, "internal", "inference", gpn)
-        missing_gpus = (fleet.target_nodes - len(fleet.nodes)) * fleet.clusters[0].gpus_per_node
-        for cluster in fleet.clusters if missing_gpus > 0 else []:
-            if self._reclaim_spot(cluster, missing_gpus, math.inf) >= missing_gpus:
+        missing = fleet.target_nodes - len(fleet.nodes)
+        for cluster in fleet.clusters:
+            if missing <= 0:
                 break
+            missing -= self._reclaim_nodes(cluster, missing)
 
     def _update_shortfalls(self) -> None:
         """Track reserved and internal-inference GPUs wanted but not held."""
@@ -429,30 +431,99 @@ class Marketplace:
             coming += victim.gpus
         return coming
 
-    def _give_notice(self, job: Job) -> None:
-        now = self.env.now
-        job.notice_until = now + job.spot_notice_hours
-        self.pending_release[job.cluster] += job.gpus
-        version = job.version
-        self._after(job.spot_notice_hours, lambda: self._preempt(job, version))
+    def _reclaim_nodes(self, cluster: ClusterInfo, wanted: int) -> int:
+        """Give notice to spot jobs so that up to ``wanted`` whole nodes come free.
 
-    def _preempt(self, job: Job, version: int) -> None:
-        if job.version != version or job.state != "running":
-            return
+        Whole-node claims (reservations, the inference fleet) can use only a
+        node whose every GPU is free or held by spot jobs: preempting spot
+        jobs anywhere else would free GPUs the claim cannot use, and queued
+        spot jobs would take them straight back. Nodes already coming free
+        (all their spot jobs under notice) count first; then the nodes that
+        need the fewest GPUs preempted, by node index.
+
+        Returns:
+            The whole nodes now coming free for the claim.
+        """
+        inventory = self.inventory
+        first = cluster.first_node
+        spot_gpus = np.zeros(cluster.nodes, dtype=np.int64)
+        noticed = np.zeros(cluster.nodes, dtype=np.int64)
+        on_node: dict[int, list[Job]] = {}
+        for job in sorted(self.running.values(), key=lambda j: j.job_id):
+            if job.contract != "spot" or job.cluster != cluster.index:
+                continue
+            local = job.nodes - first
+            np.add.at(spot_gpus, local, job.counts)
+            if job.notice_until is not None:
+                np.add.at(noticed, local, job.counts)
+            for node in local.tolist():
+                on_node.setdefault(node, []).append(job)
+        span = cluster.node_slice
+        freeable = (
+            (inventory.pool[span] == SHARED)
+            & ~inventory.down[span]
+            & (inventory.free[span] + spot_gpus == inventory.capacity[span])
+            & (spot_gpus > 0)
+        )
+        coming = np.flatnonzero(freeable & (noticed == spot_gpus))
+        targets = [int(node) for node in coming[:wanted]]
+        rest = np.flatnonzero(freeable & (noticed < spot_gpus))
+        order = np.lexsort((rest, spot_gpus[rest] - noticed[rest]))
         now = self.env.now
-        self._stop(job)
-        kept = job.checkpointed_hours()
-        job.lost_hours += job.progress_hours - kept
-        job.progress_hours = kept
-        job.preemptions += 1
-        self.preemptions += 1
-        job.state = "queued"
-        job.queued_since = now
-        queue = self._queue_for(job)
-        position = next((i for i, q in enumerate(queue) if q.job_id > job.job_id), len(queue))
-        queue.insert(position, job)
-        self._arm_patience(job)
-        self.schedule()
+        for node in rest[order][: wanted - len(targets)]:
+            victims = on_node[int(node)]
+            until = max(
+                j.notice_until if j.notice_until is not None else now + j.spot_notice_hours
+                for j in victims
+            )
+            self._notify(victims, until)
+            targets.append(int(node))
+        # Keep the shared queues off these nodes until the claim takes them.
+        self.inventory.fence([first + node for node in targets])
+        return len(targets)
+
+    def _give_notice(self, job: Job) -> None:
+        self._notify([job], self.env.now + job.spot_notice_hours)
+
+    def _notify(self, jobs: list[Job], until: float) -> None:
+        """Give ``jobs`` notice to leave together at ``until`` (never before their own notice).
+
+        Jobs already under notice keep theirs unless ``until`` is later; all
+        of them then leave in one event, so the GPUs they free come free at
+        once and go to whoever reclaimed them before anything else is placed.
+        """
+        now = self.env.now
+        pairs = []
+        for job in jobs:
+            if job.notice_until is None:
+                self.pending_release[job.cluster] += job.gpus
+            job.notice_until = until
+            job.notice_serial += 1
+            pairs.append((job, job.notice_serial))
+        self._after(until - now, lambda: self._preempt(pairs))
+
+    def _preempt(self, pairs: list[tuple[Job, int]]) -> None:
+        """Preempt the jobs whose notice is still the one given, then reschedule once."""
+        now = self.env.now
+        preempted = False
+        for job, serial in pairs:
+            if job.notice_serial != serial or job.state != "running" or job.notice_until is None:
+                continue
+            self._stop(job)
+            kept = job.checkpointed_hours()
+            job.lost_hours += job.progress_hours - kept
+            job.progress_hours = kept
+            job.preemptions += 1
+            self.preemptions += 1
+            job.state = "queued"
+            job.queued_since = now
+            queue = self._queue_for(job)
+            position = next((i for i, q in enumerate(queue) if q.job_id > job.job_id), len(queue))
+            queue.insert(position, job)
+            self._arm_patience(job)
+            preempted = True
+        if preempted:
+            self.schedule()
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -61,6 +61,7 @@ class Job:
     lost_hours: float = 0.0
     preemptions: int = 0
     notice_until: float | None = None
+    notice_serial: int = field(default=0, repr=False)
     traffic: Any = field(default=None, repr=False)
     network: Any = field(default=None, repr=False)
     network_since: float = field(default=0.0, repr=False)
