@@ -188,9 +188,7 @@ class _Run:
                 continue
             incidence = self.incidence[active]
             is_new[new] = True
-            epoch = self.model.allocate(
-                incidence, np.where(self.local[active], NVLINK_GBPS, self.nic_gbps), is_new[active]
-            )
+            epoch = self.model.allocate(incidence, fresh=is_new[active])
             is_new[new] = False
             epochs += 1
             rates = epoch.rates_gbps
