@@ -294,8 +294,7 @@ class _Run:
         )
         total_bits = float(self.sub_bits.sum())
         transport = self.transport
-        has_ecn = transport.kind == "roce" and transport.cc == "dcqcn"
-        has_pfc = transport.kind == "roce" and transport.pfc
+        has_ecn, has_pfc = self.model.has_ecn, self.model.has_pfc
         messages = self.messages()
         summary = {
             "flows": int(n_flows),

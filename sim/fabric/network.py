@@ -79,7 +79,6 @@ class NetworkFabric:
         from sim.catalog import accelerator as lookup
 
         self.topology = config.build_topology()
-        self.transport_config = config.transport
         self.transport = Transport(config.transport, self.topology)
         self.gpus_per_node = gpus_per_node
         self.first_node = first_node
@@ -96,8 +95,8 @@ class NetworkFabric:
             self._routing: dict[str, Any] = {"mode": "spray"}
         else:
             self._routing = routing_args(transport, topo, np.zeros(0))
-        self.has_pfc = transport.kind == "roce" and transport.pfc
-        self.has_ecn = transport.kind == "roce" and transport.cc == "dcqcn"
+        self.has_pfc = self.transport.has_pfc
+        self.has_ecn = self.transport.has_ecn
         self._jobs: dict[int, _JobTraffic] = {}
         self._serials = itertools.count()
         self._solutions: OrderedDict[tuple[int, ...], EpochSolution] = OrderedDict()

@@ -453,6 +453,10 @@ class Transport:
         nic = topology.capacity_gbps[topology.link_is_up & (topology.link_src < topology.n_hosts)]
         self.nic_gbps = float(nic.max()) if nic.size else float(topology.capacity_gbps.max())
         self._dcqcn_params: dict[float, DcqcnParams] = {}
+        self.has_pfc = transport.kind == "roce" and transport.pfc
+        """Whether ports pause their upstream neighbours (PFC); InfiniBand credits are not PFC."""
+        self.has_ecn = transport.kind == "roce" and transport.cc == "dcqcn"
+        """Whether ports mark ECN for DCQCN."""
 
     def _params(self, capacity_gbps: float) -> DcqcnParams:
         """DCQCN parameters for a port of this capacity (built once per capacity)."""
