@@ -19,6 +19,7 @@ def good_entry(**overrides: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "tflops_bf16_dense": 100,
         "hbm_gb": 64,
+        "hbm_tbps": 2.0,
         "tdp_watts": 300,
         "idle_watts": 30,
         "nic_gbps": 200,
@@ -56,6 +57,27 @@ def test_published_memory_and_power_figures() -> None:
     assert (accelerator("MTIA").hbm_gb, accelerator("MTIA").tdp_watts) == (128, 90)
 
 
+def test_published_memory_bandwidth_figures() -> None:
+    bandwidth = {name: acc.hbm_tbps for name, acc in accelerators().items()}
+    assert bandwidth == {
+        "H100": 3.35,
+        "H200": 4.8,
+        "B200": 8.0,
+        "MI300X": 5.3,
+        "MI450": 19.6,
+        "MTIA": 0.2048,
+    }
+    # DGX B200: 64 TB/s over its 8 GPUs.
+    assert accelerator("B200").hbm_tbps == pytest.approx(64 / 8)
+
+
+def test_every_source_says_where_the_bandwidth_comes_from() -> None:
+    for acc in accelerators().values():
+        assert "Bandwidth:" in acc.source, acc.name
+    assert "announced" in accelerator("MI450").source
+    assert "204.8 GB/s" in accelerator("MTIA").source
+
+
 def test_mtia_is_inference_and_its_source_says_the_memory_is_lpddr() -> None:
     mtia = accelerator("MTIA")
     assert mtia.kind == "inference"
@@ -72,7 +94,7 @@ def test_every_entry_is_sound(name: str) -> None:
     assert "\n" not in acc.source
     assert 0 < acc.idle_watts < acc.tdp_watts
     assert acc.kind in KINDS
-    for value in (acc.tflops_bf16_dense, acc.hbm_gb, acc.tdp_watts, acc.nic_gbps):
+    for value in (acc.tflops_bf16_dense, acc.hbm_gb, acc.hbm_tbps, acc.tdp_watts, acc.nic_gbps):
         assert isinstance(value, float)
         assert value > 0
 
@@ -114,6 +136,7 @@ def test_parse_catalog_accepts_a_good_entry() -> None:
             name="X1",
             tflops_bf16_dense=100.0,
             hbm_gb=64.0,
+            hbm_tbps=2.0,
             tdp_watts=300.0,
             idle_watts=30.0,
             nic_gbps=16.7,
@@ -139,6 +162,11 @@ def _without(field: str) -> dict[str, Any]:
     [
         (_without("tdp_watts"), "tdp_watts"),
         (_without("source"), "source"),
+        (_without("hbm_tbps"), "hbm_tbps"),
+        (good_entry(hbm_tbps=0), "hbm_tbps"),
+        (good_entry(hbm_tbps=-3.35), "hbm_tbps"),
+        (good_entry(hbm_tbps="3.35 TB/s"), "hbm_tbps"),
+        (good_entry(hbm_tbps=float("nan")), "hbm_tbps"),
         (good_entry(hbm_gb=0), "hbm_gb"),
         (good_entry(tflops_bf16_dense=-5), "tflops_bf16_dense"),
         (good_entry(nic_gbps="400"), "nic_gbps"),
@@ -159,6 +187,12 @@ def test_parse_catalog_rejects_a_malformed_entry_naming_entry_and_field(
     with pytest.raises(ValueError, match=r"'BAD1'") as info:
         parse_catalog(data)
     assert repr(field) in str(info.value)
+
+
+def test_missing_bandwidth_error_names_the_field_exactly() -> None:
+    with pytest.raises(ValueError) as info:
+        parse_catalog({"X1": _without("hbm_tbps")})
+    assert str(info.value) == "accelerator 'X1': missing field 'hbm_tbps'"
 
 
 def test_parse_catalog_rejects_bad_shapes() -> None:

@@ -1,8 +1,8 @@
 """Catalog of accelerators (GPUs and inference ASICs) with their published figures.
 
 The figures live in ``accelerators.yaml`` next to this module, shipped as package data: dense
-BF16 throughput, memory capacity, board power, idle power and scale-out NIC speed per
-accelerator, each entry with a note naming the datasheet or announcement it comes from.
+BF16 throughput, memory capacity and bandwidth, board power, idle power and scale-out NIC
+speed per accelerator, each entry with a note naming the datasheet or announcement it comes from.
 :func:`accelerators` loads and validates the file once; :func:`accelerator` looks one up.
 """
 
@@ -22,7 +22,14 @@ __all__ = ["KINDS", "Accelerator", "accelerator", "accelerators", "parse_catalog
 KINDS = frozenset({"training", "inference"})
 """The allowed values of :attr:`Accelerator.kind`."""
 
-_NUMERIC_FIELDS = ("tflops_bf16_dense", "hbm_gb", "tdp_watts", "idle_watts", "nic_gbps")
+_NUMERIC_FIELDS = (
+    "tflops_bf16_dense",
+    "hbm_gb",
+    "hbm_tbps",
+    "tdp_watts",
+    "idle_watts",
+    "nic_gbps",
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,8 @@ class Accelerator:
         name: Catalog key, e.g. ``"H100"``.
         tflops_bf16_dense: Dense (no structured sparsity) BF16 throughput, TFLOP/s.
         hbm_gb: On-package memory capacity, GB (LPDDR for parts without HBM; see ``source``).
+        hbm_tbps: Peak bandwidth of that memory, TB/s (1e12 bytes/s); what bounds a
+            memory-bound decode step (see :mod:`sim.workloads.inference`).
         tdp_watts: Board TDP / total board power, W.
         idle_watts: Typical idle draw, W; always below ``tdp_watts``.
         nic_gbps: Scale-out NIC line rate per accelerator in typical clusters, Gb/s.
@@ -43,6 +52,7 @@ class Accelerator:
     name: str
     tflops_bf16_dense: float
     hbm_gb: float
+    hbm_tbps: float
     tdp_watts: float
     idle_watts: float
     nic_gbps: float
@@ -100,8 +110,8 @@ def parse_catalog(data: dict[str, Any]) -> dict[str, Accelerator]:
 
     Args:
         data: Mapping from accelerator name to an entry with the fields ``tflops_bf16_dense``,
-            ``hbm_gb``, ``tdp_watts``, ``idle_watts``, ``nic_gbps``, ``kind`` and ``source``,
-            as read from ``accelerators.yaml``.
+            ``hbm_gb``, ``hbm_tbps``, ``tdp_watts``, ``idle_watts``, ``nic_gbps``, ``kind`` and
+            ``source``, as read from ``accelerators.yaml``.
 
     Returns:
         The accelerators by name, in the order of ``data``.
