@@ -100,6 +100,10 @@ class Simulation:
             )
             for c, i in zip(scenario.provider.clusters(), infos, strict=True)
         ]
+        for info, fabric in zip(infos, fabrics, strict=True):
+            domains = fabric.node_domains(info.nodes)
+            if domains is not None:
+                self.inventory.set_domains(info, *domains)
         self.market = Marketplace(
             self.env,
             self.inventory,

@@ -92,6 +92,10 @@ class FabricModel(Protocol):
         """Solve one epoch for all the cluster's running placements together."""
         ...
 
+    def node_domains(self, nodes: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per node, its rack and pod numbers; None if the fabric has no such structure."""
+        ...
+
 
 class IdealFabric:
     """A fabric with infinite capacity and no latency: nothing is ever slowed."""
@@ -104,6 +108,10 @@ class IdealFabric:
         first_node: int = 0,
     ):
         self.config = config
+
+    def node_domains(self, nodes: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """No racks or pods: every node is as close to every other."""
+        return None
 
     def solve(self, placements: Sequence[RunningPlacement]) -> EpochSolution:
         """Every job runs at its ideal speed."""

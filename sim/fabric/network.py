@@ -102,6 +102,21 @@ class NetworkFabric:
         self._solutions: OrderedDict[tuple[int, ...], EpochSolution] = OrderedDict()
         self.solves = 0
 
+    def node_domains(self, nodes: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per node of the cluster, its rack and its pod in this topology.
+
+        A node's rack is the lowest leaf switch its GPUs attach to (on a
+        rail-optimised fabric, the nodes of one rail group share it), and its
+        pod that leaf's pod: nodes of one pod reach each other without
+        crossing the top tier.
+
+        Args:
+            nodes: Nodes in the cluster.
+        """
+        layout = self.topology.layout
+        leaf = layout.leaf_of_host[: nodes * self.gpus_per_node].reshape(nodes, -1).min(axis=1)
+        return leaf.astype(np.int64), layout.pod_of_leaf(leaf).astype(np.int64)
+
     # ------------------------------------------------------------------ per job
 
     def _gpus(self, placement: RunningPlacement) -> np.ndarray:

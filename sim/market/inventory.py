@@ -59,8 +59,24 @@ class Inventory:
         self.pool = np.full(n_nodes, SHARED, dtype=np.int64)
         self.down = np.zeros(n_nodes, dtype=bool)
         self.fenced = np.zeros(n_nodes, dtype=bool)
+        self.rack = np.arange(n_nodes, dtype=np.int64)
+        """Per node, its rack: nodes under the same leaf switches (unique ids)."""
+        self.pod = self.node_cluster.copy()
+        """Per node, its pod: racks joined without crossing the top tier (unique ids)."""
         self._free_gpus: dict[tuple[int, int], int] = {(c.index, SHARED): c.gpus for c in clusters}
         self._nodes: dict[tuple[int, int], np.ndarray] = {}
+
+    def set_domains(self, cluster: ClusterInfo, rack: np.ndarray, pod: np.ndarray) -> None:
+        """Record where the cluster's nodes sit in its fabric (rack and pod of each node).
+
+        Args:
+            cluster: The cluster.
+            rack: Per node of the cluster, its rack number within the cluster.
+            pod: Per node of the cluster, its pod number within the cluster.
+        """
+        s = cluster.node_slice
+        self.rack[s] = cluster.first_node + np.asarray(rack, dtype=np.int64)
+        self.pod[s] = cluster.first_node + np.asarray(pod, dtype=np.int64)
 
     @property
     def gpus_total(self) -> int:

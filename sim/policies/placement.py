@@ -76,7 +76,80 @@ class FirstFit:
         return Proposal(cluster.index, candidates[np.concatenate(picks)], np.concatenate(counts))
 
 
-PLACEMENTS: dict[str, type] = {"first_fit": FirstFit}
+class TopologyAware(FirstFit):
+    """The fewest pods and racks, so a job's collectives cross as few tiers as they can.
+
+    Jobs that share no rack and no pod share no fabric link on a Clos whose
+    racks are whole (two tiers inside a pod), so besides keeping collectives
+    local this keeps jobs from slowing each other.
+
+    - Up to one node's GPUs: the node with the fewest free GPUs that fit them
+      (best fit), so whole nodes stay free for larger jobs.
+    - Whole nodes: the pod with the fewest free whole nodes that still holds
+      them all; if no pod does, the pods with the most free whole nodes,
+      largest first, until the job fits. Inside a pod, whole free racks
+      first, then the racks with the most free nodes.
+    - A remainder of less than a node goes, best fit, on a node in one of
+      the job's pods if it can.
+
+    Nodes are handed out in (pod, rack, node) order, which is rank order.
+    """
+
+    def _place_in(
+        self, inventory: Inventory, cluster: ClusterInfo, pool: int, gpus: int
+    ) -> Proposal | None:
+        if inventory.free_gpus(cluster, pool) < gpus:
+            return None
+        gpn = cluster.gpus_per_node
+        candidates = inventory.nodes_in(cluster, pool)
+        free = inventory.free[candidates]
+        whole, rem = divmod(gpus, gpn)
+        picks, counts = [], []
+        pods_used = np.zeros(0, dtype=np.int64)
+        if whole:
+            full = candidates[free == gpn]
+            if full.size < whole:
+                return None
+            chosen = _fewest_domains(full, inventory.pod[full], inventory.rack[full], whole)
+            picks.append(chosen)
+            counts.append(np.full(whole, gpn, dtype=np.int64))
+            pods_used = np.unique(inventory.pod[chosen])
+            free = np.where(np.isin(candidates, chosen), 0, free)
+        if rem:
+            fits = np.flatnonzero(free >= rem)
+            if fits.size == 0:
+                return None
+            near = fits[np.isin(inventory.pod[candidates[fits]], pods_used)]
+            pool_fits = near if near.size else fits
+            # Best fit: the fewest free GPUs, then the lowest node.
+            best = pool_fits[np.lexsort((pool_fits, free[pool_fits]))[0]]
+            picks.append(candidates[[best]])
+            counts.append(np.array([rem], dtype=np.int64))
+        return Proposal(cluster.index, np.concatenate(picks), np.concatenate(counts))
+
+
+def _fewest_domains(nodes: np.ndarray, pod: np.ndarray, rack: np.ndarray, want: int) -> np.ndarray:
+    """``want`` of ``nodes`` (all free) in the fewest pods, then racks, in rank order."""
+    pods, per_pod = np.unique(pod, return_counts=True)
+    fitting = per_pod >= want
+    if fitting.any():
+        # Best fit: the pod the job fills most; ties to the lowest pod.
+        chosen_pods = pods[fitting][np.argmin(per_pod[fitting])][None]
+    else:
+        order = np.lexsort((pods, -per_pod))
+        need = np.searchsorted(np.cumsum(per_pod[order]), want) + 1
+        chosen_pods = np.sort(pods[order[:need]])
+    inside = np.isin(pod, chosen_pods)
+    nodes, pod, rack = nodes[inside], pod[inside], rack[inside]
+    _, rack_index, per_rack = np.unique(rack, return_inverse=True, return_counts=True)
+    _, pod_index, pod_free = np.unique(pod, return_inverse=True, return_counts=True)
+    # The fullest pods first, and in each the racks with the most free nodes.
+    order = np.lexsort((nodes, rack, -per_rack[rack_index], pod, -pod_free[pod_index]))
+    # Handed out in node order, which is (pod, rack, node) order: rank neighbours share racks.
+    return np.sort(nodes[order[:want]])
+
+
+PLACEMENTS: dict[str, type] = {"first_fit": FirstFit, "topology_aware": TopologyAware}
 """Placement policies by ``kind``."""
 
 

@@ -414,7 +414,20 @@ class FirstFitPlacement(Strict):
     kind: Literal["first_fit"] = "first_fit"
 
 
-Placement = Annotated[FirstFitPlacement, Field(discriminator="kind")]
+class TopologyAwarePlacement(Strict):
+    """Place a job in the fewest pods and racks of its cluster's fabric.
+
+    A job that fits in one pod goes to the pod it fills best (the fewest free
+    nodes that still hold it); a larger one spans the pods with the most free
+    nodes. Inside a pod it takes whole free racks first. Jobs of at most one
+    node go to the fullest node they fit on. On a fabric without pods (the
+    ideal fabric) this is first fit with best-fit small jobs.
+    """
+
+    kind: Literal["topology_aware"]
+
+
+Placement = Annotated[FirstFitPlacement | TopologyAwarePlacement, Field(discriminator="kind")]
 
 
 class Scheduling(Strict):

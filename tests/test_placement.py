@@ -1,0 +1,130 @@
+"""Placement policies: first fit, and topology-aware placement in the fewest pods and racks."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim.fabric.model import RunningPlacement
+from sim.fabric.network import NetworkFabric
+from sim.market.inventory import SHARED, ClusterInfo, Inventory
+from sim.policies.placement import FirstFit, TopologyAware
+from sim.scenario.models import NetworkFabric as NetworkFabricConfig
+from sim.workloads.training import ModelShape, TrainingSpec
+
+# 4 pods of 4 racks of 2 nodes of 8 GPUs (256 GPUs), Meta's layout in small.
+ZONE = {
+    "kind": "meta_ai_zone",
+    "racks_per_pod": 4,
+    "pods": 4,
+    "ctsw_per_pod": 4,
+    "atsw_per_plane": 2,
+}
+GPN = 8
+NODES = 32
+
+
+def zone_fabric() -> NetworkFabric:
+    config = NetworkFabricConfig.model_validate(
+        {"kind": "network", "topology": ZONE, "transport": {"kind": "roce", "pfc": True}}
+    )
+    return NetworkFabric(config, gpus_per_node=GPN, accelerator="H100")
+
+
+def zone_inventory(fabric: NetworkFabric) -> tuple[Inventory, ClusterInfo]:
+    info = ClusterInfo(0, "zone", "site", 0, NODES, GPN, "H100")
+    inventory = Inventory([info])
+    inventory.set_domains(info, *fabric.node_domains(NODES))
+    return inventory, info
+
+
+def test_node_domains_follow_the_topology():
+    rack, pod = zone_fabric().node_domains(NODES)
+    assert rack.tolist() == [n // 2 for n in range(NODES)]  # two nodes under each RTSW
+    assert pod.tolist() == [n // 8 for n in range(NODES)]  # four racks per pod
+
+
+def test_a_job_that_fits_a_pod_goes_to_the_pod_it_fills_best():
+    fabric = zone_fabric()
+    inventory, info = zone_inventory(fabric)
+    # Pod 0 has 3 free nodes, pod 1 has 5, pods 2 and 3 have all 8.
+    inventory.allocate(np.arange(0, 5), np.full(5, GPN))
+    inventory.allocate(np.arange(8, 11), np.full(3, GPN))
+    policy = TopologyAware()
+    proposal = policy.place(inventory, [info], SHARED, 4 * GPN)
+    assert set(inventory.pod[proposal.nodes].tolist()) == {1}
+    # Whole free racks first: nodes 11 shares rack 5 with node 10 (held), so it comes last.
+    assert proposal.nodes.tolist() == [12, 13, 14, 15]
+    # First fit would have split the job over pods 0 and 1.
+    first = FirstFit().place(inventory, [info], SHARED, 4 * GPN)
+    assert set(inventory.pod[first.nodes].tolist()) == {0, 1}
+
+
+def test_a_job_larger_than_any_pod_spans_the_fewest_pods():
+    fabric = zone_fabric()
+    inventory, info = zone_inventory(fabric)
+    inventory.allocate(np.array([0, 1, 8]), np.full(3, GPN))  # pods 0, 1 partly held
+    proposal = TopologyAware().place(inventory, [info], SHARED, 14 * GPN)
+    pods = inventory.pod[proposal.nodes]
+    assert sorted(set(pods.tolist())) == [2, 3]  # the two whole pods, not three partial ones
+    assert np.all(np.diff(proposal.nodes) > 0)  # rank order is (pod, rack, node) order
+
+
+def test_small_jobs_take_the_fullest_node_they_fit():
+    fabric = zone_fabric()
+    inventory, info = zone_inventory(fabric)
+    inventory.allocate(np.array([3, 5]), np.array([6, 4]))  # node 3: 2 free, node 5: 4 free
+    assert TopologyAware().place(inventory, [info], SHARED, 2).nodes.tolist() == [3]
+    assert TopologyAware().place(inventory, [info], SHARED, 3).nodes.tolist() == [5]
+
+
+def test_jobs_placed_topology_aware_in_their_own_pods_share_no_link():
+    fabric = zone_fabric()
+    inventory, info = zone_inventory(fabric)
+    policy = TopologyAware()
+    spec = TrainingSpec(
+        model=ModelShape(params_billion=8, layers=32, hidden=4096, seq_len=8192), tp=8
+    )
+    placements = []
+    for job_id, gpus in enumerate([48, 64, 32, 40]):
+        proposal = policy.place(inventory, [info], SHARED, gpus)
+        inventory.allocate(proposal.nodes, proposal.counts)
+        placements.append(
+            RunningPlacement(job_id, "t", "on_demand", proposal.nodes, proposal.counts, spec)
+        )
+    fabric.solve(placements)
+    links = [set(fabric._jobs[p.job_id].links.tolist()) for p in placements]
+    for i in range(len(links)):
+        for j in range(i + 1, len(links)):
+            assert not links[i] & links[j], (i, j)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(1, 12 * GPN)), min_size=1, max_size=25))
+def test_topology_aware_never_holds_a_gpu_twice_and_uses_the_fewest_pods(ops):
+    fabric = zone_fabric()
+    inventory, info = zone_inventory(fabric)
+    policy = TopologyAware()
+    running: list[tuple[np.ndarray, np.ndarray]] = []
+    for release, gpus in ops:
+        if release and running:
+            nodes, counts = running.pop(0)
+            inventory.release(nodes, counts)
+            continue
+        whole_free = inventory.free == GPN
+        per_pod = np.bincount(inventory.pod[whole_free], minlength=4)
+        proposal = policy.place(inventory, [info], SHARED, gpus)
+        if proposal is None:
+            continue
+        assert int(proposal.counts.sum()) == gpus
+        assert np.unique(proposal.nodes).size == proposal.nodes.size
+        assert np.all(inventory.free[proposal.nodes] >= proposal.counts)
+        whole = gpus // GPN
+        if whole:
+            pods = np.unique(inventory.pod[proposal.nodes[proposal.counts == GPN]])
+            fewest = int(np.searchsorted(np.cumsum(np.sort(per_pod)[::-1]), whole) + 1)
+            assert pods.size == fewest
+        inventory.allocate(proposal.nodes, proposal.counts)  # raises if a GPU is held twice
+        running.append((proposal.nodes, proposal.counts))
+    assert np.all(inventory.free >= 0)
