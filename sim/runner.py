@@ -28,7 +28,13 @@ from sim.metrics.summary import summarize
 from sim.policies.placement import make_placement
 from sim.rng import Streams
 from sim.scenario.loader import dump_scenario
-from sim.scenario.models import BatchWorkload, InternalTraining, ReservedContract, Scenario
+from sim.scenario.models import (
+    BatchWorkload,
+    InferenceWorkload,
+    InternalTraining,
+    ReservedContract,
+    Scenario,
+)
 from sim.workloads.jobs import Job
 from sim.workloads.sampling import draw_duration_hours, draw_gap_hours, draw_gpus
 
@@ -48,6 +54,7 @@ JOB_COLUMNS = (
     "lost_gpu_hours",
     "preemptions",
     "outcome",
+    "workload",
 )
 
 
@@ -114,6 +121,8 @@ class Simulation:
             backfill_depth=scenario.policies.scheduling.backfill_depth,
         )
         self._next_job_id = 0
+        self.serving_logs: dict[str, list[Any]] = {}
+        self._closers: dict[str, Any] = {}
         self._wire()
 
     def _eligible(self, cluster: str | None) -> tuple[int, ...]:
@@ -139,6 +148,11 @@ class Simulation:
                     tenant.name, home, contract.gpus, contract.start, end
                 )
                 pool, clusters = reservation.pool, (home.index,)
+            if isinstance(tenant.workload, InferenceWorkload):
+                self.env.process(
+                    self._deploy(tenant.name, contract, tenant.workload, pool, clusters)
+                )
+                continue
             self.env.process(
                 self._arrivals(
                     tenant.name, contract.kind, tenant.workload, pool, clusters, contract
@@ -150,6 +164,11 @@ class Simulation:
                 [self.clusters[i] for i in self._eligible(internal.inference.cluster)]
             )
             self.env.process(self._inference(internal.inference, fleet))
+            if internal.inference.serving is not None:
+                cluster = self.clusters[self._eligible(internal.inference.cluster)[0]]
+                self.env.process(
+                    self._serve("internal", internal.inference.serving, cluster, self._fleet_state)
+                )
         if internal.training is not None:
             self.env.process(
                 self._arrivals(
@@ -198,6 +217,91 @@ class Simulation:
             submitted += 1
             self.market.submit(job)
 
+    def _deploy(
+        self,
+        tenant: str,
+        contract: Any,
+        workload: InferenceWorkload,
+        pool: int,
+        clusters: tuple[int, ...],
+    ) -> Iterator[simpy.Event]:
+        """Submit a served model's replicas when its contract starts; they hold to the horizon."""
+        yield self.env.timeout(getattr(contract, "start", 0.0))
+        serving = workload.serving
+        spec = serving.spec()
+        replicas: list[Job] = []
+        for _ in range(workload.replicas):
+            job = Job(
+                job_id=self._next_job_id,
+                tenant=tenant,
+                contract=contract.kind,
+                gpus=serving.tp,
+                work_hours=math.inf,
+                submit_hours=self.env.now,
+                clusters=clusters,
+                pool=pool,
+                max_wait_hours=getattr(contract, "max_wait", None),
+                spot_notice_hours=getattr(contract, "notice", 0.0),
+                traffic=spec,
+                serving=True,
+            )
+            self._next_job_id += 1
+            replicas.append(job)
+            self.market.submit(job)
+
+        def state(start_hours: float) -> tuple[list[Any], float]:
+            up = [job for job in replicas if job.state == "running"]
+            held = sum(job.gpus * job.run_time_at(self.env.now) for job in replicas)
+            return [job.network.serving if job.network else None for job in up], held
+
+        cluster = self.clusters[clusters[0]]
+        yield from self._serve(tenant, serving, cluster, state)
+
+    def _fleet_state(self, start_hours: float) -> tuple[list[Any], float]:
+        """The internal fleet's replicas now, and the GPU-hours it has held so far."""
+        fleet = self.market.inference
+        serving = self.scenario.internal.inference.serving
+        gpn = fleet.clusters[0].gpus_per_node
+        self.accounting.advance(self.env.now)
+        held = self.accounting.tenant_gpu_hours["internal"]["inference"]
+        return [None] * (len(fleet.nodes) * (gpn // serving.tp)), held
+
+    def _serve(
+        self, tenant: str, serving: Any, cluster: ClusterInfo, state: Any
+    ) -> Iterator[simpy.Event]:
+        """Look at a served model every ``serving.step``: its replicas meet the step's requests.
+
+        ``state(now)`` gives the replicas up now (their fabric all-reduce
+        times) and the GPU-hours they have held since the run began.
+        """
+        from sim.catalog import accelerator
+        from sim.fabric.transport import NVLINK_GBPS
+        from sim.workloads.serving import ServingLog
+
+        log = ServingLog(
+            serving,
+            accelerator(cluster.accelerator),
+            cluster.gpus_per_node,
+            NVLINK_GBPS,
+            self.streams.get(f"{tenant}/requests"),
+        )
+        self.serving_logs.setdefault(tenant, []).append(log)
+        horizon = self.scenario.horizon
+        start = self.env.now
+        networks, held_before = state(start)
+
+        def close() -> None:  # the last step, which ends at the horizon
+            _, held = state(horizon)
+            log.record(start, horizon, networks, held - held_before)
+
+        self._closers[tenant] = close
+        while start + serving.step < horizon:
+            end = start + serving.step
+            yield self.env.timeout(serving.step)
+            upcoming, held = state(end)
+            log.record(start, end, networks, held - held_before)
+            start, networks, held_before = end, upcoming, held
+
     def _inference(self, spec: Any, fleet: Any) -> Iterator[simpy.Event]:
         """Resize the internal inference fleet along its diurnal curve."""
         while True:
@@ -214,6 +318,8 @@ class Simulation:
         horizon = self.scenario.horizon
         self.env.run(until=horizon)
         self.market.close(horizon)
+        for tenant in sorted(self._closers):
+            self._closers[tenant]()
         jobs = self.jobs_frame()
         summary = summarize(
             scenario_name=self.scenario.name,
@@ -228,6 +334,7 @@ class Simulation:
             fabric_epochs=self.market.epochs,
             network=self.network_frame(),
             fabric_log=self.market.fabric_log,
+            serving=self.serving_logs,
         )
         return RunResult(self.scenario, summary, jobs, self.accounting.timeseries())
 
@@ -242,6 +349,8 @@ class Simulation:
             "pfc_pause_fraction": [], "ecn_mark_fraction": [], "flow_slowdown_p99": [],
         }  # fmt: skip
         for job in self.market.jobs:
+            if job.serving:  # replicas do not iterate: their figures are latencies
+                continue
             pieces = job.network_log
             if not pieces and job.run_hours > 0:
                 pieces = [(job.run_hours, None)]
@@ -280,6 +389,7 @@ class Simulation:
             "lost_gpu_hours": column([j.lost_hours * j.gpus for j in jobs], float),
             "preemptions": column([j.preemptions for j in jobs], np.int64),
             "outcome": [j.state for j in jobs],
+            "workload": ["inference" if j.serving else "batch" for j in jobs],
         }
         return pd.DataFrame(data, columns=list(JOB_COLUMNS))
 

@@ -51,12 +51,16 @@ class JobNetwork:
         ecn_mark_fraction: Fraction of its bytes that are ECN-marked (None
             without ECN).
         flow_slowdown_p99: P99 over its flows of ideal over actual rate.
+        serving: For an inference replica whose GPUs span nodes, its
+            tensor-parallel all-reduce times over the fabric
+            (:class:`sim.workloads.inference.ServingNetwork`); None otherwise.
     """
 
     slowdown: float
     pfc_pause_fraction: float | None = None
     ecn_mark_fraction: float | None = None
     flow_slowdown_p99: float = 1.0
+    serving: Any = None
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,21 @@ share no link cannot affect each other, so each group of link-sharing jobs is
 solved on its own, and solutions are kept for the last mixes seen: a change in
 one pod does not re-solve another, and a mix that recurs is not solved again.
 
+Inference replicas whose GPUs span nodes send their tensor-parallel
+all-reduces over the fabric: a decode step's activations for the whole batch,
+in a ring over the replica's GPUs. They are solved with everyone else; what
+they get back is not a slowdown (they do not iterate towards an end) but the
+time their all-reduces take: the slowest hop's rate, and per ring step the
+hop latency plus the mean wait a message meets in the queues and pauses of
+its path (:class:`sim.workloads.inference.ServingNetwork`).
+
 Known limit: every job's collectives are taken to be on the wire at the same
 time, which is the worst case for contention between jobs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -39,7 +48,8 @@ import scipy.sparse as sp
 from sim.fabric.model import EpochSolution, JobNetwork, RunningPlacement
 from sim.fabric.routing import route
 from sim.fabric.transport import NVLINK_GBPS, Transport, routing_args
-from sim.workloads.training import TrainingPlan, training_plan
+from sim.workloads.inference import ServingNetwork, ServingSpec, serving_network
+from sim.workloads.training import TrainingPlan, TrainingSpec, training_plan
 
 __all__ = ["NetworkFabric"]
 
@@ -131,8 +141,17 @@ class NetworkFabric:
         cached = self._jobs.get(placement.job_id)
         if cached is not None and cached.placement is placement:
             return cached
+        traffic = placement.traffic
+        if isinstance(traffic, ServingSpec):
+            # A decode step all-reduces one token's activations per request in the batch.
+            traffic = TrainingSpec(
+                model=dataclasses.replace(traffic.model, seq_len=1),
+                tp=traffic.tp,
+                microbatches=1,
+                microbatch_sequences=traffic.max_batch,
+            )
         plan = training_plan(
-            placement.traffic,
+            traffic,
             self._gpus(placement),
             self.gpus_per_node,
             self.tflops,
@@ -233,6 +252,20 @@ class NetworkFabric:
             self._solutions.popitem(last=False)
         return solution
 
+    def _serving(
+        self, job: _JobTraffic, flow_rates: np.ndarray, wait_us: np.ndarray
+    ) -> ServingNetwork:
+        """An inference replica's all-reduce times on this epoch's rates and queues."""
+        spec = job.placement.traffic
+        ring = next(c for c in job.plan.collectives if c.name == "tp")
+        per_sub = np.asarray(job.incidence @ wait_us).ravel()
+        qps = np.bincount(job.flow_of_subflow, minlength=job.plan.src.size)
+        per_flow = np.bincount(job.flow_of_subflow, weights=per_sub, minlength=qps.size)
+        per_flow = per_flow / np.maximum(qps, 1)
+        slowest_wait_us = float(per_flow[ring.flow_index].max()) if ring.flow_index.size else 0.0
+        step_latency_s = ring.latency_s + slowest_wait_us * 1e-6
+        return serving_network(spec, ring.min_rate_gbps(flow_rates), step_latency_s)
+
     def _solve(self, jobs: list[_JobTraffic]) -> EpochSolution:
         with_flows = [job for job in jobs if job.incidence.shape[0]]
         states = {job.placement.job_id: JobNetwork(1.0) for job in jobs}
@@ -246,6 +279,9 @@ class NetworkFabric:
         busy = load > 0
         pause = epoch.pause_fraction
         marking = epoch.marking if epoch.marking is not None else np.zeros(load.size)
+        # The mean wait of a message at each port: its queue, and a pause met
+        # with its probability and waited out for half an episode on average.
+        wait_us = epoch.queue_us + pause * epoch.pause_episode_us / 2.0
         start = 0
         for job in with_flows:
             rows = job.incidence.shape[0]
@@ -261,8 +297,13 @@ class NetworkFabric:
                 flow_slowdown = np.where(flow_rates > 0, job.ideal_rates_gbps / flow_rates, np.inf)
             # ECN: the marks a sub-flow's bytes collect along its path, weighted by its rate.
             per_sub_mark = np.asarray(job.incidence @ marking).ravel()
+            serving = None
+            if isinstance(job.placement.traffic, ServingSpec):
+                serving = self._serving(job, flow_rates, wait_us)
+                slowdown = 1.0
             states[job.placement.job_id] = JobNetwork(
                 slowdown=slowdown,
+                serving=serving,
                 pfc_pause_fraction=float(np.average(pause[links], weights=shares))
                 if self.has_pfc
                 else None,

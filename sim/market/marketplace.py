@@ -26,7 +26,7 @@ import simpy
 from sim.fabric.model import EpochSolution, FabricModel, RunningPlacement
 from sim.market.inventory import SHARED, ClusterInfo, Inventory
 from sim.metrics.accounting import Accounting
-from sim.policies.placement import Proposal
+from sim.policies.placement import Proposal, fewest_domains
 from sim.workloads.jobs import Job
 
 EPS_HOURS = 1e-9
@@ -317,13 +317,38 @@ class Marketplace:
 
     # ------------------------------------------------------------------ whole-node claims
 
-    def _take_whole_nodes(self, clusters: list[ClusterInfo], wanted: int) -> list[int]:
+    def _take_whole_nodes(
+        self, clusters: list[ClusterInfo], wanted: int, *, compact: bool
+    ) -> list[int]:
+        """Up to ``wanted`` whole free nodes of the shared pool, chosen to keep racks whole.
+
+        Args:
+            clusters: Where to look, in order.
+            wanted: How many nodes.
+            compact: Take whole racks in the fewest pods (a reserved block,
+                whose jobs then share no rack with anyone else); otherwise
+                fill the holes of partly taken racks and pods first (the
+                inference fleet, which sends nothing over the fabric), leaving
+                whole racks to jobs.
+        """
+        inventory = self.inventory
         taken: list[int] = []
         for cluster in clusters:
-            if len(taken) >= wanted:
+            need = wanted - len(taken)
+            if need <= 0:
                 break
-            free_nodes = self.inventory.whole_free_nodes(cluster, SHARED)
-            taken.extend(int(n) for n in free_nodes[: wanted - len(taken)])
+            free = inventory.whole_free_nodes(cluster, SHARED)
+            if free.size == 0:
+                continue
+            rack, pod = inventory.rack[free], inventory.pod[free]
+            if compact:
+                chosen = fewest_domains(free, pod, rack, min(need, free.size))
+            else:
+                _, rack_at, per_rack = np.unique(rack, return_inverse=True, return_counts=True)
+                _, pod_at, per_pod = np.unique(pod, return_inverse=True, return_counts=True)
+                order = np.lexsort((free, per_rack[rack_at], per_pod[pod_at]))
+                chosen = free[order[:need]]
+            taken.extend(int(n) for n in chosen)
         return taken
 
     def _claim_nodes(self, reservation: Reservation) -> None:
@@ -332,7 +357,7 @@ class Marketplace:
             return
         now = self.env.now
         gpn = reservation.cluster.gpus_per_node
-        for node in self._take_whole_nodes([reservation.cluster], missing):
+        for node in self._take_whole_nodes([reservation.cluster], missing, compact=True):
             self.inventory.set_pool(node, reservation.pool)
             reservation.nodes.append(node)
             self.accounting.move(now, gpn, "idle", "reserved")
@@ -353,7 +378,7 @@ class Marketplace:
         missing = fleet.target_nodes - len(fleet.nodes)
         if missing <= 0:
             return
-        for node in self._take_whole_nodes(fleet.clusters, missing):
+        for node in self._take_whole_nodes(fleet.clusters, missing, compact=False):
             gpn = int(self.inventory.capacity[node])
             self.inventory.allocate(np.array([node]), np.array([gpn]))
             fleet.nodes.append(node)

@@ -21,6 +21,14 @@ Definitions (all GPU-hours are integrated exactly over the horizon):
   per tenant, the share of its traffic marked, by GPU-hours. Null where no
   fabric has PFC (or ECN).
 - ``queue_wait_hours``: submission to first start, over jobs that started.
+- ``inference_latency_ms_p50/p99/p999``: request latency (queue wait,
+  service with its tensor-parallel all-reduces, client round trip) over all
+  requests of the served models (see :mod:`sim.workloads.serving`), per
+  tenant over its own. A served model's usable GPU-hours are its replicas'
+  GPU-hours times the share of requests answered within its SLO, step by
+  step; ``inference_slo_attainment`` is that share over the run (requests
+  that found no replica up count as missed). Null where nothing is served.
+  The internal fleet counts as fully usable when it has no ``serving`` block.
 """
 
 from __future__ import annotations
@@ -33,9 +41,6 @@ import pandas as pd
 from sim.metrics.stats import quantile, weighted_quantile
 
 NOT_MODELLED = (
-    "inference_latency_ms_p50",
-    "inference_latency_ms_p99",
-    "inference_latency_ms_p999",
     "failures",
     "revenue_usd",
     "cost_usd",
@@ -79,6 +84,35 @@ def _job_figures(jobs: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def _serving_figures(logs: list[Any]) -> dict[str, Any]:
+    """Request latency quantiles and SLO attainment over served models' logs."""
+    figures: dict[str, Any] = {
+        "inference_latency_ms_p50": None,
+        "inference_latency_ms_p99": None,
+        "inference_latency_ms_p999": None,
+        "inference_requests": 0.0,
+        "inference_slo_attainment": None,
+    }
+    if not logs:
+        return figures
+    from sim.workloads.inference import LatencyHistogram
+
+    histogram = LatencyHistogram()
+    for log in logs:
+        histogram.merge(log.histogram)
+    requests = sum(log.requests for log in logs)
+    figures.update(
+        inference_latency_ms_p50=histogram.quantile(0.5),
+        inference_latency_ms_p99=histogram.quantile(0.99),
+        inference_latency_ms_p999=histogram.quantile(0.999),
+        inference_requests=requests,
+        inference_slo_attainment=sum(log.within_slo for log in logs) / requests
+        if requests
+        else None,
+    )
+    return figures
+
+
 def _fraction(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator > 0 else None
 
@@ -97,6 +131,7 @@ def summarize(
     fabric_epochs: int,
     network: pd.DataFrame,
     fabric_log: Any,
+    serving: dict[str, list[Any]] | None = None,
 ) -> dict[str, Any]:
     """Build the ``summary.json`` mapping from a finished run.
 
@@ -115,14 +150,27 @@ def summarize(
             :meth:`sim.runner.Simulation.network_frame`).
         fabric_log: The fabrics' time integrals
             (:class:`sim.market.marketplace.FabricLog`).
+        serving: Per tenant (and "internal"), its served models'
+            :class:`sim.workloads.serving.ServingLog`.
     """
+    serving = serving or {}
     usable = jobs["gpus"] * jobs["done_work_hours"] - jobs["lost_gpu_hours"]
+    replica = (jobs["workload"] == "inference").to_numpy()
     jobs = jobs.assign(
-        usable_gpu_hours=usable, allocated_gpu_hours=jobs["gpus"] * jobs["run_hours"]
+        usable_gpu_hours=np.where(replica, 0.0, usable),
+        allocated_gpu_hours=jobs["gpus"] * jobs["run_hours"],
     )
+    served_usable = {
+        name: sum(log.usable_gpu_hours for log in logs) for name, logs in serving.items()
+    }
     inference_hours = tenant_gpu_hours.get("internal", {}).get("inference", 0.0)
+    fleet_usable = served_usable.get("internal", inference_hours)
     allocated = float(jobs["allocated_gpu_hours"].sum()) + inference_hours
-    usable_total = float(jobs["usable_gpu_hours"].sum()) + inference_hours
+    usable_total = (
+        float(jobs["usable_gpu_hours"].sum())
+        + sum(v for k, v in served_usable.items() if k != "internal")
+        + fleet_usable
+    )
     sold = class_gpu_hours["reserved"] + class_gpu_hours["on_demand"] + class_gpu_hours["spot"]
     summary: dict[str, Any] = {
         "scenario": scenario_name,
@@ -146,6 +194,7 @@ def summarize(
     summary.update(_network_figures(network))
     summary["pfc_pause_fraction"] = fabric_log.pfc_pause_fraction
     summary["ecn_mark_fraction"] = fabric_log.ecn_mark_fraction
+    summary.update(_serving_figures([log for logs in serving.values() for log in logs]))
     summary.update(dict.fromkeys(NOT_MODELLED))
     summary["fabric_epochs"] = fabric_epochs
     summary["reserved_shortfall_gpu_hours"] = sum(
@@ -161,7 +210,9 @@ def summarize(
         hours = tenant_gpu_hours.get(name, {})
         extra = inference_hours if name == "internal" else 0.0
         t_alloc = float(own["allocated_gpu_hours"].sum()) + extra
-        t_usable = float(own["usable_gpu_hours"].sum()) + extra
+        t_usable = float(own["usable_gpu_hours"].sum()) + (
+            fleet_usable if name == "internal" else served_usable.get(name, 0.0)
+        )
         entry: dict[str, Any] = {"contract": contract}
         if name == "internal":
             entry["internal_gpu_hours"] = class_gpu_hours["internal"]
@@ -177,6 +228,7 @@ def summarize(
             entry["reserved_shortfall_gpu_hours"] = hours.get("reserved_shortfall", 0.0)
         entry.update(_job_figures(own))
         entry.update(_network_figures(network[network["tenant"] == name]))
+        entry.update(_serving_figures(serving.get(name, [])))
         entry.update(dict.fromkeys(NOT_MODELLED))
         tenants[name] = entry
     summary["tenants"] = tenants

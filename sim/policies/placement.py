@@ -110,7 +110,7 @@ class TopologyAware(FirstFit):
             full = candidates[free == gpn]
             if full.size < whole:
                 return None
-            chosen = _fewest_domains(full, inventory.pod[full], inventory.rack[full], whole)
+            chosen = fewest_domains(full, inventory.pod[full], inventory.rack[full], whole)
             picks.append(chosen)
             counts.append(np.full(whole, gpn, dtype=np.int64))
             pods_used = np.unique(inventory.pod[chosen])
@@ -128,7 +128,7 @@ class TopologyAware(FirstFit):
         return Proposal(cluster.index, np.concatenate(picks), np.concatenate(counts))
 
 
-def _fewest_domains(nodes: np.ndarray, pod: np.ndarray, rack: np.ndarray, want: int) -> np.ndarray:
+def fewest_domains(nodes: np.ndarray, pod: np.ndarray, rack: np.ndarray, want: int) -> np.ndarray:
     """``want`` of ``nodes`` (all free) in the fewest pods, then racks, in rank order."""
     pods, per_pod = np.unique(pod, return_counts=True)
     fitting = per_pod >= want

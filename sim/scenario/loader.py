@@ -159,8 +159,9 @@ def apply_override(data: dict[str, Any], override: str, lines: dict[Path_, int])
 def _locate(loc: tuple[Any, ...], data: Any) -> Path_:
     """Map a pydantic error location onto the path in the raw data.
 
-    Pydantic inserts the tag of a discriminated union (``'spot'``) and the
-    names of validators into locations; they are not keys of the data.
+    Pydantic inserts the tag of a discriminated union (``'spot'``, or
+    ``'batch'`` for a workload that leaves out its kind) and the names of
+    validators into locations; they are not keys of the data.
     """
     path: list[str | int] = []
     node = data
@@ -170,7 +171,7 @@ def _locate(loc: tuple[Any, ...], data: Any) -> Path_:
         if in_dict or in_list:
             path.append(part)
             node = node[part]
-        elif (isinstance(node, dict) and part == node.get("kind")) or "[" in str(part):
+        elif (isinstance(node, dict) and part == node.get("kind", "batch")) or "[" in str(part):
             continue
         else:
             path.append(part)

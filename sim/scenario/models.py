@@ -18,8 +18,10 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     BeforeValidator,
+    Discriminator,
     Field,
     PlainSerializer,
+    Tag,
     WithJsonSchema,
     model_validator,
 )
@@ -243,6 +245,123 @@ class BatchWorkload(Strict):
     )
 
 
+class ServedModel(Strict):
+    """The shape of a model being served (a transformer)."""
+
+    params_billion: float = Field(gt=0, description="total parameters, billions")
+    layers: int = Field(gt=0)
+    hidden: int = Field(gt=0, description="hidden size")
+    active_params_billion: float | None = Field(
+        default=None, gt=0, description="mixture of experts: parameters active per token"
+    )
+    kv_heads_ratio: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="KV heads over attention heads (grouped-query attention; 1 = none)",
+    )
+
+
+class Requests(Strict):
+    """Poisson request arrivals whose rate follows the day.
+
+    The rate is ``rate_per_second * (1 + amplitude * cos(2π (t − peak_hour) / 24h))``.
+    """
+
+    rate_per_second: float = Field(gt=0, description="mean arrivals per second")
+    amplitude: float = Field(default=0.3, ge=0, le=1)
+    peak_hour: float = Field(default=20.0, ge=0, lt=24)
+
+
+class Serving(Strict):
+    """How a model is served and what its users expect.
+
+    Each replica runs on ``tp`` GPUs (tensor parallel) and decodes up to
+    ``max_batch`` requests at once. A request's latency is its wait for a
+    batch slot (an M/M/c queue over all slots), its service (prefill and
+    decode, from the accelerator's TFLOP/s and memory bandwidth), the
+    replica's tensor-parallel all-reduces (NVLink inside a node, the fabric's
+    rates and queues between nodes) and the client's round trip over the
+    front-end network. See :mod:`sim.workloads.inference`.
+    """
+
+    model: ServedModel
+    tp: int = Field(default=1, gt=0, description="GPUs per replica (tensor parallel)")
+    max_batch: int = Field(default=64, gt=0, description="requests a replica decodes at once")
+    prompt_tokens: int = Field(default=1024, gt=0)
+    output_tokens: int = Field(default=256, gt=0, description="mean output tokens")
+    mfu: float = Field(default=0.5, gt=0, le=1, description="compute efficiency")
+    bandwidth_efficiency: float = Field(
+        default=0.7, gt=0, le=1, description="share of memory bandwidth a decode step gets"
+    )
+    requests: Requests
+    slo: Duration = Field(gt=0, description="request latency objective")
+    client_rtt: Duration = Field(
+        default=0.0, ge=0, description="front-end network round trip (outside the GPU fabric)"
+    )
+    step: Duration = Field(
+        default=0.25, gt=0, description="how often the request rate and replicas are sampled"
+    )
+
+    def spec(self) -> Any:
+        """This serving setup as a :class:`sim.workloads.inference.ServingSpec`."""
+        from sim.workloads.inference import ServingSpec
+        from sim.workloads.training import ModelShape
+
+        model = self.model
+        return ServingSpec(
+            model=ModelShape(
+                params_billion=model.params_billion,
+                layers=model.layers,
+                hidden=model.hidden,
+                seq_len=self.prompt_tokens,
+                active_params_billion=model.active_params_billion,
+            ),
+            tp=self.tp,
+            max_batch=self.max_batch,
+            prompt_tokens=self.prompt_tokens,
+            output_tokens=self.output_tokens,
+            mfu=self.mfu,
+            bandwidth_efficiency=self.bandwidth_efficiency,
+            kv_heads_ratio=model.kv_heads_ratio,
+        )
+
+    def layout_problem(self, gpus_per_node: int) -> str | None:
+        """Why replicas of ``tp`` GPUs cannot sit on nodes of ``gpus_per_node``, or None."""
+        if self.tp > gpus_per_node and self.tp % gpus_per_node:
+            return (
+                f"a replica of tp = {self.tp} GPUs must fit in a node or take whole nodes "
+                f"of {gpus_per_node} GPUs"
+            )
+        return None
+
+
+class InferenceWorkload(Strict):
+    """A served model: ``replicas`` long-running replicas that answer requests.
+
+    Every replica is a job of ``serving.tp`` GPUs submitted when the contract
+    starts and held until the horizon (a preempted spot replica queues
+    again). Usable GPU-hours are the replicas' GPU-hours times the share of
+    requests answered within the SLO.
+    """
+
+    kind: Literal["inference"]
+    replicas: int = Field(gt=0)
+    serving: Serving
+
+
+def _workload_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("kind", "batch"))
+    return str(getattr(value, "kind", "batch"))
+
+
+Workload = Annotated[
+    Annotated[BatchWorkload, Tag("batch")] | Annotated[InferenceWorkload, Tag("inference")],
+    Discriminator(_workload_kind),
+]
+
+
 # --------------------------------------------------------------------------- contracts
 
 
@@ -292,7 +411,7 @@ class Tenant(Strict):
 
     name: Name
     contract: Contract
-    workload: BatchWorkload
+    workload: Workload
     cluster: str | None = Field(default=None, description="run only in this cluster")
 
 
@@ -312,6 +431,10 @@ class InternalInference(Strict):
     peak_hour: float = Field(default=20.0, ge=0, lt=24)
     step: Duration = Field(default=1.0, gt=0)
     cluster: str | None = None
+    serving: Serving | None = Field(
+        default=None,
+        description="the model the fleet serves and its requests (replicas fit in a node)",
+    )
 
 
 class InternalTraining(Strict):
@@ -523,11 +646,18 @@ class Scenario(Strict):
                             f"provider.sites[{i}].clusters[{j}].fabric.topology: {problem}"
                         )
 
+        def check_serving(where: str, serving: Serving, clusters: list[Cluster]) -> None:
+            for cluster in clusters:
+                problem = serving.layout_problem(cluster.gpus_per_node)
+                if problem:
+                    problems.append(f"{where}.tp: {problem} (cluster {cluster.name!r})")
+                    return
+
         for i, tenant in enumerate(self.tenants):
             where = f"tenants[{i}]"
-            check_training(
-                f"{where}.workload.training", tenant.workload.training, tenant.workload.gpus
-            )
+            workload = tenant.workload
+            if isinstance(workload, BatchWorkload):
+                check_training(f"{where}.workload.training", workload.training, workload.gpus)
             eligible = check_cluster(where, tenant.cluster)
             if not eligible:
                 continue
@@ -551,7 +681,17 @@ class Scenario(Strict):
                     problems.append(f"{where}.contract.start: the term starts after the horizon")
             else:
                 limit = max(c.nodes * c.gpus_per_node for c in eligible)
-            check_sizes(f"{where}.workload.gpus", tenant.workload.gpus, limit)
+            if isinstance(workload, InferenceWorkload):
+                check_serving(f"{where}.workload.serving", workload.serving, eligible)
+                wanted = workload.replicas * workload.serving.tp
+                if wanted > limit:
+                    problems.append(
+                        f"{where}.workload.replicas: {workload.replicas} replicas of "
+                        f"{workload.serving.tp} GPUs need {wanted} GPUs, more than the "
+                        f"{limit} available to them"
+                    )
+            else:
+                check_sizes(f"{where}.workload.gpus", workload.gpus, limit)
         if self.internal.training is not None:
             check_training(
                 "internal.training.training",
@@ -564,6 +704,15 @@ class Scenario(Strict):
                 check_sizes("internal.training.gpus", self.internal.training.gpus, limit)
         if self.internal.inference is not None:
             eligible = check_cluster("internal.inference", self.internal.inference.cluster)
+            serving = self.internal.inference.serving
+            for cluster in eligible if serving is not None else []:
+                if serving.tp > cluster.gpus_per_node:
+                    problems.append(
+                        f"internal.inference.serving.tp: the fleet holds single nodes, so a "
+                        f"replica of {serving.tp} GPUs must fit in a node of "
+                        f"{cluster.gpus_per_node} (cluster {cluster.name!r})"
+                    )
+                    break
             if eligible:
                 peak = self.internal.inference.gpus * (1 + self.internal.inference.amplitude)
                 room = sum(c.nodes * c.gpus_per_node for c in eligible)

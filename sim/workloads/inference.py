@@ -54,12 +54,14 @@ from sim.workloads.training import ModelShape
 __all__ = [
     "LatencyHistogram",
     "ServicePoint",
+    "ServingNetwork",
     "ServingSpec",
     "erlang_c",
     "latency_quantile_s",
     "mean_wait_s",
     "sample_latency_s",
     "service_point",
+    "serving_network",
     "wait_quantile_s",
 ]
 
@@ -179,6 +181,63 @@ class ServingSpec:
         """
         step = self.decode_step_s(batch, tflops, hbm_tbps)
         return self.prefill_s(tflops) + self.output_tokens * step
+
+
+@dataclass(frozen=True)
+class ServingNetwork:
+    """What a replica's tensor-parallel all-reduces add to a request, from its links.
+
+    Every layer all-reduces its activations twice (after attention and after
+    the MLP) over the replica's ``tp`` GPUs, in a ring: ``2 (k-1)/k * S / r``
+    of transfer and ``2 (k-1)`` steps of latency for ``S`` bytes on the
+    slowest hop's rate ``r`` (NVLink inside a node, the fabric between
+    nodes). A decode step moves ``S = batch * hidden * bytes`` per all-reduce,
+    a prefill ``S = prompt_tokens * hidden * bytes``.
+
+    Attributes:
+        step_fixed_s: Per decode step, the part that does not grow with the
+            batch: ``2 L * 2 (k-1)`` step latencies (hop latency plus the
+            mean wait in queues and pauses of the hops' ports).
+        step_per_request_s: Per decode step and request in the batch: its
+            share of the bytes over the slowest hop's rate.
+        prefill_s: Per request, the all-reduces of its prefill.
+    """
+
+    step_fixed_s: float = 0.0
+    step_per_request_s: float = 0.0
+    prefill_s: float = 0.0
+
+    def request_s(self, batch: float, output_tokens: int) -> float:
+        """Network time of one request at mean batch ``batch`` (s)."""
+        return self.prefill_s + output_tokens * (
+            self.step_fixed_s + self.step_per_request_s * batch
+        )
+
+
+def serving_network(spec: ServingSpec, rate_gbps: float, step_latency_s: float) -> ServingNetwork:
+    """The all-reduce times of one replica, given its slowest hop.
+
+    Args:
+        spec: How the model is served (``tp`` ranks per all-reduce).
+        rate_gbps: Rate of the replica's slowest all-reduce hop, Gb/s.
+        step_latency_s: Latency of one ring step on the slowest hop, s (0
+            inside a node; over the fabric, propagation, store-and-forward and
+            the mean wait in queues and pauses).
+    """
+    k = spec.tp
+    if k == 1:
+        return ServingNetwork()
+    _positive_float("rate_gbps", rate_gbps)
+    calls = 2.0 * spec.model.layers
+    factor = 2.0 * (k - 1) / k
+    value_bytes = spec.model.hidden * spec.bytes_per_param
+    per_byte_s = factor * 8.0 / (rate_gbps * 1e9)
+    latency_s = 2.0 * (k - 1) * step_latency_s
+    return ServingNetwork(
+        step_fixed_s=calls * latency_s,
+        step_per_request_s=calls * value_bytes * per_byte_s,
+        prefill_s=calls * (spec.prompt_tokens * value_bytes * per_byte_s + latency_s),
+    )
 
 
 def erlang_c(servers: int, offered_erlangs: float) -> float:
@@ -324,6 +383,7 @@ class ServicePoint:
         busy_per_replica: Mean requests in service per replica,
             ``min(max_batch, lambda S / replicas)`` (``max_batch`` when overloaded); the step
             is evaluated at ``max(1, busy_per_replica)``.
+        network_s: The part of ``S`` spent in tensor-parallel all-reduces.
     """
 
     step_s: float
@@ -333,6 +393,7 @@ class ServicePoint:
     utilisation: float
     wait_probability: float
     busy_per_replica: float
+    network_s: float = 0.0
 
     @property
     def overloaded(self) -> bool:
@@ -341,7 +402,12 @@ class ServicePoint:
 
 
 def service_point(
-    spec: ServingSpec, replicas: int, arrivals_per_s: float, tflops: float, hbm_tbps: float
+    spec: ServingSpec,
+    replicas: int,
+    arrivals_per_s: float,
+    tflops: float,
+    hbm_tbps: float,
+    network: ServingNetwork | None = None,
 ) -> ServicePoint:
     """Solve the batch occupancy and queue of ``replicas`` replicas under ``arrivals_per_s``.
 
@@ -357,6 +423,8 @@ def service_point(
         arrivals_per_s: Poisson request arrivals per second (>= 0).
         tflops: The accelerator's dense TFLOP/s.
         hbm_tbps: The accelerator's memory bandwidth, TB/s.
+        network: The replicas' all-reduce times, part of every request's
+            service (default: none).
 
     Returns:
         The operating point; never raises for overload (utilisation >= 1 reports it).
@@ -369,20 +437,26 @@ def service_point(
     _positive_float("hbm_tbps", hbm_tbps)
     per_replica = arrivals_per_s / replicas
     top = float(spec.max_batch)
+    network = network or ServingNetwork()
+
+    def service_s(batch: float) -> float:
+        return spec.service_s(batch, tflops, hbm_tbps) + network.request_s(
+            batch, spec.output_tokens
+        )
 
     def excess(batch: float) -> float:
-        return per_replica * spec.service_s(batch, tflops, hbm_tbps) - batch
+        return per_replica * service_s(batch) - batch
 
     overloaded = False
     if excess(1.0) <= 0.0:
         batch = 1.0
-        busy = per_replica * spec.service_s(1.0, tflops, hbm_tbps)
+        busy = per_replica * service_s(1.0)
     elif excess(top) >= 0.0:
         batch = busy = top
         overloaded = True
     else:
         batch = busy = float(optimize.brentq(excess, 1.0, top, xtol=1e-12, rtol=1e-12))
-    service = spec.service_s(batch, tflops, hbm_tbps)
+    service = service_s(batch)
     servers = replicas * spec.max_batch
     offered = arrivals_per_s * service
     utilisation = offered / servers
@@ -396,6 +470,7 @@ def service_point(
         utilisation=utilisation,
         wait_probability=1.0 if overloaded else erlang_c(servers, offered),
         busy_per_replica=busy,
+        network_s=network.request_s(batch, spec.output_tokens),
     )
 
 

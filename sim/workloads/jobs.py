@@ -63,6 +63,7 @@ class Job:
     notice_until: float | None = None
     notice_serial: int = field(default=0, repr=False)
     traffic: Any = field(default=None, repr=False)
+    serving: bool = False
     network: Any = field(default=None, repr=False)
     network_since: float = field(default=0.0, repr=False)
     network_log: list[tuple[float, Any]] = field(default_factory=list, repr=False)
@@ -96,13 +97,21 @@ class Job:
         self.run_hours += now - self.run_since
         self.run_since = now
 
+    def run_time_at(self, now: float) -> float:
+        """Hours run so far, up to ``now``."""
+        if self.state != "running":
+            return self.run_hours
+        return self.run_hours + (now - self.run_since)
+
     def finish_time(self, now: float) -> float:
         """When the job will finish at its current rate."""
         remaining = self.work_hours - self.progress_at(now)
         return now + max(0.0, remaining) / self.rate
 
     def checkpointed_hours(self) -> float:
-        """Work safe in the last checkpoint."""
+        """Work safe in the last checkpoint (an inference replica has none to lose)."""
+        if self.serving:
+            return self.progress_hours
         if self.checkpoint_hours is None:
             return 0.0
         saved = math.floor(self.progress_hours / self.checkpoint_hours + 1e-9)
