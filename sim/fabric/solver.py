@@ -175,10 +175,12 @@ class MaxMinProblem:
 
 def _segment_min(values: np.ndarray, starts: np.ndarray, empty: np.ndarray) -> np.ndarray:
     """Minimum of each segment ``values[starts[i]:starts[i+1]]``; ``inf`` where ``empty``."""
+    out = np.full(empty.size, np.inf)
     if values.size == 0:
-        return np.full(empty.size, np.inf)
-    out = np.minimum.reduceat(np.append(values, np.inf), starts[:-1])
-    out[empty] = np.inf
+        return out
+    # Reduce over the non-empty segments only: each then runs to the next one's start.
+    full = ~empty
+    out[full] = np.minimum.reduceat(values, starts[:-1][full])
     return out
 
 
@@ -238,6 +240,7 @@ class _Working:
         self.link_start = np.concatenate([[0], np.cumsum(link_count)])
         self.flow_empty = flow_count == 0
         self.link_empty = link_count == 0
+        self.flow_by_link = self.e_flow[self.by_link]
 
     def compact(self) -> None:
         """Drop frozen flows and their nonzeros."""
@@ -275,7 +278,7 @@ class _Working:
         flow_level = _segment_min(link_level[e_link], self.flow_start, self.flow_empty)
         demand_level = self.demand / self.weight
         bound = np.where(active, np.minimum(flow_level, demand_level), np.inf)
-        link_bound = _segment_min(bound[e_flow[self.by_link]], self.link_start, self.link_empty)
+        link_bound = _segment_min(bound[self.flow_by_link], self.link_start, self.link_empty)
         final = live & (link_level <= link_bound * (1.0 + rtol))
         at_link = active & (np.bincount(e_flow, weights=final[e_link], minlength=active.size) > 0)
         at_demand = active & (demand_level <= flow_level * (1.0 + rtol))
