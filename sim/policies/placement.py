@@ -47,14 +47,23 @@ class FirstFit:
         return None
 
     @staticmethod
-    def _place_in(
+    def _room(
         inventory: Inventory, cluster: ClusterInfo, pool: int, gpus: int
-    ) -> Proposal | None:
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The cluster's usable nodes in ``pool`` and their free GPUs, or None if too few."""
         if inventory.free_gpus(cluster, pool) < gpus:
             return None
-        gpn = cluster.gpus_per_node
         candidates = inventory.nodes_in(cluster, pool)
-        free = inventory.free[candidates]
+        return candidates, inventory.free[candidates]
+
+    def _place_in(
+        self, inventory: Inventory, cluster: ClusterInfo, pool: int, gpus: int
+    ) -> Proposal | None:
+        room = self._room(inventory, cluster, pool, gpus)
+        if room is None:
+            return None
+        candidates, free = room
+        gpn = cluster.gpus_per_node
         whole, rem = divmod(gpus, gpn)
         if whole:
             full = np.flatnonzero(free == gpn)
@@ -98,11 +107,11 @@ class TopologyAware(FirstFit):
     def _place_in(
         self, inventory: Inventory, cluster: ClusterInfo, pool: int, gpus: int
     ) -> Proposal | None:
-        if inventory.free_gpus(cluster, pool) < gpus:
+        room = self._room(inventory, cluster, pool, gpus)
+        if room is None:
             return None
+        candidates, free = room
         gpn = cluster.gpus_per_node
-        candidates = inventory.nodes_in(cluster, pool)
-        free = inventory.free[candidates]
         whole, rem = divmod(gpus, gpn)
         picks, counts = [], []
         pods_used = np.zeros(0, dtype=np.int64)
