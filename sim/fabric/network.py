@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 from sim.fabric.model import EpochSolution, JobNetwork, RunningPlacement
 from sim.fabric.routing import route
@@ -220,24 +221,19 @@ class NetworkFabric:
         through links they share, so solving the groups apart is exact, and a
         change in one group leaves the others' solutions (cached) untouched.
         """
-        owner: dict[int, int] = {}
-        parent = list(range(len(jobs)))
-
-        def root(i: int) -> int:
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
-        for i, job in enumerate(jobs):
-            for link in job.links.tolist():
-                j = owner.setdefault(link, i)
-                if j != i:
-                    parent[root(i)] = root(j)
+        if not jobs:
+            return []
+        sizes = [job.links.size for job in jobs]
+        rows = np.repeat(np.arange(len(jobs)), sizes)
+        cols = np.concatenate([job.links for job in jobs])
+        n_links = int(cols.max()) + 1 if cols.size else 1
+        uses = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(len(jobs), n_links))
+        _, label = connected_components(uses @ uses.T, directed=False)
         groups: dict[int, list[_JobTraffic]] = {}
-        for i, job in enumerate(jobs):
-            groups.setdefault(root(i), []).append(job)
-        return [groups[r] for r in sorted(groups)]
+        for job, group in zip(jobs, label.tolist(), strict=True):
+            groups.setdefault(group, []).append(job)
+        # Groups in order of their first job (jobs come sorted by id).
+        return list(groups.values())
 
     def _component(self, jobs: list[_JobTraffic]) -> EpochSolution:
         """One group's solution, from the cache if this mix was seen."""
