@@ -66,6 +66,7 @@ class RunResult:
     summary: dict[str, Any]
     jobs: pd.DataFrame
     timeseries: pd.DataFrame
+    inference_latency: pd.DataFrame | None = None
 
 
 class Simulation:
@@ -336,7 +337,42 @@ class Simulation:
             fabric_log=self.market.fabric_log,
             serving=self.serving_logs,
         )
-        return RunResult(self.scenario, summary, jobs, self.accounting.timeseries())
+        return RunResult(
+            self.scenario,
+            summary,
+            jobs,
+            self.accounting.timeseries(),
+            self.inference_latency_frame() if self.serving_logs else None,
+        )
+
+    def inference_latency_frame(self) -> pd.DataFrame:
+        """Each served model's request latency histogram: the bins that hold requests.
+
+        One row per tenant and bin: ``latency_ms_low`` and ``latency_ms_high``
+        bound the bin (log-spaced, 1,000 per decade) and ``requests`` is how
+        many requests it holds, so a CDF is the running sum over ``requests``.
+        """
+        from sim.workloads.inference import LatencyHistogram
+
+        edges = LatencyHistogram.EDGES_MS
+        parts = []
+        for tenant in sorted(self.serving_logs):
+            histogram = LatencyHistogram()
+            for log in self.serving_logs[tenant]:
+                histogram.merge(log.histogram)
+            weights = histogram.bin_weights
+            held = np.flatnonzero(weights > 0)
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "tenant": tenant,
+                        "latency_ms_low": edges[held],
+                        "latency_ms_high": edges[held + 1],
+                        "requests": weights[held],
+                    }
+                )
+            )
+        return pd.concat(parts, ignore_index=True)
 
     def network_frame(self) -> pd.DataFrame:
         """What the fabric did to each job, piece by piece (one row per piece).
@@ -404,7 +440,11 @@ def simulate(scenario: Scenario) -> RunResult:
 
 
 def write_run(result: RunResult, out_dir: str | Path) -> Path:
-    """Write the run directory: resolved.yaml, summary.json, jobs and timeseries tables."""
+    """Write the run directory: resolved.yaml, summary.json, jobs and timeseries tables.
+
+    A run that serves models also gets ``inference_latency.parquet``, the
+    request latency histogram of each served model's tenant.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     resolved = dump_scenario(result.scenario)
@@ -412,5 +452,8 @@ def write_run(result: RunResult, out_dir: str | Path) -> Path:
     text = json.dumps(result.summary, indent=2, allow_nan=False) + "\n"
     atomic_write(out / "jobs.parquet", lambda p: result.jobs.to_parquet(p, index=False))
     atomic_write(out / "timeseries.parquet", lambda p: result.timeseries.to_parquet(p, index=False))
+    if result.inference_latency is not None:
+        table = result.inference_latency
+        atomic_write(out / "inference_latency.parquet", lambda p: table.to_parquet(p, index=False))
     atomic_write(out / "summary.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
     return out

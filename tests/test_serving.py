@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sim.catalog import accelerator
@@ -85,6 +86,9 @@ def test_a_steady_step_matches_the_m_m_c_latency_quantiles():
     for q in (0.5, 0.99):
         analytic_ms = (latency_quantile_s(point.servers, 60.0, point.service_s, q) + 0.03) * 1e3
         assert log.histogram.quantile(q) == pytest.approx(analytic_ms, rel=0.02)
+    # Every request takes at least its prefill (and the client's round trip).
+    assert point.prefill_s > 0
+    assert log.histogram.min_ms >= (point.prefill_s + 0.03) * 1e3 * (1 - 1e-9)
     assert log.requests == pytest.approx(60.0 * 40 * 3600)
     assert log.usable_gpu_hours == pytest.approx(
         log.gpu_hours * log.within_slo / log.requests, rel=1e-9
@@ -118,6 +122,22 @@ def test_a_served_model_reports_latency_slo_and_usable_gpu_hours():
     assert s["tenants"]["batch"]["inference_latency_ms_p99"] is None
     # Replicas are not iterating jobs: they leave the slowdown figures alone.
     assert s["iteration_slowdown_p99"] == 1.0
+
+
+def test_the_run_directory_holds_each_tenants_latency_histogram(tmp_path):
+    from sim.runner import write_run
+
+    scenario = scenario_from_text(SERVED_RUN.replace("RATE", "60"), "s.yaml")
+    result = simulate(scenario)
+    write_run(result, tmp_path)
+    table = pd.read_parquet(tmp_path / "inference_latency.parquet")
+    assert set(table["tenant"]) == {"chat"}
+    chat = result.summary["tenants"]["chat"]
+    assert table["requests"].sum() == pytest.approx(chat["inference_requests"], rel=1e-9)
+    cdf = table["requests"].cumsum() / table["requests"].sum()
+    p99_bin = table.iloc[int(np.searchsorted(cdf.to_numpy(), 0.99))]
+    assert p99_bin["latency_ms_low"] <= chat["inference_latency_ms_p99"] * (1 + 1e-9)
+    assert chat["inference_latency_ms_p99"] <= p99_bin["latency_ms_high"] * (1 + 1e-9)
 
 
 def test_more_requests_on_the_same_replicas_wait_longer_and_miss_the_slo_more():

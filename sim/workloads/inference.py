@@ -384,6 +384,8 @@ class ServicePoint:
             ``min(max_batch, lambda S / replicas)`` (``max_batch`` when overloaded); the step
             is evaluated at ``max(1, busy_per_replica)``.
         network_s: The part of ``S`` spent in tensor-parallel all-reduces.
+        prefill_s: The part of ``S`` every request takes whatever its length:
+            its prefill and the prefill's all-reduces.
     """
 
     step_s: float
@@ -394,6 +396,7 @@ class ServicePoint:
     wait_probability: float
     busy_per_replica: float
     network_s: float = 0.0
+    prefill_s: float = 0.0
 
     @property
     def overloaded(self) -> bool:
@@ -471,6 +474,7 @@ def service_point(
         wait_probability=1.0 if overloaded else erlang_c(servers, offered),
         busy_per_replica=busy,
         network_s=network.request_s(batch, spec.output_tokens),
+        prefill_s=spec.prefill_s(tflops) + network.prefill_s,
     )
 
 
@@ -490,8 +494,10 @@ def sample_latency_s(
 
     Wait and service are drawn by inverse CDF from two independent sets of stratified
     uniforms (one per stratum ``[i/n, (i+1)/n)``, shuffled so that the pairing is random),
-    which removes most sampling noise from the quantiles. The service is exponential with
-    mean ``S``, as in M/M/c.
+    which removes most sampling noise from the quantiles. The service has mean ``S``: the
+    point's prefill, which every request takes, plus an exponential decode (output lengths
+    are exponential). With no prefill (``prefill_s = 0``) it is exponential, as in M/M/c;
+    the wait is M/M/c's either way, a prefill being a small part of ``S``.
 
     Stable queue (utilisation < 1): the wait is 0 with probability ``1 - C`` and
     Exp(``c / S - lambda``) otherwise.
@@ -515,7 +521,10 @@ def sample_latency_s(
     _non_negative_float("period_s", period_s)
     n = int(n)
     wait_tail = _stratified_tails(rng, n)
-    service = -point.service_s * np.log(_stratified_tails(rng, n))
+    # The prefill is the same for every request; the decode, as long as the
+    # request's output, is exponential, so the mean service stays S.
+    decode_s = point.service_s - point.prefill_s
+    service = point.prefill_s - decode_s * np.log(_stratified_tails(rng, n))
     drain_per_s = point.servers / point.service_s
     excess_per_s = point.arrivals_per_s - drain_per_s
     if point.utilisation >= 1.0:
