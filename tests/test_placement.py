@@ -11,6 +11,7 @@ from sim.fabric.network import NetworkFabric
 from sim.market.inventory import SHARED, ClusterInfo, Inventory
 from sim.policies.placement import FirstFit, TopologyAware
 from sim.scenario.models import NetworkFabric as NetworkFabricConfig
+from sim.scenario.models import TopologyAwarePlacement
 from sim.workloads.training import ModelShape, TrainingSpec
 
 # 4 pods of 4 racks of 2 nodes of 8 GPUs (256 GPUs), Meta's layout in small.
@@ -128,3 +129,65 @@ def test_topology_aware_never_holds_a_gpu_twice_and_uses_the_fewest_pods(ops):
         inventory.allocate(proposal.nodes, proposal.counts)  # raises if a GPU is held twice
         running.append((proposal.nodes, proposal.counts))
     assert np.all(inventory.free >= 0)
+
+
+def test_with_a_pod_wait_a_job_holds_out_for_a_pod_then_spans_pods():
+    fabric = zone_fabric()
+    inventory, info = zone_inventory(fabric)
+    # Every pod has 3 free nodes: a 4-node job fits a pod by size but finds no pod with room.
+    for pod in range(4):
+        inventory.allocate(np.arange(pod * 8, pod * 8 + 5), np.full(5, GPN))
+    config = TopologyAwarePlacement(kind="topology_aware", pod_wait=1.0)
+    policy = TopologyAware(config)
+    assert policy.wait_hours == 1.0
+    assert policy.place(inventory, [info], SHARED, 4 * GPN, waited_hours=0.5) is None
+    late = policy.place(inventory, [info], SHARED, 4 * GPN, waited_hours=1.0)
+    assert np.unique(inventory.pod[late.nodes]).size == 2
+    # A job larger than any pod never waits for one; without a wait nothing waits.
+    assert policy.place(inventory, [info], SHARED, 10 * GPN, waited_hours=0.0) is not None
+    assert TopologyAware().place(inventory, [info], SHARED, 4 * GPN, waited_hours=0.0)
+
+
+def test_a_job_waiting_for_a_pod_starts_in_one_when_it_frees(tmp_path):
+    from sim.runner import simulate
+    from sim.scenario import scenario_from_text
+
+    text = """
+name: podwait
+horizon: 10h
+provider:
+  sites:
+    - name: s
+      clusters:
+        - name: zone
+          nodes: 32
+          fabric:
+            kind: network
+            topology: {kind: meta_ai_zone, racks_per_pod: 4, pods: 4, ctsw_per_pod: 4,
+                       atsw_per_plane: 2}
+            transport: {kind: roce, pfc: true, cc: none}
+tenants:
+  - name: filler        # four 5-node jobs, one per pod, ending at 2 h
+    contract: {kind: on_demand}
+    workload:
+      arrivals: {kind: poisson, rate_per_hour: 1000}
+      gpus: 40
+      duration: 2h
+      max_jobs: 4
+  - name: late          # a 4-node job, shortly after
+    contract: {kind: on_demand}
+    workload:
+      arrivals: {kind: poisson, rate_per_hour: 100}
+      gpus: 32
+      duration: 1h
+      max_jobs: 1
+policies:
+  placement: {kind: topology_aware, pod_wait: WAIT}
+"""
+    waits = {}
+    for wait in ("0h", "3h"):
+        result = simulate(scenario_from_text(text.replace("WAIT", wait), "p.yaml"))
+        late = result.jobs[result.jobs["tenant"] == "late"].iloc[0]
+        waits[wait] = float(late["wait_hours"])
+    assert waits["0h"] == 0.0  # spans pods at once
+    assert 1.9 < waits["3h"] <= 2.0  # waits for a filler to end, then takes its pod

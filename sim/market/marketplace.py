@@ -282,7 +282,8 @@ class Marketplace:
 
     def _propose(self, job: Job, pool: int) -> Proposal | None:
         clusters = [self.inventory.clusters[i] for i in job.clusters]
-        return self.placement.place(self.inventory, clusters, pool, job.gpus)
+        waited = self.env.now - job.queued_since
+        return self.placement.place(self.inventory, clusters, pool, job.gpus, waited)
 
     def _shadow(self, head: Job, pool: int) -> tuple[int | None, float, int]:
         """When the blocked head could start at the latest, where, and the GPUs to spare then.
@@ -656,6 +657,8 @@ class Marketplace:
 
     def _arm_patience(self, job: Job) -> None:
         job.version += 1
+        if self.placement.wait_hours > 0:  # look again when its wait for a pod is over
+            self._after(self.placement.wait_hours, self.schedule)
         if job.max_wait_hours is None:
             return
         if job.max_wait_hours == 0:

@@ -9,6 +9,7 @@ proposes; the marketplace commits.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,12 +37,29 @@ class FirstFit:
     def __init__(self, config: object = None):
         self.config = config
 
+    wait_hours = 0.0
+    """How long a job may wait for a better placement (see :class:`TopologyAware`)."""
+
     def place(
-        self, inventory: Inventory, clusters: list[ClusterInfo], pool: int, gpus: int
+        self,
+        inventory: Inventory,
+        clusters: list[ClusterInfo],
+        pool: int,
+        gpus: int,
+        waited_hours: float = math.inf,
     ) -> Proposal | None:
-        """Propose nodes for ``gpus`` GPUs, or ``None`` if they do not fit."""
+        """Propose nodes for ``gpus`` GPUs, or ``None`` if they do not fit.
+
+        Args:
+            inventory: The provider's nodes.
+            clusters: Candidate clusters, in order.
+            pool: The pool the job draws from.
+            gpus: GPUs wanted.
+            waited_hours: How long the job has queued (a policy may hold out
+                for a better placement for a while).
+        """
         for cluster in clusters:
-            proposal = self._place_in(inventory, cluster, pool, gpus)
+            proposal = self._place_in(inventory, cluster, pool, gpus, waited_hours)
             if proposal is not None:
                 return proposal
         return None
@@ -57,7 +75,12 @@ class FirstFit:
         return candidates, inventory.free[candidates]
 
     def _place_in(
-        self, inventory: Inventory, cluster: ClusterInfo, pool: int, gpus: int
+        self,
+        inventory: Inventory,
+        cluster: ClusterInfo,
+        pool: int,
+        gpus: int,
+        waited_hours: float = math.inf,
     ) -> Proposal | None:
         room = self._room(inventory, cluster, pool, gpus)
         if room is None:
@@ -102,10 +125,23 @@ class TopologyAware(FirstFit):
       the job's pods if it can.
 
     Nodes are handed out in (pod, rack, node) order, which is rank order.
+
+    With ``pod_wait``, a job that fits in a pod by size but finds no pod with
+    room is not placed until it has waited that long (Slurm's
+    ``--switches=1@time``); then it spans pods.
     """
 
+    def __init__(self, config: object = None):
+        super().__init__(config)
+        self.wait_hours = float(getattr(config, "pod_wait", 0.0) or 0.0)
+
     def _place_in(
-        self, inventory: Inventory, cluster: ClusterInfo, pool: int, gpus: int
+        self,
+        inventory: Inventory,
+        cluster: ClusterInfo,
+        pool: int,
+        gpus: int,
+        waited_hours: float = math.inf,
     ) -> Proposal | None:
         room = self._room(inventory, cluster, pool, gpus)
         if room is None:
@@ -119,7 +155,12 @@ class TopologyAware(FirstFit):
             full = candidates[free == gpn]
             if full.size < whole:
                 return None
-            chosen = fewest_domains(full, inventory.pod[full], inventory.rack[full], whole)
+            pod = inventory.pod[full]
+            if waited_hours < self.wait_hours:
+                pod_size = np.unique(inventory.pod[candidates], return_counts=True)[1].max()
+                if whole <= pod_size and np.unique(pod, return_counts=True)[1].max() < whole:
+                    return None  # wait for a pod with room
+            chosen = fewest_domains(full, pod, inventory.rack[full], whole)
             picks.append(chosen)
             counts.append(np.full(whole, gpn, dtype=np.int64))
             pods_used = np.unique(inventory.pod[chosen])

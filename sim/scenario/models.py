@@ -545,9 +545,16 @@ class TopologyAwarePlacement(Strict):
     nodes. Inside a pod it takes whole free racks first. Jobs of at most one
     node go to the fullest node they fit on. On a fabric without pods (the
     ideal fabric) this is first fit with best-fit small jobs.
+
+    ``pod_wait`` is Slurm's ``--switches=1@time`` for pods: a job small
+    enough for one pod, when no pod has room for it, waits up to this long
+    (from when it queued) for one before it spans pods.
     """
 
     kind: Literal["topology_aware"]
+    pod_wait: Duration = Field(
+        default=0.0, ge=0, description="how long a job that fits a pod waits for one"
+    )
 
 
 Placement = Annotated[FirstFitPlacement | TopologyAwarePlacement, Field(discriminator="kind")]
