@@ -187,13 +187,13 @@ class BackPressure:
 
 @dataclass(frozen=True)
 class _Chains:
-    """Which sub-flow crosses which adjacent link pair, for sub-flows on one path each.
+    """Which sub-flow crosses which adjacent link pair.
 
     Attributes:
         flow: Per crossing, the sub-flow.
         pair: Per crossing, its pair's index in ``(pair_u, pair_l)``.
         stage_u: Per crossing, the path stage of the pair's upstream link.
-        pair_u: Per pair, the upstream link (pairs sorted by ``(u, l)``).
+        pair_u: Per pair, the upstream link (pairs sorted by ``(l, u)``).
         pair_l: Per pair, the downstream link.
     """
 
@@ -219,38 +219,46 @@ class _Chains:
         return served[pairs], offered[pairs]
 
 
-def upstream_pairs_of(
-    incidence: sp.csr_matrix, stage: np.ndarray, topology: Topology
-) -> tuple[np.ndarray, np.ndarray]:
-    """Adjacent link pairs (u feeds l, sorted) that some sub-flow crosses both."""
-    binary = _pattern(incidence)
-    both = (binary.T @ binary).tocoo()
-    u, l_ = both.row, both.col
-    keep = (topology.link_dst[u] == topology.link_src[l_]) & (topology.reverse_link[u] != l_)
-    order = np.lexsort((l_[keep], u[keep]))
-    return u[keep][order].astype(np.int64), l_[keep][order].astype(np.int64)
+def upstream_chains(incidence: sp.csr_matrix, stage: np.ndarray, topology: Topology) -> _Chains:
+    """Every sub-flow's adjacent link pairs: ``u`` feeds ``l`` and the sub-flow crosses both.
 
-
-def upstream_chains(
-    incidence: sp.csr_matrix, stage: np.ndarray, topology: Topology
-) -> _Chains | None:
-    """Each sub-flow's consecutive link pairs, if every sub-flow follows one path.
-
-    Returns None when some sub-flow is split over several links of one stage
-    (spraying, adaptive routing): those take the general, slower way.
+    A sub-flow on one path crosses the consecutive links of its path; a
+    sprayed one (adaptive routing) every pair of its links that meet at a
+    switch. Found by joining each sub-flow's links on the node where one ends
+    and the next begins, without forming any link-by-link product.
     """
     coo = incidence.tocoo()
-    order = np.lexsort((stage[coo.col], coo.row))
-    row, col = coo.row[order].astype(np.int64), coo.col[order].astype(np.int64)
-    same_row = row[1:] == row[:-1]
-    if np.any(same_row & (stage[col[1:]] == stage[col[:-1]])):
-        return None
-    u, l_, flow = col[:-1][same_row], col[1:][same_row], row[:-1][same_row]
-    keep = (topology.link_dst[u] == topology.link_src[l_]) & (topology.reverse_link[u] != l_)
-    u, l_, flow = u[keep], l_[keep], flow[keep]
-    n_links = topology.n_links
-    keys, pair = np.unique(u * n_links + l_, return_inverse=True)
-    return _Chains(flow, pair.ravel(), stage[u], keys // n_links, keys % n_links)
+    flow = coo.row.astype(np.int64)
+    link = coo.col.astype(np.int64)
+    n_nodes = topology.n_nodes
+    ends = flow * n_nodes + topology.link_dst[link]  # (sub-flow, node a link enters)
+    starts = flow * n_nodes + topology.link_src[link]  # (sub-flow, node a link leaves)
+    by_end = np.argsort(ends, kind="stable")
+    sorted_ends = ends[by_end]
+    first = np.searchsorted(sorted_ends, starts, side="left")
+    count = np.searchsorted(sorted_ends, starts, side="right") - first
+    downstream = np.repeat(np.arange(link.size), count)
+    offset = np.arange(downstream.size) - np.repeat(np.cumsum(count) - count, count)
+    upstream = by_end[np.repeat(first, count) + offset]
+    u, l_ = link[upstream], link[downstream]
+    keep = topology.reverse_link[u] != l_
+    u, l_, crossing_flow = u[keep], l_[keep], flow[downstream][keep]
+    # Number every possible pair of the topology (l, and u among the links
+    # into l's source) and keep those some sub-flow crosses: no sort needed.
+    in_order = np.argsort(topology.link_dst, kind="stable")
+    in_degree = np.bincount(topology.link_dst, minlength=n_nodes)
+    in_first = np.cumsum(in_degree) - in_degree
+    in_position = np.empty(topology.n_links, dtype=np.int64)
+    in_position[in_order] = np.arange(topology.n_links) - in_first[topology.link_dst[in_order]]
+    pairs_of_l = in_degree[topology.link_src]
+    pair_base = np.cumsum(pairs_of_l) - pairs_of_l
+    numbered = pair_base[l_] + in_position[u]
+    crossed = np.bincount(numbered, minlength=int(pairs_of_l.sum())) > 0
+    pair = (np.cumsum(crossed) - 1)[numbered]
+    present = np.flatnonzero(crossed)
+    pair_l = np.searchsorted(pair_base, present, side="right") - 1
+    pair_u = in_order[in_first[topology.link_src[pair_l]] + present - pair_base[pair_l]]
+    return _Chains(crossing_flow, pair, stage[u], pair_u, pair_l)
 
 
 def backpressure_rates(
@@ -281,10 +289,7 @@ def backpressure_rates(
     """
     # Pairs (u, l): link u feeds link l directly and some sub-flow crosses both.
     chains = upstream_chains(incidence, stage, topology)
-    if chains is not None:
-        pair_u, pair_l = chains.pair_u, chains.pair_l
-    else:
-        pair_u, pair_l = upstream_pairs_of(incidence, stage, topology)
+    pair_u, pair_l = chains.pair_u, chains.pair_l
     pause = np.zeros(capacity_gbps.shape)
     drain = np.full(capacity_gbps.shape, np.inf)
     effective = capacity_gbps.astype(np.float64).copy()
@@ -306,16 +311,8 @@ def backpressure_rates(
         keep = overflowing[pair_l]
         if not keep.any():
             break
-        u, l_ = pair_u[keep], pair_l[keep]
-        if chains is not None:
-            served, offered = chains.served_offered(np.flatnonzero(keep), rates, arriving)
-        else:
-            both = binary[:, u].multiply(binary[:, l_])
-            served = np.asarray(both.T @ rates).ravel()
-            offered = np.zeros(u.size)
-            for k in np.unique(stage[u]):
-                cols = np.flatnonzero(stage[u] == k)
-                offered[cols] = both[:, cols].T @ arriving[k]
+        u = pair_u[keep]
+        served, offered = chains.served_offered(np.flatnonzero(keep), rates, arriving)
         with np.errstate(divide="ignore", invalid="ignore"):
             paused = np.clip(np.where(offered > 0, 1.0 - served / offered, 0.0), 0.0, 1.0)
         new_pause = pause.copy()
