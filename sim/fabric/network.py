@@ -48,7 +48,13 @@ from scipy.sparse.csgraph import connected_components
 
 from sim.fabric.model import EpochSolution, JobNetwork, RunningPlacement
 from sim.fabric.routing import route
-from sim.fabric.transport import NVLINK_GBPS, Transport, routing_args
+from sim.fabric.transport import (
+    NVLINK_GBPS,
+    Crossings,
+    Transport,
+    link_crossings,
+    routing_args,
+)
 from sim.workloads.inference import ServingNetwork, ServingSpec, serving_network
 from sim.workloads.training import TrainingPlan, TrainingSpec, training_plan
 
@@ -70,6 +76,7 @@ class _JobTraffic:
     flow_of_subflow: np.ndarray
     ideal_rates_gbps: np.ndarray
     ideal_iteration_s: float
+    crossings: Crossings | None
 
 
 class NetworkFabric:
@@ -177,6 +184,7 @@ class NetworkFabric:
             flow_of_subflow,
             ideal,
             plan.iteration_s(ideal),
+            link_crossings(incidence, self.topology) if self.transport.backpressure else None,
         )
         self._jobs[placement.job_id] = job
         return job
@@ -269,7 +277,13 @@ class NetworkFabric:
             return EpochSolution(jobs=states)
         self.solves += 1
         incidence = sp.vstack([job.incidence for job in with_flows], format="csr")
-        epoch = self.transport.allocate(incidence)
+        crossings = None
+        if self.transport.backpressure:
+            crossings = Crossings.stack(
+                [job.crossings for job in with_flows],
+                [job.incidence.shape[0] for job in with_flows],
+            )
+        epoch = self.transport.allocate(incidence, crossings=crossings)
         rates = epoch.rates_gbps
         load = np.asarray(incidence.T @ rates).ravel()
         busy = load > 0

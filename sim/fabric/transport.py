@@ -219,13 +219,39 @@ class _Chains:
         return served[pairs], offered[pairs]
 
 
-def upstream_chains(incidence: sp.csr_matrix, stage: np.ndarray, topology: Topology) -> _Chains:
+@dataclass(frozen=True)
+class Crossings:
+    """Which sub-flow crosses which adjacent link pair, before pairs are numbered.
+
+    Attributes:
+        flow: Per crossing, the sub-flow (row of the incidence matrix).
+        upstream: Per crossing, the link ``u``.
+        downstream: Per crossing, the link ``l`` that ``u`` feeds.
+    """
+
+    flow: np.ndarray
+    upstream: np.ndarray
+    downstream: np.ndarray
+
+    @staticmethod
+    def stack(parts: list[Crossings], rows: list[int]) -> Crossings:
+        """The crossings of incidence matrices stacked in order, ``rows[i]`` rows each."""
+        offsets = np.cumsum([0, *rows[:-1]])
+        return Crossings(
+            np.concatenate([p.flow + o for p, o in zip(parts, offsets, strict=True)]),
+            np.concatenate([p.upstream for p in parts]),
+            np.concatenate([p.downstream for p in parts]),
+        )
+
+
+def link_crossings(incidence: sp.csr_matrix, topology: Topology) -> Crossings:
     """Every sub-flow's adjacent link pairs: ``u`` feeds ``l`` and the sub-flow crosses both.
 
     A sub-flow on one path crosses the consecutive links of its path; a
     sprayed one (adaptive routing) every pair of its links that meet at a
     switch. Found by joining each sub-flow's links on the node where one ends
-    and the next begins, without forming any link-by-link product.
+    and the next begins, without forming any link-by-link product. They
+    depend on the routes alone, so a caller may keep them per job.
     """
     coo = incidence.tocoo()
     flow = coo.row.astype(np.int64)
@@ -242,11 +268,26 @@ def upstream_chains(incidence: sp.csr_matrix, stage: np.ndarray, topology: Topol
     upstream = by_end[np.repeat(first, count) + offset]
     u, l_ = link[upstream], link[downstream]
     keep = topology.reverse_link[u] != l_
-    u, l_, crossing_flow = u[keep], l_[keep], flow[downstream][keep]
-    # Number every possible pair of the topology (l, and u among the links
-    # into l's source) and keep those some sub-flow crosses: no sort needed.
+    return Crossings(flow[downstream][keep], u[keep], l_[keep])
+
+
+def upstream_chains(
+    incidence: sp.csr_matrix,
+    stage: np.ndarray,
+    topology: Topology,
+    crossings: Crossings | None = None,
+) -> _Chains:
+    """The crossings of :func:`link_crossings`, their link pairs numbered.
+
+    Every possible pair of the topology (``l``, and ``u`` among the links into
+    ``l``'s source) has a place; the pairs some sub-flow crosses are kept in
+    that order, so no sort is needed.
+    """
+    if crossings is None:
+        crossings = link_crossings(incidence, topology)
+    u, l_ = crossings.upstream, crossings.downstream
     in_order = np.argsort(topology.link_dst, kind="stable")
-    in_degree = np.bincount(topology.link_dst, minlength=n_nodes)
+    in_degree = np.bincount(topology.link_dst, minlength=topology.n_nodes)
     in_first = np.cumsum(in_degree) - in_degree
     in_position = np.empty(topology.n_links, dtype=np.int64)
     in_position[in_order] = np.arange(topology.n_links) - in_first[topology.link_dst[in_order]]
@@ -258,7 +299,7 @@ def upstream_chains(incidence: sp.csr_matrix, stage: np.ndarray, topology: Topol
     present = np.flatnonzero(crossed)
     pair_l = np.searchsorted(pair_base, present, side="right") - 1
     pair_u = in_order[in_first[topology.link_src[pair_l]] + present - pair_base[pair_l]]
-    return _Chains(crossing_flow, pair, stage[u], pair_u, pair_l)
+    return _Chains(crossings.flow, pair, stage[u], pair_u, pair_l)
 
 
 def backpressure_rates(
@@ -267,6 +308,7 @@ def backpressure_rates(
     demand_gbps: np.ndarray,
     stage: np.ndarray,
     topology: Topology,
+    crossings: Crossings | None = None,
 ) -> BackPressure:
     """Rates under lossless hop-by-hop back-pressure (PFC without rate control).
 
@@ -283,12 +325,14 @@ def backpressure_rates(
         demand_gbps: What each sub-flow would send at line rate.
         stage: Path stage of every link (see :func:`link_stage`).
         topology: The topology (which link feeds which).
+        crossings: The sub-flows' adjacent link pairs, if the caller kept
+            them (see :func:`link_crossings`); found here otherwise.
 
     Returns:
         The rates, the pauses and which ports hold full queues.
     """
     # Pairs (u, l): link u feeds link l directly and some sub-flow crosses both.
-    chains = upstream_chains(incidence, stage, topology)
+    chains = upstream_chains(incidence, stage, topology, crossings)
     pair_u, pair_l = chains.pair_u, chains.pair_l
     pause = np.zeros(capacity_gbps.shape)
     drain = np.full(capacity_gbps.shape, np.inf)
@@ -457,6 +501,10 @@ class Transport:
         """Whether ports pause their upstream neighbours (PFC); InfiniBand credits are not PFC."""
         self.has_ecn = transport.kind == "roce" and transport.cc == "dcqcn"
         """Whether ports mark ECN for DCQCN."""
+        self.backpressure = transport.kind == "infiniband" or (
+            transport.kind == "roce" and transport.cc == "none" and transport.pfc
+        )
+        """Whether rates come from lossless back-pressure (credits, or PFC without DCQCN)."""
 
     def _params(self, capacity_gbps: float) -> DcqcnParams:
         """DCQCN parameters for a port of this capacity (built once per capacity)."""
@@ -476,6 +524,7 @@ class Transport:
         incidence: sp.csr_matrix,
         demand: np.ndarray | None = None,
         fresh: np.ndarray | None = None,
+        crossings: Crossings | None = None,
     ) -> Epoch:
         """The transport's rates and congestion state for a set of sub-flows.
 
@@ -485,6 +534,8 @@ class Transport:
             demand: Line-rate demand per sub-flow (default :meth:`demand`).
             fresh: Which sub-flows start now at line rate (a burst); none if
                 omitted, i.e. the steady state.
+            crossings: The sub-flows' adjacent link pairs, if the caller kept
+                them (used by back-pressure; see :func:`link_crossings`).
         """
         demand = self.demand(incidence) if demand is None else demand
         fresh = np.zeros(incidence.shape[0], dtype=bool) if fresh is None else fresh
@@ -495,8 +546,8 @@ class Transport:
         if kind == "ideal":
             rates = max_min_rates(incidence, self.capacity, demand_gbps=demand)
             return Epoch(rates, zero_links, zero_flows, zero_links, zero_links, zero_links)
-        if kind == "infiniband" or (transport.cc == "none" and transport.pfc):
-            return self._backpressure(incidence, demand)
+        if self.backpressure:
+            return self._backpressure(incidence, demand, crossings)
         if transport.cc == "none":
             arriving, rates = line_rate_arrivals(incidence, self.capacity, demand, self.stage)
             offered = np.zeros(self.capacity.size)
@@ -520,7 +571,9 @@ class Transport:
             )
         return self._dcqcn(incidence, demand, fresh)
 
-    def _backpressure(self, incidence: sp.csr_matrix, demand: np.ndarray) -> Epoch:
+    def _backpressure(
+        self, incidence: sp.csr_matrix, demand: np.ndarray, crossings: Crossings | None = None
+    ) -> Epoch:
         """Lossless back-pressure: PFC without rate control, or InfiniBand credits.
 
         A port held full keeps every input that feeds it at the threshold (PFC
@@ -531,7 +584,9 @@ class Transport:
         """
         transport = self.transport
         topo = self.topology
-        state = backpressure_rates(incidence, self.capacity, demand, self.stage, self.topology)
+        state = backpressure_rates(
+            incidence, self.capacity, demand, self.stage, self.topology, crossings
+        )
         if transport.kind == "infiniband":
             threshold_kb = transport.credit_buffer_kb
             hysteresis_kb = topo.mtu_bytes / 1000.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from sim.fabric.model import RunningPlacement
 from sim.fabric.network import NetworkFabric
@@ -137,3 +138,29 @@ def test_jobs_that_share_no_link_are_solved_apart_and_exactly():
     # A change in pod 1 leaves pod 0's group to the cache.
     together.solve([pod0, placement(2, [12, 13], GPN, spec)])
     assert together.solves == 3
+
+
+def test_link_pairs_kept_per_job_stack_into_those_of_the_group():
+    from sim.fabric.transport import Crossings, link_crossings, upstream_chains
+
+    fabric = network({"kind": "infiniband", "adaptive_routing": True})
+    jobs = [
+        placement(0, range(0, 6), GPN, data_parallel(tp=8)),
+        placement(1, range(6, 14), GPN, data_parallel()),
+    ]
+    fabric.solve(jobs)
+    parts = [fabric._jobs[j.job_id] for j in jobs]
+    topology = fabric.topology
+    stacked = sp.vstack([p.incidence for p in parts], format="csr")
+    kept = Crossings.stack([p.crossings for p in parts], [p.incidence.shape[0] for p in parts])
+    found = link_crossings(stacked, topology)
+    for name in ("flow", "upstream", "downstream"):
+        assert np.array_equal(getattr(kept, name), getattr(found, name)), name
+    chains = upstream_chains(stacked, fabric.transport.stage, topology, kept)
+    # Each pair is a link feeding the next, crossed by the flow, never a U-turn.
+    assert np.all(topology.link_dst[chains.pair_u] == topology.link_src[chains.pair_l])
+    assert np.all(topology.reverse_link[chains.pair_u] != chains.pair_l)
+    dense = stacked.toarray() > 0
+    u = chains.pair_u[chains.pair]
+    l_ = chains.pair_l[chains.pair]
+    assert dense[chains.flow, u].all() and dense[chains.flow, l_].all()
