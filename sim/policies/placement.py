@@ -59,33 +59,25 @@ class FirstFit:
                 for a better placement for a while).
         """
         for cluster in clusters:
-            proposal = self._place_in(inventory, cluster, pool, gpus, waited_hours)
+            if inventory.free_gpus(cluster, pool) < gpus:
+                continue
+            candidates = inventory.nodes_in(cluster, pool)
+            free = inventory.free[candidates]
+            proposal = self._choose(inventory, cluster, candidates, free, gpus, waited_hours)
             if proposal is not None:
                 return proposal
         return None
 
-    @staticmethod
-    def _room(
-        inventory: Inventory, cluster: ClusterInfo, pool: int, gpus: int
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """The cluster's usable nodes in ``pool`` and their free GPUs, or None if too few."""
-        if inventory.free_gpus(cluster, pool) < gpus:
-            return None
-        candidates = inventory.nodes_in(cluster, pool)
-        return candidates, inventory.free[candidates]
-
-    def _place_in(
+    def _choose(
         self,
         inventory: Inventory,
         cluster: ClusterInfo,
-        pool: int,
+        candidates: np.ndarray,
+        free: np.ndarray,
         gpus: int,
-        waited_hours: float = math.inf,
+        waited_hours: float,
     ) -> Proposal | None:
-        room = self._room(inventory, cluster, pool, gpus)
-        if room is None:
-            return None
-        candidates, free = room
+        """Nodes of ``candidates`` (with ``free`` GPUs each) for the job, or None."""
         gpn = cluster.gpus_per_node
         whole, rem = divmod(gpus, gpn)
         if whole:
@@ -135,18 +127,16 @@ class TopologyAware(FirstFit):
         super().__init__(config)
         self.wait_hours = float(getattr(config, "pod_wait", 0.0) or 0.0)
 
-    def _place_in(
+    def _choose(
         self,
         inventory: Inventory,
         cluster: ClusterInfo,
-        pool: int,
+        candidates: np.ndarray,
+        free: np.ndarray,
         gpus: int,
-        waited_hours: float = math.inf,
+        waited_hours: float,
     ) -> Proposal | None:
-        room = self._room(inventory, cluster, pool, gpus)
-        if room is None:
-            return None
-        candidates, free = room
+        """Nodes of ``candidates`` (with ``free`` GPUs each) for the job, or None."""
         gpn = cluster.gpus_per_node
         whole, rem = divmod(gpus, gpn)
         picks, counts = [], []
