@@ -271,6 +271,35 @@ def link_crossings(incidence: sp.csr_matrix, topology: Topology) -> Crossings:
     return Crossings(flow[downstream][keep], u[keep], l_[keep])
 
 
+_PAIR_NUMBERS: dict[int, tuple[Topology, tuple[np.ndarray, ...]]] = {}
+
+
+def _pair_numbers(topology: Topology) -> tuple[Any, ...]:
+    """How the topology's possible link pairs are numbered (built once per topology).
+
+    Returns:
+        ``(in_order, in_first, in_position, pair_base, possible)``: the links
+        sorted by the node they enter, where each node's in-links start in
+        that order, each link's place among its node's in-links, the first
+        number of each link's pairs as ``l``, and how many numbers there are.
+    """
+    kept = _PAIR_NUMBERS.get(id(topology))
+    if kept is not None and kept[0] is topology:
+        return kept[1]
+    in_order = np.argsort(topology.link_dst, kind="stable")
+    in_degree = np.bincount(topology.link_dst, minlength=topology.n_nodes)
+    in_first = np.cumsum(in_degree) - in_degree
+    in_position = np.empty(topology.n_links, dtype=np.int64)
+    in_position[in_order] = np.arange(topology.n_links) - in_first[topology.link_dst[in_order]]
+    pairs_of_l = in_degree[topology.link_src]
+    pair_base = np.cumsum(pairs_of_l) - pairs_of_l
+    numbers = (in_order, in_first, in_position, pair_base, int(pairs_of_l.sum()))
+    if len(_PAIR_NUMBERS) >= 8:  # a few topologies at a time: keep the newest
+        del _PAIR_NUMBERS[next(iter(_PAIR_NUMBERS))]
+    _PAIR_NUMBERS[id(topology)] = (topology, numbers)
+    return numbers
+
+
 def upstream_chains(
     incidence: sp.csr_matrix,
     stage: np.ndarray,
@@ -280,23 +309,21 @@ def upstream_chains(
     """The crossings of :func:`link_crossings`, their link pairs numbered.
 
     Every possible pair of the topology (``l``, and ``u`` among the links into
-    ``l``'s source) has a place; the pairs some sub-flow crosses are kept in
-    that order, so no sort is needed.
+    ``l``'s source) has a number; the pairs some sub-flow crosses are kept in
+    that order, found by one pass over all numbers when crossings are many
+    (sprayed flows) and by sorting the crossings when they are few.
     """
     if crossings is None:
         crossings = link_crossings(incidence, topology)
     u, l_ = crossings.upstream, crossings.downstream
-    in_order = np.argsort(topology.link_dst, kind="stable")
-    in_degree = np.bincount(topology.link_dst, minlength=topology.n_nodes)
-    in_first = np.cumsum(in_degree) - in_degree
-    in_position = np.empty(topology.n_links, dtype=np.int64)
-    in_position[in_order] = np.arange(topology.n_links) - in_first[topology.link_dst[in_order]]
-    pairs_of_l = in_degree[topology.link_src]
-    pair_base = np.cumsum(pairs_of_l) - pairs_of_l
+    in_order, in_first, in_position, pair_base, possible = _pair_numbers(topology)
     numbered = pair_base[l_] + in_position[u]
-    crossed = np.bincount(numbered, minlength=int(pairs_of_l.sum())) > 0
-    pair = (np.cumsum(crossed) - 1)[numbered]
-    present = np.flatnonzero(crossed)
+    if numbered.size * 16 < possible:  # few crossings: sorting them beats a pass over all pairs
+        present, pair = np.unique(numbered, return_inverse=True)
+    else:
+        crossed = np.bincount(numbered, minlength=possible) > 0
+        pair = (np.cumsum(crossed) - 1)[numbered]
+        present = np.flatnonzero(crossed)
     pair_l = np.searchsorted(pair_base, present, side="right") - 1
     pair_u = in_order[in_first[topology.link_src[pair_l]] + present - pair_base[pair_l]]
     return _Chains(crossings.flow, pair, stage[u], pair_u, pair_l)
