@@ -250,7 +250,7 @@ class Simulation:
             replicas.append(job)
             self.market.submit(job)
 
-        def state(start_hours: float) -> tuple[list[Any], float]:
+        def state() -> tuple[list[Any], float]:
             up = [job for job in replicas if job.state == "running"]
             held = sum(job.gpus * job.run_time_at(self.env.now) for job in replicas)
             return [job.network.serving if job.network else None for job in up], held
@@ -258,7 +258,7 @@ class Simulation:
         cluster = self.clusters[clusters[0]]
         yield from self._serve(tenant, serving, cluster, state)
 
-    def _fleet_state(self, start_hours: float) -> tuple[list[Any], float]:
+    def _fleet_state(self) -> tuple[list[Any], float]:
         """The internal fleet's replicas now, and the GPU-hours it has held so far."""
         fleet = self.market.inference
         serving = self.scenario.internal.inference.serving
@@ -272,7 +272,7 @@ class Simulation:
     ) -> Iterator[simpy.Event]:
         """Look at a served model every ``serving.step``: its replicas meet the step's requests.
 
-        ``state(now)`` gives the replicas up now (their fabric all-reduce
+        ``state()`` gives the replicas up now (their fabric all-reduce
         times) and the GPU-hours they have held since the run began.
         """
         from sim.catalog import accelerator
@@ -289,17 +289,17 @@ class Simulation:
         self.serving_logs.setdefault(tenant, []).append(log)
         horizon = self.scenario.horizon
         start = self.env.now
-        networks, held_before = state(start)
+        networks, held_before = state()
 
         def close() -> None:  # the last step, which ends at the horizon
-            _, held = state(horizon)
+            _, held = state()
             log.record(start, horizon, networks, held - held_before)
 
         self._closers[tenant] = close
         while start + serving.step < horizon:
             end = start + serving.step
             yield self.env.timeout(serving.step)
-            upcoming, held = state(end)
+            upcoming, held = state()
             log.record(start, end, networks, held - held_before)
             start, networks, held_before = end, upcoming, held
 
