@@ -353,14 +353,12 @@ class Simulation:
         many requests it holds, so a CDF is the running sum over ``requests``.
         """
         from sim.workloads.inference import LatencyHistogram
+        from sim.workloads.serving import merged_histogram
 
         edges = LatencyHistogram.EDGES_MS
         parts = []
         for tenant in sorted(self.serving_logs):
-            histogram = LatencyHistogram()
-            for log in self.serving_logs[tenant]:
-                histogram.merge(log.histogram)
-            weights = histogram.bin_weights
+            weights = merged_histogram(self.serving_logs[tenant]).bin_weights
             held = np.flatnonzero(weights > 0)
             parts.append(
                 pd.DataFrame(

@@ -18,7 +18,7 @@ from sim.scenario import ScenarioError, scenario_from_text
 from sim.scenario.models import NetworkFabric as NetworkFabricConfig
 from sim.scenario.models import Serving
 from sim.workloads.inference import latency_quantile_s, service_point, serving_network
-from sim.workloads.serving import ServingLog, mean_diurnal_factor
+from sim.workloads.serving import ServingLog, mean_diurnal_factor, serving_figures
 from sim.workloads.training import ModelShape, TrainingSpec
 
 SERVING = {
@@ -100,8 +100,8 @@ def test_a_step_with_no_replica_answers_nobody():
     log = ServingLog(serving, accelerator("H100"), 8, NVLINK_GBPS, np.random.default_rng(2))
     log.record(0.0, 1.0, [], 0.0)
     assert log.unanswered == log.requests == pytest.approx(60 * 3600)
-    assert log.figures()["inference_slo_attainment"] == 0.0
-    assert log.figures()["inference_latency_ms_p99"] is None
+    assert serving_figures([log])["inference_slo_attainment"] == 0.0
+    assert serving_figures([log])["inference_latency_ms_p99"] is None
 
 
 def test_a_served_model_reports_latency_slo_and_usable_gpu_hours():

@@ -86,31 +86,9 @@ def _job_figures(jobs: pd.DataFrame) -> dict[str, Any]:
 
 def _serving_figures(logs: list[Any]) -> dict[str, Any]:
     """Request latency quantiles and SLO attainment over served models' logs."""
-    figures: dict[str, Any] = {
-        "inference_latency_ms_p50": None,
-        "inference_latency_ms_p99": None,
-        "inference_latency_ms_p999": None,
-        "inference_requests": 0.0,
-        "inference_slo_attainment": None,
-    }
-    if not logs:
-        return figures
-    from sim.workloads.inference import LatencyHistogram
+    from sim.workloads.serving import serving_figures  # scipy, loaded only when serving
 
-    histogram = LatencyHistogram()
-    for log in logs:
-        histogram.merge(log.histogram)
-    requests = sum(log.requests for log in logs)
-    figures.update(
-        inference_latency_ms_p50=histogram.quantile(0.5),
-        inference_latency_ms_p99=histogram.quantile(0.99),
-        inference_latency_ms_p999=histogram.quantile(0.999),
-        inference_requests=requests,
-        inference_slo_attainment=sum(log.within_slo for log in logs) / requests
-        if requests
-        else None,
-    )
-    return figures
+    return serving_figures(logs)
 
 
 def _fraction(numerator: float, denominator: float) -> float | None:

@@ -33,7 +33,7 @@ from sim.workloads.inference import (
     serving_network,
 )
 
-__all__ = ["ServingLog", "mean_diurnal_factor"]
+__all__ = ["ServingLog", "mean_diurnal_factor", "merged_histogram", "serving_figures"]
 
 SAMPLES_PER_STEP = 1024
 """Request latencies drawn per served model and step."""
@@ -133,16 +133,28 @@ class ServingLog:
         self.within_slo += within * requests
         self.usable_gpu_hours += within * gpu_hours
 
-    def figures(self) -> dict[str, Any]:
-        """The model's figures for ``summary.json``."""
-        histogram = self.histogram
-        return {
-            "inference_requests": self.requests,
-            "inference_unanswered_requests": self.unanswered,
-            "inference_slo_attainment": self.within_slo / self.requests if self.requests else None,
-            "inference_latency_ms_p50": histogram.quantile(0.5),
-            "inference_latency_ms_p99": histogram.quantile(0.99),
-            "inference_latency_ms_p999": histogram.quantile(0.999),
-            "inference_serving_gpu_hours": self.gpu_hours,
-            "inference_usable_gpu_hours": self.usable_gpu_hours,
-        }
+
+def merged_histogram(logs: list[ServingLog]) -> LatencyHistogram:
+    """One latency histogram over the requests of several served models."""
+    histogram = LatencyHistogram()
+    for log in logs:
+        histogram.merge(log.histogram)
+    return histogram
+
+
+def serving_figures(logs: list[ServingLog]) -> dict[str, Any]:
+    """Request latency quantiles and SLO attainment over served models, for ``summary.json``.
+
+    The figures are null (and no requests) when nothing is served.
+    """
+    histogram = merged_histogram(logs)
+    requests = sum((log.requests for log in logs), 0.0)
+    return {
+        "inference_latency_ms_p50": histogram.quantile(0.5),
+        "inference_latency_ms_p99": histogram.quantile(0.99),
+        "inference_latency_ms_p999": histogram.quantile(0.999),
+        "inference_requests": requests,
+        "inference_slo_attainment": sum(log.within_slo for log in logs) / requests
+        if requests
+        else None,
+    }
