@@ -19,7 +19,7 @@ demand. Levels equal within a relative tolerance are treated as one. So the
 number of rounds is at most the number of distinct bottleneck levels, and
 usually far fewer (the length of the longest chain of bottlenecks that wait
 on each other), not the number of flows. A round is a few passes over the
-nonzeros (``bincount`` and ``reduceat``); frozen flows are dropped from the
+nonzeros (``bincount`` and ``minimum.at``); frozen flows are dropped from the
 working arrays as they accumulate, so later rounds get cheaper.
 
 The incidence matrix may hold fractions: entry ``(f, l)`` is the share of
@@ -173,42 +173,31 @@ class MaxMinProblem:
         return rates
 
 
-def _segment_min(values: np.ndarray, starts: np.ndarray, empty: np.ndarray) -> np.ndarray:
-    """Minimum of each segment ``values[starts[i]:starts[i+1]]``; ``inf`` where ``empty``."""
-    out = np.full(empty.size, np.inf)
-    if values.size == 0:
-        return out
-    # Reduce over the non-empty segments only: each then runs to the next one's start.
-    full = ~empty
-    out[full] = np.minimum.reduceat(values, starts[:-1][full])
-    return out
-
-
 class _Working:
     """The still-unfrozen part of a progressive-filling problem, as flat arrays.
 
-    Only links that some flow crosses are kept, renumbered. Nonzeros are kept
-    twice: in flow order (``e_flow``, ``e_link``, ``e_coef`` with segment
-    starts ``flow_start``) and, through the permutation ``by_link``, in link
-    order (segment starts ``link_start``). Compaction drops the nonzeros of
-    frozen flows and renumbers the rest; ``ids`` maps working flow numbers
-    back to the caller's. ``residual`` is each link's capacity minus the load
-    of frozen flows.
+    Only links that some flow crosses are kept, renumbered. The nonzeros are
+    three parallel arrays (``e_flow``, ``e_link``, ``e_coef``); per-link and
+    per-flow sums and minima are unbuffered ufunc reductions over them
+    (``bincount`` and ``minimum.at``), so nothing needs sorting. Compaction
+    drops the nonzeros of frozen flows and renumbers the rest; ``ids`` maps
+    working flow numbers back to the caller's. ``residual`` is each link's
+    capacity minus the load of frozen flows.
     """
 
     @staticmethod
     def structure(matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
         """The parts of a problem that depend only on the incidence matrix."""
-        n_flows = matrix.shape[0]
+        n_flows, n_links = matrix.shape
         # Work only on links some flow crosses, renumbered 0..n_links-1.
-        used, e_link = np.unique(matrix.indices, return_inverse=True)
-        e_link = e_link.astype(np.int64)
+        crossed = np.zeros(n_links, dtype=bool)
+        crossed[matrix.indices] = True
+        number = np.cumsum(crossed) - 1
         return {
-            "used": used,
+            "used": np.flatnonzero(crossed),
             "e_flow": np.repeat(np.arange(n_flows), np.diff(matrix.indptr)),
-            "e_link": e_link,
+            "e_link": number[matrix.indices],
             "e_coef": matrix.data,
-            "by_link": np.argsort(e_link, kind="stable"),
         }
 
     def __init__(
@@ -219,36 +208,22 @@ class _Working:
         demand: np.ndarray,
     ) -> None:
         used = structure["used"]
-        n_flows = weight.size
         self.n_links = used.size
-        self.ids = np.arange(n_flows)
+        self.ids = np.arange(weight.size)
         self.e_flow = structure["e_flow"]
         self.e_link = structure["e_link"]
         self.e_coef = structure["e_coef"]
-        self.by_link = structure["by_link"]
-        self._segments(n_flows)
         self.residual = capacity[used]
         self.finite = np.isfinite(self.residual)
         self.weight = weight
         self.demand = demand
-        self.active = np.ones(n_flows, dtype=bool)
-
-    def _segments(self, n_flows: int) -> None:
-        flow_count = np.bincount(self.e_flow, minlength=n_flows)
-        link_count = np.bincount(self.e_link, minlength=self.n_links)
-        self.flow_start = np.concatenate([[0], np.cumsum(flow_count)])
-        self.link_start = np.concatenate([[0], np.cumsum(link_count)])
-        self.flow_empty = flow_count == 0
-        self.link_empty = link_count == 0
-        self.flow_by_link = self.e_flow[self.by_link]
+        self.active = np.ones(weight.size, dtype=bool)
 
     def compact(self) -> None:
         """Drop frozen flows and their nonzeros."""
         keep = self.active
         new_number = np.cumsum(keep) - 1
         kept_entry = keep[self.e_flow]
-        new_position = np.cumsum(kept_entry) - 1
-        self.by_link = new_position[self.by_link[kept_entry[self.by_link]]]
         self.e_flow = new_number[self.e_flow[kept_entry]]
         self.e_link = self.e_link[kept_entry]
         self.e_coef = self.e_coef[kept_entry]
@@ -256,7 +231,6 @@ class _Working:
         self.weight = self.weight[keep]
         self.demand = self.demand[keep]
         self.active = np.ones(self.ids.size, dtype=bool)
-        self._segments(self.ids.size)
 
     def round(self, rates: np.ndarray, rtol: float) -> None:
         """Freeze every flow whose bottleneck level is already final.
@@ -267,20 +241,23 @@ class _Working:
         saturate now; flows reaching their demand first freeze there.
         """
         active, e_flow, e_link = self.active, self.e_flow, self.e_link
+        n_flows = active.size
         weight_sum = np.bincount(
             e_link,
             weights=self.e_coef * np.where(active, self.weight, 0.0)[e_flow],
             minlength=self.n_links,
         )
         live = (weight_sum > 0) & self.finite
-        link_level = np.full(self.n_links, np.inf)
-        link_level[live] = np.maximum(self.residual[live], 0.0) / weight_sum[live]
-        flow_level = _segment_min(link_level[e_link], self.flow_start, self.flow_empty)
+        level = np.full(self.n_links, np.inf)
+        link_level = np.divide(np.maximum(self.residual, 0.0), weight_sum, out=level, where=live)
+        flow_level = np.full(n_flows, np.inf)
+        np.minimum.at(flow_level, e_flow, link_level[e_link])
         demand_level = self.demand / self.weight
         bound = np.where(active, np.minimum(flow_level, demand_level), np.inf)
-        link_bound = _segment_min(bound[self.flow_by_link], self.link_start, self.link_empty)
+        link_bound = np.full(self.n_links, np.inf)
+        np.minimum.at(link_bound, e_link, bound[e_flow])
         final = live & (link_level <= link_bound * (1.0 + rtol))
-        at_link = active & (np.bincount(e_flow, weights=final[e_link], minlength=active.size) > 0)
+        at_link = active & (np.bincount(e_flow, weights=final[e_link], minlength=n_flows) > 0)
         at_demand = active & (demand_level <= flow_level * (1.0 + rtol))
         unlimited = active & np.isinf(bound)
         newly = (at_link | at_demand) & ~unlimited

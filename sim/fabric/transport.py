@@ -97,12 +97,10 @@ def routing_args(transport: Any, topology: Topology, sizes: np.ndarray) -> dict[
 
 def _row_min(matrix: sp.csr_matrix, per_column: np.ndarray, empty: float) -> np.ndarray:
     """Per row, the minimum of ``per_column`` over the row's nonzero columns."""
-    out = np.full(matrix.shape[0], empty)
     counts = np.diff(matrix.indptr)
-    rows = np.flatnonzero(counts)
-    if rows.size:
-        values = per_column[matrix.indices]
-        out[rows] = np.minimum.reduceat(values, matrix.indptr[rows])
+    out = np.full(matrix.shape[0], np.inf)
+    np.minimum.at(out, np.repeat(np.arange(counts.size), counts), per_column[matrix.indices])
+    out[counts == 0] = empty
     return out
 
 
@@ -208,40 +206,54 @@ class _Chains:
         """Number of distinct link pairs."""
         return self.pair_u.size
 
-    def served_offered(
-        self, pairs: np.ndarray, rates: np.ndarray, arriving: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Per chosen pair: rate of the sub-flows crossing both, and what they offer upstream."""
-        served = np.bincount(self.pair, weights=rates[self.flow], minlength=self.n_pairs)
-        offered = np.bincount(
+    def carried(self, per_flow: np.ndarray) -> np.ndarray:
+        """Per pair, the sum of ``per_flow`` over the sub-flows crossing both links."""
+        return np.bincount(self.pair, weights=per_flow[self.flow], minlength=self.n_pairs)
+
+    def offered(self, arriving: np.ndarray) -> np.ndarray:
+        """Per pair, what its sub-flows offer the upstream link (``arriving[stage, flow]``)."""
+        return np.bincount(
             self.pair, weights=arriving[self.stage_u, self.flow], minlength=self.n_pairs
         )
-        return served[pairs], offered[pairs]
 
 
 @dataclass(frozen=True)
 class Crossings:
-    """Which sub-flow crosses which adjacent link pair, before pairs are numbered.
+    """Which sub-flow crosses which adjacent link pair, the pairs numbered by the topology.
 
     Attributes:
         flow: Per crossing, the sub-flow (row of the incidence matrix).
         upstream: Per crossing, the link ``u``.
-        downstream: Per crossing, the link ``l`` that ``u`` feeds.
+        pair: Per crossing, the index of its pair in ``numbers``.
+        numbers: The distinct pairs crossed, as sorted topology-wide pair
+            numbers (see :func:`_pair_numbers`).
     """
 
     flow: np.ndarray
     upstream: np.ndarray
-    downstream: np.ndarray
+    pair: np.ndarray
+    numbers: np.ndarray
 
     @staticmethod
     def stack(parts: list[Crossings], rows: list[int]) -> Crossings:
-        """The crossings of incidence matrices stacked in order, ``rows[i]`` rows each."""
+        """The crossings of incidence matrices stacked in order, ``rows[i]`` rows each.
+
+        Each part's pairs are already numbered, so only the parts' distinct
+        pairs are merged, not every crossing.
+        """
         offsets = np.cumsum([0, *rows[:-1]])
+        numbers = np.unique(np.concatenate([p.numbers for p in parts]))
         return Crossings(
             np.concatenate([p.flow + o for p, o in zip(parts, offsets, strict=True)]),
             np.concatenate([p.upstream for p in parts]),
-            np.concatenate([p.downstream for p in parts]),
+            np.concatenate([np.searchsorted(numbers, p.numbers)[p.pair] for p in parts]),
+            numbers,
         )
+
+    def downstream(self, topology: Topology) -> np.ndarray:
+        """Per crossing, the link ``l`` that ``u`` feeds."""
+        _, _, _, pair_base = _pair_numbers(topology)
+        return np.searchsorted(pair_base, self.numbers, side="right")[self.pair] - 1
 
 
 def link_crossings(incidence: sp.csr_matrix, topology: Topology) -> Crossings:
@@ -250,8 +262,9 @@ def link_crossings(incidence: sp.csr_matrix, topology: Topology) -> Crossings:
     A sub-flow on one path crosses the consecutive links of its path; a
     sprayed one (adaptive routing) every pair of its links that meet at a
     switch. Found by joining each sub-flow's links on the node where one ends
-    and the next begins, without forming any link-by-link product. They
-    depend on the routes alone, so a caller may keep them per job.
+    and the next begins, without forming any link-by-link product, and
+    numbered from the topology. They depend on the routes alone, so a caller
+    may keep them per job.
     """
     coo = incidence.tocoo()
     flow = coo.row.astype(np.int64)
@@ -268,20 +281,26 @@ def link_crossings(incidence: sp.csr_matrix, topology: Topology) -> Crossings:
     upstream = by_end[np.repeat(first, count) + offset]
     u, l_ = link[upstream], link[downstream]
     keep = topology.reverse_link[u] != l_
-    return Crossings(flow[downstream][keep], u[keep], l_[keep])
+    u, l_ = u[keep], l_[keep]
+    _, _, in_position, pair_base = _pair_numbers(topology)
+    numbers, pair = np.unique(pair_base[l_] + in_position[u], return_inverse=True)
+    return Crossings(flow[downstream][keep], u, pair.astype(np.int64), numbers)
 
 
 _PAIR_NUMBERS: dict[int, tuple[Topology, tuple[np.ndarray, ...]]] = {}
 
 
-def _pair_numbers(topology: Topology) -> tuple[Any, ...]:
+def _pair_numbers(topology: Topology) -> tuple[np.ndarray, ...]:
     """How the topology's possible link pairs are numbered (built once per topology).
 
+    Pair ``(u, l)``, ``u`` one of the links into ``l``'s source, is number
+    ``pair_base[l] + in_position[u]``.
+
     Returns:
-        ``(in_order, in_first, in_position, pair_base, possible)``: the links
-        sorted by the node they enter, where each node's in-links start in
-        that order, each link's place among its node's in-links, the first
-        number of each link's pairs as ``l``, and how many numbers there are.
+        ``(in_order, in_first, in_position, pair_base)``: the links sorted by
+        the node they enter, where each node's in-links start in that order,
+        each link's place among its node's in-links, and the first number of
+        each link's pairs as ``l``.
     """
     kept = _PAIR_NUMBERS.get(id(topology))
     if kept is not None and kept[0] is topology:
@@ -293,7 +312,7 @@ def _pair_numbers(topology: Topology) -> tuple[Any, ...]:
     in_position[in_order] = np.arange(topology.n_links) - in_first[topology.link_dst[in_order]]
     pairs_of_l = in_degree[topology.link_src]
     pair_base = np.cumsum(pairs_of_l) - pairs_of_l
-    numbers = (in_order, in_first, in_position, pair_base, int(pairs_of_l.sum()))
+    numbers = (in_order, in_first, in_position, pair_base)
     if len(_PAIR_NUMBERS) >= 8:  # a few topologies at a time: keep the newest
         del _PAIR_NUMBERS[next(iter(_PAIR_NUMBERS))]
     _PAIR_NUMBERS[id(topology)] = (topology, numbers)
@@ -306,27 +325,14 @@ def upstream_chains(
     topology: Topology,
     crossings: Crossings | None = None,
 ) -> _Chains:
-    """The crossings of :func:`link_crossings`, their link pairs numbered.
-
-    Every possible pair of the topology (``l``, and ``u`` among the links into
-    ``l``'s source) has a number; the pairs some sub-flow crosses are kept in
-    that order, found by one pass over all numbers when crossings are many
-    (sprayed flows) and by sorting the crossings when they are few.
-    """
+    """The crossings of :func:`link_crossings` with each pair's two links."""
     if crossings is None:
         crossings = link_crossings(incidence, topology)
-    u, l_ = crossings.upstream, crossings.downstream
-    in_order, in_first, in_position, pair_base, possible = _pair_numbers(topology)
-    numbered = pair_base[l_] + in_position[u]
-    if numbered.size * 16 < possible:  # few crossings: sorting them beats a pass over all pairs
-        present, pair = np.unique(numbered, return_inverse=True)
-    else:
-        crossed = np.bincount(numbered, minlength=possible) > 0
-        pair = (np.cumsum(crossed) - 1)[numbered]
-        present = np.flatnonzero(crossed)
+    in_order, in_first, _, pair_base = _pair_numbers(topology)
+    present = crossings.numbers
     pair_l = np.searchsorted(pair_base, present, side="right") - 1
     pair_u = in_order[in_first[topology.link_src[pair_l]] + present - pair_base[pair_l]]
-    return _Chains(crossings.flow, pair, stage[u], pair_u, pair_l)
+    return _Chains(crossings.flow, crossings.pair, stage[crossings.upstream], pair_u, pair_l)
 
 
 def backpressure_rates(
@@ -364,12 +370,13 @@ def backpressure_rates(
     pause = np.zeros(capacity_gbps.shape)
     drain = np.full(capacity_gbps.shape, np.inf)
     effective = capacity_gbps.astype(np.float64).copy()
-    binary = _pattern(incidence)
     arriving, _ = line_rate_arrivals(incidence, capacity_gbps, demand_gbps, stage)
     offered_link = np.zeros(capacity_gbps.shape)
     for k in range(arriving.shape[0]):
         links = np.flatnonzero(stage == k)
         offered_link[links] = incidence[:, links].T @ arriving[k]
+    offered_pair = chains.offered(arriving)
+    entry_row = np.repeat(np.arange(incidence.shape[0]), np.diff(incidence.indptr))
     problem = MaxMinProblem(incidence)
     rates = problem.solve(effective, demand_gbps=demand_gbps)
     # Pauses spread one hop per round, and a path has at most ``stages`` hops:
@@ -383,7 +390,8 @@ def backpressure_rates(
         if not keep.any():
             break
         u = pair_u[keep]
-        served, offered = chains.served_offered(np.flatnonzero(keep), rates, arriving)
+        served = chains.carried(rates)[keep]
+        offered = offered_pair[keep]
         with np.errstate(divide="ignore", invalid="ignore"):
             paused = np.clip(np.where(offered > 0, 1.0 - served / offered, 0.0), 0.0, 1.0)
         new_pause = pause.copy()
@@ -399,7 +407,10 @@ def backpressure_rates(
         floor = np.zeros_like(effective)
         np.maximum.at(floor, u, served)
         effective = np.maximum(capacity_gbps * (1.0 - pause), floor)
-        caps = demand_gbps * _row_min(binary, 1.0 - pause, 1.0)
+        # Each sub-flow keeps 1 - pause of its line rate on its most paused link.
+        kept = np.ones(incidence.shape[0])
+        np.minimum.at(kept, entry_row, 1.0 - pause[incidence.indices])
+        caps = demand_gbps * kept
         rates = problem.solve(capacity_gbps, demand_gbps=caps)
     load = incidence.T @ rates
     full = (load >= effective * (1 - 1e-6)) & (offered_link > load * (1 + 1e-6))

@@ -154,7 +154,7 @@ def test_link_pairs_kept_per_job_stack_into_those_of_the_group():
     stacked = sp.vstack([p.incidence for p in parts], format="csr")
     kept = Crossings.stack([p.crossings for p in parts], [p.incidence.shape[0] for p in parts])
     found = link_crossings(stacked, topology)
-    for name in ("flow", "upstream", "downstream"):
+    for name in ("flow", "upstream", "pair", "numbers"):
         assert np.array_equal(getattr(kept, name), getattr(found, name)), name
     chains = upstream_chains(stacked, fabric.transport.stage, topology, kept)
     # Each pair is a link feeding the next, crossed by the flow, never a U-turn.
