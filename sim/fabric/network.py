@@ -180,7 +180,7 @@ class NetworkFabric:
             next(self._serials),
             plan,
             incidence,
-            np.unique(incidence.indices),
+            np.flatnonzero(np.bincount(incidence.indices, minlength=incidence.shape[1])),
             flow_of_subflow,
             ideal,
             plan.iteration_s(ideal),

@@ -198,6 +198,7 @@ class _Working:
             "e_flow": np.repeat(np.arange(n_flows), np.diff(matrix.indptr)),
             "e_link": number[matrix.indices],
             "e_coef": matrix.data,
+            "unit": np.all(matrix.data == 1.0),
         }
 
     def __init__(
@@ -213,11 +214,21 @@ class _Working:
         self.e_flow = structure["e_flow"]
         self.e_link = structure["e_link"]
         self.e_coef = structure["e_coef"]
+        self.unit = bool(structure["unit"])
         self.residual = capacity[used]
         self.finite = np.isfinite(self.residual)
         self.weight = weight
         self.demand = demand
         self.active = np.ones(weight.size, dtype=bool)
+        # A link its flows together cannot fill, even all at their demand,
+        # never constrains any of them: drop its nonzeros. (Under back-pressure
+        # most flows are capped by pauses, and most links drop out.)
+        most = np.bincount(self.e_link, weights=self._per_entry(demand), minlength=self.n_links)
+        binding = (most > self.residual)[self.e_link]
+        if np.count_nonzero(binding) < 0.9 * binding.size:
+            self.e_flow = self.e_flow[binding]
+            self.e_link = self.e_link[binding]
+            self.e_coef = self.e_coef[binding]
 
     def compact(self) -> None:
         """Drop frozen flows and their nonzeros."""
@@ -232,6 +243,11 @@ class _Working:
         self.demand = self.demand[keep]
         self.active = np.ones(self.ids.size, dtype=bool)
 
+    def _per_entry(self, per_flow: np.ndarray) -> np.ndarray:
+        """A per-flow value on each of the flow's nonzeros, times the nonzero's share."""
+        spread = per_flow[self.e_flow]
+        return spread if self.unit else spread * self.e_coef
+
     def round(self, rates: np.ndarray, rtol: float) -> None:
         """Freeze every flow whose bottleneck level is already final.
 
@@ -244,7 +260,7 @@ class _Working:
         n_flows = active.size
         weight_sum = np.bincount(
             e_link,
-            weights=self.e_coef * np.where(active, self.weight, 0.0)[e_flow],
+            weights=self._per_entry(np.where(active, self.weight, 0.0)),
             minlength=self.n_links,
         )
         live = (weight_sum > 0) & self.finite
@@ -265,7 +281,7 @@ class _Working:
         rates[self.ids[newly]] = newly_rates[newly]
         rates[self.ids[unlimited]] = np.inf
         self.residual -= np.bincount(
-            e_link, weights=self.e_coef * newly_rates[e_flow], minlength=self.n_links
+            e_link, weights=self._per_entry(newly_rates), minlength=self.n_links
         )
         self.active = active & ~(newly | unlimited)
 

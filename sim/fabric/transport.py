@@ -95,13 +95,11 @@ def routing_args(transport: Any, topology: Topology, sizes: np.ndarray) -> dict[
 # --------------------------------------------------------------------------- allocations
 
 
-def _row_min(matrix: sp.csr_matrix, per_column: np.ndarray, empty: float) -> np.ndarray:
-    """Per row, the minimum of ``per_column`` over the row's nonzero columns."""
-    counts = np.diff(matrix.indptr)
-    out = np.full(matrix.shape[0], np.inf)
-    np.minimum.at(out, np.repeat(np.arange(counts.size), counts), per_column[matrix.indices])
-    out[counts == 0] = empty
-    return out
+def _least_share(row: np.ndarray, share: np.ndarray, n_rows: int) -> np.ndarray:
+    """Per row, the smallest ``share`` (at most 1) of its entries; 1 for rows with none."""
+    least = np.ones(n_rows)
+    np.minimum.at(least, row, share)
+    return least
 
 
 def _pattern(matrix: sp.csr_matrix) -> sp.csr_matrix:
@@ -134,29 +132,34 @@ def line_rate_arrivals(
     capacity_gbps: np.ndarray,
     demand_gbps: np.ndarray,
     stage: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What line-rate senders push into each stage when ports forward in proportion.
 
     Stages are visited in path order; an overloaded port forwards each input
     in proportion to what arrives, up to its capacity.
 
     Returns:
-        ``(arriving, forwarded)``: ``arriving[k, f]`` is sub-flow ``f``'s rate
-        arriving at path stage ``k``; ``forwarded`` its rate past the last stage.
+        ``(arriving, forwarded, offered)``: ``arriving[k, f]`` is sub-flow
+        ``f``'s rate arriving at path stage ``k``, ``forwarded`` its rate past
+        the last stage, and ``offered[l]`` what arrives at link ``l``.
     """
     stages = int(stage.max()) + 1 if stage.size else 0
     arriving = np.zeros((stages, demand_gbps.size))
+    offered = np.zeros(capacity_gbps.shape)
     rates = demand_gbps.astype(np.float64).copy()
-    csc = incidence.tocsc()
+    row = np.repeat(np.arange(incidence.shape[0]), np.diff(incidence.indptr))
+    link, share = incidence.indices, incidence.data
+    entry_stage = stage[link]
     for k in range(stages):
         arriving[k] = rates
-        links = np.flatnonzero(stage == k)
-        sub = csc[:, links]
-        load = sub.T @ rates
+        at = entry_stage == k
+        row_k, link_k = row[at], link[at]
+        load = np.bincount(link_k, weights=share[at] * rates[row_k], minlength=offered.size)
         with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(load > capacity_gbps[links], capacity_gbps[links] / load, 1.0)
-        rates = rates * _row_min(sub.tocsr(), scale, 1.0)
-    return arriving, rates
+            scale = np.where(load > capacity_gbps, capacity_gbps / load, 1.0)
+        offered += load
+        rates *= _least_share(row_k, scale[link_k], rates.size)
+    return arriving, rates, offered
 
 
 @dataclass
@@ -241,8 +244,12 @@ class Crossings:
         Each part's pairs are already numbered, so only the parts' distinct
         pairs are merged, not every crossing.
         """
+        if len(parts) == 1:
+            return parts[0]
         offsets = np.cumsum([0, *rows[:-1]])
-        numbers = np.unique(np.concatenate([p.numbers for p in parts]))
+        # Merge the parts' sorted numbers (a stable sort merges sorted runs).
+        merged = np.sort(np.concatenate([p.numbers for p in parts]), kind="stable")
+        numbers = merged[np.concatenate([[True], merged[1:] != merged[:-1]])]
         return Crossings(
             np.concatenate([p.flow + o for p, o in zip(parts, offsets, strict=True)]),
             np.concatenate([p.upstream for p in parts]),
@@ -370,11 +377,7 @@ def backpressure_rates(
     pause = np.zeros(capacity_gbps.shape)
     drain = np.full(capacity_gbps.shape, np.inf)
     effective = capacity_gbps.astype(np.float64).copy()
-    arriving, _ = line_rate_arrivals(incidence, capacity_gbps, demand_gbps, stage)
-    offered_link = np.zeros(capacity_gbps.shape)
-    for k in range(arriving.shape[0]):
-        links = np.flatnonzero(stage == k)
-        offered_link[links] = incidence[:, links].T @ arriving[k]
+    arriving, _, offered_link = line_rate_arrivals(incidence, capacity_gbps, demand_gbps, stage)
     offered_pair = chains.offered(arriving)
     entry_row = np.repeat(np.arange(incidence.shape[0]), np.diff(incidence.indptr))
     problem = MaxMinProblem(incidence)
@@ -408,9 +411,7 @@ def backpressure_rates(
         np.maximum.at(floor, u, served)
         effective = np.maximum(capacity_gbps * (1.0 - pause), floor)
         # Each sub-flow keeps 1 - pause of its line rate on its most paused link.
-        kept = np.ones(incidence.shape[0])
-        np.minimum.at(kept, entry_row, 1.0 - pause[incidence.indices])
-        caps = demand_gbps * kept
+        caps = demand_gbps * _least_share(entry_row, 1.0 - pause[incidence.indices], rates.size)
         rates = problem.solve(capacity_gbps, demand_gbps=caps)
     load = incidence.T @ rates
     full = (load >= effective * (1 - 1e-6)) & (offered_link > load * (1 + 1e-6))
@@ -587,11 +588,7 @@ class Transport:
         if self.backpressure:
             return self._backpressure(incidence, demand, crossings)
         if transport.cc == "none":
-            arriving, rates = line_rate_arrivals(incidence, self.capacity, demand, self.stage)
-            offered = np.zeros(self.capacity.size)
-            for k in range(arriving.shape[0]):
-                links = np.flatnonzero(self.stage == k)
-                offered[links] = incidence[:, links].T @ arriving[k]
+            _, rates, offered = line_rate_arrivals(incidence, self.capacity, demand, self.stage)
             # Drop-tail: an overloaded port's buffer stays full.
             full = offered > self.capacity * (1 + 1e-9)
             buffer_kb = self.topology.buffer_bytes / 1000.0
