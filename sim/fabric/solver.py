@@ -121,7 +121,14 @@ class MaxMinProblem:
     """One routing, solved for many capacities and demands (the structure is built once).
 
     Back-pressure and other fixed-point loops solve the same flows again and
-    again with new capacities or rate caps; this keeps the sorted nonzeros.
+    again with new capacities or rate caps; this keeps the nonzeros in flow
+    order and in link order.
+
+    A link that its flows together cannot fill, even all at their demand,
+    never constrains any of them, so each solve starts from the nonzeros of
+    the other links only (taken link by link when they are few), and flows
+    left with none get their demand at once. Under back-pressure most flows
+    are capped by pauses and most links drop out this way.
 
     Args:
         incidence: ``(n_flows, n_links)`` sparse matrix, entries non-negative.
@@ -135,7 +142,16 @@ class MaxMinProblem:
             n_links = incidence.shape[1]
             matrix, _, _, _ = _validate(incidence, np.zeros(n_links), None, None)
         self.shape = matrix.shape
-        self._structure = _Working.structure(matrix)
+        self._matrix = matrix
+        self._row = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+        self._unit = bool(np.all(matrix.data == 1.0))
+        self._by_link: sp.csc_matrix | None = None
+        # The links some flow crosses, and each nonzero's link among them.
+        crossed = np.zeros(matrix.shape[1], dtype=bool)
+        crossed[matrix.indices] = True
+        self._used = np.flatnonzero(crossed)
+        self._link = (np.cumsum(crossed) - 1)[matrix.indices]
+        self._all_cross = bool(np.all(np.diff(matrix.indptr) > 0))
 
     def solve(
         self,
@@ -164,71 +180,86 @@ class MaxMinProblem:
             if demand_gbps is None
             else np.asarray(demand_gbps, dtype=np.float64)
         )
-        rates = np.zeros(n_flows)
-        work = _Working(self._structure, capacity, weight, demand)
+        # Flows that cross no link able to fill reach their demand (inf without one).
+        rates = demand.copy()
+        work = self._working(capacity, weight, demand)
         while work.active.any():
             if np.count_nonzero(work.active) < 0.7 * work.active.size:
                 work.compact()
             work.round(rates, rtol)
         return rates
 
+    def _working(self, capacity: np.ndarray, weight: np.ndarray, demand: np.ndarray) -> _Working:
+        """The working set: the nonzeros of links that can fill, and their flows."""
+        matrix = self._matrix
+        with np.errstate(invalid="ignore"):
+            most = np.asarray(matrix.T @ demand).ravel()
+        binding = most > capacity
+        if self._by_link is None:
+            self._by_link = matrix.tocsc()
+        by_link = self._by_link
+        count = np.diff(by_link.indptr)
+        binding_nnz = int(count[binding].sum())
+        if binding_nnz >= 0.9 * matrix.nnz:
+            # Nearly all links can fill: keep every nonzero (the others never fill).
+            links, flow, link, coef = self._used, self._row, self._link, matrix.data
+            if self._all_cross:
+                ids = np.arange(self.shape[0])
+                return _Working(flow, link, coef, self._unit, capacity[links], weight, demand, ids)
+        elif binding_nnz >= 0.5 * matrix.nnz:
+            keep = binding[matrix.indices]
+            links = np.flatnonzero(binding)
+            flow, coef = self._row[keep], matrix.data[keep]
+            link = (np.cumsum(binding) - 1)[matrix.indices[keep]]
+        else:
+            # Few nonzeros left: gather them link by link.
+            links = np.flatnonzero(binding)
+            counts = count[links]
+            firsts = np.repeat(by_link.indptr[links] - (np.cumsum(counts) - counts), counts)
+            entries = firsts + np.arange(firsts.size)
+            flow = by_link.indices[entries].astype(np.int64)
+            link = np.repeat(np.arange(links.size), counts)
+            coef = by_link.data[entries]
+        crossing = np.zeros(self.shape[0], dtype=bool)
+        crossing[flow] = True
+        ids = np.flatnonzero(crossing)
+        flow = (np.cumsum(crossing) - 1)[flow]
+        return _Working(
+            flow, link, coef, self._unit, capacity[links], weight[ids], demand[ids], ids
+        )
+
 
 class _Working:
     """The still-unfrozen part of a progressive-filling problem, as flat arrays.
 
-    Only links that some flow crosses are kept, renumbered. The nonzeros are
-    three parallel arrays (``e_flow``, ``e_link``, ``e_coef``); per-link and
-    per-flow sums and minima are unbuffered ufunc reductions over them
+    The nonzeros are three parallel arrays (``e_flow``, ``e_link``,
+    ``e_coef``), in any order, with flows and links renumbered from 0; per-link
+    and per-flow sums and minima are unbuffered ufunc reductions over them
     (``bincount`` and ``minimum.at``), so nothing needs sorting. Compaction
     drops the nonzeros of frozen flows and renumbers the rest; ``ids`` maps
     working flow numbers back to the caller's. ``residual`` is each link's
     capacity minus the load of frozen flows.
     """
 
-    @staticmethod
-    def structure(matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
-        """The parts of a problem that depend only on the incidence matrix."""
-        n_flows, n_links = matrix.shape
-        # Work only on links some flow crosses, renumbered 0..n_links-1.
-        crossed = np.zeros(n_links, dtype=bool)
-        crossed[matrix.indices] = True
-        number = np.cumsum(crossed) - 1
-        return {
-            "used": np.flatnonzero(crossed),
-            "e_flow": np.repeat(np.arange(n_flows), np.diff(matrix.indptr)),
-            "e_link": number[matrix.indices],
-            "e_coef": matrix.data,
-            "unit": np.all(matrix.data == 1.0),
-        }
-
     def __init__(
         self,
-        structure: dict[str, np.ndarray],
+        e_flow: np.ndarray,
+        e_link: np.ndarray,
+        e_coef: np.ndarray,
+        unit: bool,
         capacity: np.ndarray,
         weight: np.ndarray,
         demand: np.ndarray,
+        ids: np.ndarray,
     ) -> None:
-        used = structure["used"]
-        self.n_links = used.size
-        self.ids = np.arange(weight.size)
-        self.e_flow = structure["e_flow"]
-        self.e_link = structure["e_link"]
-        self.e_coef = structure["e_coef"]
-        self.unit = bool(structure["unit"])
-        self.residual = capacity[used]
-        self.finite = np.isfinite(self.residual)
+        self.e_flow, self.e_link, self.e_coef, self.unit = e_flow, e_link, e_coef, unit
+        self.n_links = capacity.size
+        self.residual = capacity.copy()
+        self.finite = np.isfinite(capacity)
         self.weight = weight
         self.demand = demand
-        self.active = np.ones(weight.size, dtype=bool)
-        # A link its flows together cannot fill, even all at their demand,
-        # never constrains any of them: drop its nonzeros. (Under back-pressure
-        # most flows are capped by pauses, and most links drop out.)
-        most = np.bincount(self.e_link, weights=self._per_entry(demand), minlength=self.n_links)
-        binding = (most > self.residual)[self.e_link]
-        if np.count_nonzero(binding) < 0.9 * binding.size:
-            self.e_flow = self.e_flow[binding]
-            self.e_link = self.e_link[binding]
-            self.e_coef = self.e_coef[binding]
+        self.ids = ids
+        self.active = np.ones(ids.size, dtype=bool)
 
     def compact(self) -> None:
         """Drop frozen flows and their nonzeros."""
