@@ -117,6 +117,27 @@ def max_min_rates(
     return MaxMinProblem(matrix, validated=True).solve(capacity, weight, demand, rtol=rtol)
 
 
+def link_entries(
+    by_link: sp.csc_matrix, links: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The nonzeros of some columns (links) of a CSC matrix, column after column.
+
+    Costs in proportion to what is gathered, not to the whole matrix.
+
+    Args:
+        by_link: ``(n_flows, n_links)`` matrix in CSC form.
+        links: Column indices.
+
+    Returns:
+        ``(row, column, value)`` per gathered nonzero; ``column`` indexes ``links``.
+    """
+    counts = np.diff(by_link.indptr)[links]
+    firsts = np.repeat(by_link.indptr[links] - (np.cumsum(counts) - counts), counts)
+    entries = firsts + np.arange(firsts.size)
+    column = np.repeat(np.arange(links.size), counts)
+    return by_link.indices[entries].astype(np.int64), column, by_link.data[entries]
+
+
 class MaxMinProblem:
     """One routing, solved for many capacities and demands (the structure is built once).
 
@@ -145,7 +166,8 @@ class MaxMinProblem:
         self._matrix = matrix
         self._row = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
         self._unit = bool(np.all(matrix.data == 1.0))
-        self._by_link: sp.csc_matrix | None = None
+        self.by_link = matrix.tocsc()
+        """The incidence in CSC form (nonzeros link by link)."""
         # The links some flow crosses, and each nonzero's link among them.
         crossed = np.zeros(matrix.shape[1], dtype=bool)
         crossed[matrix.indices] = True
@@ -195,10 +217,7 @@ class MaxMinProblem:
         with np.errstate(invalid="ignore"):
             most = np.asarray(matrix.T @ demand).ravel()
         binding = most > capacity
-        if self._by_link is None:
-            self._by_link = matrix.tocsc()
-        by_link = self._by_link
-        count = np.diff(by_link.indptr)
+        count = np.diff(self.by_link.indptr)
         binding_nnz = int(count[binding].sum())
         if binding_nnz >= 0.9 * matrix.nnz:
             # Nearly all links can fill: keep every nonzero (the others never fill).
@@ -214,12 +233,7 @@ class MaxMinProblem:
         else:
             # Few nonzeros left: gather them link by link.
             links = np.flatnonzero(binding)
-            counts = count[links]
-            firsts = np.repeat(by_link.indptr[links] - (np.cumsum(counts) - counts), counts)
-            entries = firsts + np.arange(firsts.size)
-            flow = by_link.indices[entries].astype(np.int64)
-            link = np.repeat(np.arange(links.size), counts)
-            coef = by_link.data[entries]
+            flow, link, coef = link_entries(self.by_link, links)
         crossing = np.zeros(self.shape[0], dtype=bool)
         crossing[flow] = True
         ids = np.flatnonzero(crossing)

@@ -38,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sim.fabric.dcqcn import DcqcnParams, fixed_point, marking_probability, simulate
-from sim.fabric.solver import MaxMinProblem, max_min_rates
+from sim.fabric.solver import MaxMinProblem, link_entries, max_min_rates
 from sim.fabric.topology import Topology
 
 __all__ = [
@@ -132,11 +132,13 @@ def line_rate_arrivals(
     capacity_gbps: np.ndarray,
     demand_gbps: np.ndarray,
     stage: np.ndarray,
+    by_link: sp.csc_matrix | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What line-rate senders push into each stage when ports forward in proportion.
 
     Stages are visited in path order; an overloaded port forwards each input
-    in proportion to what arrives, up to its capacity.
+    in proportion to what arrives, up to its capacity. ``by_link`` is the
+    incidence in CSC form, if the caller has it.
 
     Returns:
         ``(arriving, forwarded, offered)``: ``arriving[k, f]`` is sub-flow
@@ -147,18 +149,17 @@ def line_rate_arrivals(
     arriving = np.zeros((stages, demand_gbps.size))
     offered = np.zeros(capacity_gbps.shape)
     rates = demand_gbps.astype(np.float64).copy()
-    row = np.repeat(np.arange(incidence.shape[0]), np.diff(incidence.indptr))
-    link, share = incidence.indices, incidence.data
-    entry_stage = stage[link]
+    by_link = incidence.tocsc() if by_link is None else by_link
+    crossed = np.diff(by_link.indptr) > 0
     for k in range(stages):
         arriving[k] = rates
-        at = entry_stage == k
-        row_k, link_k = row[at], link[at]
-        load = np.bincount(link_k, weights=share[at] * rates[row_k], minlength=offered.size)
+        links = np.flatnonzero(crossed & (stage == k))
+        row, column, share = link_entries(by_link, links)
+        load = np.bincount(column, weights=share * rates[row], minlength=links.size)
         with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(load > capacity_gbps, capacity_gbps / load, 1.0)
-        offered += load
-        rates *= _least_share(row_k, scale[link_k], rates.size)
+            scale = np.where(load > capacity_gbps[links], capacity_gbps[links] / load, 1.0)
+        offered[links] = load
+        rates *= _least_share(row, scale[column], rates.size)
     return arriving, rates, offered
 
 
@@ -377,10 +378,13 @@ def backpressure_rates(
     pause = np.zeros(capacity_gbps.shape)
     drain = np.full(capacity_gbps.shape, np.inf)
     effective = capacity_gbps.astype(np.float64).copy()
-    arriving, _, offered_link = line_rate_arrivals(incidence, capacity_gbps, demand_gbps, stage)
-    offered_pair = chains.offered(arriving)
-    entry_row = np.repeat(np.arange(incidence.shape[0]), np.diff(incidence.indptr))
     problem = MaxMinProblem(incidence)
+    arriving, _, offered_link = line_rate_arrivals(
+        incidence, capacity_gbps, demand_gbps, stage, problem.by_link
+    )
+    offered_pair = chains.offered(arriving)
+    # What each sub-flow keeps of its line rate: 1 - pause on its most paused link.
+    kept = np.ones(incidence.shape[0])
     rates = problem.solve(effective, demand_gbps=demand_gbps)
     # Pauses spread one hop per round, and a path has at most ``stages`` hops:
     # ``stages + 2`` rounds carry a pause from the last hop back to the senders
@@ -403,6 +407,10 @@ def backpressure_rates(
         np.minimum.at(drain, u[paused > 0], served[paused > 0])
         if np.allclose(new_pause, pause, atol=1e-6):
             break
+        # Pauses only grow, so only the sub-flows on links paused more lose more.
+        grown = np.flatnonzero(new_pause > pause)
+        row, column, _ = link_entries(problem.by_link, grown)
+        np.minimum.at(kept, row, 1.0 - new_pause[grown][column])
         pause = new_pause
         # A paused link's ingress queue is one FIFO: while it waits for the
         # congested port, every flow in it waits too (head-of-line blocking),
@@ -410,9 +418,7 @@ def backpressure_rates(
         floor = np.zeros_like(effective)
         np.maximum.at(floor, u, served)
         effective = np.maximum(capacity_gbps * (1.0 - pause), floor)
-        # Each sub-flow keeps 1 - pause of its line rate on its most paused link.
-        caps = demand_gbps * _least_share(entry_row, 1.0 - pause[incidence.indices], rates.size)
-        rates = problem.solve(capacity_gbps, demand_gbps=caps)
+        rates = problem.solve(capacity_gbps, demand_gbps=demand_gbps * kept)
     load = incidence.T @ rates
     full = (load >= effective * (1 - 1e-6)) & (offered_link > load * (1 + 1e-6))
     return BackPressure(
