@@ -30,6 +30,7 @@ the marketplace's fabric (:mod:`sim.fabric.network`) both call it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -374,6 +375,42 @@ def backpressure_rates(
     """
     # Pairs (u, l): link u feeds link l directly and some sub-flow crosses both.
     chains = upstream_chains(incidence, stage, topology, crossings)
+    # Work on the links the sub-flows cross only, numbered from 0.
+    crossed = np.zeros(capacity_gbps.size, dtype=bool)
+    crossed[incidence.indices] = True
+    used = np.flatnonzero(crossed)
+    number = np.cumsum(crossed) - 1
+    local = sp.csr_matrix(
+        (incidence.data, number[incidence.indices], incidence.indptr),
+        shape=(incidence.shape[0], used.size),
+    )
+    chains = dataclasses.replace(chains, pair_u=number[chains.pair_u], pair_l=number[chains.pair_l])
+    state = _lossless_fixed_point(local, capacity_gbps[used], demand_gbps, stage[used], chains)
+
+    def spread(values: np.ndarray, elsewhere: np.ndarray | float) -> np.ndarray:
+        out = np.zeros(capacity_gbps.shape, dtype=values.dtype)
+        out[:] = elsewhere
+        out[used] = values
+        return out
+
+    return BackPressure(
+        rates_gbps=state.rates_gbps,
+        pause_fraction=spread(state.pause_fraction, 0.0),
+        drain_gbps=spread(state.drain_gbps, 0.0),
+        effective_gbps=spread(state.effective_gbps, capacity_gbps),
+        full=spread(state.full, False),
+        inputs=spread(state.inputs, 0),
+    )
+
+
+def _lossless_fixed_point(
+    incidence: sp.csr_matrix,
+    capacity_gbps: np.ndarray,
+    demand_gbps: np.ndarray,
+    stage: np.ndarray,
+    chains: _Chains,
+) -> BackPressure:
+    """:func:`backpressure_rates` on the links the sub-flows cross, numbered from 0."""
     pair_u, pair_l = chains.pair_u, chains.pair_l
     pause = np.zeros(capacity_gbps.shape)
     drain = np.full(capacity_gbps.shape, np.inf)
