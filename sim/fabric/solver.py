@@ -225,13 +225,8 @@ class MaxMinProblem:
             if self._all_cross:
                 ids = np.arange(self.shape[0])
                 return _Working(flow, link, coef, self._unit, capacity[links], weight, demand, ids)
-        elif binding_nnz >= 0.5 * matrix.nnz:
-            keep = binding[matrix.indices]
-            links = np.flatnonzero(binding)
-            flow, coef = self._row[keep], matrix.data[keep]
-            link = (np.cumsum(binding) - 1)[matrix.indices[keep]]
         else:
-            # Few nonzeros left: gather them link by link.
+            # Gather the nonzeros of the links that can fill, link by link.
             links = np.flatnonzero(binding)
             flow, link, coef = link_entries(self.by_link, links)
         crossing = np.zeros(self.shape[0], dtype=bool)
