@@ -269,6 +269,8 @@ class _Working:
         self.demand = demand
         self.ids = ids
         self.active = np.ones(ids.size, dtype=bool)
+        self.all_active = True
+        self.unit_weight = bool(np.all(weight == 1.0))
 
     def compact(self) -> None:
         """Drop frozen flows and their nonzeros."""
@@ -277,11 +279,13 @@ class _Working:
         kept_entry = keep[self.e_flow]
         self.e_flow = new_number[self.e_flow[kept_entry]]
         self.e_link = self.e_link[kept_entry]
-        self.e_coef = self.e_coef[kept_entry]
+        if not self.unit:
+            self.e_coef = self.e_coef[kept_entry]
         self.ids = self.ids[keep]
         self.weight = self.weight[keep]
         self.demand = self.demand[keep]
         self.active = np.ones(self.ids.size, dtype=bool)
+        self.all_active = True
 
     def _per_entry(self, per_flow: np.ndarray) -> np.ndarray:
         """A per-flow value on each of the flow's nonzeros, times the nonzero's share."""
@@ -298,11 +302,14 @@ class _Working:
         """
         active, e_flow, e_link = self.active, self.e_flow, self.e_link
         n_flows = active.size
-        weight_sum = np.bincount(
-            e_link,
-            weights=self._per_entry(np.where(active, self.weight, 0.0)),
-            minlength=self.n_links,
-        )
+        if self.all_active and self.unit and self.unit_weight:
+            weight_sum = np.bincount(e_link, minlength=self.n_links).astype(np.float64)
+        else:
+            weight_sum = np.bincount(
+                e_link,
+                weights=self._per_entry(np.where(active, self.weight, 0.0)),
+                minlength=self.n_links,
+            )
         live = (weight_sum > 0) & self.finite
         level = np.full(self.n_links, np.inf)
         link_level = np.divide(np.maximum(self.residual, 0.0), weight_sum, out=level, where=live)
@@ -313,7 +320,9 @@ class _Working:
         link_bound = np.full(self.n_links, np.inf)
         np.minimum.at(link_bound, e_link, bound[e_flow])
         final = live & (link_level <= link_bound * (1.0 + rtol))
-        at_link = active & (np.bincount(e_flow, weights=final[e_link], minlength=n_flows) > 0)
+        at_link = np.zeros(n_flows, dtype=bool)
+        at_link[e_flow[final[e_link]]] = True
+        at_link &= active
         at_demand = active & (demand_level <= flow_level * (1.0 + rtol))
         unlimited = active & np.isinf(bound)
         newly = (at_link | at_demand) & ~unlimited
@@ -324,6 +333,7 @@ class _Working:
             e_link, weights=self._per_entry(newly_rates), minlength=self.n_links
         )
         self.active = active & ~(newly | unlimited)
+        self.all_active = False
 
 
 def link_load_gbps(incidence: sp.spmatrix | sp.sparray, rates_gbps: np.ndarray) -> np.ndarray:
