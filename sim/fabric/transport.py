@@ -261,7 +261,7 @@ class Crossings:
 
     def downstream(self, topology: Topology) -> np.ndarray:
         """Per crossing, the link ``l`` that ``u`` feeds."""
-        _, _, _, pair_base = _pair_numbers(topology)
+        pair_base = _pair_numbers(topology)[3]
         return np.searchsorted(pair_base, self.numbers, side="right")[self.pair] - 1
 
 
@@ -291,25 +291,31 @@ def link_crossings(incidence: sp.csr_matrix, topology: Topology) -> Crossings:
     u, l_ = link[upstream], link[downstream]
     keep = topology.reverse_link[u] != l_
     u, l_ = u[keep], l_[keep]
-    _, _, in_position, pair_base = _pair_numbers(topology)
-    numbers, pair = np.unique(pair_base[l_] + in_position[u], return_inverse=True)
+    _, _, in_position, pair_base, possible = _pair_numbers(topology)
+    numbered = pair_base[l_] + in_position[u]
+    if numbered.size * 16 < possible:  # few crossings: sorting them beats a pass over all pairs
+        numbers, pair = np.unique(numbered, return_inverse=True)
+    else:
+        crossed = np.bincount(numbered, minlength=possible) > 0
+        pair = (np.cumsum(crossed) - 1)[numbered]
+        numbers = np.flatnonzero(crossed)
     return Crossings(flow[downstream][keep], u, pair.astype(np.int64), numbers)
 
 
 _PAIR_NUMBERS: dict[int, tuple[Topology, tuple[np.ndarray, ...]]] = {}
 
 
-def _pair_numbers(topology: Topology) -> tuple[np.ndarray, ...]:
+def _pair_numbers(topology: Topology) -> tuple[Any, ...]:
     """How the topology's possible link pairs are numbered (built once per topology).
 
     Pair ``(u, l)``, ``u`` one of the links into ``l``'s source, is number
     ``pair_base[l] + in_position[u]``.
 
     Returns:
-        ``(in_order, in_first, in_position, pair_base)``: the links sorted by
-        the node they enter, where each node's in-links start in that order,
-        each link's place among its node's in-links, and the first number of
-        each link's pairs as ``l``.
+        ``(in_order, in_first, in_position, pair_base, possible)``: the links
+        sorted by the node they enter, where each node's in-links start in
+        that order, each link's place among its node's in-links, the first
+        number of each link's pairs as ``l``, and how many numbers there are.
     """
     kept = _PAIR_NUMBERS.get(id(topology))
     if kept is not None and kept[0] is topology:
@@ -321,7 +327,7 @@ def _pair_numbers(topology: Topology) -> tuple[np.ndarray, ...]:
     in_position[in_order] = np.arange(topology.n_links) - in_first[topology.link_dst[in_order]]
     pairs_of_l = in_degree[topology.link_src]
     pair_base = np.cumsum(pairs_of_l) - pairs_of_l
-    numbers = (in_order, in_first, in_position, pair_base)
+    numbers = (in_order, in_first, in_position, pair_base, int(pairs_of_l.sum()))
     if len(_PAIR_NUMBERS) >= 8:  # a few topologies at a time: keep the newest
         del _PAIR_NUMBERS[next(iter(_PAIR_NUMBERS))]
     _PAIR_NUMBERS[id(topology)] = (topology, numbers)
@@ -337,7 +343,7 @@ def upstream_chains(
     """The crossings of :func:`link_crossings` with each pair's two links."""
     if crossings is None:
         crossings = link_crossings(incidence, topology)
-    in_order, in_first, _, pair_base = _pair_numbers(topology)
+    in_order, in_first, _, pair_base, _ = _pair_numbers(topology)
     present = crossings.numbers
     pair_l = np.searchsorted(pair_base, present, side="right") - 1
     pair_u = in_order[in_first[topology.link_src[pair_l]] + present - pair_base[pair_l]]
