@@ -3,6 +3,7 @@
     python benchmarks/meta_24k.py                    # both scenarios, 30 days, and scaling
     python benchmarks/meta_24k.py --skip-full        # only the scaling table
     python benchmarks/meta_24k.py --scenario roce --horizon 3d
+    python benchmarks/meta_24k.py --skip-full --max-job-gpus 3072   # one job mix at all scales
 
 Times ``Simulation(...).run()`` (the simulation, not the interpreter or file writing) of
 ``scenarios/meta-24k-roce.yaml`` and ``scenarios/meta-24k-ib.yaml`` (target: each under
@@ -35,14 +36,20 @@ SCENARIOS = {
 FULL_PODS = 8
 
 
-def scaled(data: dict, pods: int) -> dict:
-    """The scenario on ``pods`` pods instead of 8, with its demand scaled alike."""
+def scaled(data: dict, pods: int, max_job_gpus: int | None = None) -> dict:
+    """The scenario on ``pods`` pods instead of 8, with its demand scaled alike.
+
+    ``max_job_gpus`` also drops larger job sizes at every scale, so that every scale
+    runs the same mix of job sizes.
+    """
     data = copy.deepcopy(data)
     f = pods / FULL_PODS
     cluster = data["provider"]["sites"][0]["clusters"][0]
     cluster["nodes"] = cluster["nodes"] * pods // FULL_PODS
     cluster["fabric"]["topology"]["pods"] = pods
     gpus = cluster["nodes"] * cluster["gpus_per_node"]
+    if max_job_gpus is not None:
+        gpus = min(gpus, max_job_gpus)
     inference = data["internal"]["inference"]
     inference["gpus"] = round(inference["gpus"] * f)
     inference["serving"]["requests"]["rate_per_second"] *= f
@@ -102,6 +109,11 @@ def main() -> None:
     parser.add_argument("--scaling-horizon", default="3d", help="horizon of the scaling runs")
     parser.add_argument("--skip-full", action="store_true", help="only the scaling table")
     parser.add_argument("--skip-scaling", action="store_true", help="only the full-size runs")
+    parser.add_argument(
+        "--max-job-gpus",
+        type=int,
+        help="scaling runs: drop job sizes above this at every scale (the same job mix)",
+    )
     args = parser.parse_args()
     for name in args.scenario or sorted(SCENARIOS, reverse=True):
         data = yaml.safe_load(SCENARIOS[name].read_text(encoding="utf-8"))
@@ -111,7 +123,7 @@ def main() -> None:
             for pods in (1, 2, 4, 8):
                 gpus = data["provider"]["sites"][0]["clusters"][0]["nodes"] * 8 * pods // 8
                 label = f"{name} {gpus:6,d} GPUs {args.scaling_horizon}"
-                report(label, *timed(scaled(data, pods), args.scaling_horizon))
+                report(label, *timed(scaled(data, pods, args.max_job_gpus), args.scaling_horizon))
 
 
 if __name__ == "__main__":
