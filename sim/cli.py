@@ -75,6 +75,84 @@ def run(
 
 
 @app.command()
+def compare(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    policy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--policy",
+            "-p",
+            help="NAME, or NAME=dotted.path=value; repeat a NAME to give it more overrides. "
+            "Default: the scenario's compare block.",
+        ),
+    ] = None,
+    seeds: Annotated[
+        int | None, typer.Option(help="Seeds per policy (default: compare.seeds of the file).")
+    ] = None,
+    baseline: Annotated[
+        str | None, typer.Option(help="Policy the others are measured against (default: first).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Comparison directory (default: runs/compare-NAME)."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-j", help="Worker processes (default: one per CPU)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="First seed (default: the file's seed).")] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a field of every policy: dotted.path=value."),
+    ] = None,
+    metrics: Annotated[
+        list[str] | None,
+        typer.Option("--metric", "-m", help="Metric to print (a summary.json key). Repeatable."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print no table.")] = False,
+) -> None:
+    """Run policies on the same seeds and compare them with 95 % confidence intervals."""
+    problems = []
+    if seed is not None and seed < 0:
+        problems.append(f"--seed: must not be negative, got {seed}")
+    if workers is not None and workers < 1:
+        problems.append(f"--workers: need at least 1, got {workers}")
+    if out is not None and out.exists() and not out.is_dir():
+        problems.append(f"--out: {out} exists and is not a directory")
+    if problems:
+        _fail(problems)
+    from sim.compare import compare as run_comparison
+    from sim.compare import parse_policies, prepare, write_comparison
+    from sim.scenario import ScenarioError
+
+    try:
+        chosen, seed_values = prepare(
+            scenario, parse_policies(policy or []), seeds, baseline, overrides or [], seed
+        )
+    except ScenarioError as exc:
+        _fail(exc.problems)
+
+    def progress(done: int, total: int) -> None:
+        if not quiet:
+            typer.echo(f"  run {done}/{total}", err=True)
+
+    comparison = run_comparison(
+        scenario, chosen, seed_values, overrides or [], workers, progress=progress
+    )
+    known = {row["metric"] for row in comparison.table}
+    unknown = [m for m in metrics or [] if m not in known]
+    out_dir = out if out is not None else Path("runs") / f"compare-{comparison.scenario}"
+    write_comparison(comparison, out_dir)
+    if not quiet:
+        from sim.report import print_comparison
+
+        print_comparison(comparison, [m for m in metrics or [] if m in known] or None)
+    for metric in unknown:
+        typer.echo(f"warning: --metric {metric}: no run has this figure", err=True)
+    typer.echo(f"wrote {out_dir}")
+
+
+@app.command()
 def validate(
     files: Annotated[list[Path], typer.Argument(help="Scenario files to check.")],
     overrides: Annotated[

@@ -68,3 +68,62 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     for name, figures in summary.get("tenants", {}).items():
         tenants.add_row(name, *(_cell(figures.get(key), fmt) for _, key, fmt in PER_TENANT))
     console.print(tenants)
+
+
+COMPARED = (
+    "usable_compute_fraction",
+    "sold_gpu_hours",
+    "iteration_slowdown_p99",
+    "inference_latency_ms_p99",
+    "inference_slo_attainment",
+    "pfc_pause_fraction",
+    "queue_wait_hours_mean",
+    "jobs_completed",
+    "jobs_rejected",
+    "preemptions",
+    "revenue_usd",
+)
+"""Metrics ``surplus compare`` prints when none are chosen (those the runs have)."""
+
+
+def _interval(mean: float | None, low: float | None, high: float | None) -> str:
+    if mean is None:
+        return "—"
+    if low is None or high is None:
+        return f"{mean:.4g}"
+    return f"{mean:.4g} ± {(high - low) / 2:.2g}"
+
+
+def print_comparison(comparison: Any, metrics: list[str] | None = None) -> None:
+    """Print each policy's mean ± 95 % half-width, and its paired difference to the baseline."""
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    rows = {(row["policy"], row["metric"]): row for row in comparison.table}
+    present = {metric for _, metric in rows}
+    chosen = metrics or [m for m in COMPARED if m in present]
+    names = [policy.name for policy in comparison.policies]
+    table = Table(
+        title=f"{comparison.scenario}: {len(comparison.seeds)} seeds per policy "
+        f"(mean ± 95 % CI half-width; Δ = paired difference to {comparison.baseline})"
+    )
+    table.add_column("metric")
+    for name in names:
+        table.add_column(name, justify="right")
+    for name in names[1:]:
+        table.add_column(f"Δ {name}", justify="right")
+    for metric in chosen:
+        cells = []
+        for name in names:
+            row = rows.get((name, metric))
+            own = None if row is None else (row["mean"], row["ci_low"], row["ci_high"])
+            cells.append("—" if own is None else _interval(*own))
+        for name in names[1:]:
+            row = rows.get((name, metric))
+            cells.append(
+                "—"
+                if row is None
+                else _interval(row["diff_mean"], row["diff_ci_low"], row["diff_ci_high"])
+            )
+        table.add_row(metric, *cells)
+    console.print(table)

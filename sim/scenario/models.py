@@ -579,6 +579,27 @@ class Policies(Strict):
 # --------------------------------------------------------------------------- scenario
 
 
+class Compare(Strict):
+    """A ready comparison: what ``surplus compare FILE`` runs when no ``--policy`` is given.
+
+    Each policy is a name and the fields it changes, as ``dotted.path: value`` pairs
+    (the same paths as ``--set``); an empty mapping is the scenario as written.
+    """
+
+    seeds: int = Field(default=5, ge=1, le=10_000)
+    baseline: Name | None = None
+    policies: dict[Name, dict[str, Any]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_baseline(self) -> Compare:
+        if self.baseline is not None and self.baseline not in self.policies:
+            raise ValueError(
+                f"baseline {self.baseline!r} is not one of the policies "
+                f"({', '.join(self.policies)})"
+            )
+        return self
+
+
 class Scenario(Strict):
     """A whole scenario file."""
 
@@ -590,6 +611,7 @@ class Scenario(Strict):
     internal: Internal = Internal()
     tenants: list[Tenant] = Field(default_factory=list)
     policies: Policies = Policies()
+    compare: Compare | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

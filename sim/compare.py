@@ -1,0 +1,343 @@
+"""Compare tenancy policies over seeds: common random numbers, intervals, paired differences.
+
+A *policy* here is the scenario with some overrides (``policies.placement.kind=first_fit``,
+``tenants.0.contract.gpus=512``, ...). Every policy runs on the same seeds, so for one seed
+every policy sees the same arrivals, job sizes and failures (common random numbers: each
+random stream is spawned from the root seed by name, not drawn in the order events happen).
+The difference between two policies is then measured seed by seed, and its confidence
+interval is far narrower than the two policies' own intervals.
+
+For each metric (every number of ``summary.json``, per tenant as ``tenants.NAME.key``) the
+comparison gives the mean over seeds with a Student-t 95 % confidence interval, and for
+every policy but the baseline the mean paired difference against the baseline with its
+own interval.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sim.files import atomic_write
+from sim.scenario import Scenario, ScenarioError, load_scenario
+
+CONFIDENCE = 0.95
+"""Level of every confidence interval."""
+
+NOT_METRICS = frozenset({"scenario", "seed", "horizon_hours", "wall_seconds"})
+"""Keys of ``summary.json`` that describe the run rather than measure it."""
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One arm of a comparison: a name and the overrides that make it.
+
+    Attributes:
+        name: Label in tables and file names.
+        overrides: ``dotted.path=value`` strings, applied after the command's ``--set``.
+    """
+
+    name: str
+    overrides: tuple[str, ...] = ()
+
+
+def parse_policies(values: Sequence[str]) -> list[Policy]:
+    """Policies from ``--policy`` options: ``NAME`` or ``NAME=dotted.path=value``.
+
+    Repeating a name adds overrides to it; policies keep the order they first appear in.
+
+    Raises:
+        ScenarioError: On a malformed option or name.
+    """
+    overrides: dict[str, list[str]] = {}
+    problems: list[str] = []
+    for value in values:
+        name, sep, override = value.partition("=")
+        if not _NAME.match(name):
+            problems.append(
+                f"--policy {value}: expected NAME or NAME=dotted.path=value, with NAME made of "
+                "letters, digits, '_', '-' and '.'"
+            )
+            continue
+        if sep and "=" not in override:
+            problems.append(f"--policy {value}: the override must be dotted.path=value")
+            continue
+        overrides.setdefault(name, [])
+        if sep:
+            overrides[name].append(override)
+    if problems:
+        raise ScenarioError(problems)
+    return [Policy(name, tuple(items)) for name, items in overrides.items()]
+
+
+def policies_from_block(block: Any) -> list[Policy]:
+    """Policies of a scenario's ``compare`` block, values turned back into overrides."""
+    import yaml
+
+    policies = []
+    for name, fields in block.policies.items():
+        overrides = tuple(
+            f"{path}={yaml.safe_dump(value, default_flow_style=True, width=1 << 30).strip()}"
+            for path, value in fields.items()
+        )
+        # yaml.safe_dump ends plain scalars with a document-end marker.
+        policies.append(Policy(name, tuple(o.removesuffix("\n...") for o in overrides)))
+    return policies
+
+
+def seed_list(root_seed: int, count: int) -> list[int]:
+    """The seeds every policy runs on: ``root_seed``, ``root_seed + 1``, ..."""
+    return [root_seed + i for i in range(count)]
+
+
+def metric_values(summary: dict[str, Any]) -> dict[str, float]:
+    """Every number of a run summary, per tenant as ``tenants.NAME.key``; nulls left out."""
+    values: dict[str, float] = {}
+    for key, value in summary.items():
+        if key in NOT_METRICS:
+            continue
+        if key == "tenants":
+            for tenant, figures in value.items():
+                for name, figure in figures.items():
+                    if _is_number(figure):
+                        values[f"tenants.{tenant}.{name}"] = float(figure)
+        elif _is_number(value):
+            values[key] = float(value)
+    return values
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def mean_interval(values: Sequence[float]) -> tuple[float, float | None, float | None]:
+    """Mean and Student-t confidence interval (:data:`CONFIDENCE`) of independent samples.
+
+    Returns:
+        ``(mean, low, high)``; the interval is None with fewer than two samples.
+    """
+    from scipy.stats import t
+
+    sample = np.asarray(values, dtype=float)
+    mean = float(sample.mean())
+    if sample.size < 2:
+        return mean, None, None
+    half = float(t.ppf(0.5 + CONFIDENCE / 2, sample.size - 1) * sample.std(ddof=1))
+    half /= math.sqrt(sample.size)
+    return mean, mean - half, mean + half
+
+
+def _run(job: tuple[str, tuple[str, ...], int]) -> dict[str, Any]:
+    """Run one (scenario file, overrides, seed); a module function so workers can pickle it."""
+    from sim.runner import simulate
+
+    path, overrides, seed = job
+    return simulate(load_scenario(path, overrides, seed)).summary
+
+
+@dataclass
+class Comparison:
+    """The outcome of :func:`compare`.
+
+    Attributes:
+        scenario: The scenario's name.
+        policies: The policies, the baseline first.
+        seeds: The seeds every policy ran on.
+        summaries: Per ``(policy, seed)``, the run's ``summary.json``.
+        results: Tidy rows: ``policy, seed, metric, value``.
+        table: Per policy and metric: ``n``, ``mean``, ``ci_low``, ``ci_high``, and
+            against the baseline ``diff_mean``, ``diff_ci_low``, ``diff_ci_high``.
+    """
+
+    scenario: str
+    policies: list[Policy]
+    seeds: list[int]
+    summaries: dict[tuple[str, int], dict[str, Any]]
+    results: list[dict[str, Any]]
+    table: list[dict[str, Any]]
+
+    @property
+    def baseline(self) -> str:
+        """The policy every other is measured against."""
+        return self.policies[0].name
+
+
+def prepare(
+    path: str | Path,
+    policies: Sequence[Policy],
+    seeds: int | None,
+    baseline: str | None = None,
+    overrides: Sequence[str] = (),
+    root_seed: int | None = None,
+) -> tuple[list[Policy], list[int]]:
+    """Check every policy's scenario before anything runs, and fix the order and seeds.
+
+    Policies come from the arguments, or else from the scenario's ``compare`` block.
+
+    Returns:
+        The policies with the baseline first, and the seeds.
+
+    Raises:
+        ScenarioError: Naming every problem found.
+    """
+    scenario: Scenario = load_scenario(path, overrides, root_seed)
+    block = scenario.compare
+    chosen = list(policies) or (policies_from_block(block) if block is not None else [])
+    problems: list[str] = []
+    if not chosen:
+        problems.append(f"{path}: no policies to compare: give --policy, or a compare block")
+    names = [p.name for p in chosen]
+    if baseline is None and block is not None and not policies:
+        baseline = block.baseline
+    if baseline is not None and baseline not in names:
+        problems.append(f"--baseline: no policy named {baseline!r} (policies: {', '.join(names)})")
+    count = seeds if seeds is not None else (block.seeds if block is not None else None)
+    if count is None:
+        problems.append("--seeds: how many seeds? (or set compare.seeds in the scenario)")
+    elif count < 1:
+        problems.append(f"--seeds: need at least 1, got {count}")
+    for policy in chosen:
+        try:
+            load_scenario(path, [*overrides, *policy.overrides], root_seed)
+        except ScenarioError as exc:
+            problems.extend(f"policy {policy.name}: {problem}" for problem in exc.problems)
+    if problems:
+        raise ScenarioError(problems)
+    if baseline is not None:
+        chosen.sort(key=lambda p: p.name != baseline)
+    assert count is not None
+    return chosen, seed_list(scenario.seed, count)
+
+
+def compare(
+    path: str | Path,
+    policies: Sequence[Policy],
+    seeds: Sequence[int],
+    overrides: Sequence[str] = (),
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Comparison:
+    """Run every policy on every seed, then summarise (see the module docstring).
+
+    Args:
+        path: The scenario file.
+        policies: The policies, the baseline first (see :func:`prepare`).
+        seeds: Seeds, the same for every policy.
+        overrides: Overrides applied to every policy before its own.
+        workers: Worker processes (default: one per CPU); 1 runs in this process.
+        progress: Called with ``(done, total)`` after each run.
+
+    Returns:
+        The comparison. Results do not depend on the number of workers.
+    """
+    jobs = [
+        (str(path), (*overrides, *policy.overrides), seed) for policy in policies for seed in seeds
+    ]
+    keys = [(policy.name, seed) for policy in policies for seed in seeds]
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    summaries: dict[tuple[str, int], dict[str, Any]] = {}
+    if workers == 1:
+        outcomes: Iterable[dict[str, Any]] = map(_run, jobs)
+        for done, (key, summary) in enumerate(zip(keys, outcomes, strict=True), start=1):
+            summaries[key] = summary
+            if progress is not None:
+                progress(done, len(jobs))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for done, (key, summary) in enumerate(
+                zip(keys, pool.map(_run, jobs), strict=True), start=1
+            ):
+                summaries[key] = summary
+                if progress is not None:
+                    progress(done, len(jobs))
+    name = next(iter(summaries.values()))["scenario"]
+    results = [
+        {"policy": policy, "seed": seed, "metric": metric, "value": value}
+        for (policy, seed), summary in summaries.items()
+        for metric, value in sorted(metric_values(summary).items())
+    ]
+    table = _table(results, policies, seeds)
+    return Comparison(name, list(policies), list(seeds), summaries, results, table)
+
+
+def _table(
+    results: list[dict[str, Any]], policies: Sequence[Policy], seeds: Sequence[int]
+) -> list[dict[str, Any]]:
+    """Mean and interval per policy and metric, and the paired difference to the baseline."""
+    value: dict[tuple[str, str, int], float] = {
+        (r["policy"], r["metric"], r["seed"]): r["value"] for r in results
+    }
+    metrics = sorted({r["metric"] for r in results})
+    baseline = policies[0].name
+    rows = []
+    for policy in policies:
+        for metric in metrics:
+            own = [value[k] for s in seeds if (k := (policy.name, metric, s)) in value]
+            if not own:
+                continue
+            mean, low, high = mean_interval(own)
+            row: dict[str, Any] = {
+                "policy": policy.name,
+                "metric": metric,
+                "n": len(own),
+                "mean": mean,
+                "ci_low": low,
+                "ci_high": high,
+                "diff_mean": None,
+                "diff_ci_low": None,
+                "diff_ci_high": None,
+            }
+            paired = [
+                value[(policy.name, metric, s)] - value[(baseline, metric, s)]
+                for s in seeds
+                if (policy.name, metric, s) in value and (baseline, metric, s) in value
+            ]
+            if policy.name != baseline and paired:
+                row["diff_mean"], row["diff_ci_low"], row["diff_ci_high"] = mean_interval(paired)
+            rows.append(row)
+    return rows
+
+
+def write_comparison(comparison: Comparison, out_dir: str | Path) -> Path:
+    """Write a comparison directory.
+
+    Files: ``results.parquet`` (tidy: policy, seed, metric, value), ``comparison.parquet``
+    and ``comparison.json`` (the summary table, with the policies, seeds and baseline),
+    and ``runs/POLICY-sSEED.json``, each run's ``summary.json``.
+    """
+    import pandas as pd
+
+    out = Path(out_dir)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    for (policy, seed), summary in comparison.summaries.items():
+        text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
+        atomic_write(
+            out / "runs" / f"{policy}-s{seed}.json",
+            lambda p, text=text: Path(p).write_text(text, encoding="utf-8"),
+        )
+    results = pd.DataFrame(comparison.results, columns=["policy", "seed", "metric", "value"])
+    atomic_write(out / "results.parquet", lambda p: results.to_parquet(p, index=False))
+    table = pd.DataFrame(comparison.table)
+    atomic_write(out / "comparison.parquet", lambda p: table.to_parquet(p, index=False))
+    document = {
+        "scenario": comparison.scenario,
+        "baseline": comparison.baseline,
+        "policies": {p.name: list(p.overrides) for p in comparison.policies},
+        "seeds": comparison.seeds,
+        "confidence": CONFIDENCE,
+        "table": comparison.table,
+    }
+    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+    atomic_write(out / "comparison.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
+    return out
