@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from sim.fabric.model import RunningPlacement
 from sim.fabric.network import NetworkFabric
 from sim.market.inventory import SHARED, ClusterInfo, Inventory
-from sim.policies.placement import FirstFit, TopologyAware
+from sim.policies.placement import PLACEMENTS, FirstFit, Pack, Spread, TopologyAware
 from sim.scenario.models import NetworkFabric as NetworkFabricConfig
 from sim.scenario.models import TopologyAwarePlacement
 from sim.workloads.training import ModelShape, TrainingSpec
@@ -191,3 +191,54 @@ policies:
         waits[wait] = float(late["wait_hours"])
     assert waits["0h"] == 0.0  # spans pods at once
     assert 1.9 < waits["3h"] <= 2.0  # waits for a filler to end, then takes its pod
+
+
+def test_pack_fills_partly_used_racks_before_breaking_whole_ones():
+    inventory, info = zone_inventory(zone_fabric())
+    # Racks 0 (nodes 0-1) and 1 (nodes 2-3) of pod 0 each have one node held.
+    inventory.allocate(np.array([0, 2]), np.full(2, GPN))
+    proposal = Pack().place(inventory, [info], SHARED, 2 * GPN)
+    assert proposal.nodes.tolist() == [1, 3]  # the two half-full racks of the fullest pod
+    # Topology-aware placement keeps the job in one rack instead: a whole free one.
+    assert TopologyAware().place(inventory, [info], SHARED, 2 * GPN).nodes.tolist() == [4, 5]
+    # Small jobs: the fullest node they fit (best fit).
+    inventory.allocate(np.array([3, 5]), np.array([6, 4]))
+    assert Pack().place(inventory, [info], SHARED, 2).nodes.tolist() == [3]
+
+
+def test_spread_takes_one_node_per_rack_across_the_pods():
+    inventory, info = zone_inventory(zone_fabric())
+    proposal = Spread().place(inventory, [info], SHARED, 8 * GPN)
+    racks = inventory.rack[proposal.nodes]
+    pods = inventory.pod[proposal.nodes]
+    assert np.unique(racks).size == 8  # eight racks, one node each
+    assert np.bincount(pods, minlength=4).tolist() == [2, 2, 2, 2]  # evenly over the pods
+    # Small jobs: the emptiest node (worst fit).
+    inventory.allocate(np.array([0]), np.array([6]))
+    assert Spread().place(inventory, [info], SHARED, 2).nodes.tolist() == [1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from(sorted(PLACEMENTS)),
+    st.lists(st.tuples(st.booleans(), st.integers(1, 12 * GPN)), min_size=1, max_size=25),
+)
+def test_no_placement_policy_holds_a_gpu_twice(kind, ops):
+    inventory, info = zone_inventory(zone_fabric())
+    policy = PLACEMENTS[kind]()
+    running: list[tuple[np.ndarray, np.ndarray]] = []
+    for release, gpus in ops:
+        if release and running:
+            inventory.release(*running.pop(0))
+            continue
+        proposal = policy.place(inventory, [info], SHARED, gpus)
+        if proposal is None:
+            # Only when there is no room of the shape the job needs (first fit finds none).
+            assert FirstFit().place(inventory, [info], SHARED, gpus) is None
+            continue
+        assert int(proposal.counts.sum()) == gpus
+        assert np.unique(proposal.nodes).size == proposal.nodes.size
+        assert np.all(inventory.free[proposal.nodes] >= proposal.counts)
+        inventory.allocate(proposal.nodes, proposal.counts)  # raises if a GPU is held twice
+        running.append((proposal.nodes, proposal.counts))
+    assert np.all(inventory.free >= 0)

@@ -168,6 +168,126 @@ class TopologyAware(FirstFit):
         return Proposal(cluster.index, np.concatenate(picks), np.concatenate(counts))
 
 
+class Pack(FirstFit):
+    """Fill what is already in use, so that whole racks and pods stay free.
+
+    - Up to one node's GPUs: the node with the fewest free GPUs that fit
+      them (best fit).
+    - Whole nodes: free nodes in the racks with the fewest free nodes first,
+      in the pods with the fewest free nodes first: partly used racks fill
+      up before a whole rack is broken into.
+    - A remainder of less than a node: best fit among the rest.
+    """
+
+    def _choose(
+        self,
+        inventory: Inventory,
+        cluster: ClusterInfo,
+        candidates: np.ndarray,
+        free: np.ndarray,
+        gpus: int,
+        waited_hours: float,
+    ) -> Proposal | None:
+        """Nodes of ``candidates`` (with ``free`` GPUs each) for the job, or None."""
+        return _whole_then_remainder(
+            inventory, cluster, candidates, free, gpus, _packed, lambda f, n: (n, f)
+        )
+
+
+class Spread(FirstFit):
+    """Spread a job over as many racks and pods as it can (separate failure domains).
+
+    - Up to one node's GPUs: the node with the most free GPUs (worst fit).
+    - Whole nodes: one free node per rack, the racks taken in turn across
+      the pods (the first rack with room in each pod, then the second, ...),
+      before any rack gives a second node.
+    - A remainder of less than a node: worst fit among the rest.
+
+    The price is traffic: a spread job's collectives cross the spines (and
+    the pods' aggregation layer) that a packed one keeps inside a rack.
+    """
+
+    def _choose(
+        self,
+        inventory: Inventory,
+        cluster: ClusterInfo,
+        candidates: np.ndarray,
+        free: np.ndarray,
+        gpus: int,
+        waited_hours: float,
+    ) -> Proposal | None:
+        """Nodes of ``candidates`` (with ``free`` GPUs each) for the job, or None."""
+        return _whole_then_remainder(
+            inventory, cluster, candidates, free, gpus, _spread, lambda f, n: (n, -f)
+        )
+
+
+def _whole_then_remainder(
+    inventory: Inventory,
+    cluster: ClusterInfo,
+    candidates: np.ndarray,
+    free: np.ndarray,
+    gpus: int,
+    order_whole,
+    remainder_key,
+) -> Proposal | None:
+    """Whole free nodes in ``order_whole``'s order, then a node for the remainder.
+
+    ``remainder_key(free, node)`` gives ``np.lexsort`` keys (last one primary)
+    that rank the nodes able to take the remainder.
+    """
+    gpn = cluster.gpus_per_node
+    whole, rem = divmod(gpus, gpn)
+    picks, counts = [], []
+    if whole:
+        full = candidates[free == gpn]
+        if full.size < whole:
+            return None
+        chosen = np.sort(order_whole(inventory, full)[:whole])
+        picks.append(chosen)
+        counts.append(np.full(whole, gpn, dtype=np.int64))
+        free = np.where(np.isin(candidates, chosen), 0, free)
+    if rem:
+        fits = np.flatnonzero(free >= rem)
+        if fits.size == 0:
+            return None
+        best = fits[np.lexsort(remainder_key(free[fits], fits))[0]]
+        picks.append(candidates[[best]])
+        counts.append(np.array([rem], dtype=np.int64))
+    return Proposal(cluster.index, np.concatenate(picks), np.concatenate(counts))
+
+
+def _packed(inventory: Inventory, nodes: np.ndarray) -> np.ndarray:
+    """Free ``nodes`` ordered fullest pod, then fullest rack, then node."""
+    rack, pod = inventory.rack[nodes], inventory.pod[nodes]
+    _, rack_index, per_rack = np.unique(rack, return_inverse=True, return_counts=True)
+    _, pod_index, per_pod = np.unique(pod, return_inverse=True, return_counts=True)
+    return nodes[np.lexsort((nodes, rack, per_rack[rack_index], pod, per_pod[pod_index]))]
+
+
+def _spread(inventory: Inventory, nodes: np.ndarray) -> np.ndarray:
+    """Free ``nodes`` one per rack in turn, the racks taken in turn across the pods."""
+    rack, pod = inventory.rack[nodes], inventory.pod[nodes]
+    order = np.lexsort((nodes, rack))
+    rack_sorted = rack[order]
+    # Each node's place among its rack's free nodes (0 for the first).
+    starts = np.flatnonzero(np.r_[True, rack_sorted[1:] != rack_sorted[:-1]])
+    in_rack = np.empty(nodes.size, dtype=np.int64)
+    in_rack[order] = np.arange(nodes.size) - np.repeat(starts, np.diff(np.r_[starts, nodes.size]))
+    # Each rack's place among its pod's racks that have a free node.
+    racks, first = np.unique(rack, return_index=True)
+    rack_pod = pod[first]
+    by_pod = np.lexsort((racks, rack_pod))
+    pod_sorted = rack_pod[by_pod]
+    pod_starts = np.flatnonzero(np.r_[True, pod_sorted[1:] != pod_sorted[:-1]])
+    rack_rank = np.empty(racks.size, dtype=np.int64)
+    rack_rank[by_pod] = np.arange(racks.size) - np.repeat(
+        pod_starts, np.diff(np.r_[pod_starts, racks.size])
+    )
+    in_pod = rack_rank[np.searchsorted(racks, rack)]
+    return nodes[np.lexsort((nodes, pod, in_pod, in_rack))]
+
+
 def fewest_domains(nodes: np.ndarray, pod: np.ndarray, rack: np.ndarray, want: int) -> np.ndarray:
     """``want`` of ``nodes`` (all free) in the fewest pods, then racks, in rank order."""
     pods, per_pod = np.unique(pod, return_counts=True)
@@ -189,7 +309,12 @@ def fewest_domains(nodes: np.ndarray, pod: np.ndarray, rack: np.ndarray, want: i
     return np.sort(nodes[order[:want]])
 
 
-PLACEMENTS: dict[str, type] = {"first_fit": FirstFit, "topology_aware": TopologyAware}
+PLACEMENTS: dict[str, type] = {
+    "first_fit": FirstFit,
+    "pack": Pack,
+    "spread": Spread,
+    "topology_aware": TopologyAware,
+}
 """Placement policies by ``kind``."""
 
 

@@ -537,6 +537,18 @@ class FirstFitPlacement(Strict):
     kind: Literal["first_fit"] = "first_fit"
 
 
+class PackPlacement(Strict):
+    """Fill partly used nodes, racks and pods first, so that whole ones stay free."""
+
+    kind: Literal["pack"]
+
+
+class SpreadPlacement(Strict):
+    """Spread a job over as many racks and pods as it can: one node per rack in turn."""
+
+    kind: Literal["spread"]
+
+
 class TopologyAwarePlacement(Strict):
     """Place a job in the fewest pods and racks of its cluster's fabric.
 
@@ -557,7 +569,10 @@ class TopologyAwarePlacement(Strict):
     )
 
 
-Placement = Annotated[FirstFitPlacement | TopologyAwarePlacement, Field(discriminator="kind")]
+Placement = Annotated[
+    FirstFitPlacement | PackPlacement | SpreadPlacement | TopologyAwarePlacement,
+    Field(discriminator="kind"),
+]
 
 
 class Scheduling(Strict):
