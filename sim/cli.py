@@ -65,7 +65,12 @@ def run(
     out_dir = out if out is not None else Path("runs") / f"{resolved.name}-s{resolved.seed}"
     if out_dir.exists() and not out_dir.is_dir():
         _fail([f"--out: {out_dir} exists and is not a directory"])
-    result = simulate(resolved)
+    from sim.scenario import ScenarioError
+
+    try:
+        result = simulate(resolved)
+    except ScenarioError as exc:  # found while building the provider (e.g. too few pods)
+        _fail(exc.problems)
     write_run(result, out_dir)
     if not quiet:
         from sim.report import print_summary

@@ -207,9 +207,12 @@ def prepare(
         problems.append("--seeds: how many seeds? (or set compare.seeds in the scenario)")
     elif count < 1:
         problems.append(f"--seeds: need at least 1, got {count}")
+    from sim.runner import Simulation
+
     for policy in chosen:
         try:
-            load_scenario(path, [*overrides, *policy.overrides], root_seed)
+            # Building the simulation finds what the file alone cannot (e.g. too few pods).
+            Simulation(load_scenario(path, [*overrides, *policy.overrides], root_seed))
         except ScenarioError as exc:
             problems.extend(f"policy {policy.name}: {problem}" for problem in exc.problems)
     if problems:

@@ -25,6 +25,7 @@ from sim.market.inventory import SHARED, ClusterInfo, Inventory
 from sim.market.marketplace import Marketplace
 from sim.metrics.accounting import Accounting
 from sim.metrics.summary import summarize
+from sim.policies.isolation import make_isolation
 from sim.policies.placement import make_placement
 from sim.rng import Streams
 from sim.scenario.loader import dump_scenario
@@ -120,6 +121,7 @@ class Simulation:
             self.accounting,
             backfill=scenario.policies.scheduling.backfill,
             backfill_depth=scenario.policies.scheduling.backfill_depth,
+            isolation=make_isolation(scenario.policies.isolation),
         )
         self._next_job_id = 0
         self.serving_logs: dict[str, list[Any]] = {}

@@ -26,6 +26,7 @@ import simpy
 from sim.fabric.model import EpochSolution, FabricModel, RunningPlacement
 from sim.market.inventory import SHARED, ClusterInfo, Inventory
 from sim.metrics.accounting import Accounting
+from sim.policies.isolation import Shared
 from sim.policies.placement import Proposal, fewest_domains
 from sim.workloads.jobs import Job
 
@@ -129,6 +130,8 @@ class Marketplace:
         accounting: Where GPU-hours are integrated.
         backfill: Whether later jobs may start ahead of a blocked head job.
         backfill_depth: Queued jobs examined per scheduling pass.
+        isolation: An isolation policy (see :mod:`sim.policies.isolation`);
+            shared by default. Backfilling's shadow time does not look at it.
     """
 
     def __init__(
@@ -140,10 +143,13 @@ class Marketplace:
         accounting: Accounting,
         backfill: bool = True,
         backfill_depth: int = 200,
+        isolation: Shared | None = None,
     ):
         self.env = env
         self.inventory = inventory
         self.placement = placement
+        self.isolation = isolation if isolation is not None else Shared()
+        self.isolation.bind(inventory)
         self.fabrics = fabrics
         self.accounting = accounting
         self.backfill = backfill
@@ -246,6 +252,7 @@ class Marketplace:
     def _schedule_pool(self, pool: int, queues: list[list[Job]]) -> None:
         """FIFO across ``queues`` in order, with EASY backfilling behind the first blocked job."""
         head: Job | None = None
+        head_excluded: np.ndarray | None = None
         shadow: tuple[int | None, float, int] | None = None
         examined = 0
         clusters = self.inventory.clusters
@@ -261,6 +268,8 @@ class Marketplace:
                         self._start(job, proposal)
                         continue
                     head = job
+                    # Nodes the head may not use: jobs placed there never delay it.
+                    head_excluded = self.isolation.excluded(job.tenant) if pool == SHARED else None
                     if job.contract in RECLAIMS_SPOT:
                         self._reclaim_for(job)
                     if not self.backfill:
@@ -274,7 +283,11 @@ class Marketplace:
                     shadow = self._shadow(head, pool)
                 shadow_cluster, shadow_hours, extra = shadow
                 ends_hours = self.env.now + job.work_hours - job.progress_hours
-                if proposal.cluster != shadow_cluster or ends_hours <= shadow_hours + EPS_HOURS:
+                if (
+                    proposal.cluster != shadow_cluster
+                    or ends_hours <= shadow_hours + EPS_HOURS
+                    or (head_excluded is not None and head_excluded[proposal.nodes].all())
+                ):
                     self._start(job, proposal)
                 elif job.gpus <= extra:
                     self._start(job, proposal)
@@ -283,7 +296,8 @@ class Marketplace:
     def _propose(self, job: Job, pool: int) -> Proposal | None:
         clusters = [self.inventory.clusters[i] for i in job.clusters]
         waited = self.env.now - job.queued_since
-        return self.placement.place(self.inventory, clusters, pool, job.gpus, waited)
+        excluded = self.isolation.excluded(job.tenant) if pool == SHARED else None
+        return self.placement.place(self.inventory, clusters, pool, job.gpus, waited, excluded)
 
     def _shadow(self, head: Job, pool: int) -> tuple[int | None, float, int]:
         """When the blocked head could start at the latest, where, and the GPUs to spare then.
@@ -294,13 +308,20 @@ class Marketplace:
         best: tuple[int | None, float, int] = (None, self.env.now, 0)
         best_hours = math.inf
         now = self.env.now
+        # Only GPUs where the head may run count (see the isolation policy).
+        excluded = self.isolation.excluded(head.tenant) if pool == SHARED else None
         for index in head.clusters:
             cluster = self.inventory.clusters[index]
-            available = self.inventory.free_gpus(cluster, pool)
+            if excluded is None:
+                available = self.inventory.free_gpus(cluster, pool)
+            else:
+                available = self._free_for(cluster, excluded)
             ends = sorted(
                 (self._expected_end(j, now), j.job_id, j.gpus)
                 for j in self.running.values()
-                if j.cluster == index and j.pool == pool
+                if j.cluster == index
+                and j.pool == pool
+                and (excluded is None or not excluded[j.nodes].any())
             )
             for end_hours, _, gpus in ends:
                 available += gpus
@@ -415,17 +436,28 @@ class Marketplace:
         allowed = math.inf
         if job.max_wait_hours is not None:
             allowed = job.queued_since + job.max_wait_hours - self.env.now
+        # Only GPUs where the job may run count (see the isolation policy).
+        excluded = self.isolation.excluded(job.tenant)
         best, best_room = None, -1
         for index in job.clusters:
             cluster = self.inventory.clusters[index]
-            room = self.inventory.free_gpus(cluster, SHARED) + self._reclaimable(index, allowed)
+            room = self._free_for(cluster, excluded) + self._reclaimable(index, allowed, excluded)
             if room >= job.gpus and room > best_room:
                 best, best_room = cluster, room
         if best is not None:
-            self._reclaim_spot(best, job.gpus, allowed)
+            self._reclaim_spot(best, job.gpus, allowed, excluded)
 
-    def _spot_victims(self, cluster_index: int, allowed_notice: float) -> list[Job]:
-        """Running spot jobs that may still be preempted, newest first."""
+    def _free_for(self, cluster: ClusterInfo, excluded: np.ndarray | None) -> int:
+        """Free GPUs of the shared pool in ``cluster`` outside ``excluded`` nodes."""
+        if excluded is None:
+            return self.inventory.free_gpus(cluster, SHARED)
+        nodes = self.inventory.nodes_in(cluster, SHARED)
+        return int(self.inventory.free[nodes[~excluded[nodes]]].sum())
+
+    def _spot_victims(
+        self, cluster_index: int, allowed_notice: float, excluded: np.ndarray | None = None
+    ) -> list[Job]:
+        """Running spot jobs that may still be preempted, newest first (none on ``excluded``)."""
         victims = [
             j
             for j in self.running.values()
@@ -433,24 +465,49 @@ class Marketplace:
             and j.cluster == cluster_index
             and j.notice_until is None
             and j.spot_notice_hours <= allowed_notice + EPS_HOURS
+            and (excluded is None or not excluded[j.nodes].any())
         ]
         victims.sort(key=lambda j: (j.run_since, j.job_id), reverse=True)
         return victims
 
-    def _reclaimable(self, cluster_index: int, allowed_notice: float) -> int:
-        victims = self._spot_victims(cluster_index, allowed_notice)
-        return int(self.pending_release[cluster_index]) + sum(j.gpus for j in victims)
+    def _pending_for(self, cluster_index: int, excluded: np.ndarray | None) -> int:
+        """GPUs under notice in the cluster, outside ``excluded`` nodes."""
+        if excluded is None:
+            return int(self.pending_release[cluster_index])
+        return sum(
+            j.gpus
+            for j in self.running.values()
+            if j.notice_until is not None
+            and j.cluster == cluster_index
+            and not excluded[j.nodes].any()
+        )
 
-    def _reclaim_spot(self, cluster: ClusterInfo, gpus: int, allowed_notice: float) -> int:
+    def _reclaimable(
+        self, cluster_index: int, allowed_notice: float, excluded: np.ndarray | None = None
+    ) -> int:
+        victims = self._spot_victims(cluster_index, allowed_notice, excluded)
+        return self._pending_for(cluster_index, excluded) + sum(j.gpus for j in victims)
+
+    def _reclaim_spot(
+        self,
+        cluster: ClusterInfo,
+        gpus: int,
+        allowed_notice: float,
+        excluded: np.ndarray | None = None,
+    ) -> int:
         """Give notice to spot jobs in ``cluster`` until ``gpus`` GPUs are free or coming free.
+
+        Args:
+            cluster: Where.
+            gpus: GPUs wanted.
+            allowed_notice: The longest notice the waiting job can afford.
+            excluded: Nodes the waiting job may not use: GPUs there do not count.
 
         Returns:
             The GPUs free now or under notice that count towards ``gpus``.
         """
-        coming = self.inventory.free_gpus(cluster, SHARED) + int(
-            self.pending_release[cluster.index]
-        )
-        for victim in self._spot_victims(cluster.index, allowed_notice):
+        coming = self._free_for(cluster, excluded) + self._pending_for(cluster.index, excluded)
+        for victim in self._spot_victims(cluster.index, allowed_notice, excluded):
             if coming >= gpus:
                 break
             self._give_notice(victim)

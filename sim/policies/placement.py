@@ -47,6 +47,7 @@ class FirstFit:
         pool: int,
         gpus: int,
         waited_hours: float = math.inf,
+        excluded: np.ndarray | None = None,
     ) -> Proposal | None:
         """Propose nodes for ``gpus`` GPUs, or ``None`` if they do not fit.
 
@@ -57,11 +58,15 @@ class FirstFit:
             gpus: GPUs wanted.
             waited_hours: How long the job has queued (a policy may hold out
                 for a better placement for a while).
+            excluded: Per node of the inventory, whether the job must keep off
+                it (the isolation policy's answer); None for no node.
         """
         for cluster in clusters:
             if inventory.free_gpus(cluster, pool) < gpus:
                 continue
             candidates = inventory.nodes_in(cluster, pool)
+            if excluded is not None:
+                candidates = candidates[~excluded[candidates]]
             free = inventory.free[candidates]
             proposal = self._choose(inventory, cluster, candidates, free, gpus, waited_hours)
             if proposal is not None:

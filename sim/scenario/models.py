@@ -584,10 +584,35 @@ class Scheduling(Strict):
     )
 
 
+class SharedIsolation(Strict):
+    """Tenants share every rack, spine and pod."""
+
+    kind: Literal["shared"] = "shared"
+
+
+class DedicatedPodsIsolation(Strict):
+    """Pods of their own for some tenants; everyone else shares the other pods.
+
+    ``pods`` gives each such tenant (``internal`` for the provider's own jobs)
+    that many pods in every cluster, handed out in the order listed from the
+    lowest pod. Only jobs of the shared pool are kept apart: reserved blocks
+    and the inference fleet take whole nodes as before.
+    """
+
+    kind: Literal["dedicated_pods"]
+    pods: dict[Name, Annotated[int, Field(ge=1)]] = Field(
+        min_length=1, description="pods per tenant, in every cluster"
+    )
+
+
+Isolation = Annotated[SharedIsolation | DedicatedPodsIsolation, Field(discriminator="kind")]
+
+
 class Policies(Strict):
     """Policy choices, each picked by ``kind`` from a registry."""
 
     placement: Placement = FirstFitPlacement()
+    isolation: Isolation = SharedIsolation()
     scheduling: Scheduling = Scheduling()
 
 
@@ -645,6 +670,13 @@ class Scenario(Strict):
                 problems.append(f"tenants: tenant name {name!r} is used twice")
         if "internal" in names:
             problems.append("tenants: the name 'internal' is kept for the provider's own demand")
+        isolation = self.policies.isolation
+        for name in getattr(isolation, "pods", {}):
+            if name != "internal" and name not in names:
+                problems.append(
+                    f"policies.isolation.pods: no tenant named {name!r} "
+                    f"(tenants: {', '.join(names) or 'none'}; 'internal' is the provider)"
+                )
 
         def check_cluster(where: str, name: str | None) -> list[Cluster]:
             if name is None:
