@@ -173,16 +173,18 @@ class TopologyAware(FirstFit):
         return Proposal(cluster.index, np.concatenate(picks), np.concatenate(counts))
 
 
-class Pack(FirstFit):
-    """Fill what is already in use, so that whole racks and pods stay free.
+class _InOrder(FirstFit):
+    """Whole free nodes in the order :meth:`_order` gives, then a node for the remainder."""
 
-    - Up to one node's GPUs: the node with the fewest free GPUs that fit
-      them (best fit).
-    - Whole nodes: free nodes in the racks with the fewest free nodes first,
-      in the pods with the fewest free nodes first: partly used racks fill
-      up before a whole rack is broken into.
-    - A remainder of less than a node: best fit among the rest.
-    """
+    @staticmethod
+    def _order(inventory: Inventory, nodes: np.ndarray) -> np.ndarray:
+        """The free ``nodes`` in the order they are handed out."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _remainder_keys(free: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``np.lexsort`` keys (last one primary) ranking nodes for a remainder."""
+        raise NotImplementedError
 
     def _choose(
         self,
@@ -194,12 +196,48 @@ class Pack(FirstFit):
         waited_hours: float,
     ) -> Proposal | None:
         """Nodes of ``candidates`` (with ``free`` GPUs each) for the job, or None."""
-        return _whole_then_remainder(
-            inventory, cluster, candidates, free, gpus, _packed, lambda f, n: (n, f)
-        )
+        gpn = cluster.gpus_per_node
+        whole, rem = divmod(gpus, gpn)
+        picks, counts = [], []
+        if whole:
+            full = candidates[free == gpn]
+            if full.size < whole:
+                return None
+            chosen = np.sort(self._order(inventory, full)[:whole])
+            picks.append(chosen)
+            counts.append(np.full(whole, gpn, dtype=np.int64))
+            free = np.where(np.isin(candidates, chosen), 0, free)
+        if rem:
+            fits = np.flatnonzero(free >= rem)
+            if fits.size == 0:
+                return None
+            best = fits[np.lexsort(self._remainder_keys(free[fits], fits))[0]]
+            picks.append(candidates[[best]])
+            counts.append(np.array([rem], dtype=np.int64))
+        return Proposal(cluster.index, np.concatenate(picks), np.concatenate(counts))
 
 
-class Spread(FirstFit):
+class Pack(_InOrder):
+    """Fill what is already in use, so that whole racks and pods stay free.
+
+    - Up to one node's GPUs: the node with the fewest free GPUs that fit
+      them (best fit).
+    - Whole nodes: free nodes in the pods with the fewest free nodes first,
+      in them the racks with the fewest free nodes first: partly used racks
+      fill up before a whole rack is broken into.
+    - A remainder of less than a node: best fit among the rest.
+    """
+
+    @staticmethod
+    def _order(inventory: Inventory, nodes: np.ndarray) -> np.ndarray:
+        return _packed(inventory, nodes)
+
+    @staticmethod
+    def _remainder_keys(free: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, ...]:
+        return nodes, free  # the fewest free GPUs, then the lowest node
+
+
+class Spread(_InOrder):
     """Spread a job over as many racks and pods as it can (separate failure domains).
 
     - Up to one node's GPUs: the node with the most free GPUs (worst fit).
@@ -212,54 +250,13 @@ class Spread(FirstFit):
     the pods' aggregation layer) that a packed one keeps inside a rack.
     """
 
-    def _choose(
-        self,
-        inventory: Inventory,
-        cluster: ClusterInfo,
-        candidates: np.ndarray,
-        free: np.ndarray,
-        gpus: int,
-        waited_hours: float,
-    ) -> Proposal | None:
-        """Nodes of ``candidates`` (with ``free`` GPUs each) for the job, or None."""
-        return _whole_then_remainder(
-            inventory, cluster, candidates, free, gpus, _spread, lambda f, n: (n, -f)
-        )
+    @staticmethod
+    def _order(inventory: Inventory, nodes: np.ndarray) -> np.ndarray:
+        return _spread(inventory, nodes)
 
-
-def _whole_then_remainder(
-    inventory: Inventory,
-    cluster: ClusterInfo,
-    candidates: np.ndarray,
-    free: np.ndarray,
-    gpus: int,
-    order_whole,
-    remainder_key,
-) -> Proposal | None:
-    """Whole free nodes in ``order_whole``'s order, then a node for the remainder.
-
-    ``remainder_key(free, node)`` gives ``np.lexsort`` keys (last one primary)
-    that rank the nodes able to take the remainder.
-    """
-    gpn = cluster.gpus_per_node
-    whole, rem = divmod(gpus, gpn)
-    picks, counts = [], []
-    if whole:
-        full = candidates[free == gpn]
-        if full.size < whole:
-            return None
-        chosen = np.sort(order_whole(inventory, full)[:whole])
-        picks.append(chosen)
-        counts.append(np.full(whole, gpn, dtype=np.int64))
-        free = np.where(np.isin(candidates, chosen), 0, free)
-    if rem:
-        fits = np.flatnonzero(free >= rem)
-        if fits.size == 0:
-            return None
-        best = fits[np.lexsort(remainder_key(free[fits], fits))[0]]
-        picks.append(candidates[[best]])
-        counts.append(np.array([rem], dtype=np.int64))
-    return Proposal(cluster.index, np.concatenate(picks), np.concatenate(counts))
+    @staticmethod
+    def _remainder_keys(free: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, ...]:
+        return nodes, -free  # the most free GPUs, then the lowest node
 
 
 def _packed(inventory: Inventory, nodes: np.ndarray) -> np.ndarray:
