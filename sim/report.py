@@ -39,6 +39,7 @@ PER_TENANT = (
     ("wait mean h", "queue_wait_hours_mean", "{:.2f}"),
     ("wait P99 h", "queue_wait_hours_p99", "{:.2f}"),
     ("slowdown P99", "iteration_slowdown_p99", "{:.3f}"),
+    ("revenue USD", "revenue_usd", "{:,.0f}"),
 )
 
 

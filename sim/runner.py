@@ -7,6 +7,7 @@ bursts, and the inference fleet's diurnal resizing only call into the
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -23,10 +24,11 @@ from sim.fabric.model import FABRICS
 from sim.files import atomic_write
 from sim.market.inventory import SHARED, ClusterInfo, Inventory
 from sim.market.marketplace import Marketplace
-from sim.metrics.accounting import Accounting
+from sim.metrics.accounting import CLASSES, Accounting
 from sim.metrics.summary import summarize
 from sim.policies.isolation import make_isolation
 from sim.policies.placement import make_placement
+from sim.policies.pricing import make_pricing
 from sim.rng import Streams
 from sim.scenario.loader import dump_scenario
 from sim.scenario.models import (
@@ -99,7 +101,8 @@ class Simulation:
         self.clusters = infos
         self.cluster_index = {c.name: c.index for c in infos}
         self.inventory = Inventory(infos)
-        self.accounting = Accounting(self.inventory.gpus_total)
+        self.pricing = make_pricing(scenario.policies.pricing)
+        self.accounting = Accounting(self.inventory.gpus_total, prices=self._spot_prices())
         fabrics = [
             FABRICS[c.fabric.kind](
                 c.fabric,
@@ -127,6 +130,18 @@ class Simulation:
         self.serving_logs: dict[str, list[Any]] = {}
         self._closers: dict[str, Any] = {}
         self._wire()
+
+    def _spot_prices(self) -> dict[str, Any]:
+        """Per spot tenant with a price, its price per GPU-hour as GPUs change hands."""
+        prices = {}
+        for tenant in self.scenario.tenants:
+            if tenant.contract.kind != "spot":
+                continue
+            own = tenant.contract.price_per_gpu_hour
+            if self.pricing.spot_price(own, dict.fromkeys(CLASSES, 0)) is None:
+                continue  # fixed pricing and no price on the contract: no revenue figure
+            prices[tenant.name] = functools.partial(self.pricing.spot_price, own)
+        return prices
 
     def _eligible(self, cluster: str | None) -> tuple[int, ...]:
         if cluster is None:
@@ -333,6 +348,8 @@ class Simulation:
             class_gpu_hours=dict(self.accounting.gpu_hours),
             tenant_gpu_hours={k: dict(v) for k, v in self.accounting.tenant_gpu_hours.items()},
             tenant_contracts={t.name: t.contract.kind for t in self.scenario.tenants},
+            tenant_prices={t.name: t.contract.price_per_gpu_hour for t in self.scenario.tenants},
+            spot_usd=dict(self.accounting.tenant_usd),
             jobs=jobs,
             fabric_epochs=self.market.epochs,
             network=self.network_frame(),

@@ -9,6 +9,7 @@ capacity at every instant and GPU-hours are conserved.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -23,10 +24,20 @@ class Accounting:
     Args:
         gpus_total: Every GPU the provider owns.
         start_hours: When accounting starts.
+        prices: Per tenant, its price per GPU-hour held ("allocated") as a
+            function of the GPUs by class at the time (a price that moves with
+            the market); integrated into ``tenant_usd`` exactly, step by step.
     """
 
-    def __init__(self, gpus_total: int, start_hours: float = 0.0):
+    def __init__(
+        self,
+        gpus_total: int,
+        start_hours: float = 0.0,
+        prices: Mapping[str, Callable[[Mapping[str, int]], float]] | None = None,
+    ):
         self.gpus_total = gpus_total
+        self.prices = dict(prices or {})
+        self.tenant_usd: dict[str, float] = dict.fromkeys(self.prices, 0.0)
         self.now = start_hours
         self.gpus = dict.fromkeys(CLASSES, 0)
         self.gpus["idle"] = gpus_total
@@ -49,6 +60,10 @@ class Accounting:
                 for key, count in counts.items():
                     if count:
                         hours[key] += count * dt
+            for tenant, price in self.prices.items():
+                held = self.tenant_gpus[tenant]["allocated"]
+                if held:
+                    self.tenant_usd[tenant] += held * price(self.gpus) * dt
             self.now = now
 
     def move(self, now: float, gpus: int, src: str, dst: str) -> None:

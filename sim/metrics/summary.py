@@ -29,6 +29,13 @@ Definitions (all GPU-hours are integrated exactly over the horizon):
   step; ``inference_slo_attainment`` is that share over the run (requests
   that found no replica up count as missed). Null where nothing is served.
   The internal fleet counts as fully usable when it has no ``serving`` block.
+- ``revenue_usd``: what tenants paid (see :mod:`sim.policies.pricing`): a
+  reserved block its price for every GPU-hour of its term, on-demand its price
+  per GPU-hour held, spot its fixed or market price integrated step by step;
+  per tenant (null without a price), by contract (``reserved_revenue_usd``,
+  ``on_demand_revenue_usd``, ``spot_revenue_usd``) and overall (the sum over
+  tenants with a price; null if none has one). ``spot_price_usd_mean`` per
+  spot tenant: what it paid per GPU-hour held.
 """
 
 from __future__ import annotations
@@ -42,7 +49,6 @@ from sim.metrics.stats import quantile, weighted_quantile
 
 NOT_MODELLED = (
     "failures",
-    "revenue_usd",
     "cost_usd",
     "margin_usd",
 )
@@ -110,6 +116,8 @@ def summarize(
     network: pd.DataFrame,
     fabric_log: Any,
     serving: dict[str, list[Any]] | None = None,
+    tenant_prices: dict[str, float | None] | None = None,
+    spot_usd: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Build the ``summary.json`` mapping from a finished run.
 
@@ -130,6 +138,9 @@ def summarize(
             (:class:`sim.market.marketplace.FabricLog`).
         serving: Per tenant (and "internal"), its served models'
             :class:`sim.workloads.serving.ServingLog`.
+        tenant_prices: Per tenant, the price per GPU-hour on its contract (or None).
+        spot_usd: Per spot tenant with a price, what it paid (integrated as the
+            price moved; see :mod:`sim.policies.pricing`).
     """
     serving = serving or {}
     usable = jobs["gpus"] * jobs["done_work_hours"] - jobs["lost_gpu_hours"]
@@ -207,10 +218,41 @@ def summarize(
         entry.update(_job_figures(own))
         entry.update(_network_figures(network[network["tenant"] == name]))
         entry.update(_serving_figures(serving.get(name, [])))
+        price = (tenant_prices or {}).get(name)
+        revenue = _revenue(name, contract, entry.get("sold_gpu_hours", 0.0), price, spot_usd)
+        entry["revenue_usd"] = revenue
+        if contract == "spot":
+            entry["spot_price_usd_mean"] = None if revenue is None else _fraction(revenue, t_alloc)
         entry.update(dict.fromkeys(NOT_MODELLED))
         tenants[name] = entry
     summary["tenants"] = tenants
+    for kind in ("reserved", "on_demand", "spot"):
+        paid = [t["revenue_usd"] for t in tenants.values() if t["contract"] == kind]
+        known = [usd for usd in paid if usd is not None]
+        summary[f"{kind}_revenue_usd"] = sum(known) if known else None
+    known = [t["revenue_usd"] for t in tenants.values() if t.get("revenue_usd") is not None]
+    summary["revenue_usd"] = sum(known) if known else None
     return _plain(summary)
+
+
+def _revenue(
+    name: str,
+    contract: str,
+    sold_gpu_hours: float,
+    price: float | None,
+    spot_usd: dict[str, float] | None,
+) -> float | None:
+    """What a tenant paid, or None without a price.
+
+    A reserved block pays for every GPU-hour of its term, on-demand for the
+    GPU-hours its jobs held, spot what the accounting integrated at its price
+    as that moved.
+    """
+    if contract == "spot":
+        return None if spot_usd is None else spot_usd.get(name)
+    if contract == "internal" or price is None:
+        return None
+    return price * sold_gpu_hours
 
 
 def _plain(value: Any) -> Any:

@@ -378,6 +378,9 @@ class ReservedContract(Strict):
     start: Duration = 0.0
     term: Duration | None = Field(default=None, gt=0, description="default: to the horizon")
     max_wait: Duration | None = None
+    price_per_gpu_hour: float | None = Field(
+        default=None, gt=0, description="USD per GPU-hour of the block, used or not"
+    )
 
 
 class OnDemandContract(Strict):
@@ -386,6 +389,9 @@ class OnDemandContract(Strict):
     kind: Literal["on_demand"]
     max_wait: Duration | None = Field(
         default=None, description="reject a job that waits longer; 0 = start at once or reject"
+    )
+    price_per_gpu_hour: float | None = Field(
+        default=None, gt=0, description="USD per GPU-hour held; none: no revenue figure"
     )
 
 
@@ -399,6 +405,9 @@ class SpotContract(Strict):
     kind: Literal["spot"]
     notice: Duration = 2.0 / 60.0
     max_wait: Duration | None = None
+    price_per_gpu_hour: float | None = Field(
+        default=None, gt=0, description="USD per GPU-hour held (fixed pricing)"
+    )
 
 
 Contract = Annotated[
@@ -608,11 +617,44 @@ class DedicatedPodsIsolation(Strict):
 Isolation = Annotated[SharedIsolation | DedicatedPodsIsolation, Field(discriminator="kind")]
 
 
+class FixedPricing(Strict):
+    """Every contract pays the price written on it, spot included."""
+
+    kind: Literal["fixed"] = "fixed"
+
+
+class SurplusUtilisationPricing(Strict):
+    """Spot pays ``floor + (ceiling - floor) * u ** exponent`` per GPU-hour.
+
+    ``u`` is the share of the surplus GPUs (neither internal, reserved nor
+    down) that on-demand and spot jobs hold. Reserved and on-demand contracts
+    pay the price written on them.
+    """
+
+    kind: Literal["surplus_utilisation"]
+    floor_per_gpu_hour: float = Field(ge=0, description="USD per GPU-hour at an idle surplus")
+    ceiling_per_gpu_hour: float = Field(gt=0, description="USD per GPU-hour at a full surplus")
+    exponent: float = Field(default=1.0, gt=0, description="1: linear in utilisation")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SurplusUtilisationPricing:
+        if self.floor_per_gpu_hour > self.ceiling_per_gpu_hour:
+            raise ValueError(
+                f"floor_per_gpu_hour ({self.floor_per_gpu_hour}) is above "
+                f"ceiling_per_gpu_hour ({self.ceiling_per_gpu_hour})"
+            )
+        return self
+
+
+Pricing = Annotated[FixedPricing | SurplusUtilisationPricing, Field(discriminator="kind")]
+
+
 class Policies(Strict):
     """Policy choices, each picked by ``kind`` from a registry."""
 
     placement: Placement = FirstFitPlacement()
     isolation: Isolation = SharedIsolation()
+    pricing: Pricing = FixedPricing()
     scheduling: Scheduling = Scheduling()
 
 
@@ -670,6 +712,13 @@ class Scenario(Strict):
                 problems.append(f"tenants: tenant name {name!r} is used twice")
         if "internal" in names:
             problems.append("tenants: the name 'internal' is kept for the provider's own demand")
+        if self.policies.pricing.kind == "surplus_utilisation":
+            for t in self.tenants:
+                if t.contract.kind == "spot" and t.contract.price_per_gpu_hour is not None:
+                    problems.append(
+                        f"tenants.{t.name}.contract.price_per_gpu_hour: spot pays the "
+                        "surplus_utilisation price of policies.pricing; remove this price"
+                    )
         isolation = self.policies.isolation
         for name in getattr(isolation, "pods", {}):
             if name != "internal" and name not in names:
