@@ -28,6 +28,7 @@ from sim.metrics.accounting import CLASSES, Accounting
 from sim.metrics.summary import summarize
 from sim.policies.isolation import make_isolation
 from sim.policies.placement import make_placement
+from sim.policies.preemption import make_preemption
 from sim.policies.pricing import make_pricing
 from sim.rng import Streams
 from sim.scenario.loader import dump_scenario
@@ -125,6 +126,9 @@ class Simulation:
             backfill=scenario.policies.scheduling.backfill,
             backfill_depth=scenario.policies.scheduling.backfill_depth,
             isolation=make_isolation(scenario.policies.isolation),
+            preemption=make_preemption(
+                scenario.policies.preemption, {t.name: t.priority for t in scenario.tenants}
+            ),
         )
         self._next_job_id = 0
         self.serving_logs: dict[str, list[Any]] = {}

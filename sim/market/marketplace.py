@@ -28,6 +28,7 @@ from sim.market.inventory import SHARED, ClusterInfo, Inventory
 from sim.metrics.accounting import Accounting
 from sim.policies.isolation import Shared
 from sim.policies.placement import Proposal, fewest_domains
+from sim.policies.preemption import Newest
 from sim.workloads.jobs import Job
 
 EPS_HOURS = 1e-9
@@ -132,6 +133,8 @@ class Marketplace:
         backfill_depth: Queued jobs examined per scheduling pass.
         isolation: An isolation policy (see :mod:`sim.policies.isolation`);
             shared by default. Backfilling's shadow time does not look at it.
+        preemption: Which spot jobs get notice first (see
+            :mod:`sim.policies.preemption`); the newest by default.
     """
 
     def __init__(
@@ -144,12 +147,14 @@ class Marketplace:
         backfill: bool = True,
         backfill_depth: int = 200,
         isolation: Shared | None = None,
+        preemption: Newest | None = None,
     ):
         self.env = env
         self.inventory = inventory
         self.placement = placement
         self.isolation = isolation if isolation is not None else Shared()
         self.isolation.bind(inventory)
+        self.preemption = preemption if preemption is not None else Newest()
         self.fabrics = fabrics
         self.accounting = accounting
         self.backfill = backfill
@@ -457,7 +462,10 @@ class Marketplace:
     def _spot_victims(
         self, cluster_index: int, allowed_notice: float, excluded: np.ndarray | None = None
     ) -> list[Job]:
-        """Running spot jobs that may still be preempted, newest first (none on ``excluded``)."""
+        """Running spot jobs that may still be preempted, in the preemption policy's order.
+
+        None on ``excluded`` nodes.
+        """
         victims = [
             j
             for j in self.running.values()
@@ -467,8 +475,7 @@ class Marketplace:
             and j.spot_notice_hours <= allowed_notice + EPS_HOURS
             and (excluded is None or not excluded[j.nodes].any())
         ]
-        victims.sort(key=lambda j: (j.run_since, j.job_id), reverse=True)
-        return victims
+        return self.preemption.order(victims, self.env.now)
 
     def _pending_for(self, cluster_index: int, excluded: np.ndarray | None) -> int:
         """GPUs under notice in the cluster, outside ``excluded`` nodes."""

@@ -422,6 +422,9 @@ class Tenant(Strict):
     contract: Contract
     workload: Workload
     cluster: str | None = Field(default=None, description="run only in this cluster")
+    priority: int = Field(
+        default=0, description="lowest_priority preemption: higher is kept longer"
+    )
 
 
 # --------------------------------------------------------------------------- internal demand
@@ -593,6 +596,17 @@ class Scheduling(Strict):
     )
 
 
+class Preemption(Strict):
+    """Which spot jobs get notice first when capacity is reclaimed.
+
+    ``newest``: the most recently started; ``least_progress``: the least work
+    done; ``lowest_priority``: tenants by ``priority`` (higher is kept
+    longer), the newest first among equals.
+    """
+
+    kind: Literal["newest", "least_progress", "lowest_priority"] = "newest"
+
+
 class SharedIsolation(Strict):
     """Tenants share every rack, spine and pod."""
 
@@ -655,6 +669,7 @@ class Policies(Strict):
     placement: Placement = FirstFitPlacement()
     isolation: Isolation = SharedIsolation()
     pricing: Pricing = FixedPricing()
+    preemption: Preemption = Preemption()
     scheduling: Scheduling = Scheduling()
 
 
