@@ -26,6 +26,7 @@ from sim.market.inventory import SHARED, ClusterInfo, Inventory
 from sim.market.marketplace import Marketplace
 from sim.metrics.accounting import CLASSES, Accounting
 from sim.metrics.summary import summarize
+from sim.policies.admission import make_admission
 from sim.policies.isolation import make_isolation
 from sim.policies.placement import make_placement
 from sim.policies.preemption import make_preemption
@@ -126,6 +127,7 @@ class Simulation:
             backfill=scenario.policies.scheduling.backfill,
             backfill_depth=scenario.policies.scheduling.backfill_depth,
             isolation=make_isolation(scenario.policies.isolation),
+            admission=make_admission(scenario.policies.admission),
             preemption=make_preemption(
                 scenario.policies.preemption, {t.name: t.priority for t in scenario.tenants}
             ),

@@ -26,6 +26,7 @@ import simpy
 from sim.fabric.model import EpochSolution, FabricModel, RunningPlacement
 from sim.market.inventory import SHARED, ClusterInfo, Inventory
 from sim.metrics.accounting import Accounting
+from sim.policies.admission import AcceptAll
 from sim.policies.isolation import Shared
 from sim.policies.placement import Proposal, fewest_domains
 from sim.policies.preemption import Newest
@@ -135,6 +136,8 @@ class Marketplace:
             shared by default. Backfilling's shadow time does not look at it.
         preemption: Which spot jobs get notice first (see
             :mod:`sim.policies.preemption`); the newest by default.
+        admission: Whether a shared-pool job may start (see
+            :mod:`sim.policies.admission`); every job by default.
     """
 
     def __init__(
@@ -148,6 +151,7 @@ class Marketplace:
         backfill_depth: int = 200,
         isolation: Shared | None = None,
         preemption: Newest | None = None,
+        admission: AcceptAll | None = None,
     ):
         self.env = env
         self.inventory = inventory
@@ -155,6 +159,9 @@ class Marketplace:
         self.isolation = isolation if isolation is not None else Shared()
         self.isolation.bind(inventory)
         self.preemption = preemption if preemption is not None else Newest()
+        self.admission = admission if admission is not None else AcceptAll()
+        self.shared_usage: dict[str, int] = {}
+        """GPUs of the shared pool each tenant's running jobs hold."""
         self.fabrics = fabrics
         self.accounting = accounting
         self.backfill = backfill
@@ -266,6 +273,10 @@ class Marketplace:
                 return
             for job in queue[: self.backfill_depth - examined]:
                 examined += 1
+                if pool == SHARED and not self.admission.admits(
+                    job.tenant, job.gpus, self.shared_usage
+                ):
+                    continue  # over its quota: it waits, and holds no one else back
                 free = sum(self.inventory.free_gpus(clusters[i], pool) for i in job.clusters)
                 proposal = self._propose(job, pool) if free >= job.gpus else None
                 if head is None:
@@ -628,6 +639,8 @@ class Marketplace:
     def _start(self, job: Job, proposal: Proposal) -> None:
         now = self.env.now
         self.inventory.allocate(proposal.nodes, proposal.counts)
+        if job.pool == SHARED:
+            self.shared_usage[job.tenant] = self.shared_usage.get(job.tenant, 0) + job.gpus
         self._queue_for(job).remove(job)
         job.state = "running"
         job.cluster = proposal.cluster
@@ -652,6 +665,8 @@ class Marketplace:
         job.fold(now)
         job.version += 1
         self.inventory.release(job.nodes, job.counts)
+        if job.pool == SHARED:
+            self.shared_usage[job.tenant] -= job.gpus
         del self.running[job.job_id]
         if job.notice_until is not None:
             self.pending_release[job.cluster] -= job.gpus

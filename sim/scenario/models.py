@@ -596,6 +596,35 @@ class Scheduling(Strict):
     )
 
 
+class Quota(Strict):
+    """A tenant's share of the shared pool (Kueue's nominal quota), and what it lends."""
+
+    gpus: int = Field(ge=0, description="GPUs of the shared pool it may hold")
+    cohort: Name | None = Field(default=None, description="tenants that lend each other")
+    borrowing_limit: int | None = Field(
+        default=None, ge=0, description="GPUs it may hold beyond its quota (default: any)"
+    )
+    lending_limit: int | None = Field(
+        default=None, ge=0, description="of its unused quota, what others may use (default: all)"
+    )
+
+
+class AcceptAllAdmission(Strict):
+    """Every job that fits may start."""
+
+    kind: Literal["accept_all"] = "accept_all"
+
+
+class QuotaAdmission(Strict):
+    """Kueue-style quotas of the shared pool, with cohorts, borrowing and lending."""
+
+    kind: Literal["quotas"]
+    quotas: dict[Name, Quota] = Field(min_length=1)
+
+
+Admission = Annotated[AcceptAllAdmission | QuotaAdmission, Field(discriminator="kind")]
+
+
 class Preemption(Strict):
     """Which spot jobs get notice first when capacity is reclaimed.
 
@@ -670,6 +699,7 @@ class Policies(Strict):
     isolation: Isolation = SharedIsolation()
     pricing: Pricing = FixedPricing()
     preemption: Preemption = Preemption()
+    admission: Admission = AcceptAllAdmission()
     scheduling: Scheduling = Scheduling()
 
 
@@ -734,6 +764,18 @@ class Scenario(Strict):
                         f"tenants.{t.name}.contract.price_per_gpu_hour: spot pays the "
                         "surplus_utilisation price of policies.pricing; remove this price"
                     )
+        contracts = {t.name: t.contract.kind for t in self.tenants}
+        for name in getattr(self.policies.admission, "quotas", {}):
+            if name not in contracts:
+                problems.append(
+                    f"policies.admission.quotas: no tenant named {name!r} "
+                    f"(tenants: {', '.join(names) or 'none'})"
+                )
+            elif contracts[name] == "reserved":
+                problems.append(
+                    f"policies.admission.quotas.{name}: a reserved tenant runs in its own "
+                    "block; quotas are for on-demand and spot tenants"
+                )
         isolation = self.policies.isolation
         for name in getattr(isolation, "pods", {}):
             if name != "internal" and name not in names:
