@@ -133,7 +133,8 @@ class Marketplace:
         backfill: Whether later jobs may start ahead of a blocked head job.
         backfill_depth: Queued jobs examined per scheduling pass.
         isolation: An isolation policy (see :mod:`sim.policies.isolation`);
-            shared by default. Backfilling's shadow time does not look at it.
+            shared by default. Placement, backfilling behind a blocked job and
+            the reclaiming of spot GPUs for it look only where it may run.
         preemption: Which spot jobs get notice first (see
             :mod:`sim.policies.preemption`); the newest by default.
         admission: Whether a shared-pool job may start (see
