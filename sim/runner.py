@@ -111,6 +111,7 @@ class Simulation:
                 gpus_per_node=c.gpus_per_node,
                 accelerator=c.accelerator,
                 first_node=i.first_node,
+                rate_limits_gbps=getattr(scenario.policies.isolation, "gbps", None),
             )
             for c, i in zip(scenario.provider.clusters(), infos, strict=True)
         ]

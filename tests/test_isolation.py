@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from sim.fabric.network import NetworkFabric
@@ -86,3 +87,51 @@ def test_impossible_isolation_exits_2(tmp_path, override, message):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not out.exists()
+
+
+def limited(gbps: float) -> str:
+    return f"policies.isolation={{kind: rate_limits, gbps: {{swarm: {gbps}}}}}"
+
+
+def test_a_rate_limit_at_the_nic_rate_changes_nothing():
+    path = SCENARIOS / "noisy-neighbor.yaml"
+    free = simulate(load_scenario(path, ["horizon=12h"])).summary
+    at_line_rate = simulate(load_scenario(path, ["horizon=12h", limited(400)])).summary
+    for summary in (free, at_line_rate):
+        summary.pop("wall_seconds")
+    assert at_line_rate == free
+
+
+def test_rate_limiting_the_noisy_tenant_spares_the_victim_at_its_own_cost():
+    path = SCENARIOS / "noisy-neighbor.yaml"
+    free = simulate(load_scenario(path, ["horizon=1d"])).summary
+    shaped = simulate(load_scenario(path, ["horizon=1d", limited(100)])).summary
+    assert shaped["pfc_pause_fraction"] < free["pfc_pause_fraction"] / 5  # 0.19 -> 0.02
+    victim = "iteration_slowdown_p99"
+    assert shaped["tenants"]["atlas"][victim] < free["tenants"]["atlas"][victim] - 0.2
+    noisy = "iteration_slowdown_p50"
+    assert shaped["tenants"]["swarm"][noisy] > free["tenants"]["swarm"][noisy]
+
+
+def test_a_shaped_gpu_sends_no_more_than_its_limit():
+    from sim.fabric.model import RunningPlacement
+    from sim.workloads.training import ModelShape, TrainingSpec
+
+    fabric = zone_fabric()
+    fabric.rate_limits_gbps = {"t": 50.0}
+    spec = TrainingSpec(
+        model=ModelShape(params_billion=8, layers=32, hidden=4096, seq_len=8192), tp=8
+    )
+    nodes = np.array([0, 2, 4, 6])  # four racks of pod 0
+    job = RunningPlacement(1, "t", "on_demand", nodes, np.full(4, GPN), spec)
+    fabric.solve([job])
+    traffic = fabric._job(job)
+    capacity = fabric._shaped([traffic])
+    epoch = fabric.transport.allocate(
+        traffic.incidence, crossings=traffic.crossings, capacity_gbps=capacity
+    )
+    sent = np.bincount(
+        traffic.plan.src[traffic.flow_of_subflow], weights=epoch.rates_gbps, minlength=64
+    )
+    assert sent.max() <= 50.0 * (1 + 1e-9)
+    assert sent.max() > 40.0  # and the shaper is work-conserving: it is the bottleneck

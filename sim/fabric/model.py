@@ -110,6 +110,7 @@ class IdealFabric:
         gpus_per_node: int = 8,
         accelerator: str = "H100",
         first_node: int = 0,
+        rate_limits_gbps: dict[str, float] | None = None,
     ):
         self.config = config
 
@@ -123,12 +124,20 @@ class IdealFabric:
 
 
 def _network(
-    config: Any, gpus_per_node: int = 8, accelerator: str = "H100", first_node: int = 0
+    config: Any,
+    gpus_per_node: int = 8,
+    accelerator: str = "H100",
+    first_node: int = 0,
+    rate_limits_gbps: dict[str, float] | None = None,
 ) -> FabricModel:
     from sim.fabric.network import NetworkFabric  # numpy and scipy work, loaded when used
 
     return NetworkFabric(
-        config, gpus_per_node=gpus_per_node, accelerator=accelerator, first_node=first_node
+        config,
+        gpus_per_node=gpus_per_node,
+        accelerator=accelerator,
+        first_node=first_node,
+        rate_limits_gbps=rate_limits_gbps,
     )
 
 

@@ -89,10 +89,16 @@ class NetworkFabric:
         accelerator: The cluster's accelerator (its dense BF16 TFLOP/s set
             the compute time of an iteration).
         first_node: Global index of the cluster's first node in the inventory.
+        rate_limits_gbps: Per tenant, the rate each of its GPUs may send at.
     """
 
     def __init__(
-        self, config: Any, gpus_per_node: int = 8, accelerator: str = "H100", first_node: int = 0
+        self,
+        config: Any,
+        gpus_per_node: int = 8,
+        accelerator: str = "H100",
+        first_node: int = 0,
+        rate_limits_gbps: dict[str, float] | None = None,
     ):
         from sim.catalog import accelerator as lookup
 
@@ -119,6 +125,13 @@ class NetworkFabric:
         self._serials = itertools.count()
         self._solutions: OrderedDict[tuple[int, ...], EpochSolution] = OrderedDict()
         self.solves = 0
+        self.rate_limits_gbps = dict(rate_limits_gbps or {})
+        """Per tenant, the rate each of its GPUs may send at (see :meth:`_shaped`)."""
+        nic = topo.link_is_up & (topo.link_src < topo.n_hosts)
+        self._nic_uplinks = np.full(topo.n_hosts, -1, dtype=np.int64)
+        self._nic_uplinks[topo.link_src[nic]] = np.flatnonzero(nic)
+        if self.rate_limits_gbps and np.bincount(topo.link_src[nic]).max(initial=0) > 1:
+            raise ValueError("rate limits shape one NIC link per GPU; this topology has more")
 
     def node_domains(self, nodes: int) -> tuple[np.ndarray, np.ndarray]:
         """Per node of the cluster, its rack and its pod in this topology.
@@ -270,6 +283,26 @@ class NetworkFabric:
         step_latency_s = ring.latency_s + slowest_wait_us * 1e-6
         return serving_network(spec, ring.min_rate_gbps(flow_rates), step_latency_s)
 
+    def _shaped(self, jobs: list[_JobTraffic]) -> np.ndarray | None:
+        """Link capacities with rate-limited tenants' GPUs shaped, or None if none is.
+
+        A tenant's rate limit shapes each of its GPUs' NICs, as a NIC's rate
+        limiter does: the GPU's links up into the fabric carry at most the limit
+        together, shared by its flows as the fabric shares any link. A GPU
+        belongs to one job at a time, so shaping its links touches no one else.
+        """
+        limited = [j for j in jobs if j.placement.tenant in self.rate_limits_gbps]
+        if not limited:
+            return None
+        capacity = self.transport.capacity.copy()
+        for job in limited:
+            limit = self.rate_limits_gbps[job.placement.tenant]
+            hosts = np.unique(job.plan.src)
+            up = self._nic_uplinks[hosts]
+            up = up[up >= 0]
+            capacity[up] = np.minimum(capacity[up], limit)
+        return capacity
+
     def _solve(self, jobs: list[_JobTraffic]) -> EpochSolution:
         with_flows = [job for job in jobs if job.incidence.shape[0]]
         states = {job.placement.job_id: JobNetwork(1.0) for job in jobs}
@@ -283,7 +316,9 @@ class NetworkFabric:
                 [job.crossings for job in with_flows],
                 [job.incidence.shape[0] for job in with_flows],
             )
-        epoch = self.transport.allocate(incidence, crossings=crossings)
+        epoch = self.transport.allocate(
+            incidence, crossings=crossings, capacity_gbps=self._shaped(with_flows)
+        )
         rates = epoch.rates_gbps
         load = np.asarray(incidence.T @ rates).ravel()
         busy = load > 0

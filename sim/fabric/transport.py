@@ -613,6 +613,7 @@ class Transport:
         demand: np.ndarray | None = None,
         fresh: np.ndarray | None = None,
         crossings: Crossings | None = None,
+        capacity_gbps: np.ndarray | None = None,
     ) -> Epoch:
         """The transport's rates and congestion state for a set of sub-flows.
 
@@ -624,24 +625,27 @@ class Transport:
                 omitted, i.e. the steady state.
             crossings: The sub-flows' adjacent link pairs, if the caller kept
                 them (used by back-pressure; see :func:`link_crossings`).
+            capacity_gbps: Link capacities, if not the topology's (a NIC shaped
+                below its line rate, for instance).
         """
+        capacity = self.capacity if capacity_gbps is None else capacity_gbps
         demand = self.demand(incidence) if demand is None else demand
         fresh = np.zeros(incidence.shape[0], dtype=bool) if fresh is None else fresh
-        zero_links = np.zeros(self.capacity.size)
+        zero_links = np.zeros(capacity.size)
         zero_flows = np.zeros(incidence.shape[0])
         transport = self.transport
         kind = transport.kind
         if kind == "ideal":
-            rates = max_min_rates(incidence, self.capacity, demand_gbps=demand)
+            rates = max_min_rates(incidence, capacity, demand_gbps=demand)
             return Epoch(rates, zero_links, zero_flows, zero_links, zero_links, zero_links)
         if self.backpressure:
-            return self._backpressure(incidence, demand, crossings)
+            return self._backpressure(incidence, demand, crossings, capacity)
         if transport.cc == "none":
-            _, rates, offered = line_rate_arrivals(incidence, self.capacity, demand, self.stage)
+            _, rates, offered = line_rate_arrivals(incidence, capacity, demand, self.stage)
             # Drop-tail: an overloaded port's buffer stays full.
-            full = offered > self.capacity * (1 + 1e-9)
+            full = offered > capacity * (1 + 1e-9)
             buffer_kb = self.topology.buffer_bytes / 1000.0
-            queue = np.where(full, _queue_us(buffer_kb, self.capacity), 0.0)
+            queue = np.where(full, _queue_us(buffer_kb, capacity), 0.0)
             lost = float((demand - rates).sum())
             return Epoch(
                 rates,
@@ -653,10 +657,14 @@ class Transport:
                 drop_probability=np.clip(1.0 - rates / demand, 0.0, 1.0),
                 drop_gbps=lost,
             )
-        return self._dcqcn(incidence, demand, fresh)
+        return self._dcqcn(incidence, demand, fresh, capacity)
 
     def _backpressure(
-        self, incidence: sp.csr_matrix, demand: np.ndarray, crossings: Crossings | None = None
+        self,
+        incidence: sp.csr_matrix,
+        demand: np.ndarray,
+        crossings: Crossings | None,
+        capacity: np.ndarray,
     ) -> Epoch:
         """Lossless back-pressure: PFC without rate control, or InfiniBand credits.
 
@@ -669,7 +677,7 @@ class Transport:
         transport = self.transport
         topo = self.topology
         state = backpressure_rates(
-            incidence, self.capacity, demand, self.stage, self.topology, crossings
+            incidence, capacity, demand, self.stage, self.topology, crossings
         )
         if transport.kind == "infiniband":
             threshold_kb = transport.credit_buffer_kb
@@ -690,12 +698,14 @@ class Transport:
             state.rates_gbps,
             state.pause_fraction,
             np.zeros(incidence.shape[0]),
-            np.zeros(self.capacity.size),
+            np.zeros(capacity.size),
             queue,
             episode,
         )
 
-    def _dcqcn(self, incidence: sp.csr_matrix, demand: np.ndarray, fresh: np.ndarray) -> Epoch:
+    def _dcqcn(
+        self, incidence: sp.csr_matrix, demand: np.ndarray, fresh: np.ndarray, capacity: np.ndarray
+    ) -> Epoch:
         """Max-min rates, plus the transient of flows that start at line rate.
 
         At every port the max-min solution saturates, DCQCN holds the queue at
@@ -706,45 +716,45 @@ class Transport:
         that cross them but not the port itself stall.
         """
         transport = self.transport
-        rates = max_min_rates(incidence, self.capacity, demand_gbps=demand)
+        rates = max_min_rates(incidence, capacity, demand_gbps=demand)
         load = incidence.T @ rates
         binary = _pattern(incidence)
         csc = binary.tocsc()
         flows_per_link = np.diff(csc.indptr)
         is_new = fresh
-        saturated = (load >= self.capacity * (1 - 1e-6)) & (flows_per_link >= 2)
+        saturated = (load >= capacity * (1 - 1e-6)) & (flows_per_link >= 2)
         burst = binary.T @ np.where(is_new, demand, rates)
         fresh_per_link = binary.T @ is_new.astype(np.float64)
-        bursting = saturated & (fresh_per_link > 0) & (burst > self.capacity * (1 + 1e-9))
-        queue = np.zeros(self.capacity.size)
-        marking = np.zeros(self.capacity.size)
-        for capacity in np.unique(self.capacity[saturated]):
-            links = np.flatnonzero(saturated & (self.capacity == capacity))
+        bursting = saturated & (fresh_per_link > 0) & (burst > capacity * (1 + 1e-9))
+        queue = np.zeros(capacity.size)
+        marking = np.zeros(capacity.size)
+        for speed in np.unique(capacity[saturated]):
+            links = np.flatnonzero(saturated & (capacity == speed))
             counts, which = np.unique(flows_per_link[links], return_inverse=True)
-            params = self._params(float(capacity))
+            params = self._params(float(speed))
             steady = np.array([_steady_queue(int(n), params) for n in counts])
-            queue[links] = _queue_us(steady[which, 0], capacity)
+            queue[links] = _queue_us(steady[which, 0], speed)
             marking[links] = steady[which, 1]
         marked = float((load * marking)[saturated & ~bursting].sum())
-        paused_us = np.zeros(self.capacity.size)
+        paused_us = np.zeros(capacity.size)
         stall = np.zeros(incidence.shape[0])
         transients: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        queue_cap = np.full(self.capacity.size, np.inf)
+        queue_cap = np.full(capacity.size, np.inf)
         topo = self.topology
         buffer_kb = topo.buffer_bytes / 1000.0
         previous = None
         for link in np.flatnonzero(bursting):
-            capacity = float(self.capacity[link])
+            speed = float(capacity[link])
             rows = csc.indices[csc.indptr[link] : csc.indptr[link + 1]]
             fresh = is_new[rows]
             old = tuple(sorted(round(float(r), 6) for r in rates[rows][~fresh]))
             burst_state = _burst_transient(
-                int(fresh.sum()), old, self._params(capacity), transport.pfc_xoff_kb
+                int(fresh.sum()), old, self._params(speed), transport.pfc_xoff_kb
             )
             transients[int(link)] = (
                 burst_state.time_us,
-                _queue_us(burst_state.queue_kb, capacity),
-                burst_state.arrival_gbps / capacity,
+                _queue_us(burst_state.queue_kb, speed),
+                burst_state.arrival_gbps / speed,
             )
             marked += load[link] * burst_state.mean_marking
             marking[link] = burst_state.mean_marking
@@ -755,7 +765,7 @@ class Transport:
             held_kb = buffer_kb[link]
             if transport.pfc:
                 held_kb = min(held_kb, max(carried.size, 1) * transport.pfc_xoff_kb)
-            queue_cap[link] = _queue_us(held_kb, capacity)
+            queue_cap[link] = _queue_us(held_kb, speed)
             above_us = burst_state.above_xoff_us
             if not (transport.pfc and above_us > 0):
                 continue
@@ -769,11 +779,11 @@ class Transport:
         total = float(load.sum())
         return Epoch(
             rates,
-            np.zeros(self.capacity.size),
+            np.zeros(capacity.size),
             stall,
             paused_us,
             queue,
-            np.zeros(self.capacity.size),
+            np.zeros(capacity.size),
             transients=transients,
             queue_cap_us=queue_cap,
             marked_share=marked / total if total > 0 else 0.0,

@@ -15,6 +15,9 @@ and spot GPUs are reclaimed for a blocked job only where it may run.
   price: a tenant's pods stand idle when it has nothing to run, and its jobs wait when
   its pods are full although others have room. Reserved blocks and the inference fleet
   take whole nodes as before; only the shared pool's jobs are kept apart.
+- ``rate_limits``: tenants share every node, but some send at most ``gbps`` per GPU
+  (``gbps: {swarm: 100}``): the fabric model caps what their GPUs push, so a limited
+  tenant cannot drive a congested port at line rate and spreads fewer pauses.
 """
 
 from __future__ import annotations
@@ -84,7 +87,15 @@ class DedicatedPods(Shared):
         return None if zone is None else int(inventory.capacity[zone].sum())
 
 
-ISOLATIONS: dict[str, type] = {"shared": Shared, "dedicated_pods": DedicatedPods}
+class RateLimits(Shared):
+    """Shared nodes; the fabric shapes some tenants' GPUs (see :mod:`sim.fabric.network`)."""
+
+
+ISOLATIONS: dict[str, type] = {
+    "shared": Shared,
+    "dedicated_pods": DedicatedPods,
+    "rate_limits": RateLimits,
+}
 """Isolation policies by ``kind``."""
 
 

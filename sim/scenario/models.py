@@ -657,7 +657,23 @@ class DedicatedPodsIsolation(Strict):
     )
 
 
-Isolation = Annotated[SharedIsolation | DedicatedPodsIsolation, Field(discriminator="kind")]
+class RateLimitsIsolation(Strict):
+    """Tenants share the fabric, but some send at most ``gbps`` per GPU.
+
+    Each GPU's NIC shapes the tenant's traffic: the flows leaving one GPU share
+    the limit equally (traffic inside a node is not shaped). A limited tenant
+    cannot push its line rate into a congested port, so it spreads fewer pauses.
+    """
+
+    kind: Literal["rate_limits"]
+    gbps: dict[Name, Annotated[float, Field(gt=0)]] = Field(
+        min_length=1, description="per tenant, Gb/s per GPU"
+    )
+
+
+Isolation = Annotated[
+    SharedIsolation | DedicatedPodsIsolation | RateLimitsIsolation, Field(discriminator="kind")
+]
 
 
 class FixedPricing(Strict):
@@ -777,10 +793,11 @@ class Scenario(Strict):
                     "block; quotas are for on-demand and spot tenants"
                 )
         isolation = self.policies.isolation
-        for name in getattr(isolation, "pods", {}):
+        field = "pods" if isolation.kind == "dedicated_pods" else "gbps"
+        for name in getattr(isolation, field, {}):
             if name != "internal" and name not in names:
                 problems.append(
-                    f"policies.isolation.pods: no tenant named {name!r} "
+                    f"policies.isolation.{field}: no tenant named {name!r} "
                     f"(tenants: {', '.join(names) or 'none'}; 'internal' is the provider)"
                 )
 
