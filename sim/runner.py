@@ -112,6 +112,8 @@ class Simulation:
                 accelerator=c.accelerator,
                 first_node=i.first_node,
                 rate_limits_gbps=getattr(scenario.policies.isolation, "gbps", None),
+                high_priority=getattr(scenario.policies.isolation, "high", ()),
+                low_min_share=getattr(scenario.policies.isolation, "low_min_share", 0.0),
             )
             for c, i in zip(scenario.provider.clusters(), infos, strict=True)
         ]

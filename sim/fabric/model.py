@@ -111,6 +111,8 @@ class IdealFabric:
         accelerator: str = "H100",
         first_node: int = 0,
         rate_limits_gbps: dict[str, float] | None = None,
+        high_priority: Sequence[str] = (),
+        low_min_share: float = 0.0,
     ):
         self.config = config
 
@@ -129,6 +131,8 @@ def _network(
     accelerator: str = "H100",
     first_node: int = 0,
     rate_limits_gbps: dict[str, float] | None = None,
+    high_priority: Sequence[str] = (),
+    low_min_share: float = 0.0,
 ) -> FabricModel:
     from sim.fabric.network import NetworkFabric  # numpy and scipy work, loaded when used
 
@@ -138,6 +142,8 @@ def _network(
         accelerator=accelerator,
         first_node=first_node,
         rate_limits_gbps=rate_limits_gbps,
+        high_priority=high_priority,
+        low_min_share=low_min_share,
     )
 
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,6 +91,9 @@ class NetworkFabric:
             the compute time of an iteration).
         first_node: Global index of the cluster's first node in the inventory.
         rate_limits_gbps: Per tenant, the rate each of its GPUs may send at.
+        high_priority: Tenants whose traffic has a class of its own, served first,
+            with its own queues and PFC.
+        low_min_share: Share of each link the other traffic keeps (0 to 1).
     """
 
     def __init__(
@@ -99,6 +103,8 @@ class NetworkFabric:
         accelerator: str = "H100",
         first_node: int = 0,
         rate_limits_gbps: dict[str, float] | None = None,
+        high_priority: Sequence[str] = (),
+        low_min_share: float = 0.0,
     ):
         from sim.catalog import accelerator as lookup
 
@@ -125,6 +131,10 @@ class NetworkFabric:
         self._serials = itertools.count()
         self._solutions: OrderedDict[tuple[int, ...], EpochSolution] = OrderedDict()
         self.solves = 0
+        self.high_priority = frozenset(high_priority)
+        """Tenants whose traffic is in the high-priority class (see :meth:`_solve`)."""
+        self.low_min_share = low_min_share
+        """Share of a link the low class keeps when both classes use it."""
         self.rate_limits_gbps = dict(rate_limits_gbps or {})
         """Per tenant, the rate each of its GPUs may send at (see :meth:`_shaped`)."""
         nic = topo.link_is_up & (topo.link_src < topo.n_hosts)
@@ -218,7 +228,10 @@ class NetworkFabric:
         for job_id in [j for j in self._jobs if j not in running]:
             del self._jobs[job_id]
         jobs = [self._job(p) for p in modelled]
-        parts = [self._component(group) for group in self._components(jobs)]
+        return self._merge([self._component(group) for group in self._components(jobs)])
+
+    def _merge(self, parts: list[EpochSolution]) -> EpochSolution:
+        """Solutions of separate parts as one: pauses by busy link, marks by traffic."""
         states: dict[int, JobNetwork] = {}
         for part in parts:
             states.update(part.jobs)
@@ -305,10 +318,37 @@ class NetworkFabric:
 
     def _solve(self, jobs: list[_JobTraffic]) -> EpochSolution:
         with_flows = [job for job in jobs if job.incidence.shape[0]]
-        states = {job.placement.job_id: JobNetwork(1.0) for job in jobs}
         if not with_flows:
-            return EpochSolution(jobs=states)
+            return EpochSolution(jobs={job.placement.job_id: JobNetwork(1.0) for job in jobs})
         self.solves += 1
+        capacity = self._shaped(with_flows)
+        high = [j for j in with_flows if j.placement.tenant in self.high_priority]
+        if not high or len(high) == len(with_flows):
+            solution, _ = self._solve_class(jobs, with_flows, capacity)
+            return solution
+        # Two traffic classes, each with its own queues and its own PFC: the high
+        # class is served first, up to all but the low class's guaranteed share of a
+        # link the low class also uses; the low class gets what the high one leaves.
+        low = [j for j in with_flows if j.placement.tenant not in self.high_priority]
+        capacity = self.transport.capacity if capacity is None else capacity
+        used_by_low = np.zeros(capacity.size, dtype=bool)
+        for job in low:
+            used_by_low[job.links] = True
+        share = self.low_min_share
+        high_capacity = np.where(used_by_low, capacity * (1.0 - share), capacity)
+        without = [j for j in jobs if not j.incidence.shape[0]]
+        first, high_load = self._solve_class(without + high, high, high_capacity)
+        second, _ = self._solve_class([], low, np.maximum(capacity - high_load, 0.0))
+        return self._merge([first, second])
+
+    def _solve_class(
+        self,
+        jobs: list[_JobTraffic],
+        with_flows: list[_JobTraffic],
+        capacity: np.ndarray | None,
+    ) -> tuple[EpochSolution, np.ndarray]:
+        """One traffic class's solution on these link capacities, and its load per link."""
+        states = {job.placement.job_id: JobNetwork(1.0) for job in jobs}
         incidence = sp.vstack([job.incidence for job in with_flows], format="csr")
         crossings = None
         if self.transport.backpressure:
@@ -316,9 +356,7 @@ class NetworkFabric:
                 [job.crossings for job in with_flows],
                 [job.incidence.shape[0] for job in with_flows],
             )
-        epoch = self.transport.allocate(
-            incidence, crossings=crossings, capacity_gbps=self._shaped(with_flows)
-        )
+        epoch = self.transport.allocate(incidence, crossings=crossings, capacity_gbps=capacity)
         rates = epoch.rates_gbps
         load = np.asarray(incidence.T @ rates).ravel()
         busy = load > 0
@@ -357,10 +395,10 @@ class NetworkFabric:
                 )
                 if self.has_ecn and sub_rates.sum() > 0
                 else (0.0 if self.has_ecn else None),
-                flow_slowdown_p99=float(np.quantile(np.maximum(flow_slowdown, 1.0), 0.99)),
+                flow_slowdown_p99=_p99(np.maximum(flow_slowdown, 1.0)),
             )
         total = float(load.sum())
-        return EpochSolution(
+        solution = EpochSolution(
             jobs=states,
             pfc_pause_fraction=(float(pause[busy].mean()) if busy.any() else 0.0)
             if self.has_pfc
@@ -369,3 +407,11 @@ class NetworkFabric:
             busy_links=int(busy.sum()),
             carried_gbps=total,
         )
+        return solution, load
+
+
+def _p99(values: np.ndarray) -> float:
+    """The P99 (linear interpolation); infinite where it falls among starved (infinite) ones."""
+    with np.errstate(invalid="ignore"):
+        q = float(np.quantile(values, 0.99))
+    return math.inf if math.isnan(q) else q

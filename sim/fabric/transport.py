@@ -531,7 +531,8 @@ def _steady_queue(n_flows: int, params: DcqcnParams) -> tuple[float, float]:
 
 def _queue_us(queue_kb: np.ndarray | float, capacity_gbps: np.ndarray | float) -> np.ndarray:
     """Time to drain a queue of ``queue_kb`` (1 KB = 1000 bytes) at ``capacity_gbps``."""
-    return np.asarray(queue_kb) * 8.0 / np.asarray(capacity_gbps)
+    with np.errstate(divide="ignore"):  # a link left no capacity: an unbounded wait
+        return np.asarray(queue_kb) * 8.0 / np.asarray(capacity_gbps)
 
 
 @dataclass
@@ -722,7 +723,7 @@ class Transport:
         csc = binary.tocsc()
         flows_per_link = np.diff(csc.indptr)
         is_new = fresh
-        saturated = (load >= capacity * (1 - 1e-6)) & (flows_per_link >= 2)
+        saturated = (capacity > 0) & (load >= capacity * (1 - 1e-6)) & (flows_per_link >= 2)
         burst = binary.T @ np.where(is_new, demand, rates)
         fresh_per_link = binary.T @ is_new.astype(np.float64)
         bursting = saturated & (fresh_per_link > 0) & (burst > capacity * (1 + 1e-9))

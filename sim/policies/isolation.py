@@ -18,6 +18,9 @@ and spot GPUs are reclaimed for a blocked job only where it may run.
 - ``rate_limits``: tenants share every node, but some send at most ``gbps`` per GPU
   (``gbps: {swarm: 100}``): the fabric model caps what their GPUs push, so a limited
   tenant cannot drive a congested port at line rate and spreads fewer pauses.
+- ``traffic_classes``: tenants share every node, but the named ones (``high: [atlas]``)
+  get a traffic class of their own with its own queues and per-priority PFC, served
+  first up to all but the other class's guaranteed share (``low_min_share``) of a link.
 """
 
 from __future__ import annotations
@@ -91,10 +94,15 @@ class RateLimits(Shared):
     """Shared nodes; the fabric shapes some tenants' GPUs (see :mod:`sim.fabric.network`)."""
 
 
+class TrafficClasses(Shared):
+    """Shared nodes; the fabric gives some tenants a traffic class of their own."""
+
+
 ISOLATIONS: dict[str, type] = {
     "shared": Shared,
     "dedicated_pods": DedicatedPods,
     "rate_limits": RateLimits,
+    "traffic_classes": TrafficClasses,
 }
 """Isolation policies by ``kind``."""
 

@@ -671,8 +671,25 @@ class RateLimitsIsolation(Strict):
     )
 
 
+class TrafficClassesIsolation(Strict):
+    """The named tenants' traffic gets a class of its own, with its own queues and PFC.
+
+    Switches serve it first (strict priority), but on a link the other traffic
+    also uses only up to ``1 - low_min_share`` of it: the other class keeps that
+    share (an ETS guarantee) and gets whatever the first leaves. Pauses are per
+    class, so a congested port of one class never stops the other's flows.
+    """
+
+    kind: Literal["traffic_classes"]
+    high: list[Name] = Field(min_length=1, description="tenants of the high-priority class")
+    low_min_share: float = Field(
+        gt=0, lt=1, description="share of a link the other traffic keeps when both use it"
+    )
+
+
 Isolation = Annotated[
-    SharedIsolation | DedicatedPodsIsolation | RateLimitsIsolation, Field(discriminator="kind")
+    SharedIsolation | DedicatedPodsIsolation | RateLimitsIsolation | TrafficClassesIsolation,
+    Field(discriminator="kind"),
 ]
 
 
@@ -793,8 +810,10 @@ class Scenario(Strict):
                     "block; quotas are for on-demand and spot tenants"
                 )
         isolation = self.policies.isolation
-        field = "pods" if isolation.kind == "dedicated_pods" else "gbps"
-        for name in getattr(isolation, field, {}):
+        field = {"dedicated_pods": "pods", "rate_limits": "gbps", "traffic_classes": "high"}.get(
+            isolation.kind, ""
+        )
+        for name in getattr(isolation, field, ()):
             if name != "internal" and name not in names:
                 problems.append(
                     f"policies.isolation.{field}: no tenant named {name!r} "
