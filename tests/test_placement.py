@@ -107,11 +107,10 @@ def test_topology_aware_never_holds_a_gpu_twice_and_uses_the_fewest_pods(ops):
     fabric = zone_fabric()
     inventory, info = zone_inventory(fabric)
     policy = TopologyAware()
-    running: list[tuple[np.ndarray, np.ndarray]] = []
+    running: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for release, gpus in ops:
         if release and running:
-            nodes, counts = running.pop(0)
-            inventory.release(nodes, counts)
+            inventory.release(*running.pop(0))
             continue
         whole_free = inventory.free == GPN
         per_pod = np.bincount(inventory.pod[whole_free], minlength=4)
@@ -126,8 +125,10 @@ def test_topology_aware_never_holds_a_gpu_twice_and_uses_the_fewest_pods(ops):
             pods = np.unique(inventory.pod[proposal.nodes[proposal.counts == GPN]])
             fewest = int(np.searchsorted(np.cumsum(np.sort(per_pod)[::-1]), whole) + 1)
             assert pods.size == fewest
-        inventory.allocate(proposal.nodes, proposal.counts)  # raises if a GPU is held twice
-        running.append((proposal.nodes, proposal.counts))
+        slots = inventory.allocate(proposal.nodes, proposal.counts)  # raises if held twice
+        running.append((proposal.nodes, proposal.counts, slots))
+        held = inventory.held.sum(axis=1)
+        assert np.array_equal(held, inventory.capacity - inventory.free)  # slots agree
     assert np.all(inventory.free >= 0)
 
 
@@ -226,7 +227,7 @@ def test_spread_takes_one_node_per_rack_across_the_pods():
 def test_no_placement_policy_holds_a_gpu_twice(kind, ops):
     inventory, info = zone_inventory(zone_fabric())
     policy = PLACEMENTS[kind]()
-    running: list[tuple[np.ndarray, np.ndarray]] = []
+    running: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for release, gpus in ops:
         if release and running:
             inventory.release(*running.pop(0))
@@ -239,6 +240,29 @@ def test_no_placement_policy_holds_a_gpu_twice(kind, ops):
         assert int(proposal.counts.sum()) == gpus
         assert np.unique(proposal.nodes).size == proposal.nodes.size
         assert np.all(inventory.free[proposal.nodes] >= proposal.counts)
-        inventory.allocate(proposal.nodes, proposal.counts)  # raises if a GPU is held twice
-        running.append((proposal.nodes, proposal.counts))
+        slots = inventory.allocate(proposal.nodes, proposal.counts)  # raises if held twice
+        running.append((proposal.nodes, proposal.counts, slots))
+        held = inventory.held.sum(axis=1)
+        assert np.array_equal(held, inventory.capacity - inventory.free)  # slots agree
     assert np.all(inventory.free >= 0)
+
+
+def test_jobs_sharing_a_node_hold_different_gpus_and_nics():
+    """Two 12-GPU jobs: a whole node each, and four GPUs each of one shared node."""
+    fabric = zone_fabric()
+    inventory, info = zone_inventory(fabric)
+    placed = []
+    for job_id in (1, 2):
+        proposal = FirstFit().place(inventory, [info], SHARED, 12)
+        slots = inventory.allocate(proposal.nodes, proposal.counts)
+        placed.append(
+            RunningPlacement(job_id, "t", "on_demand", proposal.nodes, proposal.counts, None, slots)
+        )
+    shared_node = set(placed[0].nodes.tolist()) & set(placed[1].nodes.tolist())
+    assert len(shared_node) == 1
+    gpus = [set(fabric._gpus(p).tolist()) for p in placed]
+    assert not gpus[0] & gpus[1]  # no GPU, hence no NIC, in both jobs
+    # A freed slot is the next one handed out.
+    inventory.release(placed[0].nodes, placed[0].counts, placed[0].slots)
+    again = inventory.allocate(placed[0].nodes[-1:], np.array([4]))
+    assert sorted(again.tolist()) == sorted(placed[0].slots[-4:].tolist())

@@ -30,6 +30,9 @@ class RunningPlacement:
         traffic: What it sends each iteration (a
             :class:`sim.workloads.training.TrainingSpec`), or None for a job
             whose traffic is not modelled.
+        slots: Which GPUs of its nodes it holds: ``counts[0]`` slots of
+            ``nodes[0]``, then the next node's, ...; None for the first
+            ``counts[i]`` GPUs of each node.
     """
 
     job_id: int
@@ -38,6 +41,7 @@ class RunningPlacement:
     nodes: np.ndarray
     counts: np.ndarray
     traffic: Any = None
+    slots: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,8 @@ class NetworkFabric:
         nodes = np.asarray(placement.nodes, dtype=np.int64) - self.first_node
         counts = np.asarray(placement.counts, dtype=np.int64)
         starts = np.repeat(nodes * self.gpus_per_node, counts)
+        if placement.slots is not None:
+            return starts + np.asarray(placement.slots, dtype=np.int64)
         within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
         return starts + within
 

@@ -56,6 +56,8 @@ class Inventory:
             self.capacity[c.node_slice] = c.gpus_per_node
         self.node_cluster = np.repeat(np.arange(len(clusters)), [c.nodes for c in clusters])
         self.free = self.capacity.copy()
+        self.held = np.arange(int(self.capacity.max(initial=0))) >= self.capacity[:, None]
+        """Per node and GPU slot, whether it is held (slots past a node's GPUs always are)."""
         self.pool = np.full(n_nodes, SHARED, dtype=np.int64)
         self.down = np.zeros(n_nodes, dtype=bool)
         self.fenced = np.zeros(n_nodes, dtype=bool)
@@ -83,8 +85,13 @@ class Inventory:
         """Every GPU the provider owns."""
         return int(self.capacity.sum())
 
-    def allocate(self, nodes: np.ndarray, counts: np.ndarray) -> None:
+    def allocate(self, nodes: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """Take ``counts[i]`` GPUs on ``nodes[i]`` (all in one cluster and pool).
+
+        Returns:
+            The GPUs taken, as slots within their nodes: ``counts[0]`` slots of
+            ``nodes[0]``, then ``nodes[1]``'s, ... (each node's lowest free
+            slots). Give them back to :meth:`release`.
 
         Raises:
             RuntimeError: If a node has fewer free GPUs than asked (a GPU would
@@ -93,15 +100,24 @@ class Inventory:
         key = self._key(nodes)
         if (self.free[nodes] < counts).any() or self.down[nodes].any():
             raise RuntimeError(f"allocation {nodes.tolist()}x{counts.tolist()} exceeds free GPUs")
+        # Each node's free slots first, lowest first.
+        free_first = np.argsort(self.held[nodes], axis=1, kind="stable")
+        taken = np.arange(self.held.shape[1]) < counts[:, None]
+        slots = free_first[taken]
+        rows = np.repeat(nodes, counts)
+        self.held[rows, slots] = True
         self.free[nodes] -= counts
         self._free_gpus[key] -= int(counts.sum())
+        return slots
 
-    def release(self, nodes: np.ndarray, counts: np.ndarray) -> None:
-        """Give back GPUs taken by :meth:`allocate`."""
+    def release(self, nodes: np.ndarray, counts: np.ndarray, slots: np.ndarray) -> None:
+        """Give back GPUs taken by :meth:`allocate` (the slots it returned)."""
         key = self._key(nodes)
-        self.free[nodes] += counts
-        if (self.free[nodes] > self.capacity[nodes]).any():
+        rows = np.repeat(nodes, counts)
+        if not self.held[rows, slots].all():
             raise RuntimeError(f"release {nodes.tolist()}x{counts.tolist()} frees unheld GPUs")
+        self.held[rows, slots] = False
+        self.free[nodes] += counts
         self._free_gpus[key] += int(counts.sum())
 
     def _key(self, nodes: np.ndarray) -> tuple[int, int]:

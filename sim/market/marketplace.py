@@ -411,7 +411,7 @@ class Marketplace:
         while len(fleet.nodes) > fleet.target_nodes:
             node = fleet.nodes.pop()
             gpn = int(self.inventory.capacity[node])
-            self.inventory.release(np.array([node]), np.array([gpn]))
+            self.inventory.release(np.array([node]), np.array([gpn]), np.arange(gpn))
             self.accounting.move(now, gpn, "internal", "idle")
             self.accounting.hold(now, "internal", "inference", -gpn)
         missing = fleet.target_nodes - len(fleet.nodes)
@@ -639,7 +639,7 @@ class Marketplace:
 
     def _start(self, job: Job, proposal: Proposal) -> None:
         now = self.env.now
-        self.inventory.allocate(proposal.nodes, proposal.counts)
+        job.slots = self.inventory.allocate(proposal.nodes, proposal.counts)
         if job.pool == SHARED:
             self.shared_usage[job.tenant] = self.shared_usage.get(job.tenant, 0) + job.gpus
         self._queue_for(job).remove(job)
@@ -655,7 +655,7 @@ class Marketplace:
             self.accounting.move(now, job.gpus, "idle", job.contract)
         self.accounting.hold(now, job.tenant, "allocated", job.gpus)
         self._placements[job.cluster][job.job_id] = RunningPlacement(
-            job.job_id, job.tenant, job.contract, job.nodes, job.counts, job.traffic
+            job.job_id, job.tenant, job.contract, job.nodes, job.counts, job.traffic, job.slots
         )
         self._arm_completion(job)
         self._mark_dirty(proposal.cluster)
@@ -665,7 +665,7 @@ class Marketplace:
         now = self.env.now
         job.fold(now)
         job.version += 1
-        self.inventory.release(job.nodes, job.counts)
+        self.inventory.release(job.nodes, job.counts, job.slots)
         if job.pool == SHARED:
             self.shared_usage[job.tenant] -= job.gpus
         del self.running[job.job_id]
@@ -679,7 +679,7 @@ class Marketplace:
         del self._placements[job.cluster][job.job_id]
         self._slowed[job.cluster].discard(job.job_id)
         self._mark_dirty(job.cluster)
-        job.nodes = job.counts = None
+        job.nodes = job.counts = job.slots = None
 
     def _complete(self, job: Job, version: int) -> None:
         if job.version != version or job.state != "running":

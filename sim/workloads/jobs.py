@@ -52,6 +52,8 @@ class Job:
     cluster: int | None = None
     nodes: np.ndarray | None = None
     counts: np.ndarray | None = None
+    slots: np.ndarray | None = None
+    """While running, which GPUs of its nodes it holds (see :meth:`Inventory.allocate`)."""
     progress_hours: float = 0.0
     rate: float = 1.0
     rate_since: float = 0.0
