@@ -10,6 +10,7 @@ proposes; the marketplace commits.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,17 +175,15 @@ class TopologyAware(FirstFit):
 
 
 class _InOrder(FirstFit):
-    """Whole free nodes in the order :meth:`_order` gives, then a node for the remainder."""
+    """Whole free nodes in a subclass's order, then a node for the remainder.
 
-    @staticmethod
-    def _order(inventory: Inventory, nodes: np.ndarray) -> np.ndarray:
-        """The free ``nodes`` in the order they are handed out."""
-        raise NotImplementedError
+    A subclass gives ``_order(inventory, nodes)``, the free ``nodes`` in the
+    order they are handed out, and ``_remainder_keys(free, nodes)``, the
+    ``np.lexsort`` keys (last one primary) that rank nodes for a remainder.
+    """
 
-    @staticmethod
-    def _remainder_keys(free: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, ...]:
-        """``np.lexsort`` keys (last one primary) ranking nodes for a remainder."""
-        raise NotImplementedError
+    _order: Callable[[Inventory, np.ndarray], np.ndarray]
+    _remainder_keys: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]
 
     def _choose(
         self,
