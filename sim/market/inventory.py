@@ -85,6 +85,11 @@ class Inventory:
         """Every GPU the provider owns."""
         return int(self.capacity.sum())
 
+    def lowest_free_slots(self, nodes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """The GPUs :meth:`allocate` would take: each node's lowest free slots."""
+        free_first = np.argsort(self.held[nodes], axis=1, kind="stable")
+        return free_first[np.arange(self.held.shape[1]) < counts[:, None]]
+
     def allocate(self, nodes: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """Take ``counts[i]`` GPUs on ``nodes[i]`` (all in one cluster and pool).
 
@@ -100,10 +105,7 @@ class Inventory:
         key = self._key(nodes)
         if (self.free[nodes] < counts).any() or self.down[nodes].any():
             raise RuntimeError(f"allocation {nodes.tolist()}x{counts.tolist()} exceeds free GPUs")
-        # Each node's free slots first, lowest first.
-        free_first = np.argsort(self.held[nodes], axis=1, kind="stable")
-        taken = np.arange(self.held.shape[1]) < counts[:, None]
-        slots = free_first[taken]
+        slots = self.lowest_free_slots(nodes, counts)
         rows = np.repeat(nodes, counts)
         self.held[rows, slots] = True
         self.free[nodes] -= counts

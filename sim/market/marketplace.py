@@ -161,6 +161,8 @@ class Marketplace:
         self.isolation.bind(inventory)
         self.preemption = preemption if preemption is not None else Newest()
         self.admission = admission if admission is not None else AcceptAll()
+        self._candidates: dict[int, RunningPlacement] = {}
+        """Placements admitted by a what-if fabric solve, kept for the job's start."""
         self.shared_usage: dict[str, int] = {}
         """GPUs of the shared pool each tenant's running jobs hold."""
         self.fabrics = fabrics
@@ -248,6 +250,7 @@ class Marketplace:
             self._again = True
             while self._again:
                 self._again = False
+                self._candidates.clear()
                 self.inventory.clear_fences()
                 for reservation in self.reservations:
                     if reservation.active:
@@ -280,6 +283,8 @@ class Marketplace:
                     continue  # over its quota: it waits, and holds no one else back
                 free = sum(self.inventory.free_gpus(clusters[i], pool) for i in job.clusters)
                 proposal = self._propose(job, pool) if free >= job.gpus else None
+                if proposal is not None and not self._fabric_admits(job, proposal):
+                    continue  # predicted to push a tenant past its SLO: it waits
                 if head is None:
                     if proposal is not None:
                         self._start(job, proposal)
@@ -309,6 +314,35 @@ class Marketplace:
                 elif job.gpus <= extra:
                     self._start(job, proposal)
                     shadow = (shadow_cluster, shadow_hours, extra - job.gpus)
+
+    def _fabric_admits(self, job: Job, proposal: Proposal) -> bool:
+        """Whether the fabric, solved with the job placed so, keeps every SLO tenant's jobs
+        within their slowdown SLO, or no slower than now (see ``FabricAware``)."""
+        slo = self.admission.slowdown_slo
+        if not slo or job.traffic is None:
+            return True
+        candidate = RunningPlacement(
+            job.job_id,
+            job.tenant,
+            job.contract,
+            proposal.nodes,
+            proposal.counts,
+            job.traffic,
+            self.inventory.lowest_free_slots(proposal.nodes, proposal.counts),
+        )
+        current = list(self._placements[proposal.cluster].values())
+        predicted = self.fabrics[proposal.cluster].solve([*current, candidate])
+        for job_id, state in predicted.jobs.items():
+            other = self.running.get(job_id)
+            tenant = job.tenant if job_id == job.job_id else other.tenant
+            limit = slo.get(tenant)
+            if limit is None or state.slowdown <= limit:
+                continue
+            now = other.network.slowdown if other is not None and other.network else 1.0
+            if job_id == job.job_id or state.slowdown > now * (1 + 1e-9):
+                return False
+        self._candidates[job.job_id] = candidate
+        return True
 
     def _propose(self, job: Job, pool: int) -> Proposal | None:
         clusters = [self.inventory.clusters[i] for i in job.clusters]
@@ -654,9 +688,17 @@ class Marketplace:
         if job.contract != "reserved":
             self.accounting.move(now, job.gpus, "idle", job.contract)
         self.accounting.hold(now, job.tenant, "allocated", job.gpus)
-        self._placements[job.cluster][job.job_id] = RunningPlacement(
+        placement = RunningPlacement(
             job.job_id, job.tenant, job.contract, job.nodes, job.counts, job.traffic, job.slots
         )
+        predicted = self._candidates.pop(job.job_id, None)
+        if (
+            predicted is not None
+            and np.array_equal(predicted.nodes, placement.nodes)
+            and np.array_equal(predicted.slots, placement.slots)
+        ):
+            placement = predicted  # its routes and the what-if epoch are cached for it
+        self._placements[job.cluster][job.job_id] = placement
         self._arm_completion(job)
         self._mark_dirty(proposal.cluster)
 

@@ -5,6 +5,8 @@ An admission policy is a class registered in :data:`ADMISSIONS` under the scenar
 placed, the marketplace asks it; a job it refuses stays queued, as one that does not fit.
 
 - ``accept_all``: every job that fits may start (the default).
+- ``fabric_aware``: a job waits while the fabric predicts its placement would push a
+  tenant past its iteration-slowdown SLO (see :class:`FabricAware`).
 - ``quotas``: Kueue-style quotas. A tenant with a quota may hold up to its ``gpus`` of the
   shared pool. Tenants in the same ``cohort`` lend each other what they leave unused: a
   tenant may go past its quota by what the cohort's other members leave unused (each
@@ -22,6 +24,9 @@ from collections.abc import Mapping
 
 class AcceptAll:
     """Every job that fits may start."""
+
+    slowdown_slo: Mapping[str, float] = {}
+    """Per tenant, the iteration slowdown no admitted placement may push it past."""
 
     def __init__(self, config: object = None):
         self.config = config
@@ -74,7 +79,28 @@ class Quotas(AcceptAll):
         return gpus <= self.headroom(tenant, usage)
 
 
-ADMISSIONS: dict[str, type] = {"accept_all": AcceptAll, "quotas": Quotas}
+class FabricAware(AcceptAll):
+    """Defer a placement the fabric predicts would push a tenant past its slowdown SLO.
+
+    Before a job with modelled traffic starts, the marketplace solves its
+    cluster's fabric with the job placed where the placement policy proposes
+    (a what-if epoch; its solution is kept for when the job starts). If a job
+    of a tenant with an SLO (``slowdown_slo: {atlas: 1.2}``), the new one
+    included, would then run slower than its SLO and slower than it runs now,
+    the job waits and holds no one else back; it is tried again whenever the
+    marketplace schedules. Jobs already running are never stopped.
+    """
+
+    def __init__(self, config: object):
+        super().__init__(config)
+        self.slowdown_slo = dict(config.slowdown_slo)
+
+
+ADMISSIONS: dict[str, type] = {
+    "accept_all": AcceptAll,
+    "fabric_aware": FabricAware,
+    "quotas": Quotas,
+}
 """Admission policies by ``kind``."""
 
 

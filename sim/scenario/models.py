@@ -622,7 +622,18 @@ class QuotaAdmission(Strict):
     quotas: dict[Name, Quota] = Field(min_length=1)
 
 
-Admission = Annotated[AcceptAllAdmission | QuotaAdmission, Field(discriminator="kind")]
+class FabricAwareAdmission(Strict):
+    """Defer a placement the fabric predicts would push a tenant past its slowdown SLO."""
+
+    kind: Literal["fabric_aware"]
+    slowdown_slo: dict[Name, Annotated[float, Field(ge=1)]] = Field(
+        min_length=1, description="per tenant, the iteration slowdown to keep it under"
+    )
+
+
+Admission = Annotated[
+    AcceptAllAdmission | QuotaAdmission | FabricAwareAdmission, Field(discriminator="kind")
+]
 
 
 class Preemption(Strict):
@@ -798,6 +809,12 @@ class Scenario(Strict):
                         "surplus_utilisation price of policies.pricing; remove this price"
                     )
         contracts = {t.name: t.contract.kind for t in self.tenants}
+        for name in getattr(self.policies.admission, "slowdown_slo", {}):
+            if name != "internal" and name not in contracts:
+                problems.append(
+                    f"policies.admission.slowdown_slo: no tenant named {name!r} "
+                    f"(tenants: {', '.join(names) or 'none'}; 'internal' is the provider)"
+                )
         for name in getattr(self.policies.admission, "quotas", {}):
             if name not in contracts:
                 problems.append(
