@@ -24,7 +24,7 @@ def test_dedicated_pods_give_tenants_their_own_pods_and_the_rest_to_everyone():
     assert sorted(set(pod[~isolation.excluded("a")].tolist())) == [0]
     assert sorted(set(pod[~isolation.excluded("b")].tolist())) == [1, 2]
     assert sorted(set(pod[~isolation.excluded("c")].tolist())) == [3]  # everyone else
-    assert isolation.zone_gpus("b", inventory) == 2 * 8 * GPN
+    assert int(inventory.capacity[isolation.zone["b"]].sum()) == 2 * 8 * GPN
     too_many = DedicatedPods(DedicatedPodsIsolation(kind="dedicated_pods", pods={"a": 5}))
     with pytest.raises(ScenarioError, match="has 4 pod"):
         too_many.bind(inventory)

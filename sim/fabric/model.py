@@ -129,26 +129,11 @@ class IdealFabric:
         return EpochSolution()
 
 
-def _network(
-    config: Any,
-    gpus_per_node: int = 8,
-    accelerator: str = "H100",
-    first_node: int = 0,
-    rate_limits_gbps: dict[str, float] | None = None,
-    high_priority: Sequence[str] = (),
-    low_min_share: float = 0.0,
-) -> FabricModel:
+def _network(config: Any, **options: Any) -> FabricModel:
+    """A :class:`sim.fabric.network.NetworkFabric` (its options as its arguments)."""
     from sim.fabric.network import NetworkFabric  # numpy and scipy work, loaded when used
 
-    return NetworkFabric(
-        config,
-        gpus_per_node=gpus_per_node,
-        accelerator=accelerator,
-        first_node=first_node,
-        rate_limits_gbps=rate_limits_gbps,
-        high_priority=high_priority,
-        low_min_share=low_min_share,
-    )
+    return NetworkFabric(config, **options)
 
 
 FABRICS: dict[str, Any] = {"ideal": IdealFabric, "network": _network}

@@ -259,11 +259,6 @@ class Crossings:
             numbers,
         )
 
-    def downstream(self, topology: Topology) -> np.ndarray:
-        """Per crossing, the link ``l`` that ``u`` feeds."""
-        pair_base = _pair_numbers(topology)[3]
-        return np.searchsorted(pair_base, self.numbers, side="right")[self.pair] - 1
-
 
 def link_crossings(incidence: sp.csr_matrix, topology: Topology) -> Crossings:
     """Every sub-flow's adjacent link pairs: ``u`` feeds ``l`` and the sub-flow crosses both.

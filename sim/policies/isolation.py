@@ -84,11 +84,6 @@ class DedicatedPods(Shared):
         zone = self.zone.get(tenant)
         return ~zone if zone is not None else self._others
 
-    def zone_gpus(self, tenant: str, inventory: Inventory) -> int | None:
-        """GPUs in the tenant's pods (None for a tenant without pods)."""
-        zone = self.zone.get(tenant)
-        return None if zone is None else int(inventory.capacity[zone].sum())
-
 
 class RateLimits(Shared):
     """Shared nodes; the fabric shapes some tenants' GPUs (see :mod:`sim.fabric.network`)."""
