@@ -108,16 +108,8 @@ class FabricModel(Protocol):
 class IdealFabric:
     """A fabric with infinite capacity and no latency: nothing is ever slowed."""
 
-    def __init__(
-        self,
-        config: object = None,
-        gpus_per_node: int = 8,
-        accelerator: str = "H100",
-        first_node: int = 0,
-        rate_limits_gbps: dict[str, float] | None = None,
-        high_priority: Sequence[str] = (),
-        low_min_share: float = 0.0,
-    ):
+    def __init__(self, config: object = None, **options: Any):
+        """Takes a network fabric's options (cluster layout, traffic policies) and ignores them."""
         self.config = config
 
     def node_domains(self, nodes: int) -> tuple[np.ndarray, np.ndarray] | None:
