@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.fabric.model import RunningPlacement
 from sim.fabric.network import NetworkFabric
 from sim.market.inventory import SHARED, ClusterInfo, Inventory
-from sim.policies.placement import PLACEMENTS, FirstFit, Pack, Spread, TopologyAware
+from sim.policies.placement import (
+    PLACEMENTS,
+    FirstFit,
+    Pack,
+    RailAligned,
+    Spread,
+    TopologyAware,
+)
 from sim.scenario.models import NetworkFabric as NetworkFabricConfig
 from sim.scenario.models import TopologyAwarePlacement
 from sim.workloads.training import ModelShape, TrainingSpec
@@ -219,20 +227,24 @@ def test_spread_takes_one_node_per_rack_across_the_pods():
     assert Spread().place(inventory, [info], SHARED, 2).nodes.tolist() == [1]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     st.sampled_from(sorted(PLACEMENTS)),
-    st.lists(st.tuples(st.booleans(), st.integers(1, 12 * GPN)), min_size=1, max_size=25),
+    st.lists(
+        st.tuples(st.booleans(), st.integers(1, 12 * GPN), st.sampled_from([1, 2, 4, 8])),
+        min_size=1,
+        max_size=25,
+    ),
 )
 def test_no_placement_policy_holds_a_gpu_twice(kind, ops):
     inventory, info = zone_inventory(zone_fabric())
     policy = PLACEMENTS[kind]()
     running: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for release, gpus in ops:
+    for release, gpus, tp in ops:
         if release and running:
             inventory.release(*running.pop(0))
             continue
-        proposal = policy.place(inventory, [info], SHARED, gpus)
+        proposal = policy.place(inventory, [info], SHARED, gpus, tp=tp)
         if proposal is None:
             # Only when there is no room of the shape the job needs (first fit finds none).
             assert FirstFit().place(inventory, [info], SHARED, gpus) is None
@@ -240,7 +252,12 @@ def test_no_placement_policy_holds_a_gpu_twice(kind, ops):
         assert int(proposal.counts.sum()) == gpus
         assert np.unique(proposal.nodes).size == proposal.nodes.size
         assert np.all(inventory.free[proposal.nodes] >= proposal.counts)
-        slots = inventory.allocate(proposal.nodes, proposal.counts)  # raises if held twice
+        if proposal.slots is not None:
+            assert not inventory.held[
+                np.repeat(proposal.nodes, proposal.counts), proposal.slots
+            ].any()
+        # Raises if a GPU would be held twice.
+        slots = inventory.allocate(proposal.nodes, proposal.counts, proposal.slots)
         running.append((proposal.nodes, proposal.counts, slots))
         held = inventory.held.sum(axis=1)
         assert np.array_equal(held, inventory.capacity - inventory.free)  # slots agree
@@ -266,3 +283,111 @@ def test_jobs_sharing_a_node_hold_different_gpus_and_nics():
     inventory.release(placed[0].nodes, placed[0].counts, placed[0].slots)
     again = inventory.allocate(placed[0].nodes[-1:], np.array([4]))
     assert sorted(again.tolist()) == sorted(placed[0].slots[-4:].tolist())
+
+
+# Two rail groups of 4 nodes of 8 GPUs; rail switches joined by spines at 2:1.
+RAILS = {
+    "kind": "rail_optimized",
+    "nodes_per_group": 4,
+    "groups": 2,
+    "spines": 4,
+    "oversubscription": 2.0,
+}
+TP4 = TrainingSpec(
+    model=ModelShape(params_billion=8, layers=32, hidden=4096, seq_len=4096), tp=4, microbatches=8
+)
+
+
+def rail_setup() -> tuple[NetworkFabric, Inventory, ClusterInfo]:
+    config = NetworkFabricConfig.model_validate(
+        {"kind": "network", "topology": RAILS, "transport": {"kind": "roce", "pfc": True}}
+    )
+    fabric = NetworkFabric(config, gpus_per_node=GPN, accelerator="H100")
+    info = ClusterInfo(0, "rails", "site", 0, 8, GPN, "H100")
+    inventory = Inventory([info])
+    inventory.set_domains(info, *fabric.node_domains(8))
+    return fabric, inventory, info
+
+
+def rail_job(fabric: NetworkFabric, proposal, inventory: Inventory) -> RunningPlacement:
+    """The proposal started as a tp=4 training job, and the fabric solved for it."""
+    slots = inventory.allocate(proposal.nodes, proposal.counts, proposal.slots)
+    placement = RunningPlacement(1, "t", "on_demand", proposal.nodes, proposal.counts, TP4, slots)
+    fabric.solve([placement])
+    return placement
+
+
+def test_rings_of_a_job_of_whole_nodes_stay_on_their_rails():
+    """tp=4 on 8-GPU nodes: a node holds two tensor groups, so a data-parallel ring
+    has two GPUs on each node. The ring snakes (NCCL's order): it enters and leaves a
+    node on the same slot, so no hop between nodes changes rail."""
+    fabric, inventory, info = rail_setup()
+    proposal = RailAligned().place(inventory, [info], SHARED, 4 * GPN, tp=4)
+    placement = rail_job(fabric, proposal, inventory)
+    assert placement.nodes.tolist() == [0, 1, 2, 3]  # one rail group
+    plan = fabric._jobs[1].plan
+    assert plan.src.size and np.array_equal(plan.src % GPN, plan.dst % GPN)
+    assert set(fabric.topology.link_tier[fabric._jobs[1].links].tolist()) == {0}  # GPU-rail
+    assert fabric.solve([placement]).jobs[1].slowdown == 1.0
+
+
+def test_rail_aligned_takes_the_same_slots_on_partly_used_nodes():
+    def setup():
+        fabric, inventory, info = rail_setup()
+        # Nodes 0-2 have slots 0-3 held, node 3 slots 2-5, nodes 4-7 are free.
+        inventory.allocate(np.arange(3), np.full(3, 4))
+        inventory.allocate(np.array([3]), np.array([4]), np.array([2, 3, 4, 5]))
+        return fabric, inventory, info
+
+    fabric, inventory, info = setup()
+    proposal = RailAligned().place(inventory, [info], SHARED, 12, tp=4)
+    assert proposal.nodes.tolist() == [0, 1, 2]  # not a whole node and a remainder
+    assert proposal.slots.tolist() == [4, 5, 6, 7] * 3
+    rail_job(fabric, proposal, inventory)
+    assert set(fabric.topology.link_tier[fabric._jobs[1].links].tolist()) == {0}
+    # Topology-aware takes a whole node and four GPUs of another. The rings through the
+    # remainder's GPUs (rails 0-3) reach the whole node's GPUs 4-7 through the spines.
+    fabric, inventory, info = setup()
+    proposal = TopologyAware().place(inventory, [info], SHARED, 12, tp=4)
+    assert proposal.counts.tolist() == [8, 4]
+    placement = rail_job(fabric, proposal, inventory)
+    assert 1 in set(fabric.topology.link_tier[fabric._jobs[1].links].tolist())  # rail-spine
+    assert fabric.solve([placement]).jobs[1].slowdown > 1.05
+
+
+def test_rail_aligned_falls_back_when_no_slots_line_up():
+    _, inventory, info = rail_setup()
+    # Node 0 is free, node 1 has slots 0-3 free, the rest are full: two nodes share a
+    # window of four slots, a 12-GPU job needs three. A whole node and a remainder fit.
+    inventory.allocate(np.array([1]), np.array([4]), np.array([4, 5, 6, 7]))
+    inventory.allocate(np.arange(2, 8), np.full(6, GPN))
+    proposal = RailAligned().place(inventory, [info], SHARED, 12, tp=4)
+    assert proposal.nodes.tolist() == [0, 1] and proposal.counts.tolist() == [8, 4]
+    assert proposal.slots is None  # ranks node by node, as topology-aware places them
+    # A job of at most one node, or with no tensor parallelism to align, likewise.
+    assert RailAligned().place(inventory, [info], SHARED, 4, tp=4).nodes.tolist() == [1]
+
+
+def test_allocating_given_slots_refuses_a_gpu_held_or_not_there():
+    _, inventory, _ = rail_setup()
+    inventory.allocate(np.array([0]), np.array([2]), np.array([6, 7]))
+    assert inventory.held[0].tolist() == [False] * 6 + [True] * 2
+    for slots in ([5, 6], [1, 1], [7, 8], [3]):
+        with pytest.raises(RuntimeError, match="held or not there"):
+            inventory.allocate(np.array([0]), np.array([2]), np.array(slots))
+    assert inventory.free[0] == 6  # a refused allocation takes nothing
+
+
+def test_rail_aligned_scenario_gives_tenants_more_usable_compute():
+    """The shipped comparison, one seed: jobs of 1.5-3.5 nodes on 2:1 rail spines."""
+    from sim.runner import simulate
+    from sim.scenario import load_scenario
+    from tests.conftest import SCENARIOS
+
+    path = SCENARIOS / "rail-aligned.yaml"
+    usable, p99 = {}, {}
+    for kind in ("topology_aware", "rail_aligned"):
+        s = simulate(load_scenario(path, overrides=[f"policies.placement.kind={kind}"])).summary
+        usable[kind], p99[kind] = s["usable_compute_fraction"], s["iteration_slowdown_p99"]
+    assert usable["rail_aligned"] > usable["topology_aware"] + 0.1
+    assert p99["rail_aligned"] < p99["topology_aware"]

@@ -236,6 +236,30 @@ def test_megatron_rank_order_one_gpu_per_node():
         assert got == pairs
 
 
+def test_rings_snake_through_nodes_so_hops_between_nodes_keep_their_slot():
+    """tp=4 on 8-GPU nodes: each data-parallel ring holds slots t and t+4 of every node.
+    NCCL's ring order runs one node's GPUs forward and the next node's backward."""
+    spec = TrainingSpec(model=LLAMA_8B, tp=4)
+    even = training_plan(spec, np.arange(32), 8, H100_TFLOPS, NIC)  # 4 nodes, dp = 8
+    dp = only(even, "dp")
+    assert dp.groups == 4 and dp.ranks == 8
+    # Ring t: 0+t -> 4+t -> 12+t -> 8+t -> 16+t -> 20+t -> 28+t -> 24+t -> back to 0+t.
+    order = [0, 4, 12, 8, 16, 20, 28, 24]
+    crossing = {
+        (t + a, t + b)
+        for t in range(4)
+        for a, b in zip(order, order[1:] + order[:1], strict=True)
+        if a // 8 != b // 8
+    }
+    assert flow_set(even) == crossing
+    assert np.array_equal(even.src % 8, even.dst % 8)  # every hop between nodes keeps its slot
+    # Over an odd number of nodes only the wrap-around changes slot.
+    odd = training_plan(spec, np.arange(24), 8, H100_TFLOPS, NIC)
+    changed = odd.src % 8 != odd.dst % 8
+    assert changed.sum() == 4  # one hop per ring
+    assert np.all(odd.src[changed] // 8 == 2) and np.all(odd.dst[changed] // 8 == 0)
+
+
 # --------------------------------------------------------------------------- 8. pp and ep
 
 

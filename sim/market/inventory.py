@@ -90,23 +90,46 @@ class Inventory:
         free_first = np.argsort(self.held[nodes], axis=1, kind="stable")
         return free_first[np.arange(self.held.shape[1]) < counts[:, None]]
 
-    def allocate(self, nodes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    def allocate(
+        self, nodes: np.ndarray, counts: np.ndarray, slots: np.ndarray | None = None
+    ) -> np.ndarray:
         """Take ``counts[i]`` GPUs on ``nodes[i]`` (all in one cluster and pool).
 
+        Args:
+            nodes: The nodes.
+            counts: GPUs taken on each.
+            slots: Which GPUs, as slots within their nodes in rank order:
+                ``counts[0]`` slots of ``nodes[0]``, then ``nodes[1]``'s, ...
+                None takes each node's lowest free slots.
+
         Returns:
-            The GPUs taken, as slots within their nodes: ``counts[0]`` slots of
-            ``nodes[0]``, then ``nodes[1]``'s, ... (each node's lowest free
-            slots). Give them back to :meth:`release`.
+            The GPUs taken, as slots in that layout. Give them back to
+            :meth:`release`.
 
         Raises:
-            RuntimeError: If a node has fewer free GPUs than asked (a GPU would
-                be held twice), is down, or the nodes span clusters or pools.
+            RuntimeError: If a node has fewer free GPUs than asked, a slot is
+                held already, repeated or past its node's GPUs (a GPU would be
+                held twice), a node is down, or the nodes span clusters or pools.
         """
         key = self._key(nodes)
         if (self.free[nodes] < counts).any() or self.down[nodes].any():
             raise RuntimeError(f"allocation {nodes.tolist()}x{counts.tolist()} exceeds free GPUs")
-        slots = self.lowest_free_slots(nodes, counts)
         rows = np.repeat(nodes, counts)
+        if slots is None:
+            slots = self.lowest_free_slots(nodes, counts)
+        else:
+            slots = np.asarray(slots, dtype=np.int64)
+            taken = rows * self.held.shape[1] + slots
+            if (
+                slots.shape != rows.shape
+                or np.any((slots < 0) | (slots >= self.held.shape[1]))
+                or self.held[rows, slots].any()
+                or np.unique(taken).size != taken.size
+            ):
+                raise RuntimeError(
+                    f"allocation {nodes.tolist()}x{counts.tolist()} on slots {slots.tolist()} "
+                    "takes a GPU that is held or not there"
+                )
         self.held[rows, slots] = True
         self.free[nodes] -= counts
         self._free_gpus[key] -= int(counts.sum())

@@ -328,7 +328,9 @@ class Marketplace:
             proposal.nodes,
             proposal.counts,
             job.traffic,
-            self.inventory.lowest_free_slots(proposal.nodes, proposal.counts),
+            proposal.slots
+            if proposal.slots is not None
+            else self.inventory.lowest_free_slots(proposal.nodes, proposal.counts),
         )
         current = list(self._placements[proposal.cluster].values())
         predicted = self.fabrics[proposal.cluster].solve([*current, candidate])
@@ -348,7 +350,10 @@ class Marketplace:
         clusters = [self.inventory.clusters[i] for i in job.clusters]
         waited = self.env.now - job.queued_since
         excluded = self.isolation.excluded(job.tenant) if pool == SHARED else None
-        return self.placement.place(self.inventory, clusters, pool, job.gpus, waited, excluded)
+        tp = getattr(job.traffic, "tp", 1)
+        return self.placement.place(
+            self.inventory, clusters, pool, job.gpus, waited, excluded, tp=tp
+        )
 
     def _shadow(self, head: Job, pool: int) -> tuple[int | None, float, int]:
         """When the blocked head could start at the latest, where, and the GPUs to spare then.
@@ -673,7 +678,7 @@ class Marketplace:
 
     def _start(self, job: Job, proposal: Proposal) -> None:
         now = self.env.now
-        job.slots = self.inventory.allocate(proposal.nodes, proposal.counts)
+        job.slots = self.inventory.allocate(proposal.nodes, proposal.counts, proposal.slots)
         if job.pool == SHARED:
             self.shared_usage[job.tenant] = self.shared_usage.get(job.tenant, 0) + job.gpus
         self._queue_for(job).remove(job)

@@ -1,10 +1,11 @@
-"""Placement: which nodes a job gets.
+"""Placement: which nodes, and which GPUs of them, a job gets.
 
 A placement policy is a class registered in :data:`PLACEMENTS` under the
 scenario's ``policies.placement.kind``. It is asked for a job of ``gpus`` GPUs
-in a list of candidate clusters and a pool, and answers with the nodes and
-the GPUs taken on each, or ``None`` if the job does not fit now. It only
-proposes; the marketplace commits.
+in a list of candidate clusters and a pool, and answers with the nodes, the
+GPUs taken on each and, if it cares, which GPU slots in rank order; or
+``None`` if the job does not fit now. It only proposes; the marketplace
+commits.
 """
 
 from __future__ import annotations
@@ -20,11 +21,30 @@ from sim.market.inventory import ClusterInfo, Inventory
 
 @dataclass(frozen=True)
 class Proposal:
-    """Nodes and GPUs per node proposed for one job."""
+    """Nodes and GPUs per node proposed for one job.
+
+    ``slots`` are the GPUs within their nodes in rank order: ``counts[0]``
+    slots of ``nodes[0]``, then ``nodes[1]``'s, ...; None lets the inventory
+    take each node's lowest free slots.
+    """
 
     cluster: int
     nodes: np.ndarray
     counts: np.ndarray
+    slots: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a job asks of a placement policy."""
+
+    gpus: int
+    """GPUs wanted."""
+    waited_hours: float = math.inf
+    """How long the job has queued (a policy may hold out for a better placement)."""
+    tp: int = 1
+    """The job's tensor-parallel degree: ranks ``0..tp-1``, ``tp..2tp-1``, ...
+    exchange the most traffic (see :mod:`sim.workloads.training`)."""
 
 
 class FirstFit:
@@ -49,6 +69,7 @@ class FirstFit:
         gpus: int,
         waited_hours: float = math.inf,
         excluded: np.ndarray | None = None,
+        tp: int = 1,
     ) -> Proposal | None:
         """Propose nodes for ``gpus`` GPUs, or ``None`` if they do not fit.
 
@@ -61,7 +82,9 @@ class FirstFit:
                 for a better placement for a while).
             excluded: Per node of the inventory, whether the job must keep off
                 it (the isolation policy's answer); None for no node.
+            tp: The job's tensor-parallel degree (1 if it has no traffic model).
         """
+        request = Request(gpus, waited_hours, tp)
         for cluster in clusters:
             if inventory.free_gpus(cluster, pool) < gpus:
                 continue
@@ -69,7 +92,7 @@ class FirstFit:
             if excluded is not None:
                 candidates = candidates[~excluded[candidates]]
             free = inventory.free[candidates]
-            proposal = self._choose(inventory, cluster, candidates, free, gpus, waited_hours)
+            proposal = self._choose(inventory, cluster, candidates, free, request)
             if proposal is not None:
                 return proposal
         return None
@@ -80,12 +103,11 @@ class FirstFit:
         cluster: ClusterInfo,
         candidates: np.ndarray,
         free: np.ndarray,
-        gpus: int,
-        waited_hours: float,
+        request: Request,
     ) -> Proposal | None:
         """Nodes of ``candidates`` (with ``free`` GPUs each) for the job, or None."""
         gpn = cluster.gpus_per_node
-        whole, rem = divmod(gpus, gpn)
+        whole, rem = divmod(request.gpus, gpn)
         if whole:
             full = np.flatnonzero(free == gpn)
             if len(full) < whole:
@@ -139,12 +161,11 @@ class TopologyAware(FirstFit):
         cluster: ClusterInfo,
         candidates: np.ndarray,
         free: np.ndarray,
-        gpus: int,
-        waited_hours: float,
+        request: Request,
     ) -> Proposal | None:
         """Nodes of ``candidates`` (with ``free`` GPUs each) for the job, or None."""
         gpn = cluster.gpus_per_node
-        whole, rem = divmod(gpus, gpn)
+        whole, rem = divmod(request.gpus, gpn)
         picks, counts = [], []
         pods_used = np.zeros(0, dtype=np.int64)
         if whole:
@@ -152,7 +173,7 @@ class TopologyAware(FirstFit):
             if full.size < whole:
                 return None
             pod = inventory.pod[full]
-            if waited_hours < self.wait_hours:
+            if request.waited_hours < self.wait_hours:
                 pod_size = np.unique(inventory.pod[candidates], return_counts=True)[1].max()
                 if whole <= pod_size and np.unique(pod, return_counts=True)[1].max() < whole:
                     return None  # wait for a pod with room
@@ -191,12 +212,11 @@ class _InOrder(FirstFit):
         cluster: ClusterInfo,
         candidates: np.ndarray,
         free: np.ndarray,
-        gpus: int,
-        waited_hours: float,
+        request: Request,
     ) -> Proposal | None:
         """Nodes of ``candidates`` (with ``free`` GPUs each) for the job, or None."""
         gpn = cluster.gpus_per_node
-        whole, rem = divmod(gpus, gpn)
+        whole, rem = divmod(request.gpus, gpn)
         picks, counts = [], []
         if whole:
             full = candidates[free == gpn]
@@ -258,6 +278,92 @@ class Spread(_InOrder):
         return nodes, -free  # the most free GPUs, then the lowest node
 
 
+class RailAligned(TopologyAware):
+    """The same GPU slots on every node of a job, so its rings stay on their rails.
+
+    On a rail-optimised fabric GPU slot ``r`` of every node of a rail group
+    hangs off rail switch ``r``: traffic between slot ``r`` of two nodes
+    crosses that one switch, between different slots it crosses a spine. A
+    ring snakes through a job's nodes (:mod:`sim.workloads.training`), so a
+    job holding the same slots on each node keeps every hop between nodes on
+    one rail. Whole nodes do; a job of a whole node and a remainder does not:
+    the remainder's GPUs sit on some rails only, and the rings through them
+    reach the whole node's GPUs on the others through the spines.
+
+    - A job of ``gpus = k * c`` GPUs takes ``c`` GPUs on each of ``k`` nodes,
+      the same ``c`` slots on every node, for the largest ``c`` up to a node
+      that is a multiple of its ``tp`` (tensor groups stay inside a node)
+      and divides ``gpus``: whole nodes when they are free (in the fewest
+      pods and racks, as ``topology_aware``), else a window of ``c`` slots
+      free on ``k`` nodes (partly used nodes first, so whole nodes stay
+      whole; in the fewest pods and racks, then the fullest nodes).
+    - A job of at most one node, or one no such shape fits, is placed as by
+      ``topology_aware`` (whole nodes and a remainder).
+
+    The price is sharing: a job spread over partly used nodes shares them
+    (and their NVLink-free neighbours' fabric links) with other jobs.
+    """
+
+    def _choose(
+        self,
+        inventory: Inventory,
+        cluster: ClusterInfo,
+        candidates: np.ndarray,
+        free: np.ndarray,
+        request: Request,
+    ) -> Proposal | None:
+        """Nodes and slots of ``candidates`` (with ``free`` GPUs each) for the job, or None."""
+        gpn, gpus, tp = cluster.gpus_per_node, request.gpus, request.tp
+        if gpus > gpn and gpn % tp == 0 and gpus % tp == 0:
+            for per_node in range(gpn, tp - 1, -tp):
+                if gpus % per_node:
+                    continue
+                if per_node == gpn:
+                    proposal = super()._choose(inventory, cluster, candidates, free, request)
+                    if proposal is not None:
+                        return proposal
+                    continue
+                # Partly used nodes first, so that whole nodes stay whole.
+                want = gpus // per_node
+                found = _common_window(inventory, candidates[free < gpn], per_node, want)
+                if found is None:
+                    found = _common_window(inventory, candidates, per_node, want)
+                if found is not None:
+                    nodes, first_slot = found
+                    slots = (first_slot + np.arange(per_node)[None, :]).repeat(nodes.size, 0)
+                    counts = np.full(nodes.size, per_node, dtype=np.int64)
+                    return Proposal(cluster.index, nodes, counts, slots.reshape(-1))
+        return super()._choose(inventory, cluster, candidates, free, request)
+
+
+def _common_window(
+    inventory: Inventory, candidates: np.ndarray, width: int, want: int
+) -> tuple[np.ndarray, int] | None:
+    """``want`` nodes of ``candidates`` with the same ``width`` slots free.
+
+    Of the windows of consecutive slots free on enough nodes, the one whose
+    nodes lie in the fewest racks, then have the fewest free GPUs, then the
+    lowest offset. Returns the nodes (in order) and the window's first slot,
+    or None.
+    """
+    nodes = candidates[inventory.free[candidates] >= width]
+    if nodes.size < want:
+        return None
+    open_slots = ~inventory.held[nodes]
+    # fits[i, o]: slots o .. o + width - 1 of node i are all free.
+    run = np.cumsum(np.pad(open_slots, ((0, 0), (1, 0))), axis=1)
+    fits = run[:, width:] - run[:, :-width] == width
+    best: tuple[tuple[int, int, int], np.ndarray, int] | None = None  # key, nodes, offset
+    for offset in np.flatnonzero(fits.sum(axis=0) >= want):
+        eligible = nodes[fits[:, offset]]
+        rack, pod = inventory.rack[eligible], inventory.pod[eligible]
+        chosen = fewest_domains(eligible, pod, rack, want, inventory.free[eligible])
+        key = (np.unique(inventory.rack[chosen]).size, int(inventory.free[chosen].sum()), offset)
+        if best is None or key < best[0]:
+            best = (key, chosen, int(offset))
+    return None if best is None else (best[1], best[2])
+
+
 def _packed(inventory: Inventory, nodes: np.ndarray) -> np.ndarray:
     """Free ``nodes`` ordered fullest pod, then fullest rack, then node."""
     rack, pod = inventory.rack[nodes], inventory.pod[nodes]
@@ -289,8 +395,18 @@ def _spread(inventory: Inventory, nodes: np.ndarray) -> np.ndarray:
     return nodes[np.lexsort((nodes, pod, in_pod, in_rack))]
 
 
-def fewest_domains(nodes: np.ndarray, pod: np.ndarray, rack: np.ndarray, want: int) -> np.ndarray:
-    """``want`` of ``nodes`` (all free) in the fewest pods, then racks, in rank order."""
+def fewest_domains(
+    nodes: np.ndarray,
+    pod: np.ndarray,
+    rack: np.ndarray,
+    want: int,
+    free: np.ndarray | None = None,
+) -> np.ndarray:
+    """``want`` of ``nodes`` in the fewest pods, then racks, in rank order.
+
+    Within a rack the nodes with the fewest ``free`` GPUs go first (the
+    lowest first if ``free`` is None, as when all are wholly free).
+    """
     pods, per_pod = np.unique(pod, return_counts=True)
     fitting = per_pod >= want
     if fitting.any():
@@ -302,10 +418,11 @@ def fewest_domains(nodes: np.ndarray, pod: np.ndarray, rack: np.ndarray, want: i
         chosen_pods = np.sort(pods[order[:need]])
     inside = np.isin(pod, chosen_pods)
     nodes, pod, rack = nodes[inside], pod[inside], rack[inside]
+    fullest = np.zeros(nodes.size, dtype=np.int64) if free is None else free[inside]
     _, rack_index, per_rack = np.unique(rack, return_inverse=True, return_counts=True)
     _, pod_index, pod_free = np.unique(pod, return_inverse=True, return_counts=True)
     # The fullest pods first, and in each the racks with the most free nodes.
-    order = np.lexsort((nodes, rack, -per_rack[rack_index], pod, -pod_free[pod_index]))
+    order = np.lexsort((nodes, fullest, rack, -per_rack[rack_index], pod, -pod_free[pod_index]))
     # Handed out in node order, which is (pod, rack, node) order: rank neighbours share racks.
     return np.sort(nodes[order[:want]])
 
@@ -313,6 +430,7 @@ def fewest_domains(nodes: np.ndarray, pod: np.ndarray, rack: np.ndarray, want: i
 PLACEMENTS: dict[str, type] = {
     "first_fit": FirstFit,
     "pack": Pack,
+    "rail_aligned": RailAligned,
     "spread": Spread,
     "topology_aware": TopologyAware,
 }

@@ -581,8 +581,27 @@ class TopologyAwarePlacement(Strict):
     )
 
 
+class RailAlignedPlacement(Strict):
+    """Keep every node-to-node hop of a job's collectives on one rail.
+
+    A job takes the same GPU slots on each of its nodes (whole nodes, or a
+    window of slots a multiple of its tensor-parallel degree wide on partly
+    used nodes) and lays its tensor groups on them in a snake, so that its
+    data-parallel, pipeline and expert traffic runs between GPUs on the same
+    rail switch of a rail-optimised fabric. Nodes are chosen in the fewest
+    pods and racks (rail groups). A job of at most one node, or one no such
+    shape fits, is placed as by ``topology_aware``.
+    """
+
+    kind: Literal["rail_aligned"]
+
+
 Placement = Annotated[
-    FirstFitPlacement | PackPlacement | SpreadPlacement | TopologyAwarePlacement,
+    FirstFitPlacement
+    | PackPlacement
+    | RailAlignedPlacement
+    | SpreadPlacement
+    | TopologyAwarePlacement,
     Field(discriminator="kind"),
 ]
 

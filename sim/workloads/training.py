@@ -41,7 +41,11 @@ Time of one collective call on groups of ``k`` ranks and ``S`` bytes
     NVLink rate for a hop inside a node, the flow's fabric rate otherwise.
     ``a`` is ``hop_latency_us`` if any hop crosses nodes, else 0.
 
-    - ring all-reduce: ``2 (k-1)/k * S / r + 2 (k-1) a``;
+    - ring all-reduce: ``2 (k-1)/k * S / r + 2 (k-1) a``. A ring visits the
+      group's nodes in rank order and, as NCCL's rings do, every second
+      node's GPUs in reverse (a snake), so that it enters and leaves a node
+      on the same rail: on a rail-optimised fabric a job of whole nodes then
+      keeps its rings off the spines;
     - tree all-reduce (NCCL's pipelined binary tree over the group in rank
       order, rank ``i``'s parent ``(i-1) // 2``; reduce goes up, broadcast
       down, so every edge is a flow in both directions):
@@ -393,6 +397,31 @@ class _Hops:
     intra_gbps: float | None = None  # None: NVLink if any hop stays in a node
 
 
+def _snake(groups: np.ndarray, gpus_per_node: int) -> np.ndarray:
+    """Each row in ring order: its nodes in rank order, every second node's GPUs reversed.
+
+    NCCL's ring enters and leaves a node on the same rail where it can: one
+    node's GPUs in one direction, the next node's in the other. Where a
+    group's nodes hold it on the same slots (whole nodes do), every hop
+    between two nodes then joins GPUs in the same slot, except the
+    wrap-around of a ring over an odd number of nodes.
+    """
+    k = groups.shape[1]
+    node = groups // gpus_per_node
+    col = np.broadcast_to(np.arange(k), groups.shape)
+    first = np.ones(groups.shape, dtype=bool)  # the first member of its node's run
+    first[:, 1:] = node[:, 1:] != node[:, :-1]
+    last = np.ones(groups.shape, dtype=bool)
+    last[:, :-1] = first[:, 1:]
+    run = np.cumsum(first, axis=1) - 1
+    start = np.maximum.accumulate(np.where(first, col, 0), axis=1)
+    end = np.minimum.accumulate(np.where(last, col, k - 1)[:, ::-1], axis=1)[:, ::-1]
+    position = np.where(run % 2 == 1, start + end - col, col)
+    ordered = np.empty_like(groups)
+    np.put_along_axis(ordered, position, groups, axis=1)
+    return ordered
+
+
 def _ring_hops(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Hops of a ring over each row, in order, wrapping round."""
     return groups.ravel(), np.roll(groups, -1, axis=1).ravel()
@@ -480,7 +509,12 @@ def training_plan(
     grid = gpu.reshape(pp, dp, tp)  # [p, d, t]: rank = t + tp * (d + dp * p)
 
     all_reduce = "all_reduce_ring" if spec.all_reduce == "ring" else "all_reduce_tree"
-    reduce_hops = _ring_hops if spec.all_reduce == "ring" else _tree_hops
+    if spec.all_reduce == "ring":
+
+        def reduce_hops(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return _ring_hops(_snake(groups, gpus_per_node))
+    else:
+        reduce_hops = _tree_hops
     layer_calls = 4.0 * layers_per_stage * m
     pending: list[_Hops] = []
     if tp > 1:
@@ -499,7 +533,7 @@ def training_plan(
             src, dst = reduce_hops(groups)
             pending.append(_Hops("dp", all_reduce, shard_bytes, 1.0, groups, src, dst))
         else:
-            src, dst = _ring_hops(groups)
+            src, dst = _ring_hops(_snake(groups, gpus_per_node))
             pending.append(_Hops("dp", "reduce_scatter", shard_bytes, 1.0, groups, src, dst))
             pending.append(_Hops("dp", "all_gather", shard_bytes, 2.0, groups, src, dst))
     if model.experts is not None and ep > 1:
