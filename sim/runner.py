@@ -22,6 +22,7 @@ import simpy
 
 from sim.fabric.model import FABRICS
 from sim.files import atomic_write
+from sim.market.failures import FailureModel
 from sim.market.inventory import SHARED, ClusterInfo, Inventory
 from sim.market.marketplace import Marketplace
 from sim.metrics.accounting import CLASSES, Accounting
@@ -58,6 +59,7 @@ JOB_COLUMNS = (
     "run_hours",
     "lost_gpu_hours",
     "preemptions",
+    "failures",
     "outcome",
     "workload",
 )
@@ -185,6 +187,17 @@ class Simulation:
                     tenant.name, contract.kind, tenant.workload, pool, clusters, contract
                 )
             )
+        failures = scenario.provider.failures
+        if failures is not None:
+            model = FailureModel(
+                rate_scale=failures.rate_scale,
+                repair_hours=failures.repair,
+                spares=failures.spares,
+            )
+            for cluster in self.clusters:
+                if failures.spares:
+                    self.market.keep_spares(cluster, failures.spares)
+                self.env.process(self._failures(cluster, model))
         internal = scenario.internal
         if internal.inference is not None:
             fleet = self.market.add_inference(
@@ -236,6 +249,8 @@ class Simulation:
                 clusters=clusters,
                 pool=pool,
                 checkpoint_hours=workload.checkpoint_interval,
+                checkpoint_write_hours=workload.checkpoint_write,
+                restart_overhead_hours=workload.restart_overhead,
                 max_wait_hours=getattr(contract, "max_wait", None),
                 spot_notice_hours=getattr(contract, "notice", 0.0),
                 traffic=traffic,
@@ -243,6 +258,18 @@ class Simulation:
             self._next_job_id += 1
             submitted += 1
             self.market.submit(job)
+
+    def _failures(self, cluster: ClusterInfo, model: FailureModel) -> Iterator[simpy.Event]:
+        """Strike the cluster's GPUs with failures as they come (one named stream per cluster)."""
+        rng = self.streams.get(f"failures/{cluster.name}")
+        while True:
+            gap = model.next_gap_hours(cluster.gpus, rng)
+            if not math.isfinite(gap):
+                return
+            yield self.env.timeout(gap)
+            node, slot, cause = model.draw(cluster.nodes, cluster.gpus_per_node, rng)
+            scope = model.causes[cause].scope
+            self.market.fail(cluster.first_node + node, slot, scope, model.repair_hours)
 
     def _deploy(
         self,
@@ -361,6 +388,7 @@ class Simulation:
             spot_usd=dict(self.accounting.tenant_usd),
             jobs=jobs,
             fabric_epochs=self.market.epochs,
+            failure_events=self.market.failures,
             network=self.network_frame(),
             fabric_log=self.market.fabric_log,
             serving=self.serving_logs,
@@ -450,6 +478,7 @@ class Simulation:
             "run_hours": column([j.run_hours for j in jobs], float),
             "lost_gpu_hours": column([j.lost_hours * j.gpus for j in jobs], float),
             "preemptions": column([j.preemptions for j in jobs], np.int64),
+            "failures": column([j.failures for j in jobs], np.int64),
             "outcome": [j.state for j in jobs],
             "workload": ["inference" if j.serving else "batch" for j in jobs],
         }

@@ -70,6 +70,7 @@ def test_run_writes_the_run_directory(tmp_path, quickstart_path):
         "on_demand",
         "spot",
         "idle",
+        "spare",
         "down",
     ]
     assert (ts.drop(columns="time_hours").sum(axis=1) == summary["gpus_total"]).all()

@@ -13,9 +13,7 @@ from tests.conftest import SCENARIOS
 def test_shipped_scenario_runs(path):
     result = simulate(load_scenario(path, overrides=["horizon=12h"]))
     s = result.summary
-    parts = (
-        s["internal_gpu_hours"] + s["sold_gpu_hours"] + s["idle_gpu_hours"] + s["down_gpu_hours"]
-    )
+    parts = sum(s[f"{c}_gpu_hours"] for c in ("internal", "sold", "idle", "spare", "down"))
     assert parts == pytest.approx(s["capacity_gpu_hours"], rel=1e-9)
     assert s["jobs_submitted"] > 0
     assert 0 < s["usable_compute_fraction"] <= 1

@@ -14,6 +14,8 @@ import numpy as np
 
 SHARED = -1
 """Pool id of nodes not carved out for a reservation."""
+SPARE = -2
+"""Pool id of spare nodes, kept aside to replace failed ones."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,26 @@ class Inventory:
             key = (cluster, pool)
             self._free_gpus[key] = self._free_gpus.get(key, 0) + int(self.free[node])
         self.pool[node] = pool
+        self._nodes.clear()
+
+    def take_down(self, node: int) -> None:
+        """Take a whole, idle node out of service (a failure; see :meth:`bring_up`)."""
+        node = int(node)
+        if self.down[node] or self.free[node] != self.capacity[node]:
+            raise RuntimeError(f"node {node} goes down while down already or GPUs on it are held")
+        key = (int(self.node_cluster[node]), int(self.pool[node]))
+        self._free_gpus[key] -= int(self.free[node])
+        self.down[node] = True
+        self._nodes.clear()
+
+    def bring_up(self, node: int) -> None:
+        """Return a node taken down by :meth:`take_down` to service, in its pool."""
+        node = int(node)
+        if not self.down[node]:
+            raise RuntimeError(f"node {node} is brought up but is not down")
+        key = (int(self.node_cluster[node]), int(self.pool[node]))
+        self._free_gpus[key] = self._free_gpus.get(key, 0) + int(self.free[node])
+        self.down[node] = False
         self._nodes.clear()
 
     def fence(self, nodes: np.ndarray | list[int]) -> None:

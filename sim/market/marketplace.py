@@ -24,7 +24,7 @@ import numpy as np
 import simpy
 
 from sim.fabric.model import EpochSolution, FabricModel, RunningPlacement
-from sim.market.inventory import SHARED, ClusterInfo, Inventory
+from sim.market.inventory import SHARED, SPARE, ClusterInfo, Inventory
 from sim.metrics.accounting import Accounting
 from sim.policies.admission import AcceptAll
 from sim.policies.isolation import Shared
@@ -176,8 +176,13 @@ class Marketplace:
         self.inference: InferenceFleet | None = None
         self.pending_release = np.zeros(len(inventory.clusters), dtype=np.int64)
         self.preemptions = 0
+        self.failures = 0
+        """Failures that struck a node in service (see :meth:`fail`)."""
         self.epochs = 0
         n_clusters = len(inventory.clusters)
+        self.cluster_speed = np.ones(n_clusters)
+        """Per cluster, the speed of its compute (below 1 while a power cap throttles it)."""
+        self.spares_wanted = np.zeros(n_clusters, dtype=np.int64)
         self._placements: list[dict[int, RunningPlacement]] = [{} for _ in range(n_clusters)]
         self._slowed: list[set[int]] = [set() for _ in range(n_clusters)]
         self._dirty: set[int] = set()
@@ -645,26 +650,138 @@ class Marketplace:
 
     def _preempt(self, pairs: list[tuple[Job, int]]) -> None:
         """Preempt the jobs whose notice is still the one given, then reschedule once."""
-        now = self.env.now
         preempted = False
         for job, serial in pairs:
             if job.notice_serial != serial or job.state != "running" or job.notice_until is None:
                 continue
             self._stop(job)
-            kept = job.checkpointed_hours()
-            job.lost_hours += job.progress_hours - kept
-            job.progress_hours = kept
+            self._roll_back(job)
             job.preemptions += 1
             self.preemptions += 1
-            job.state = "queued"
-            job.queued_since = now
-            queue = self._queue_for(job)
-            position = next((i for i, q in enumerate(queue) if q.job_id > job.job_id), len(queue))
-            queue.insert(position, job)
-            self._arm_patience(job)
+            self._requeue(job)
             preempted = True
         if preempted:
             self.schedule()
+
+    def _roll_back(self, job: Job) -> None:
+        """A stopped job keeps the work of its last checkpoint; the rest is lost."""
+        kept = job.checkpointed_hours()
+        job.lost_hours += job.progress_hours - kept
+        job.progress_hours = kept
+
+    def _requeue(self, job: Job) -> None:
+        """A stopped job queues again, in its place by id, and pays a restart when it starts."""
+        job.state = "queued"
+        job.queued_since = self.env.now
+        job.restarted = True
+        queue = self._queue_for(job)
+        position = next((i for i, q in enumerate(queue) if q.job_id > job.job_id), len(queue))
+        queue.insert(position, job)
+        self._arm_patience(job)
+
+    # ------------------------------------------------------------------ failures
+
+    def keep_spares(self, cluster: ClusterInfo, nodes: int) -> None:
+        """Set ``nodes`` of the cluster aside as spares (its last ones), unsold."""
+        self.spares_wanted[cluster.index] = nodes
+        gpn = cluster.gpus_per_node
+        for node in range(
+            cluster.first_node + cluster.nodes - nodes, cluster.first_node + cluster.nodes
+        ):
+            self.inventory.set_pool(node, SPARE)
+            self.accounting.move(self.env.now, gpn, "idle", "spare")
+
+    def fail(self, node: int, slot: int, scope: str, repair_hours: float) -> bool:
+        """A failure strikes GPU ``slot`` of ``node`` (see :mod:`sim.market.failures`).
+
+        Args:
+            node: The node.
+            slot: The GPU within it.
+            scope: ``"node"``: every job on the node restarts from its last
+                checkpoint and the node is out of service for
+                ``repair_hours`` (a spare takes its place); ``"job"``: the job
+                on that GPU restarts from its last checkpoint; ``"planned"``:
+                it restarts from a checkpoint it saves first, losing no work.
+            repair_hours: How long a node failure keeps the node out of service.
+
+        Returns:
+            Whether it struck (a node already out of service cannot fail again).
+        """
+        inventory = self.inventory
+        if inventory.down[node]:
+            return False
+        self.failures += 1
+        hit = [
+            job
+            for job in sorted(self.running.values(), key=lambda j: j.job_id)
+            if node in job.nodes.tolist() and (scope == "node" or self._holds(job, node, slot))
+        ]
+        for job in hit:
+            self._stop(job)
+            if scope != "planned":
+                self._roll_back(job)
+            job.failures += 1
+            self._requeue(job)
+        if scope == "node":
+            self._take_down(node, repair_hours)
+        self.schedule()
+        return True
+
+    @staticmethod
+    def _holds(job: Job, node: int, slot: int) -> bool:
+        """Whether the running ``job`` holds GPU ``slot`` of ``node``."""
+        rows = np.repeat(job.nodes, job.counts)
+        return bool(np.any((rows == node) & (job.slots == slot)))
+
+    def _take_down(self, node: int, repair_hours: float) -> None:
+        """Take a failed node out of service until its repair; a spare replaces it."""
+        inventory, now = self.inventory, self.env.now
+        cluster = inventory.clusters[int(inventory.node_cluster[node])]
+        gpn = cluster.gpus_per_node
+        fleet = self.inference
+        if fleet is not None and node in fleet.nodes:
+            fleet.nodes.remove(node)
+            inventory.release(np.array([node]), np.array([gpn]), np.arange(gpn))
+            self.accounting.move(now, gpn, "internal", "idle")
+            self.accounting.hold(now, "internal", "inference", -gpn)
+        pool = int(inventory.pool[node])
+        if pool == SPARE:
+            self.accounting.move(now, gpn, "spare", "down")
+        elif pool == SHARED:
+            self.accounting.move(now, gpn, "idle", "down")
+        else:  # a reserved block's node: the block claims another whole node
+            reservation = self.reservations[pool]
+            reservation.nodes.remove(node)
+            self.accounting.move(now, gpn, "reserved", "down")
+            self.accounting.hold(now, reservation.tenant, "reserved", -gpn)
+            inventory.set_pool(node, SHARED)
+        inventory.take_down(node)
+        if pool != SPARE:
+            spare = self._spare_in(cluster)
+            if spare is not None:
+                inventory.set_pool(spare, SHARED)
+                self.accounting.move(now, gpn, "spare", "idle")
+        inventory.set_pool(node, SHARED)
+        self._after(repair_hours, lambda: self._repair(node))
+
+    def _spare_in(self, cluster: ClusterInfo) -> int | None:
+        """A spare node of the cluster in service, or None."""
+        span = cluster.node_slice
+        spares = np.flatnonzero((self.inventory.pool[span] == SPARE) & ~self.inventory.down[span])
+        return cluster.first_node + int(spares[0]) if spares.size else None
+
+    def _repair(self, node: int) -> None:
+        """A repaired node returns: as a spare while the cluster lacks one, else to be sold."""
+        inventory, now = self.inventory, self.env.now
+        cluster = inventory.clusters[int(inventory.node_cluster[node])]
+        span = cluster.node_slice
+        spares = int(np.sum((inventory.pool[span] == SPARE) & ~inventory.down[span]))
+        to_spare = spares < self.spares_wanted[cluster.index]
+        if to_spare:
+            inventory.set_pool(node, SPARE)
+        inventory.bring_up(node)
+        self.accounting.move(now, cluster.gpus_per_node, "down", "spare" if to_spare else "idle")
+        self.schedule()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -687,7 +804,10 @@ class Marketplace:
         job.nodes, job.counts = proposal.nodes, proposal.counts
         if job.first_start_hours is None:
             job.first_start_hours = now
-        job.rate, job.rate_since, job.run_since = 1.0, now, now
+        job.rate = job.checkpoint_speed * self.cluster_speed[job.cluster]
+        job.rate_since, job.run_since = now, now
+        if job.restarted:
+            job.resume_hours, job.restarted = now + job.restart_overhead_hours, False
         job.version += 1
         self.running[job.job_id] = job
         if job.contract != "reserved":
@@ -827,9 +947,10 @@ class Marketplace:
                     slowed.discard(job_id)
                 else:
                     slowed.add(job_id)
-                if 1.0 / slowdown != job.rate:
+                rate = job.checkpoint_speed * self.cluster_speed[cluster] / slowdown
+                if rate != job.rate:
                     job.fold(now)
-                    job.rate = 1.0 / slowdown
+                    job.rate = rate
                     job.version += 1
                     self._arm_completion(job)
         self._dirty.clear()

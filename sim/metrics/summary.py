@@ -3,7 +3,11 @@
 Definitions (all GPU-hours are integrated exactly over the horizon):
 
 - ``capacity_gpu_hours`` = GPUs owned × horizon
-  = ``internal + sold + idle + down`` GPU-hours.
+  = ``internal + sold + idle + spare + down`` GPU-hours (``spare``: nodes kept
+  aside to replace failed ones; ``down``: failed nodes being repaired).
+- ``failures``: failures that struck a node in service (see
+  :mod:`sim.market.failures`); ``failure_interruptions``: the job restarts they
+  caused (per tenant ``failures`` counts its jobs' restarts).
 - ``sold_gpu_hours``: reserved blocks (whole blocks, used or not, since they
   are paid for) plus GPUs held by on-demand and spot jobs.
 - ``allocated_gpu_hours``: GPUs held by jobs and by the internal inference fleet.
@@ -48,7 +52,6 @@ import pandas as pd
 from sim.metrics.stats import quantile, weighted_quantile
 
 NOT_MODELLED = (
-    "failures",
     "cost_usd",
     "margin_usd",
 )
@@ -84,6 +87,7 @@ def _job_figures(jobs: pd.DataFrame) -> dict[str, Any]:
         "jobs_completed": int((jobs["outcome"] == "done").sum()),
         "jobs_rejected": int((jobs["outcome"] == "rejected").sum()),
         "preemptions": int(jobs["preemptions"].sum()),
+        "failures": int(jobs["failures"].sum()),
         "queue_wait_hours_mean": float(waits.mean()) if waits.size else None,
         "queue_wait_hours_p99": quantile(waits, 0.99),
         "lost_gpu_hours": float(jobs["lost_gpu_hours"].sum()),
@@ -118,6 +122,7 @@ def summarize(
     serving: dict[str, list[Any]] | None = None,
     tenant_prices: dict[str, float | None] | None = None,
     spot_usd: dict[str, float] | None = None,
+    failure_events: int = 0,
 ) -> dict[str, Any]:
     """Build the ``summary.json`` mapping from a finished run.
 
@@ -141,6 +146,8 @@ def summarize(
         tenant_prices: Per tenant, the price per GPU-hour on its contract (or None).
         spot_usd: Per spot tenant with a price, what it paid (integrated as the
             price moved; see :mod:`sim.policies.pricing`).
+        failure_events: Failures that struck a node in service (see
+            :mod:`sim.market.failures`).
     """
     serving = serving or {}
     usable = jobs["gpus"] * jobs["done_work_hours"] - jobs["lost_gpu_hours"]
@@ -171,6 +178,7 @@ def summarize(
         "internal_gpu_hours": class_gpu_hours["internal"],
         "sold_gpu_hours": sold,
         "idle_gpu_hours": class_gpu_hours["idle"],
+        "spare_gpu_hours": class_gpu_hours["spare"],
         "down_gpu_hours": class_gpu_hours["down"],
         "reserved_gpu_hours": class_gpu_hours["reserved"],
         "on_demand_gpu_hours": class_gpu_hours["on_demand"],
@@ -180,6 +188,8 @@ def summarize(
         "usable_compute_fraction": _fraction(usable_total, allocated),
     }
     summary.update(_job_figures(jobs))
+    summary["failure_interruptions"] = summary["failures"]
+    summary["failures"] = failure_events
     summary.update(_network_figures(network))
     summary["pfc_pause_fraction"] = fabric_log.pfc_pause_fraction
     summary["ecn_mark_fraction"] = fabric_log.ecn_mark_fraction

@@ -232,6 +232,9 @@ class BatchWorkload(Strict):
     time); ``checkpoint_interval`` is the work between checkpoints (every N
     iterations, so it is counted in work, not wall time). A preempted or failed
     job resumes from its last checkpoint; without checkpoints it starts over.
+    Writing a checkpoint stalls the job for ``checkpoint_write``; every restart
+    (after a preemption or a failure) holds its GPUs for ``restart_overhead``
+    (reloading the checkpoint, re-forming its communicators) before it works.
     """
 
     kind: Literal["batch"] = "batch"
@@ -239,6 +242,10 @@ class BatchWorkload(Strict):
     gpus: GpuDist
     duration: DurationDist
     checkpoint_interval: Duration | None = Field(default=None, gt=0)
+    checkpoint_write: Duration = Field(default=0.0, description="stall to write a checkpoint")
+    restart_overhead: Duration = Field(
+        default=0.0, description="time a restarted job holds its GPUs before it works"
+    )
     max_jobs: int | None = Field(default=None, gt=0, description="stop submitting after this many")
     training: Training | None = Field(
         default=None, description="the jobs' parallelism and model: their fabric traffic"
@@ -456,6 +463,10 @@ class InternalTraining(Strict):
     gpus: GpuDist
     duration: DurationDist
     checkpoint_interval: Duration | None = Field(default=None, gt=0)
+    checkpoint_write: Duration = Field(default=0.0, description="stall to write a checkpoint")
+    restart_overhead: Duration = Field(
+        default=0.0, description="time a restarted job holds its GPUs before it works"
+    )
     cluster: str | None = None
     training: Training | None = Field(
         default=None, description="the jobs' parallelism and model: their fabric traffic"
@@ -530,10 +541,29 @@ class Site(Strict):
     clusters: list[Cluster] = Field(min_length=1)
 
 
+class Failures(Strict):
+    """GPU, node and software failures at Meta's Llama 3 rates (see :mod:`sim.market.failures`).
+
+    Every GPU fails as a Poisson process at the rate Meta recorded per GPU-hour
+    pre-training Llama 3 on 16,384 H100 (466 interruptions in 54 days), times
+    ``rate_scale``, split by root cause. A hardware cause stops every job on the
+    node and takes the node out of service for ``repair``; a software cause
+    restarts the job on the GPU; planned maintenance restarts it without lost
+    work. ``spares`` nodes per cluster are kept aside, unsold, to replace a
+    failed node at once; a repaired node becomes a spare.
+    """
+
+    kind: Literal["llama3"] = "llama3"
+    rate_scale: float = Field(default=1.0, ge=0, description="multiplies every rate")
+    repair: Duration = Field(gt=0, description="how long a failed node is out of service")
+    spares: int = Field(default=0, ge=0, description="nodes per cluster kept for failed ones")
+
+
 class Provider(Strict):
     """Everything the provider owns."""
 
     sites: list[Site] = Field(min_length=1)
+    failures: Failures | None = Field(default=None, description="none: nothing ever fails")
 
     def clusters(self) -> list[Cluster]:
         """All clusters, in file order."""
@@ -886,8 +916,14 @@ class Scenario(Strict):
         from sim.catalog import accelerators
 
         known = accelerators()
+        spares = self.provider.failures.spares if self.provider.failures is not None else 0
         for i, site in enumerate(self.provider.sites):
             for j, cluster in enumerate(site.clusters):
+                if spares >= cluster.nodes:
+                    problems.append(
+                        f"provider.failures.spares: {spares} spare nodes per cluster leave "
+                        f"none of cluster {cluster.name!r}'s {cluster.nodes} nodes in service"
+                    )
                 if cluster.accelerator not in known:
                     problems.append(
                         f"provider.sites[{i}].clusters[{j}].accelerator: unknown accelerator "

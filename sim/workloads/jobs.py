@@ -44,6 +44,8 @@ class Job:
     checkpoint_hours: float | None = None
     max_wait_hours: float | None = None
     spot_notice_hours: float = 0.0
+    checkpoint_write_hours: float = 0.0
+    restart_overhead_hours: float = 0.0
 
     state: str = "queued"
     queued_since: float = 0.0
@@ -62,6 +64,12 @@ class Job:
     done_work_hours: float = 0.0
     lost_hours: float = 0.0
     preemptions: int = 0
+    failures: int = 0
+    """Times a failure stopped it (see :mod:`sim.market.failures`)."""
+    resume_hours: float = 0.0
+    """After a restart, when it starts working again (it holds its GPUs until then)."""
+    restarted: bool = False
+    """Whether its next start is a restart (it pays ``restart_overhead_hours``)."""
     notice_until: float | None = None
     notice_serial: int = field(default=0, repr=False)
     traffic: Any = field(default=None, repr=False)
@@ -86,7 +94,8 @@ class Job:
         """Work done (ideal hours) at time ``now`` while running."""
         if self.state != "running":
             return self.progress_hours
-        return min(self.work_hours, self.progress_hours + self.rate * (now - self.rate_since))
+        working = now - max(self.rate_since, self.resume_hours)
+        return min(self.work_hours, self.progress_hours + self.rate * max(0.0, working))
 
     def fold(self, now: float) -> None:
         """Bring progress and run time up to ``now`` (before a rate change or stop)."""
@@ -108,7 +117,14 @@ class Job:
     def finish_time(self, now: float) -> float:
         """When the job will finish at its current rate."""
         remaining = self.work_hours - self.progress_at(now)
-        return now + max(0.0, remaining) / self.rate
+        return max(now, self.resume_hours) + max(0.0, remaining) / self.rate
+
+    @property
+    def checkpoint_speed(self) -> float:
+        """Share of its working time a job computes: the rest goes to writing checkpoints."""
+        if self.checkpoint_hours is None or self.checkpoint_write_hours == 0:
+            return 1.0
+        return self.checkpoint_hours / (self.checkpoint_hours + self.checkpoint_write_hours)
 
     def checkpointed_hours(self) -> float:
         """Work safe in the last checkpoint (an inference replica has none to lose)."""
