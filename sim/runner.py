@@ -20,12 +20,16 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from sim.catalog import accelerator
 from sim.fabric.model import FABRICS
 from sim.files import atomic_write
+from sim.market.energy import price_curve
 from sim.market.failures import FailureModel
-from sim.market.inventory import SHARED, ClusterInfo, Inventory
+from sim.market.inventory import PARKED, SHARED, ClusterInfo, Inventory
 from sim.market.marketplace import Marketplace
+from sim.market.power import ClusterPower, PowerLedger, SiteLedger, nodes_to_park
 from sim.metrics.accounting import CLASSES, Accounting
+from sim.metrics.economics import HOURS_PER_YEAR, Costs, add_costs
 from sim.metrics.summary import summarize
 from sim.policies.admission import make_admission
 from sim.policies.isolation import make_isolation
@@ -74,6 +78,7 @@ class RunResult:
     jobs: pd.DataFrame
     timeseries: pd.DataFrame
     inference_latency: pd.DataFrame | None = None
+    power: pd.DataFrame | None = None
 
 
 class Simulation:
@@ -136,11 +141,63 @@ class Simulation:
             preemption=make_preemption(
                 scenario.policies.preemption, {t.name: t.priority for t in scenario.tenants}
             ),
+            power=self._power_ledger(),
         )
         self._next_job_id = 0
         self.serving_logs: dict[str, list[Any]] = {}
         self._closers: dict[str, Any] = {}
         self._wire()
+
+    def _power_ledger(self) -> PowerLedger | None:
+        """The power ledger of the sites with a power block, or None if none has one."""
+        sites = []
+        for site in self.scenario.provider.sites:
+            power = site.power
+            if power is None:
+                continue
+            ledger = SiteLedger(
+                name=site.name,
+                cap_mw=power.cap_mw,
+                pue=power.pue,
+                host_watts_per_gpu=power.host_watts_per_gpu,
+                throttles=power.policy == "throttle",
+                prices=price_curve(
+                    power.price,
+                    self.scenario.horizon,
+                    self.streams.get(f"power/{site.name}"),
+                    power.carbon,
+                ),
+                carbon=power.carbon,
+            )
+            for info in self.clusters:
+                if info.site == site.name:
+                    part = accelerator(info.accelerator)
+                    ledger.clusters.append(
+                        ClusterPower(
+                            index=info.index,
+                            idle_watts=part.idle_watts,
+                            dynamic_watts=part.tdp_watts - part.idle_watts,
+                            powered_gpus=info.gpus,
+                        )
+                    )
+            sites.append(ledger)
+        return PowerLedger(sites) if sites else None
+
+    def _park(self) -> None:
+        """Power off, for the run, the nodes a ``park`` site's cap cannot run at full power."""
+        for site in self.scenario.provider.sites:
+            if site.power is None or site.power.policy != "park":
+                continue
+            infos = [info for info in self.clusters if info.site == site.name]
+            parked = nodes_to_park(
+                site.power.cap_mw,
+                site.power.pue,
+                site.power.host_watts_per_gpu,
+                [(i.nodes, i.gpus_per_node, accelerator(i.accelerator).tdp_watts) for i in infos],
+            )
+            for info, nodes in zip(infos, parked, strict=True):
+                if nodes:
+                    self.market.set_aside(info, nodes, PARKED, "parked")
 
     def _spot_prices(self) -> dict[str, Any]:
         """Per spot tenant with a price, its price per GPU-hour as GPUs change hands."""
@@ -160,8 +217,21 @@ class Simulation:
         return (self.cluster_index[cluster],)
 
     def _wire(self) -> None:
-        """Create reservations, the inference fleet and every arrival process."""
+        """Set spares and parked nodes aside; create reservations, the inference fleet,
+        failures and every arrival process."""
         scenario = self.scenario
+        failures = scenario.provider.failures
+        if failures is not None:
+            model = FailureModel(
+                rate_scale=failures.rate_scale,
+                repair_hours=failures.repair,
+                spares=failures.spares,
+            )
+            for cluster in self.clusters:
+                if failures.spares:
+                    self.market.keep_spares(cluster, failures.spares)
+                self.env.process(self._failures(cluster, model))
+        self._park()  # spares first, then what the power caps leave unpowered
         for tenant in scenario.tenants:
             contract = tenant.contract
             pool, clusters = SHARED, self._eligible(tenant.cluster)
@@ -187,17 +257,6 @@ class Simulation:
                     tenant.name, contract.kind, tenant.workload, pool, clusters, contract
                 )
             )
-        failures = scenario.provider.failures
-        if failures is not None:
-            model = FailureModel(
-                rate_scale=failures.rate_scale,
-                repair_hours=failures.repair,
-                spares=failures.spares,
-            )
-            for cluster in self.clusters:
-                if failures.spares:
-                    self.market.keep_spares(cluster, failures.spares)
-                self.env.process(self._failures(cluster, model))
         internal = scenario.internal
         if internal.inference is not None:
             fleet = self.market.add_inference(
@@ -393,12 +452,45 @@ class Simulation:
             fabric_log=self.market.fabric_log,
             serving=self.serving_logs,
         )
+        add_costs(summary, self._costs())
+        power = self.market.power
         return RunResult(
             self.scenario,
             summary,
             jobs,
             self.accounting.timeseries(),
             self.inference_latency_frame() if self.serving_logs else None,
+            pd.DataFrame(power.timeseries()) if power is not None else None,
+        )
+
+    def _costs(self) -> Costs:
+        """Capex written off per hour, and the power ledger's energy (see add_costs)."""
+        depreciation = network = 0.0
+        capex_known = False
+        for cluster, info in zip(self.scenario.provider.clusters(), self.clusters, strict=True):
+            if cluster.capex is not None:
+                capex_known = True
+                hours = cluster.capex.service_life_years * HOURS_PER_YEAR
+                depreciation += info.gpus * cluster.capex.usd_per_gpu / hours
+                network += info.gpus * cluster.capex.network_usd_per_gpu / hours
+        ledger = self.market.power
+        if ledger is None:
+            return Costs(depreciation, network, capex_known)
+        weights = [sum(c.powered_gpus for c in site.clusters) or 1 for site in ledger.sites]
+        horizon = self.scenario.horizon
+        speeds = [site.speed_hours / horizon for site in ledger.sites]
+        return Costs(
+            depreciation,
+            network,
+            capex_known,
+            energy_mwh=ledger.energy_by_owner("mwh"),
+            energy_usd=ledger.energy_by_owner("usd"),
+            energy_known=True,
+            carbon_tonnes=ledger.carbon_tonnes(),
+            cap_mw=sum(site.cap_mw for site in ledger.sites),
+            power_mw_peak=ledger.peak_mw(),
+            compute_speed_mean=sum(w * v for w, v in zip(weights, speeds, strict=True))
+            / sum(weights),
         )
 
     def inference_latency_frame(self) -> pd.DataFrame:
@@ -498,7 +590,8 @@ def write_run(result: RunResult, out_dir: str | Path) -> Path:
     """Write the run directory: resolved.yaml, summary.json, jobs and timeseries tables.
 
     A run that serves models also gets ``inference_latency.parquet``, the
-    request latency histogram of each served model's tenant.
+    request latency histogram of each served model's tenant; one with power
+    blocks ``power.parquet``, each site's draw and clock speed after every change.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -510,5 +603,8 @@ def write_run(result: RunResult, out_dir: str | Path) -> Path:
     if result.inference_latency is not None:
         table = result.inference_latency
         atomic_write(out / "inference_latency.parquet", lambda p: table.to_parquet(p, index=False))
+    if result.power is not None:
+        power = result.power
+        atomic_write(out / "power.parquet", lambda p: power.to_parquet(p, index=False))
     atomic_write(out / "summary.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
     return out

@@ -23,6 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 
 
+def capacity_parts(summary: dict[str, Any]) -> float:
+    """The GPU-hours of every class a summary reports (they must make up the capacity)."""
+    classes = ("internal", "sold", "idle", "spare", "down", "parked")
+    return sum(summary[f"{c}_gpu_hours"] for c in classes)
+
+
 def one_cluster(nodes: int, gpus_per_node: int = 8, name: str = "c1") -> dict[str, Any]:
     """A provider with one site and one cluster."""
     return {

@@ -72,6 +72,7 @@ def test_run_writes_the_run_directory(tmp_path, quickstart_path):
         "idle",
         "spare",
         "down",
+        "parked",
     ]
     assert (ts.drop(columns="time_hours").sum(axis=1) == summary["gpus_total"]).all()
     # The resolved scenario runs again to the same result.

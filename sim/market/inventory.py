@@ -16,6 +16,8 @@ SHARED = -1
 """Pool id of nodes not carved out for a reservation."""
 SPARE = -2
 """Pool id of spare nodes, kept aside to replace failed ones."""
+PARKED = -3
+"""Pool id of nodes powered off to keep a site within its power cap."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ import numpy as np
 import simpy
 
 from sim.fabric.model import EpochSolution, FabricModel, RunningPlacement
-from sim.market.inventory import SHARED, SPARE, ClusterInfo, Inventory
+from sim.market.inventory import PARKED, SHARED, SPARE, ClusterInfo, Inventory
+from sim.market.power import PowerLedger
 from sim.metrics.accounting import Accounting
 from sim.policies.admission import AcceptAll
 from sim.policies.isolation import Shared
@@ -139,6 +140,9 @@ class Marketplace:
             :mod:`sim.policies.preemption`); the newest by default.
         admission: Whether a shared-pool job may start (see
             :mod:`sim.policies.admission`); every job by default.
+        power: The sites' power ledger (see :mod:`sim.market.power`): a site
+            throttled by its cap slows the compute of every job on it. None:
+            power is not modelled.
     """
 
     def __init__(
@@ -153,8 +157,10 @@ class Marketplace:
         isolation: Shared | None = None,
         preemption: Newest | None = None,
         admission: AcceptAll | None = None,
+        power: PowerLedger | None = None,
     ):
         self.env = env
+        self.power = power
         self.inventory = inventory
         self.placement = placement
         self.isolation = isolation if isolation is not None else Shared()
@@ -458,6 +464,7 @@ class Marketplace:
             self.inventory.release(np.array([node]), np.array([gpn]), np.arange(gpn))
             self.accounting.move(now, gpn, "internal", "idle")
             self.accounting.hold(now, "internal", "inference", -gpn)
+            self._power_hold(int(self.inventory.node_cluster[node]), "internal", -gpn)
         missing = fleet.target_nodes - len(fleet.nodes)
         if missing <= 0:
             return
@@ -467,6 +474,7 @@ class Marketplace:
             fleet.nodes.append(node)
             self.accounting.move(now, gpn, "idle", "internal")
             self.accounting.hold(now, "internal", "inference", gpn)
+            self._power_hold(int(self.inventory.node_cluster[node]), "internal", gpn)
         missing = fleet.target_nodes - len(fleet.nodes)
         for cluster in fleet.clusters:
             if missing <= 0:
@@ -684,12 +692,7 @@ class Marketplace:
     def keep_spares(self, cluster: ClusterInfo, nodes: int) -> None:
         """Set ``nodes`` of the cluster aside as spares (its last ones), unsold."""
         self.spares_wanted[cluster.index] = nodes
-        gpn = cluster.gpus_per_node
-        for node in range(
-            cluster.first_node + cluster.nodes - nodes, cluster.first_node + cluster.nodes
-        ):
-            self.inventory.set_pool(node, SPARE)
-            self.accounting.move(self.env.now, gpn, "idle", "spare")
+        self.set_aside(cluster, nodes, SPARE, "spare")
 
     def fail(self, node: int, slot: int, scope: str, repair_hours: float) -> bool:
         """A failure strikes GPU ``slot`` of ``node`` (see :mod:`sim.market.failures`).
@@ -705,11 +708,11 @@ class Marketplace:
             repair_hours: How long a node failure keeps the node out of service.
 
         Returns:
-            Whether it struck (a node already out of service cannot fail again).
+            Whether it struck (a node out of service or parked cannot fail).
         """
         inventory = self.inventory
-        if inventory.down[node]:
-            return False
+        if inventory.down[node] or inventory.pool[node] == PARKED:
+            return False  # out of service, or powered off
         self.failures += 1
         hit = [
             job
@@ -744,6 +747,7 @@ class Marketplace:
             inventory.release(np.array([node]), np.array([gpn]), np.arange(gpn))
             self.accounting.move(now, gpn, "internal", "idle")
             self.accounting.hold(now, "internal", "inference", -gpn)
+            self._power_hold(cluster.index, "internal", -gpn)
         pool = int(inventory.pool[node])
         if pool == SPARE:
             self.accounting.move(now, gpn, "spare", "down")
@@ -756,6 +760,7 @@ class Marketplace:
             self.accounting.hold(now, reservation.tenant, "reserved", -gpn)
             inventory.set_pool(node, SHARED)
         inventory.take_down(node)
+        self._power_switch(cluster.index, -gpn)
         if pool != SPARE:
             spare = self._spare_in(cluster)
             if spare is not None:
@@ -781,6 +786,7 @@ class Marketplace:
             inventory.set_pool(node, SPARE)
         inventory.bring_up(node)
         self.accounting.move(now, cluster.gpus_per_node, "down", "spare" if to_spare else "idle")
+        self._power_switch(cluster.index, cluster.gpus_per_node)
         self.schedule()
 
     # ------------------------------------------------------------------ lifecycle
@@ -804,12 +810,14 @@ class Marketplace:
         job.nodes, job.counts = proposal.nodes, proposal.counts
         if job.first_start_hours is None:
             job.first_start_hours = now
-        job.rate = job.checkpoint_speed * self.cluster_speed[job.cluster]
+        job.slowdown = 1.0
         job.rate_since, job.run_since = now, now
         if job.restarted:
             job.resume_hours, job.restarted = now + job.restart_overhead_hours, False
         job.version += 1
         self.running[job.job_id] = job
+        job.rate = self._rate(job)
+        self._power_hold(job.cluster, job.tenant, job.gpus)
         if job.contract != "reserved":
             self.accounting.move(now, job.gpus, "idle", job.contract)
         self.accounting.hold(now, job.tenant, "allocated", job.gpus)
@@ -833,9 +841,10 @@ class Marketplace:
         job.fold(now)
         job.version += 1
         self.inventory.release(job.nodes, job.counts, job.slots)
+        del self.running[job.job_id]
+        self._power_hold(job.cluster, job.tenant, -job.gpus)
         if job.pool == SHARED:
             self.shared_usage[job.tenant] -= job.gpus
-        del self.running[job.job_id]
         if job.notice_until is not None:
             self.pending_release[job.cluster] -= job.gpus
             job.notice_until = None
@@ -947,13 +956,56 @@ class Marketplace:
                     slowed.discard(job_id)
                 else:
                     slowed.add(job_id)
-                rate = job.checkpoint_speed * self.cluster_speed[cluster] / slowdown
-                if rate != job.rate:
-                    job.fold(now)
-                    job.rate = rate
-                    job.version += 1
-                    self._arm_completion(job)
+                job.slowdown = slowdown
+                self._retime(job)
         self._dirty.clear()
+
+    def _rate(self, job: Job) -> float:
+        """Work per hour: its site's speed, less checkpoint writes and its fabric's slowdown."""
+        return job.checkpoint_speed * self.cluster_speed[job.cluster] / job.slowdown
+
+    def _retime(self, job: Job) -> None:
+        """Bring a running job's rate up to date, and its completion with it."""
+        rate = self._rate(job)
+        if rate != job.rate:
+            job.fold(self.env.now)
+            job.rate = rate
+            job.version += 1
+            self._arm_completion(job)
+
+    def _power_hold(self, cluster: int, owner: str, gpus: int) -> None:
+        """GPUs of ``cluster`` become busy (``gpus`` > 0) or idle; a throttle follows."""
+        if self.power is not None and self.power.hold(self.env.now, cluster, owner, gpus):
+            self._follow_speed(cluster)
+
+    def _power_switch(self, cluster: int, gpus: int) -> None:
+        """GPUs of ``cluster`` are powered on (``gpus`` > 0) or off."""
+        if self.power is not None and self.power.power(self.env.now, cluster, gpus):
+            self._follow_speed(cluster)
+
+    def _follow_speed(self, cluster: int) -> None:
+        """The site of ``cluster`` changed speed: every job running there follows."""
+        site = self.power.site_of(cluster)
+        indices = sorted(c.index for c in site.clusters)
+        self.cluster_speed[indices] = site.speed
+        for job in sorted(self.running.values(), key=lambda j: j.job_id):
+            if job.cluster in indices:
+                self._retime(job)
+
+    def set_aside(self, cluster: ClusterInfo, nodes: int, pool: int, cls: str) -> None:
+        """Take the cluster's highest ``nodes`` shared nodes out of sale into ``pool``.
+
+        Spares (``SPARE``, class "spare") replace failed nodes; parked nodes
+        (``PARKED``, class "parked") stay powered off under a power cap.
+        """
+        span = cluster.node_slice
+        shared = np.flatnonzero(self.inventory.pool[span] == SHARED) + cluster.first_node
+        gpn = cluster.gpus_per_node
+        for node in shared[::-1][:nodes].tolist():
+            self.inventory.set_pool(node, pool)
+            self.accounting.move(self.env.now, gpn, "idle", cls)
+            if pool == PARKED:
+                self._power_switch(cluster.index, -gpn)
 
     def close(self, horizon_hours: float) -> None:
         """Stop the clock at the horizon: bring every running job and count up to date."""
@@ -962,3 +1014,5 @@ class Marketplace:
             job.log_network(horizon_hours, None)
         self.fabric_log.close(horizon_hours)
         self.accounting.advance(horizon_hours)
+        if self.power is not None:
+            self.power.close(horizon_hours)

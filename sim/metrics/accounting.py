@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-CLASSES = ("internal", "reserved", "on_demand", "spot", "idle", "spare", "down")
+CLASSES = ("internal", "reserved", "on_demand", "spot", "idle", "spare", "down", "parked")
 """How the provider's GPUs are classified at every instant."""
 
 

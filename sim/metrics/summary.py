@@ -3,8 +3,9 @@
 Definitions (all GPU-hours are integrated exactly over the horizon):
 
 - ``capacity_gpu_hours`` = GPUs owned × horizon
-  = ``internal + sold + idle + spare + down`` GPU-hours (``spare``: nodes kept
-  aside to replace failed ones; ``down``: failed nodes being repaired).
+  = ``internal + sold + idle + spare + down + parked`` GPU-hours (``spare``:
+  nodes kept aside to replace failed ones; ``down``: failed nodes being
+  repaired; ``parked``: nodes powered off to keep a site within its cap).
 - ``failures``: failures that struck a node in service (see
   :mod:`sim.market.failures`); ``failure_interruptions``: the job restarts they
   caused (per tenant ``failures`` counts its jobs' restarts).
@@ -40,6 +41,7 @@ Definitions (all GPU-hours are integrated exactly over the horizon):
   ``on_demand_revenue_usd``, ``spot_revenue_usd``) and overall (the sum over
   tenants with a price; null if none has one). ``spot_price_usd_mean`` per
   spot tenant: what it paid per GPU-hour held.
+- Energy, costs and margin: see :mod:`sim.metrics.economics`.
 """
 
 from __future__ import annotations
@@ -50,12 +52,6 @@ import numpy as np
 import pandas as pd
 
 from sim.metrics.stats import quantile, weighted_quantile
-
-NOT_MODELLED = (
-    "cost_usd",
-    "margin_usd",
-)
-"""Keys whose figures the current models do not produce (written as null)."""
 
 
 def _network_figures(pieces: pd.DataFrame) -> dict[str, Any]:
@@ -179,6 +175,7 @@ def summarize(
         "sold_gpu_hours": sold,
         "idle_gpu_hours": class_gpu_hours["idle"],
         "spare_gpu_hours": class_gpu_hours["spare"],
+        "parked_gpu_hours": class_gpu_hours["parked"],
         "down_gpu_hours": class_gpu_hours["down"],
         "reserved_gpu_hours": class_gpu_hours["reserved"],
         "on_demand_gpu_hours": class_gpu_hours["on_demand"],
@@ -194,7 +191,6 @@ def summarize(
     summary["pfc_pause_fraction"] = fabric_log.pfc_pause_fraction
     summary["ecn_mark_fraction"] = fabric_log.ecn_mark_fraction
     summary.update(_serving_figures([log for logs in serving.values() for log in logs]))
-    summary.update(dict.fromkeys(NOT_MODELLED))
     summary["fabric_epochs"] = fabric_epochs
     summary["reserved_shortfall_gpu_hours"] = sum(
         hours.get("reserved_shortfall", 0.0) for hours in tenant_gpu_hours.values()
@@ -233,7 +229,6 @@ def summarize(
         entry["revenue_usd"] = revenue
         if contract == "spot":
             entry["spot_price_usd_mean"] = None if revenue is None else _fraction(revenue, t_alloc)
-        entry.update(dict.fromkeys(NOT_MODELLED))
         tenants[name] = entry
     summary["tenants"] = tenants
     for kind in ("reserved", "on_demand", "spot"):

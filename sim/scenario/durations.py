@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _UNIT_HOURS = {
     "us": 1.0 / 3_600_000_000.0,
@@ -75,3 +78,20 @@ def format_duration(hours: float) -> str:
         if count >= 1 and math.isclose(count * _UNIT_HOURS[unit], hours, rel_tol=1e-12):
             return f"{count}{unit}"
     return f"{hours!r}h"
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration_hours),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "description": "hours"},
+                {"type": "string", "pattern": r"^(\s*[0-9.]+\s*(us|ms|min|s|m|h|d|w)\s*)+$"},
+            ],
+            "description": 'A duration: hours as a number, or "90s", "15m", "6h", "30d".',
+        }
+    ),
+]
+"""A non-negative duration in hours, written in files as "90s", "6h", "30d"."""

@@ -20,31 +20,14 @@ from pydantic import (
     BeforeValidator,
     Discriminator,
     Field,
-    PlainSerializer,
     Tag,
-    WithJsonSchema,
     model_validator,
 )
 
 from sim.fabric.config import TopologyConfig, TransportConfig
 from sim.scenario.base import Strict
-from sim.scenario.durations import format_duration, parse_duration_hours
-
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration_hours),
-    PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "minimum": 0, "description": "hours"},
-                {"type": "string", "pattern": r"^(\s*[0-9.]+\s*(us|ms|min|s|m|h|d|w)\s*)+$"},
-            ],
-            "description": 'A duration: hours as a number, or "90s", "15m", "6h", "30d".',
-        }
-    ),
-]
-"""A non-negative duration in hours, written in files as "90s", "6h", "30d"."""
+from sim.scenario.durations import Duration
+from sim.scenario.power import SitePower
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
 
@@ -524,6 +507,22 @@ class NetworkFabric(Strict):
 Fabric = Annotated[IdealFabric | NetworkFabric, Field(discriminator="kind")]
 
 
+class Capex(Strict):
+    """What a cluster cost to build, written off straight-line over its service life.
+
+    Every GPU costs ``(usd_per_gpu + network_usd_per_gpu) / (service_life_years
+    × 8,766 h)`` per hour owned, used or not.
+    """
+
+    usd_per_gpu: float = Field(
+        gt=0, allow_inf_nan=False, description="server cost per GPU (the GPU and its host)"
+    )
+    network_usd_per_gpu: float = Field(
+        default=0.0, ge=0, allow_inf_nan=False, description="fabric cost per GPU"
+    )
+    service_life_years: float = Field(gt=0, allow_inf_nan=False)
+
+
 class Cluster(Strict):
     """A cluster of identical nodes on one fabric."""
 
@@ -532,6 +531,7 @@ class Cluster(Strict):
     gpus_per_node: int = Field(default=8, gt=0)
     accelerator: str = "H100"
     fabric: Fabric = IdealFabric()
+    capex: Capex | None = Field(default=None, description="none: no depreciation is counted")
 
 
 class Site(Strict):
@@ -539,6 +539,9 @@ class Site(Strict):
 
     name: Name
     clusters: list[Cluster] = Field(min_length=1)
+    power: SitePower | None = Field(
+        default=None, description="none: power is neither capped nor counted"
+    )
 
 
 class Failures(Strict):
@@ -918,6 +921,9 @@ class Scenario(Strict):
         known = accelerators()
         spares = self.provider.failures.spares if self.provider.failures is not None else 0
         for i, site in enumerate(self.provider.sites):
+            problem = _power_problem(site, known)
+            if problem:
+                problems.append(f"provider.sites[{i}].power.cap_mw: {problem}")
             for j, cluster in enumerate(site.clusters):
                 if spares >= cluster.nodes:
                     problems.append(
@@ -1014,3 +1020,29 @@ class Scenario(Strict):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+
+def _power_problem(site: Site, catalog: dict[str, Any]) -> str | None:
+    """Why the site's cap cannot work, or None."""
+    power = site.power
+    if power is None or any(c.accelerator not in catalog for c in site.clusters):
+        return None
+    host = power.host_watts_per_gpu
+    if power.policy == "throttle":
+        idle_w = sum(
+            c.nodes * c.gpus_per_node * (catalog[c.accelerator].idle_watts + host)
+            for c in site.clusters
+        )
+        if power.pue * idle_w > power.cap_mw * 1e6:
+            return (
+                f"{power.cap_mw} MW does not cover the site's GPUs even idle "
+                f"({power.pue * idle_w / 1e6:.3f} MW at PUE {power.pue}); raise it or park nodes"
+            )
+        return None
+    node_w = min(
+        c.gpus_per_node * (catalog[c.accelerator].tdp_watts + host) * power.pue
+        for c in site.clusters
+    )
+    if node_w > power.cap_mw * 1e6:
+        return f"{power.cap_mw} MW cannot run even one node at full power ({node_w / 1e6:.4f} MW)"
+    return None

@@ -18,8 +18,7 @@ price adds the cost of the grid's emissions to every MWh. Time 0 of the
 simulation is midnight.
 
 Kept apart from :mod:`sim.scenario.models` so that :mod:`sim.market.energy` can
-read these models without loading every scenario model; ``Duration`` is built
-here the same way as there.
+read these models without loading every scenario model.
 """
 
 from __future__ import annotations
@@ -27,31 +26,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import (
-    BeforeValidator,
     Field,
-    PlainSerializer,
-    WithJsonSchema,
     model_validator,
 )
 
 from sim.scenario.base import Strict
-from sim.scenario.durations import format_duration, parse_duration_hours
-
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration_hours),
-    PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "minimum": 0, "description": "hours"},
-                {"type": "string", "pattern": r"^(\s*[0-9.]+\s*(us|ms|min|s|m|h|d|w)\s*)+$"},
-            ],
-            "description": 'A duration: hours as a number, or "90s", "15m", "6h", "30d".',
-        }
-    ),
-]
-"""A non-negative duration in hours, written in files as "90s", "6h", "30d"."""
+from sim.scenario.durations import Duration
 
 HOURS_PER_DAY = 24.0
 

@@ -58,6 +58,8 @@ class Job:
     """While running, which GPUs of its nodes it holds (see :meth:`Inventory.allocate`)."""
     progress_hours: float = 0.0
     rate: float = 1.0
+    slowdown: float = 1.0
+    """While running, what its fabric does to its iteration time (1: nothing)."""
     rate_since: float = 0.0
     run_hours: float = 0.0
     run_since: float = 0.0
