@@ -13,7 +13,9 @@ OVERALL = (
     ("internal GPU-h", "internal_gpu_hours", "{:,.0f}"),
     ("sold GPU-h", "sold_gpu_hours", "{:,.0f}"),
     ("idle GPU-h", "idle_gpu_hours", "{:,.0f}"),
+    ("spare GPU-h", "spare_gpu_hours", "{:,.0f}"),
     ("down GPU-h", "down_gpu_hours", "{:,.0f}"),
+    ("parked GPU-h", "parked_gpu_hours", "{:,.0f}"),
     ("usable compute", "usable_compute_fraction", "{:.1%}"),
     ("iteration slowdown P99", "iteration_slowdown_p99", "{:.3f}"),
     ("inference P99 ms", "inference_latency_ms_p99", "{:.2f}"),
@@ -22,10 +24,16 @@ OVERALL = (
     ("jobs completed", "jobs_completed", "{:,}"),
     ("jobs rejected", "jobs_rejected", "{:,}"),
     ("preemptions", "preemptions", "{:,}"),
+    ("failures", "failures", "{:,}"),
     ("queue wait mean h", "queue_wait_hours_mean", "{:.2f}"),
     ("queue wait P99 h", "queue_wait_hours_p99", "{:.2f}"),
+    ("energy MWh", "energy_mwh", "{:,.1f}"),
+    ("peak power MW", "power_mw_peak", "{:,.3f}"),
+    ("compute speed (power cap)", "compute_speed_mean", "{:.1%}"),
     ("revenue USD", "revenue_usd", "{:,.0f}"),
+    ("cost of the surplus USD", "cost_usd", "{:,.0f}"),
     ("margin USD", "margin_usd", "{:,.0f}"),
+    ("margin USD per GPU-h sold", "margin_usd_per_gpu_hour", "{:,.2f}"),
 )
 
 PER_TENANT = (
@@ -40,6 +48,7 @@ PER_TENANT = (
     ("wait P99 h", "queue_wait_hours_p99", "{:.2f}"),
     ("slowdown P99", "iteration_slowdown_p99", "{:.3f}"),
     ("revenue USD", "revenue_usd", "{:,.0f}"),
+    ("margin USD", "margin_usd", "{:,.0f}"),
 )
 
 
@@ -83,6 +92,7 @@ COMPARED = (
     "jobs_rejected",
     "preemptions",
     "revenue_usd",
+    "margin_usd",
 )
 """Metrics ``surplus compare`` prints when none are chosen (those the runs have)."""
 

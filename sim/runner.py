@@ -211,10 +211,22 @@ class Simulation:
             prices[tenant.name] = functools.partial(self.pricing.spot_price, own)
         return prices
 
-    def _eligible(self, cluster: str | None) -> tuple[int, ...]:
-        if cluster is None:
-            return tuple(c.index for c in self.clusters)
-        return (self.cluster_index[cluster],)
+    def _eligible(self, cluster: str | None, types: list[str] | None = None) -> tuple[int, ...]:
+        """Clusters a workload may use: the one it names (or any) with a type it accepts."""
+        scope = self.clusters if cluster is None else [self.clusters[self.cluster_index[cluster]]]
+        return tuple(c.index for c in scope if types is None or c.accelerator in types)
+
+    def _speeds(self, clusters: tuple[int, ...], types: list[str] | None) -> dict[int, float]:
+        """Per cluster, how fast a job runs there relative to where its work is measured.
+
+        Work is measured on the first accepted type (or the first cluster's type
+        if it names none); elsewhere a job runs as fast as the dense TFLOP/s.
+        """
+        reference = types[0] if types else self.clusters[clusters[0]].accelerator
+        base = accelerator(reference).tflops_bf16_dense
+        return {
+            i: accelerator(self.clusters[i].accelerator).tflops_bf16_dense / base for i in clusters
+        }
 
     def _wire(self) -> None:
         """Set spares and parked nodes aside; create reservations, the inference fleet,
@@ -234,7 +246,8 @@ class Simulation:
         self._park()  # spares first, then what the power caps leave unpowered
         for tenant in scenario.tenants:
             contract = tenant.contract
-            pool, clusters = SHARED, self._eligible(tenant.cluster)
+            pool, clusters = SHARED, self._eligible(tenant.cluster, tenant.accelerators)
+            speeds = self._speeds(clusters, tenant.accelerators)
             if isinstance(contract, ReservedContract):
                 home = next(
                     self.clusters[i]
@@ -254,7 +267,7 @@ class Simulation:
                 continue
             self.env.process(
                 self._arrivals(
-                    tenant.name, contract.kind, tenant.workload, pool, clusters, contract
+                    tenant.name, contract.kind, tenant.workload, pool, clusters, contract, speeds
                 )
             )
         internal = scenario.internal
@@ -269,14 +282,17 @@ class Simulation:
                     self._serve("internal", internal.inference.serving, cluster, self._fleet_state)
                 )
         if internal.training is not None:
+            training = internal.training
+            clusters = self._eligible(training.cluster, training.accelerators)
             self.env.process(
                 self._arrivals(
                     "internal",
                     "internal",
-                    internal.training,
+                    training,
                     SHARED,
-                    self._eligible(internal.training.cluster),
+                    clusters,
                     None,
+                    self._speeds(clusters, training.accelerators),
                 )
             )
 
@@ -288,6 +304,7 @@ class Simulation:
         pool: int,
         clusters: tuple[int, ...],
         contract: Any,
+        speeds: dict[int, float],
     ) -> Iterator[simpy.Event]:
         """Submit a tenant's jobs as they arrive. Each draw has its own named stream."""
         gaps = self.streams.get(f"{tenant}/arrivals")
@@ -310,6 +327,7 @@ class Simulation:
                 checkpoint_hours=workload.checkpoint_interval,
                 checkpoint_write_hours=workload.checkpoint_write,
                 restart_overhead_hours=workload.restart_overhead,
+                speeds=speeds,
                 max_wait_hours=getattr(contract, "max_wait", None),
                 spot_notice_hours=getattr(contract, "notice", 0.0),
                 traffic=traffic,

@@ -40,6 +40,7 @@ def test_run_writes_the_run_directory(tmp_path, quickstart_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "inference_latency.parquet",  # the quickstart fleet serves a model
         "jobs.parquet",
+        "power.parquet",  # its site has a power block
         "resolved.yaml",
         "summary.json",
         "timeseries.parquet",

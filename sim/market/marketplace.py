@@ -961,8 +961,10 @@ class Marketplace:
         self._dirty.clear()
 
     def _rate(self, job: Job) -> float:
-        """Work per hour: its site's speed, less checkpoint writes and its fabric's slowdown."""
-        return job.checkpoint_speed * self.cluster_speed[job.cluster] / job.slowdown
+        """Work per hour: its accelerator's and its site's speed, less checkpoint writes and
+        its fabric's slowdown."""
+        accelerator = job.speeds.get(job.cluster, 1.0) if job.speeds else 1.0
+        return accelerator * job.checkpoint_speed * self.cluster_speed[job.cluster] / job.slowdown
 
     def _retime(self, job: Job) -> None:
         """Bring a running job's rate up to date, and its completion with it."""

@@ -412,6 +412,12 @@ class Tenant(Strict):
     contract: Contract
     workload: Workload
     cluster: str | None = Field(default=None, description="run only in this cluster")
+    accelerators: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="accelerator types its jobs may run on (default: any); work is "
+        "measured on the first, and runs faster or slower elsewhere by dense TFLOP/s",
+    )
     priority: int = Field(
         default=0, description="lowest_priority preemption: higher is kept longer"
     )
@@ -451,6 +457,12 @@ class InternalTraining(Strict):
         default=0.0, description="time a restarted job holds its GPUs before it works"
     )
     cluster: str | None = None
+    accelerators: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="accelerator types its jobs may run on (default: any); work is "
+        "measured on the first, and runs faster or slower elsewhere by dense TFLOP/s",
+    )
     training: Training | None = Field(
         default=None, description="the jobs' parallelism and model: their fabric traffic"
     )
@@ -889,15 +901,35 @@ class Scenario(Strict):
                     f"(tenants: {', '.join(names) or 'none'}; 'internal' is the provider)"
                 )
 
-        def check_cluster(where: str, name: str | None) -> list[Cluster]:
+        def check_cluster(
+            where: str, name: str | None, types: list[str] | None = None
+        ) -> list[Cluster]:
             if name is None:
-                return list(clusters.values())
-            if name not in clusters:
+                eligible = list(clusters.values())
+            elif name not in clusters:
                 problems.append(
                     f"{where}.cluster: no cluster named {name!r} (clusters: {sorted(clusters)})"
                 )
                 return []
-            return [clusters[name]]
+            else:
+                eligible = [clusters[name]]
+            if types is None:
+                return eligible
+            unknown = [t for t in types if t not in known]
+            if unknown:
+                problems.append(
+                    f"{where}.accelerators: unknown accelerator {unknown[0]!r}; "
+                    f"known: {', '.join(sorted(known))}"
+                )
+                return []
+            fitting = [c for c in eligible if c.accelerator in types]
+            if not fitting:
+                have = sorted({c.accelerator for c in eligible})
+                problems.append(
+                    f"{where}.accelerators: no cluster it may use has {', '.join(types)} "
+                    f"(they have {', '.join(have)})"
+                )
+            return fitting
 
         def check_sizes(where: str, dist: FixedGpus | ChoiceGpus, limit: int) -> None:
             too_big = [g for g in gpu_sizes(dist) if g > limit]
@@ -954,7 +986,7 @@ class Scenario(Strict):
             workload = tenant.workload
             if isinstance(workload, BatchWorkload):
                 check_training(f"{where}.workload.training", workload.training, workload.gpus)
-            eligible = check_cluster(where, tenant.cluster)
+            eligible = check_cluster(where, tenant.cluster, tenant.accelerators)
             if not eligible:
                 continue
             contract = tenant.contract
@@ -994,7 +1026,11 @@ class Scenario(Strict):
                 self.internal.training.training,
                 self.internal.training.gpus,
             )
-            eligible = check_cluster("internal.training", self.internal.training.cluster)
+            eligible = check_cluster(
+                "internal.training",
+                self.internal.training.cluster,
+                self.internal.training.accelerators,
+            )
             if eligible:
                 limit = max(c.nodes * c.gpus_per_node for c in eligible)
                 check_sizes("internal.training.gpus", self.internal.training.gpus, limit)

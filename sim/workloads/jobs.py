@@ -46,6 +46,8 @@ class Job:
     spot_notice_hours: float = 0.0
     checkpoint_write_hours: float = 0.0
     restart_overhead_hours: float = 0.0
+    speeds: dict[int, float] | None = field(default=None, repr=False)
+    """Per cluster it may use, its speed there relative to where its work is measured."""
 
     state: str = "queued"
     queued_since: float = 0.0
