@@ -34,6 +34,44 @@ def _fail(problems: list[str]) -> None:
     raise typer.Exit(BAD_INPUT)
 
 
+class _Progress:
+    """A progress bar with an ETA on standard error, shown only on a terminal.
+
+    Use as a context manager; call :meth:`update` with ``(done, total)``.
+    """
+
+    def __init__(self, description: str, enabled: bool = True):
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        self._bar = None
+        if enabled and console.is_terminal:
+            from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                "{task.description}",
+                BarColumn(),
+                TaskProgressColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            )
+            self._task = self._bar.add_task(description, total=None)
+
+    def __enter__(self) -> _Progress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def update(self, done: float, total: float) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, total=total)
+
+
 def _load(path: Path, overrides: list[str] | None, seed: int | None) -> Any:
     from sim.scenario import ScenarioError, load_scenario
 
@@ -68,7 +106,8 @@ def run(
     from sim.scenario import ScenarioError
 
     try:
-        result = simulate(resolved)
+        with _Progress(f"{resolved.name}, simulated hours", enabled=not quiet) as bar:
+            result = simulate(resolved, bar.update)
     except ScenarioError as exc:  # found while building the provider (e.g. too few pods)
         _fail(exc.problems)
     write_run(result, out_dir)
@@ -137,13 +176,10 @@ def compare(
     except ScenarioError as exc:
         _fail(exc.problems)
 
-    def progress(done: int, total: int) -> None:
-        if not quiet:
-            typer.echo(f"  run {done}/{total}", err=True)
-
-    comparison = run_comparison(
-        scenario, chosen, seed_values, overrides or [], workers, progress=progress
-    )
+    with _Progress("runs", enabled=not quiet) as bar:
+        comparison = run_comparison(
+            scenario, chosen, seed_values, overrides or [], workers, progress=bar.update
+        )
     known = {row["metric"] for row in comparison.table}
     unknown = [m for m in metrics or [] if m not in known]
     out_dir = out if out is not None else Path("runs") / f"compare-{comparison.scenario}"
@@ -177,6 +213,51 @@ def validate(
             problems.extend(exc.problems)
     if problems:
         _fail(problems)
+
+
+class PlotKind(StrEnum):
+    """What ``surplus plot`` draws."""
+
+    latency = "latency"
+    allocation = "allocation"
+    pfc = "pfc"
+    bars = "bars"
+
+
+@app.command()
+def plot(
+    directory: Annotated[Path, typer.Argument(help="A run or comparison directory.")],
+    kind: Annotated[
+        PlotKind,
+        typer.Option(
+            "--kind",
+            "-k",
+            help="latency: CDF and CCDF per tenant or policy; allocation: GPUs by class "
+            "and power over time; pfc: pauses by link tier and port; bars: policies with "
+            "95 % intervals.",
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Image (.png or .svg; default DIRECTORY/KIND.png)."),
+    ] = None,
+    metrics: Annotated[
+        list[str] | None,
+        typer.Option("--metric", "-m", help="For bars: a metric to draw. Repeatable."),
+    ] = None,
+) -> None:
+    """Draw a plot of a run or comparison directory (PNG or SVG)."""
+    from sim.plotting import PlotError
+    from sim.plotting import plot as draw
+
+    if not directory.is_dir():
+        _fail([f"{directory}: no such directory"])
+    target = out if out is not None else directory / f"{kind.value}.png"
+    try:
+        draw(directory, kind.value, target, metrics or [])
+    except PlotError as exc:
+        _fail([str(exc)])
+    typer.echo(f"wrote {target}")
 
 
 @app.command()

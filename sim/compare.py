@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -138,12 +138,14 @@ def mean_interval(values: Sequence[float]) -> tuple[float, float | None, float |
     return mean, mean - half, mean + half
 
 
-def _run(job: tuple[str, tuple[str, ...], int]) -> dict[str, Any]:
-    """Run one (scenario file, overrides, seed); a module function so workers can pickle it."""
+def _run(job: tuple[str, tuple[str, ...], int]) -> tuple[dict[str, Any], Any]:
+    """Run one (scenario file, overrides, seed): its summary and its request latency
+    histograms (None if it served nothing); a module function so workers can pickle it."""
     from sim.runner import simulate
 
     path, overrides, seed = job
-    return simulate(load_scenario(path, overrides, seed)).summary
+    result = simulate(load_scenario(path, overrides, seed))
+    return result.summary, result.inference_latency
 
 
 @dataclass
@@ -166,6 +168,8 @@ class Comparison:
     summaries: dict[tuple[str, int], dict[str, Any]]
     results: list[dict[str, Any]]
     table: list[dict[str, Any]]
+    latencies: dict[tuple[str, int], Any] = field(default_factory=dict)
+    """Per ``(policy, seed)`` that served a model, its request latency histograms."""
 
     @property
     def baseline(self) -> str:
@@ -250,20 +254,21 @@ def compare(
     keys = [(policy.name, seed) for policy in policies for seed in seeds]
     workers = min(workers or os.cpu_count() or 1, len(jobs))
     summaries: dict[tuple[str, int], dict[str, Any]] = {}
-    if workers == 1:
-        outcomes: Iterable[dict[str, Any]] = map(_run, jobs)
-        for done, (key, summary) in enumerate(zip(keys, outcomes, strict=True), start=1):
+    latencies: dict[tuple[str, int], Any] = {}
+
+    def gather(outcomes: Iterable[tuple[dict[str, Any], Any]]) -> None:
+        for done, (key, (summary, latency)) in enumerate(zip(keys, outcomes, strict=True), 1):
             summaries[key] = summary
+            if latency is not None:
+                latencies[key] = latency
             if progress is not None:
                 progress(done, len(jobs))
+
+    if workers == 1:
+        gather(map(_run, jobs))
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            for done, (key, summary) in enumerate(
-                zip(keys, pool.map(_run, jobs), strict=True), start=1
-            ):
-                summaries[key] = summary
-                if progress is not None:
-                    progress(done, len(jobs))
+            gather(pool.map(_run, jobs))
     name = next(iter(summaries.values()))["scenario"]
     results = [
         {"policy": policy, "seed": seed, "metric": metric, "value": value}
@@ -271,7 +276,7 @@ def compare(
         for metric, value in sorted(metric_values(summary).items())
     ]
     table = _table(results, policies, seeds)
-    return Comparison(name, list(policies), list(seeds), summaries, results, table)
+    return Comparison(name, list(policies), list(seeds), summaries, results, table, latencies)
 
 
 def _table(
@@ -317,7 +322,9 @@ def write_comparison(comparison: Comparison, out_dir: str | Path) -> Path:
 
     Files: ``results.parquet`` (tidy: policy, seed, metric, value), ``comparison.parquet``
     and ``comparison.json`` (the summary table, with the policies, seeds and baseline),
-    and ``runs/POLICY-sSEED.json``, each run's ``summary.json``.
+    ``runs/POLICY-sSEED.json``, each run's ``summary.json``, and when models are served
+    ``latency.parquet``: every run's request latency histograms (policy, seed, tenant,
+    latency_ms_low, latency_ms_high, requests).
     """
     import pandas as pd
 
@@ -331,6 +338,15 @@ def write_comparison(comparison: Comparison, out_dir: str | Path) -> Path:
         )
     results = pd.DataFrame(comparison.results, columns=["policy", "seed", "metric", "value"])
     atomic_write(out / "results.parquet", lambda p: results.to_parquet(p, index=False))
+    if comparison.latencies:
+        latency = pd.concat(
+            [
+                frame.assign(policy=policy, seed=seed)
+                for (policy, seed), frame in comparison.latencies.items()
+            ],
+            ignore_index=True,
+        )[["policy", "seed", "tenant", "latency_ms_low", "latency_ms_high", "requests"]]
+        atomic_write(out / "latency.parquet", lambda p: latency.to_parquet(p, index=False))
     table = pd.DataFrame(comparison.table)
     atomic_write(out / "comparison.parquet", lambda p: table.to_parquet(p, index=False))
     document = {

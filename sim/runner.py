@@ -11,7 +11,7 @@ import functools
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,7 @@ class RunResult:
     timeseries: pd.DataFrame
     inference_latency: pd.DataFrame | None = None
     power: pd.DataFrame | None = None
+    pfc: pd.DataFrame | None = None
 
 
 class Simulation:
@@ -443,10 +444,17 @@ class Simulation:
             self.market.set_inference_target(math.ceil(spec.gpus * shape))
             yield self.env.timeout(spec.step)
 
-    def run(self) -> RunResult:
-        """Run to the horizon and gather the results."""
+    def run(self, progress: Callable[[float, float], None] | None = None) -> RunResult:
+        """Run to the horizon and gather the results.
+
+        Args:
+            progress: Called with ``(simulated hours, horizon hours)`` 200 times
+                along the way (it only watches: the run is the same without it).
+        """
         started = time.perf_counter()
         horizon = self.scenario.horizon
+        if progress is not None:
+            self.env.process(self._watch(progress, horizon))
         self.env.run(until=horizon)
         self.market.close(horizon)
         for tenant in sorted(self._closers):
@@ -479,7 +487,55 @@ class Simulation:
             self.accounting.timeseries(),
             self.inference_latency_frame() if self.serving_logs else None,
             pd.DataFrame(power.timeseries()) if power is not None else None,
+            self.pfc_frame() if self.market.fabric_log.pauses else None,
         )
+
+    def pfc_frame(self) -> pd.DataFrame:
+        """PFC pauses after every change of a fabric with PFC, by link tier and top port.
+
+        One row per change, cluster and tier (``kind`` "tier": the mean pause
+        fraction of the tier's busy links, and how many are busy) and per most
+        paused port (``kind`` "port": a directed link ``from>to``, its pause
+        fraction); each row holds until the cluster's next change.
+        """
+        rows: dict[str, list[Any]] = {
+            k: [] for k in ("time_hours", "cluster", "kind", "name", "pause_fraction", "busy_links")
+        }
+
+        def add(hours: float, cluster: str, kind: str, name: str, pause: float, busy: int):
+            for key, value in zip(rows, (hours, cluster, kind, name, pause, busy), strict=True):
+                rows[key].append(value)
+
+        for hours, index, solution in self.market.fabric_log.pauses:
+            topology = self.market.fabrics[index].topology
+            cluster = self.clusters[index].name
+            for tier, (busy, paused) in enumerate(
+                zip(solution.tier_busy_links, solution.tier_paused_links, strict=True)
+            ):
+                add(
+                    hours,
+                    cluster,
+                    "tier",
+                    topology.tier_names[tier],
+                    paused / busy if busy else 0.0,
+                    busy,
+                )
+            names = topology.node_names
+            for link, pause in solution.top_ports:
+                src, dst = topology.link_src[link], topology.link_dst[link]
+                add(hours, cluster, "port", f"{names[src]}>{names[dst]}", pause, 1)
+        return pd.DataFrame(rows).astype(
+            {"time_hours": float, "pause_fraction": float, "busy_links": np.int64}
+        )
+
+    def _watch(
+        self, progress: Callable[[float, float], None], horizon: float
+    ) -> Iterator[simpy.Event]:
+        """Report how far the run has got, 200 times to the horizon."""
+        step = horizon / 200
+        while True:
+            progress(self.env.now, horizon)
+            yield self.env.timeout(step)
 
     def _costs(self) -> Costs:
         """Capex written off per hour, and the power ledger's energy (see add_costs)."""
@@ -599,9 +655,11 @@ def _nan(value: float | None) -> float:
     return math.nan if value is None else value
 
 
-def simulate(scenario: Scenario) -> RunResult:
-    """Run a scenario to its horizon."""
-    return Simulation(scenario).run()
+def simulate(
+    scenario: Scenario, progress: Callable[[float, float], None] | None = None
+) -> RunResult:
+    """Run a scenario to its horizon (see :meth:`Simulation.run` for ``progress``)."""
+    return Simulation(scenario).run(progress)
 
 
 def write_run(result: RunResult, out_dir: str | Path) -> Path:
@@ -609,7 +667,8 @@ def write_run(result: RunResult, out_dir: str | Path) -> Path:
 
     A run that serves models also gets ``inference_latency.parquet``, the
     request latency histogram of each served model's tenant; one with power
-    blocks ``power.parquet``, each site's draw and clock speed after every change.
+    blocks ``power.parquet``, each site's draw and clock speed after every change; one
+    with PFC fabrics ``pfc.parquet``, pauses by link tier and most paused port.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -621,8 +680,8 @@ def write_run(result: RunResult, out_dir: str | Path) -> Path:
     if result.inference_latency is not None:
         table = result.inference_latency
         atomic_write(out / "inference_latency.parquet", lambda p: table.to_parquet(p, index=False))
-    if result.power is not None:
-        power = result.power
-        atomic_write(out / "power.parquet", lambda p: power.to_parquet(p, index=False))
+    for name, table in (("power", result.power), ("pfc", result.pfc)):
+        if table is not None:
+            atomic_write(out / f"{name}.parquet", lambda p, t=table: t.to_parquet(p, index=False))
     atomic_write(out / "summary.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
     return out

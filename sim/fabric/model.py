@@ -67,6 +67,10 @@ class JobNetwork:
     serving: Any = None
 
 
+TOP_PORTS = 20
+"""How many of the most paused ports an epoch's solution keeps for the record."""
+
+
 @dataclass(frozen=True)
 class EpochSolution:
     """What the fabric says about one epoch of a cluster.
@@ -79,6 +83,11 @@ class EpochSolution:
         ecn_mark_fraction: Fraction of bytes ECN-marked, or None.
         busy_links: Links carrying traffic (the weight of the pause fraction).
         carried_gbps: Traffic the fabric carries (the weight of the marks).
+        tier_busy_links: Per link tier of the topology, its links carrying traffic.
+        tier_paused_links: Per link tier, the pause fractions of those links, summed
+            (over ``tier_busy_links``: the tier's mean pause fraction).
+        top_ports: The most paused links (egress ports): ``(link, pause fraction)``,
+            most paused first, at most :data:`TOP_PORTS` of them.
     """
 
     jobs: dict[int, JobNetwork] = field(default_factory=dict)
@@ -86,6 +95,9 @@ class EpochSolution:
     ecn_mark_fraction: float | None = None
     busy_links: int = 0
     carried_gbps: float = 0.0
+    tier_busy_links: tuple[int, ...] = ()
+    tier_paused_links: tuple[float, ...] = ()
+    top_ports: tuple[tuple[int, float], ...] = ()
 
     @property
     def slowdown(self) -> dict[int, float]:

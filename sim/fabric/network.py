@@ -47,7 +47,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from sim.fabric.model import EpochSolution, JobNetwork, RunningPlacement
+from sim.fabric.model import TOP_PORTS, EpochSolution, JobNetwork, RunningPlacement
 from sim.fabric.routing import route
 from sim.fabric.transport import (
     NVLINK_GBPS,
@@ -241,12 +241,24 @@ class NetworkFabric:
         carried = sum(part.carried_gbps for part in parts)
         paused = sum(part.busy_links * (part.pfc_pause_fraction or 0.0) for part in parts)
         marked = sum(part.carried_gbps * (part.ecn_mark_fraction or 0.0) for part in parts)
+        tiers = len(self.topology.tier_names)
+        tier_busy, tier_paused = np.zeros(tiers, dtype=np.int64), np.zeros(tiers)
+        for part in parts:
+            if part.tier_busy_links:
+                tier_busy += np.asarray(part.tier_busy_links)
+                tier_paused += np.asarray(part.tier_paused_links)
+        ports = sorted(
+            (port for part in parts for port in part.top_ports), key=lambda p: (-p[1], p[0])
+        )
         return EpochSolution(
             jobs=dict(sorted(states.items())),
             pfc_pause_fraction=(paused / busy if busy else 0.0) if self.has_pfc else None,
             ecn_mark_fraction=(marked / carried if carried else 0.0) if self.has_ecn else None,
             busy_links=busy,
             carried_gbps=carried,
+            tier_busy_links=tuple(int(n) for n in tier_busy) if self.has_pfc else (),
+            tier_paused_links=tuple(float(x) for x in tier_paused) if self.has_pfc else (),
+            top_ports=tuple(ports[:TOP_PORTS]),
         )
 
     @staticmethod
@@ -400,6 +412,16 @@ class NetworkFabric:
                 flow_slowdown_p99=_p99(np.maximum(flow_slowdown, 1.0)),
             )
         total = float(load.sum())
+        tier_busy, tier_paused, top = (), (), ()
+        if self.has_pfc:
+            tier = self.topology.link_tier[busy]
+            tiers = len(self.topology.tier_names)
+            tier_busy = tuple(int(n) for n in np.bincount(tier, minlength=tiers))
+            paused = np.bincount(tier, weights=pause[busy], minlength=tiers)
+            tier_paused = tuple(float(x) for x in paused)
+            links = np.flatnonzero(pause > 0)
+            links = links[np.lexsort((links, -pause[links]))[:TOP_PORTS]]
+            top = tuple((int(link), float(pause[link])) for link in links)
         solution = EpochSolution(
             jobs=states,
             pfc_pause_fraction=(float(pause[busy].mean()) if busy.any() else 0.0)
@@ -408,6 +430,9 @@ class NetworkFabric:
             ecn_mark_fraction=epoch.marked_share if self.has_ecn else None,
             busy_links=int(busy.sum()),
             carried_gbps=total,
+            tier_busy_links=tier_busy,
+            tier_paused_links=tier_paused,
+            top_ports=top,
         )
         return solution, load
 

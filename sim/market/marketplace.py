@@ -80,11 +80,18 @@ class FabricLog:
         self.marked_gbps_hours = 0.0
         self.has_pfc = False
         self.has_ecn = False
+        self.pauses: list[tuple[float, int, EpochSolution]] = []
+        """Every change of a fabric with PFC: (hours, cluster, its solution from then on)."""
 
     def change(self, cluster: int, now: float, solution: EpochSolution) -> None:
         """The cluster's fabric state changes to ``solution`` at ``now``."""
         self._integrate(cluster, now)
         self._current[cluster] = (now, solution)
+        if solution.pfc_pause_fraction is not None:
+            if self.pauses and self.pauses[-1][:2] == (now, cluster):
+                self.pauses[-1] = (now, cluster, solution)
+            else:
+                self.pauses.append((now, cluster, solution))
         self.has_pfc |= solution.pfc_pause_fraction is not None
         self.has_ecn |= solution.ecn_mark_fraction is not None
 
