@@ -112,6 +112,7 @@ def test_the_command_writes_a_comparison_directory(tmp_path, quickstart_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "comparison.json",
         "comparison.parquet",
+        "latency.parquet",  # the quickstart fleet serves a model
         "results.parquet",
         "runs",
     ]
