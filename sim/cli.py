@@ -215,6 +215,13 @@ def validate(
         _fail(problems)
 
 
+class SchemaFormat(StrEnum):
+    """What ``surplus schema`` prints."""
+
+    json = "json"
+    markdown = "markdown"
+
+
 class PlotKind(StrEnum):
     """What ``surplus plot`` draws."""
 
@@ -263,14 +270,23 @@ def plot(
 @app.command()
 def schema(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to a file.")] = None,
+    format: Annotated[
+        SchemaFormat,
+        typer.Option("--format", "-f", help="json: JSON Schema; markdown: the reference."),
+    ] = SchemaFormat.json,
 ) -> None:
-    """Print the JSON Schema of scenario files (for editor completion)."""
-    from sim.scenario.models import Scenario
+    """Print the JSON Schema of scenario files (for editor completion), or their reference."""
+    if format is SchemaFormat.markdown:
+        from sim.scenario.reference import scenario_reference_markdown
 
-    document = Scenario.model_json_schema(mode="validation")
-    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    document["title"] = "Surplus scenario"
-    text = json.dumps(document, indent=2) + "\n"
+        text = scenario_reference_markdown()
+    else:
+        from sim.scenario.models import Scenario
+
+        document = Scenario.model_json_schema(mode="validation")
+        document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        document["title"] = "Surplus scenario"
+        text = json.dumps(document, indent=2) + "\n"
     if out is None:
         sys.stdout.write(text)
     else:
