@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     """Call ``write(tmp_path)``, then rename the temporary file over ``path``.
@@ -21,6 +24,7 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # as open() would create it, not mkstemp's 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
