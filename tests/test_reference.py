@@ -125,3 +125,15 @@ def test_docstrings_and_attribute_sections_are_used(sections: dict[str, str]) ->
     roce = sections["RoceTransport"]
     assert "Attributes:" not in roce
     assert table(roce)["pfc_xoff_kb"][2].startswith("Ingress queue at which a port sends PAUSE")
+
+
+def test_the_readme_index_is_up_to_date():
+    """The README's index of sections is generated too; regenerate it when models change."""
+    from sim.scenario.reference import README_END, README_START, readme_index_markdown
+
+    text = (DOC.parent.parent / "README.md").read_text(encoding="utf-8")
+    start, end = text.index(README_START), text.index(README_END) + len(README_END) + 1
+    assert text[start:end] == readme_index_markdown(), (
+        "README.md's scenario index is stale: replace the block between its markers with "
+        "python -c 'from sim.scenario.reference import readme_index_markdown as r; print(r())'"
+    )
