@@ -215,6 +215,61 @@ def validate(
         _fail(problems)
 
 
+@app.command()
+def sweep(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file with a sweep block.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Sweep directory (default: runs/sweep-NAME)."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-j", help="Local worker processes (default: one per CPU)."),
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help="local (worker processes) or dask (an existing Dask cluster).")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Dask scheduler address, tcp://HOST:PORT.")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a field of every point: dotted.path=value."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Run every point of the scenario's sweep (grid and zip times seeds); rerun to resume."""
+    problems = []
+    if workers is not None and workers < 1:
+        problems.append(f"--workers: need at least 1, got {workers}")
+    if out is not None and out.exists() and not out.is_dir():
+        problems.append(f"--out: {out} exists and is not a directory")
+    if problems:
+        _fail(problems)
+    from sim.scenario import ScenarioError
+    from sim.sweep import sweep as run_sweep
+
+    resolved = _load(scenario, overrides, None)
+    out_dir = out if out is not None else Path("runs") / f"sweep-{resolved.name}"
+    try:
+        with _Progress("points", enabled=not quiet) as bar:
+            outcome = run_sweep(
+                scenario, out_dir, overrides or [], workers, backend, address, bar.update
+            )
+    except ScenarioError as exc:
+        _fail(exc.problems)
+    typer.echo(
+        f"{outcome.ran - len(outcome.failed)} points run, {outcome.skipped} already finished, "
+        f"{len(outcome.failed)} failed"
+    )
+    for key in outcome.failed:
+        error = (out_dir / "points" / key / "error.txt").read_text(encoding="utf-8").strip()
+        typer.echo(f"failed: {key}: {error.splitlines()[-1]}", err=True)
+    typer.echo(f"wrote {out_dir}")
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
 class SchemaFormat(StrEnum):
     """What ``surplus schema`` prints."""
 

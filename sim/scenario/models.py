@@ -835,6 +835,34 @@ class Compare(Strict):
         return self
 
 
+class Sweep(Strict):
+    """A sweep: what ``surplus sweep FILE`` runs, one run per point.
+
+    ``grid`` maps dotted paths (as for ``--set``) to lists of values and runs
+    every combination; ``zip`` maps paths to lists of one length, varied
+    together; every grid combination runs with every zip row, on ``seeds``
+    seeds each (the file's seed and the ones after it).
+    """
+
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    zip: dict[str, list[Any]] = Field(default_factory=dict)
+    seeds: int = Field(default=1, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _shapes(self) -> Sweep:
+        for path, values in {**self.grid, **self.zip}.items():
+            if not values:
+                raise ValueError(f"{path}: give at least one value")
+        lengths = {path: len(values) for path, values in self.zip.items()}
+        if len(set(lengths.values())) > 1:
+            sizes = ", ".join(f"{path}: {n}" for path, n in lengths.items())
+            raise ValueError(f"zip: every list must have the same length ({sizes})")
+        both = sorted(set(self.grid) & set(self.zip))
+        if both:
+            raise ValueError(f"{both[0]} is in both grid and zip")
+        return self
+
+
 class Scenario(Strict):
     """A whole scenario file."""
 
@@ -847,6 +875,7 @@ class Scenario(Strict):
     tenants: list[Tenant] = Field(default_factory=list)
     policies: Policies = Policies()
     compare: Compare | None = None
+    sweep: Sweep | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

@@ -1,0 +1,301 @@
+"""Sweeps: one run per point of a grid (and zip) of overrides times seeds, resumable.
+
+A scenario's ``sweep`` block (:class:`sim.scenario.models.Sweep`) names dotted
+paths and their values. Every point is the scenario with one combination of
+them applied (``--set`` style) and one seed; its *key* is a content hash of
+the point's resolved scenario, so the same point always has the same run
+directory, whatever else the sweep holds, and a point that is already
+finished is never run twice.
+
+A sweep directory holds
+
+- ``points/KEY/``: each point's run directory (as ``surplus run`` writes it)
+  plus ``point.json`` (its overrides and seed), or ``error.txt`` if it failed;
+  a point is finished when its ``summary.json`` is there (written last,
+  atomically, so a half-written run never counts);
+- ``points.parquet``: one row per point: key, seed, one column per swept path
+  (the value as YAML text), status (``done`` or ``failed``), error;
+- ``results.parquet``: tidy, every number of every finished point's summary:
+  key, seed, the swept paths, metric, value;
+- ``sweep.json``: the sweep as run: the scenario, its paths and its points.
+
+Points run in worker processes here (``local``) or on an existing Dask
+distributed cluster (``dask``); the workers get each point's resolved scenario
+as text and send back its results, which only this process writes, so the
+workers need no shared file system. The results do not depend on the backend
+or on the number of workers: each point's seed is fixed by the sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sim.compare import metric_values, seed_list
+from sim.files import atomic_write
+from sim.scenario import Scenario, ScenarioError, load_scenario
+from sim.scenario.loader import dump_scenario
+
+BACKENDS = ("local", "dask")
+"""Where points run."""
+
+KEY_LENGTH = 16
+"""Hex digits of the content hash that name a point's directory."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of a sweep: the overrides it applies, its seed, its resolved scenario."""
+
+    overrides: tuple[str, ...]
+    parameters: dict[str, str]
+    seed: int
+    text: str = field(repr=False)
+    key: str = ""
+
+
+def _value_text(value: Any) -> str:
+    """A value as the YAML text an override takes (flow style, one line)."""
+    return (
+        yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("\n...")
+    )
+
+
+def expand(scenario: Scenario) -> list[tuple[dict[str, str], int]]:
+    """The sweep's points as (path → value text, seed), in order: grid, then zip, then seed.
+
+    Raises:
+        ScenarioError: If the scenario has no sweep block.
+    """
+    sweep = scenario.sweep
+    if sweep is None:
+        raise ScenarioError(["no sweep block: add one (see the scenario reference)"])
+    grid_paths = list(sweep.grid)
+    combos = list(itertools.product(*(sweep.grid[p] for p in grid_paths))) if grid_paths else [()]
+    zip_paths = list(sweep.zip)
+    rows = list(zip(*(sweep.zip[p] for p in zip_paths), strict=True)) if zip_paths else [()]
+    seeds = seed_list(scenario.seed, sweep.seeds)
+    points = []
+    for combo in combos:
+        for row in rows:
+            values = dict(zip(grid_paths, combo, strict=True)) | dict(
+                zip(zip_paths, row, strict=True)
+            )
+            parameters = {path: _value_text(value) for path, value in values.items()}
+            points.extend((parameters, seed) for seed in seeds)
+    return points
+
+
+def prepare(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Scenario, list[Point]]:
+    """Resolve every point of the scenario's sweep, checking each before anything runs.
+
+    Args:
+        path: The scenario file.
+        overrides: Applied to every point before its own.
+
+    Returns:
+        The scenario and its points, each with its resolved scenario and key.
+
+    Raises:
+        ScenarioError: Naming every point that does not resolve, and why.
+    """
+    scenario = load_scenario(path, overrides)
+    problems: list[str] = []
+    points: list[Point] = []
+    for parameters, seed in expand(scenario):
+        own = tuple(f"{p}={v}" for p, v in parameters.items())
+        try:
+            resolved = load_scenario(path, [*overrides, *own], seed)
+        except ScenarioError as exc:
+            label = ", ".join(own) or "(no overrides)"
+            problems.extend(f"sweep point {label}: {problem}" for problem in exc.problems)
+            continue
+        text = dump_scenario(resolved.model_copy(update={"sweep": None, "compare": None}))
+        key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:KEY_LENGTH]
+        points.append(Point((*overrides, *own), parameters, seed, text, key))
+    if problems:
+        raise ScenarioError(sorted(set(problems), key=problems.index))
+    keys = [p.key for p in points]
+    if len(set(keys)) != len(keys):
+        raise ScenarioError(["sweep: two points resolve to the same scenario (a value repeats)"])
+    return scenario, points
+
+
+def run_point(text: str) -> dict[str, Any]:
+    """Run one point from its resolved scenario text; never raises.
+
+    A module function, so worker processes and Dask workers can run it.
+
+    Returns:
+        ``{"ok": True, "result": RunResult}`` or ``{"ok": False, "error": text}``.
+    """
+    try:
+        from sim.runner import simulate
+        from sim.scenario import scenario_from_text
+
+        return {"ok": True, "result": simulate(scenario_from_text(text, "sweep point"))}
+    except Exception as exc:  # a failing point is recorded; the others go on
+        lines = traceback.format_exception_only(type(exc), exc)
+        return {"ok": False, "error": "".join(lines).strip()}
+
+
+def finished(out: Path, point: Point) -> bool:
+    """Whether the point's run is complete (its summary.json is written last)."""
+    return (out / "points" / point.key / "summary.json").exists()
+
+
+def _local(texts: list[str], workers: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    if workers == 1:
+        for index, text in enumerate(texts):
+            yield index, run_point(text)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(run_point, text): i for i, text in enumerate(texts)}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def _dask(texts: list[str], address: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        from dask.distributed import Client
+        from dask.distributed import as_completed as dask_completed
+    except ImportError:
+        raise ScenarioError(
+            ["--backend dask: dask.distributed is not installed (pip install 'surplus[cluster]')"]
+        ) from None
+    try:
+        client = Client(address, timeout="10s")
+    except OSError as exc:
+        raise ScenarioError(
+            [f"--address {address}: cannot reach a Dask scheduler ({exc})"]
+        ) from None
+    try:
+        futures = client.map(run_point, texts, pure=False)
+        index = {future.key: i for i, future in enumerate(futures)}
+        for future in dask_completed(futures):
+            yield index[future.key], future.result()
+    finally:
+        client.close()
+
+
+def _write_point(out: Path, point: Point, outcome: dict[str, Any]) -> None:
+    """Write a point's run directory (summary.json last), or its error."""
+    from sim.runner import write_run
+
+    directory = out / "points" / point.key
+    directory.mkdir(parents=True, exist_ok=True)
+    record = {"key": point.key, "seed": point.seed, "overrides": list(point.overrides)}
+    text = json.dumps(record, indent=2) + "\n"
+    atomic_write(directory / "point.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
+    if outcome["ok"]:
+        (directory / "error.txt").unlink(missing_ok=True)
+        write_run(outcome["result"], directory)
+    else:
+        error = outcome["error"] + "\n"
+        atomic_write(directory / "error.txt", lambda p: Path(p).write_text(error, encoding="utf-8"))
+
+
+@dataclass
+class SweepOutcome:
+    """What :func:`sweep` did: points run now, skipped as finished, and failed."""
+
+    out: Path
+    ran: int
+    skipped: int
+    failed: list[str]
+
+
+def sweep(
+    path: str | Path,
+    out: str | Path,
+    overrides: Sequence[str] = (),
+    workers: int | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SweepOutcome:
+    """Run every unfinished point of the scenario's sweep and gather the results.
+
+    Args:
+        path: The scenario file (with a ``sweep`` block).
+        out: The sweep directory; points already finished there are skipped.
+        overrides: Applied to every point before its own.
+        workers: Local worker processes (default: one per CPU); 1 runs here.
+        backend: ``local`` or ``dask``.
+        address: The Dask scheduler (``tcp://HOST:PORT``) for ``dask``.
+        progress: Called with ``(done, total)`` as points finish.
+
+    Raises:
+        ScenarioError: If the sweep or a point is bad, or the backend cannot be used.
+    """
+    if backend not in BACKENDS:
+        raise ScenarioError([f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}"])
+    if backend == "dask" and not address:
+        raise ScenarioError(["--backend dask needs --address tcp://HOST:PORT"])
+    scenario, points = prepare(path, overrides)
+    out = Path(out)
+    (out / "points").mkdir(parents=True, exist_ok=True)
+    todo = [p for p in points if not finished(out, p)]
+    skipped = len(points) - len(todo)
+    texts = [p.text for p in todo]
+    if backend == "dask":
+        outcomes: Iterable[tuple[int, dict[str, Any]]] = _dask(texts, address or "")
+    else:
+        count = min(workers or os.cpu_count() or 1, max(1, len(todo)))
+        outcomes = _local(texts, count)
+    failed: list[str] = []
+    if progress is not None:
+        progress(0, len(todo))
+    for done, (index, outcome) in enumerate(outcomes, start=1):
+        _write_point(out, todo[index], outcome)
+        if not outcome["ok"]:
+            failed.append(todo[index].key)
+        if progress is not None:
+            progress(done, len(todo))
+    gather(out, scenario, points)
+    return SweepOutcome(out, len(todo), skipped, sorted(failed))
+
+
+def gather(out: Path, scenario: Scenario, points: list[Point]) -> None:
+    """Write points.parquet, results.parquet and sweep.json from the point directories."""
+    import pandas as pd
+
+    paths = list(points[0].parameters) if points else []
+    rows, results = [], []
+    for point in points:
+        directory = out / "points" / point.key
+        base = {"key": point.key, "seed": point.seed, **point.parameters}
+        if finished(out, point):
+            summary = json.loads((directory / "summary.json").read_text(encoding="utf-8"))
+            rows.append({**base, "status": "done", "error": None})
+            results.extend(
+                {**base, "metric": metric, "value": value}
+                for metric, value in sorted(metric_values(summary).items())
+            )
+        elif (directory / "error.txt").exists():
+            error = (directory / "error.txt").read_text(encoding="utf-8").strip()
+            rows.append({**base, "status": "failed", "error": error})
+        else:
+            rows.append({**base, "status": "pending", "error": None})
+    columns = ["key", "seed", *paths]
+    table = pd.DataFrame(rows, columns=[*columns, "status", "error"])
+    atomic_write(out / "points.parquet", lambda p: table.to_parquet(p, index=False))
+    tidy = pd.DataFrame(results, columns=[*columns, "metric", "value"])
+    atomic_write(out / "results.parquet", lambda p: tidy.to_parquet(p, index=False))
+    document = {
+        "scenario": scenario.name,
+        "paths": paths,
+        "points": [{"key": p.key, "seed": p.seed, "parameters": p.parameters} for p in points],
+    }
+    text = json.dumps(document, indent=2) + "\n"
+    atomic_write(out / "sweep.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
