@@ -72,6 +72,16 @@ class _Progress:
             self._bar.update(self._task, completed=done, total=total)
 
 
+def _option_problems(workers: int | None, out: Path | None) -> list[str]:
+    """What is wrong with the --workers and --out options of compare and sweep."""
+    problems = []
+    if workers is not None and workers < 1:
+        problems.append(f"--workers: need at least 1, got {workers}")
+    if out is not None and out.exists() and not out.is_dir():
+        problems.append(f"--out: {out} exists and is not a directory")
+    return problems
+
+
 def _load(path: Path, overrides: list[str] | None, seed: int | None) -> Any:
     from sim.scenario import ScenarioError, load_scenario
 
@@ -156,13 +166,9 @@ def compare(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print no table.")] = False,
 ) -> None:
     """Run policies on the same seeds and compare them with 95 % confidence intervals."""
-    problems = []
+    problems = _option_problems(workers, out)
     if seed is not None and seed < 0:
-        problems.append(f"--seed: must not be negative, got {seed}")
-    if workers is not None and workers < 1:
-        problems.append(f"--workers: need at least 1, got {workers}")
-    if out is not None and out.exists() and not out.is_dir():
-        problems.append(f"--out: {out} exists and is not a directory")
+        problems.insert(0, f"--seed: must not be negative, got {seed}")
     if problems:
         _fail(problems)
     from sim.compare import compare as run_comparison
@@ -239,11 +245,7 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Run every point of the scenario's sweep (grid and zip times seeds); rerun to resume."""
-    problems = []
-    if workers is not None and workers < 1:
-        problems.append(f"--workers: need at least 1, got {workers}")
-    if out is not None and out.exists() and not out.is_dir():
-        problems.append(f"--out: {out} exists and is not a directory")
+    problems = _option_problems(workers, out)
     if problems:
         _fail(problems)
     from sim.scenario import ScenarioError

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -176,11 +176,8 @@ def power_draw(ax: Axes, power: pd.DataFrame, horizon_hours: float) -> Axes:
     """
     for site in sorted(power["site"].unique()):
         rows = power[power["site"] == site]
-        times = np.append(rows["time_hours"].to_numpy(dtype=float), horizon_hours)
-        draw = rows["power_mw"].to_numpy(dtype=float)
-        ax.step(
-            times, np.append(draw, draw[-1]), where="post", color="black", lw=1, label=f"{site} MW"
-        )
+        style = {"color": "black", "lw": 1, "label": f"{site} MW"}
+        _steps(ax, rows["time_hours"], rows["power_mw"], horizon_hours, **style)
     ax.set_ylabel("power draw (MW)")
     ax.set_ylim(0, float(power["power_mw"].max()) * 1.25)
     ax.legend(loc="lower right", fontsize=7, framealpha=0.9)
@@ -197,10 +194,8 @@ def pfc_by_tier(ax: Axes, pfc: pd.DataFrame, horizon_hours: float) -> Axes:
     """
     tiers = pfc[pfc["kind"] == "tier"]
     for (cluster, tier), rows in sorted(tiers.groupby(["cluster", "name"])):
-        times = np.append(rows["time_hours"].to_numpy(dtype=float), horizon_hours)
-        pause = rows["pause_fraction"].to_numpy(dtype=float)
         label = tier if tiers["cluster"].nunique() == 1 else f"{cluster} {tier}"
-        ax.step(times, np.append(pause, pause[-1]), where="post", label=label)
+        _steps(ax, rows["time_hours"], rows["pause_fraction"], horizon_hours, label=label)
     ax.set_xlim(0, horizon_hours)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("hours")
@@ -221,25 +216,25 @@ def pfc_by_port(ax: Axes, pfc: pd.DataFrame, horizon_hours: float, ports: int = 
         horizon_hours: Where the last step ends.
         ports: How many ports to show.
     """
-    changes = np.sort(pfc["time_hours"].unique())
-    ends = np.append(changes[1:], horizon_hours)
     rows = pfc[pfc["kind"] == "port"]
     if rows.empty:
         ax.text(0.5, 0.5, "no port was paused", ha="center", transform=ax.transAxes)
         return ax
-    span = dict(zip(changes, ends - changes, strict=True))
-    weight = rows["pause_fraction"] * rows["time_hours"].map(span)
+    changes = {  # each cluster's own change times: a row holds until its cluster's next one
+        cluster: np.sort(own["time_hours"].unique()) for cluster, own in pfc.groupby("cluster")
+    }
+    spans = {
+        cluster: dict(zip(times, np.diff(np.append(times, horizon_hours)), strict=True))
+        for cluster, times in changes.items()
+    }
+    hours = [spans[c][t] for c, t in zip(rows["cluster"], rows["time_hours"], strict=True)]
+    weight = rows["pause_fraction"] * np.asarray(hours)
     top = weight.groupby([rows["cluster"], rows["name"]]).sum().nlargest(ports).index
     for cluster, name in top:
         own = rows[(rows["cluster"] == cluster) & (rows["name"] == name)]
-        series = own.set_index("time_hours")["pause_fraction"].reindex(changes, fill_value=0.0)
-        values = series.to_numpy(dtype=float)
-        ax.step(
-            np.append(changes, horizon_hours),
-            np.append(values, values[-1]),
-            where="post",
-            label=name,
-        )
+        times = changes[cluster]
+        series = own.set_index("time_hours")["pause_fraction"].reindex(times, fill_value=0.0)
+        _steps(ax, times, series.to_numpy(dtype=float), horizon_hours, label=name)
     ax.set_xlim(0, horizon_hours)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("hours")
@@ -274,6 +269,13 @@ def policy_bars(
     ax.tick_params(axis="x", labelrotation=20, labelsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     return ax
+
+
+def _steps(ax: Axes, times: Any, values: Any, horizon_hours: float, **style: Any) -> None:
+    """A step function: each value from its time to the next, the last to the horizon."""
+    values = np.asarray(values, dtype=float)
+    ends = np.append(np.asarray(times, dtype=float), horizon_hours)
+    ax.step(ends, np.append(values, values[-1]), where="post", **style)
 
 
 def _read(path: Path, what: str):
