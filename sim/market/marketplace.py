@@ -765,30 +765,26 @@ class Marketplace:
             reservation.nodes.remove(node)
             self.accounting.move(now, gpn, "reserved", "down")
             self.accounting.hold(now, reservation.tenant, "reserved", -gpn)
-            inventory.set_pool(node, SHARED)
         inventory.take_down(node)
         self._power_switch(cluster.index, -gpn)
-        if pool != SPARE:
-            spare = self._spare_in(cluster)
-            if spare is not None:
-                inventory.set_pool(spare, SHARED)
-                self.accounting.move(now, gpn, "spare", "idle")
-        inventory.set_pool(node, SHARED)
+        spares = self._spares_in(cluster)
+        if pool != SPARE and spares.size:
+            inventory.set_pool(int(spares[0]), SHARED)
+            self.accounting.move(now, gpn, "spare", "idle")
+        inventory.set_pool(node, SHARED)  # out of service, its pool decided at the repair
         self._after(repair_hours, lambda: self._repair(node))
 
-    def _spare_in(self, cluster: ClusterInfo) -> int | None:
-        """A spare node of the cluster in service, or None."""
+    def _spares_in(self, cluster: ClusterInfo) -> np.ndarray:
+        """The cluster's spare nodes in service."""
         span = cluster.node_slice
-        spares = np.flatnonzero((self.inventory.pool[span] == SPARE) & ~self.inventory.down[span])
-        return cluster.first_node + int(spares[0]) if spares.size else None
+        spare = (self.inventory.pool[span] == SPARE) & ~self.inventory.down[span]
+        return np.flatnonzero(spare) + cluster.first_node
 
     def _repair(self, node: int) -> None:
         """A repaired node returns: as a spare while the cluster lacks one, else to be sold."""
         inventory, now = self.inventory, self.env.now
         cluster = inventory.clusters[int(inventory.node_cluster[node])]
-        span = cluster.node_slice
-        spares = int(np.sum((inventory.pool[span] == SPARE) & ~inventory.down[span]))
-        to_spare = spares < self.spares_wanted[cluster.index]
+        to_spare = self._spares_in(cluster).size < self.spares_wanted[cluster.index]
         if to_spare:
             inventory.set_pool(node, SPARE)
         inventory.bring_up(node)
