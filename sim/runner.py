@@ -235,11 +235,7 @@ class Simulation:
         scenario = self.scenario
         failures = scenario.provider.failures
         if failures is not None:
-            model = FailureModel(
-                rate_scale=failures.rate_scale,
-                repair_hours=failures.repair,
-                spares=failures.spares,
-            )
+            model = FailureModel(rate_scale=failures.rate_scale, repair_hours=failures.repair)
             for cluster in self.clusters:
                 if failures.spares:
                     self.market.keep_spares(cluster, failures.spares)

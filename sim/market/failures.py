@@ -70,7 +70,6 @@ class FailureModel:
         gpu_hours: The exposure the counts were observed over.
         rate_scale: Multiplies every rate (2.0: twice as many failures).
         repair_hours: How long a node is out of service after a ``node`` failure.
-        spares: Nodes each cluster keeps aside to replace failed ones.
     """
 
     def __init__(
@@ -79,7 +78,6 @@ class FailureModel:
         gpu_hours: float = LLAMA3_GPU_HOURS,
         rate_scale: float = 1.0,
         repair_hours: float = 0.0,
-        spares: int = 0,
     ):
         if not causes:
             raise ValueError("a failure model needs at least one cause")
@@ -88,14 +86,13 @@ class FailureModel:
                 raise ValueError(f"cause {cause.name!r}: scope {cause.scope!r} not in {SCOPES}")
             if cause.interruptions < 0:
                 raise ValueError(f"cause {cause.name!r}: negative count")
-        if not (gpu_hours > 0 and rate_scale >= 0 and repair_hours >= 0 and spares >= 0):
-            raise ValueError("gpu_hours must be > 0; rate_scale, repair_hours, spares >= 0")
+        if not (gpu_hours > 0 and rate_scale >= 0 and repair_hours >= 0):
+            raise ValueError("gpu_hours must be > 0; rate_scale and repair_hours >= 0")
         self.causes = causes
         self.rate_per_gpu_hour = (
             np.array([c.interruptions for c in causes], dtype=float) * rate_scale / gpu_hours
         )
         self.repair_hours = float(repair_hours)
-        self.spares = int(spares)
         total = self.rate_per_gpu_hour.sum()
         self.total_per_gpu_hour = float(total)
         self._cumulative = np.cumsum(self.rate_per_gpu_hour) / total if total > 0 else None
