@@ -196,12 +196,7 @@ def pfc_by_tier(ax: Axes, pfc: pd.DataFrame, horizon_hours: float) -> Axes:
     for (cluster, tier), rows in sorted(tiers.groupby(["cluster", "name"])):
         label = tier if tiers["cluster"].nunique() == 1 else f"{cluster} {tier}"
         _steps(ax, rows["time_hours"], rows["pause_fraction"], horizon_hours, label=label)
-    ax.set_xlim(0, horizon_hours)
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel("hours")
-    ax.set_ylabel("PFC pause fraction (busy links)")
-    ax.legend(fontsize=8)
-    return ax
+    return _over_time(ax, horizon_hours, "PFC pause fraction (busy links)", legend_size=8)
 
 
 def pfc_by_port(ax: Axes, pfc: pd.DataFrame, horizon_hours: float, ports: int = 8) -> Axes:
@@ -235,12 +230,7 @@ def pfc_by_port(ax: Axes, pfc: pd.DataFrame, horizon_hours: float, ports: int = 
         times = changes[cluster]
         series = own.set_index("time_hours")["pause_fraction"].reindex(times, fill_value=0.0)
         _steps(ax, times, series.to_numpy(dtype=float), horizon_hours, label=name)
-    ax.set_xlim(0, horizon_hours)
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel("hours")
-    ax.set_ylabel("PFC pause fraction (port)")
-    ax.legend(fontsize=6)
-    return ax
+    return _over_time(ax, horizon_hours, "PFC pause fraction (port)", legend_size=6)
 
 
 def policy_bars(
@@ -276,6 +266,16 @@ def _steps(ax: Axes, times: Any, values: Any, horizon_hours: float, **style: Any
     values = np.asarray(values, dtype=float)
     ends = np.append(np.asarray(times, dtype=float), horizon_hours)
     ax.step(ends, np.append(values, values[-1]), where="post", **style)
+
+
+def _over_time(ax: Axes, horizon_hours: float, ylabel: str, legend_size: int) -> Axes:
+    """Axes of a quantity over the run: hours from 0 to the horizon, values from 0."""
+    ax.set_xlim(0, horizon_hours)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("hours")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=legend_size)
+    return ax
 
 
 def _read(path: Path, what: str):
