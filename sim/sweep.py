@@ -52,6 +52,9 @@ BACKENDS = ("local", "dask")
 KEY_LENGTH = 16
 """Hex digits of the content hash that name a point's directory."""
 
+DASK_CONNECT_TIMEOUT = "10s"
+"""How long to try to reach a Dask scheduler before giving up."""
+
 
 @dataclass(frozen=True)
 class Point:
@@ -174,7 +177,7 @@ def _dask(texts: list[str], address: str) -> Iterator[tuple[int, dict[str, Any]]
             ["--backend dask: dask.distributed is not installed (pip install 'surplus[cluster]')"]
         ) from None
     try:
-        client = Client(address, timeout="10s")
+        client = Client(address, timeout=DASK_CONNECT_TIMEOUT)
     except OSError as exc:
         raise ScenarioError(
             [f"--address {address}: cannot reach a Dask scheduler ({exc})"]

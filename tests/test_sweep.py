@@ -190,3 +190,16 @@ def test_a_dask_cluster_gives_exactly_the_local_results(tmp_path, scenario_file)
         pd.testing.assert_frame_equal(
             pd.read_parquet(tmp_path / "dask" / name), pd.read_parquet(tmp_path / "local" / name)
         )
+
+
+def test_an_unreachable_dask_scheduler_exits_2(tmp_path, scenario_file, monkeypatch):
+    pytest.importorskip("dask.distributed")
+    import sim.sweep
+
+    monkeypatch.setattr(sim.sweep, "DASK_CONNECT_TIMEOUT", "1s")
+    result = cli(
+        "sweep", str(scenario_file), "-o", str(tmp_path / "out"), "-q",
+        "--backend", "dask", "--address", "tcp://127.0.0.1:9",
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--address tcp://127.0.0.1:9: cannot reach a Dask scheduler" in result.output
