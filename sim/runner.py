@@ -105,7 +105,8 @@ class Simulation:
                         first,
                         cluster.nodes,
                         cluster.gpus_per_node,
-                        cluster.accelerator,
+                        cluster.types()[0],
+                        tuple(cluster.node_types()) if len(cluster.types()) > 1 else (),
                     )
                 )
         self.clusters = infos
@@ -117,7 +118,7 @@ class Simulation:
             FABRICS[c.fabric.kind](
                 c.fabric,
                 gpus_per_node=c.gpus_per_node,
-                accelerator=c.accelerator,
+                accelerator=tuple(self.inventory.node_type[i.node_slice]),
                 first_node=i.first_node,
                 rate_limits_gbps=getattr(scenario.policies.isolation, "gbps", None),
                 high_priority=getattr(scenario.policies.isolation, "high", ()),
@@ -171,14 +172,17 @@ class Simulation:
                 carbon=power.carbon,
             )
             for info in self.clusters:
-                if info.site == site.name:
-                    part = accelerator(info.accelerator)
+                if info.site != site.name:
+                    continue
+                for name, nodes in info.node_types or ((info.accelerator, info.nodes),):
+                    part = accelerator(name)
                     ledger.clusters.append(
                         ClusterPower(
                             index=info.index,
+                            accelerator=name,
                             idle_watts=part.idle_watts,
                             dynamic_watts=part.tdp_watts - part.idle_watts,
-                            powered_gpus=info.gpus,
+                            powered_gpus=nodes * info.gpus_per_node,
                         )
                     )
             sites.append(ledger)
@@ -189,16 +193,21 @@ class Simulation:
         for site in self.scenario.provider.sites:
             if site.power is None or site.power.policy != "park":
                 continue
-            infos = [info for info in self.clusters if info.site == site.name]
+            blocks = [
+                (info, name, nodes)
+                for info in self.clusters
+                if info.site == site.name
+                for name, nodes in info.node_types or ((info.accelerator, info.nodes),)
+            ]
             parked = nodes_to_park(
                 site.power.cap_mw,
                 site.power.pue,
                 site.power.host_watts_per_gpu,
-                [(i.nodes, i.gpus_per_node, accelerator(i.accelerator).tdp_watts) for i in infos],
+                [(n, i.gpus_per_node, accelerator(name).tdp_watts) for i, name, n in blocks],
             )
-            for info, nodes in zip(infos, parked, strict=True):
+            for (info, name, _), nodes in zip(blocks, parked, strict=True):
                 if nodes:
-                    self.market.set_aside(info, nodes, PARKED, "parked")
+                    self.market.set_aside(info, nodes, PARKED, "parked", accelerator=name)
 
     def _spot_prices(self) -> dict[str, Any]:
         """Per spot tenant with a price, its price per GPU-hour as GPUs change hands."""
@@ -212,22 +221,25 @@ class Simulation:
             prices[tenant.name] = functools.partial(self.pricing.spot_price, own)
         return prices
 
+    def _types_of(self, cluster: ClusterInfo) -> list[str]:
+        return [name for name, _ in cluster.node_types] or [cluster.accelerator]
+
     def _eligible(self, cluster: str | None, types: list[str] | None = None) -> tuple[int, ...]:
         """Clusters a workload may use: the one it names (or any) with a type it accepts."""
         scope = self.clusters if cluster is None else [self.clusters[self.cluster_index[cluster]]]
-        return tuple(c.index for c in scope if types is None or c.accelerator in types)
+        return tuple(c.index for c in scope if types is None or set(self._types_of(c)) & set(types))
 
-    def _speeds(self, clusters: tuple[int, ...], types: list[str] | None) -> dict[int, float]:
-        """Per cluster, how fast a job runs there relative to where its work is measured.
+    def _speeds(self, clusters: tuple[int, ...], types: list[str] | None) -> dict[str, float]:
+        """Per accelerator type a job accepts (in order), its speed relative to the first.
 
-        Work is measured on the first accepted type (or the first cluster's type
-        if it names none); elsewhere a job runs as fast as the dense TFLOP/s.
+        Work is measured on the first accepted type (or the first cluster's
+        first type if it names none); a job runs as fast as the dense TFLOP/s.
         """
-        reference = types[0] if types else self.clusters[clusters[0]].accelerator
+        present = [t for i in clusters for t in self._types_of(self.clusters[i])]
+        accepted = [t for t in dict.fromkeys(types or present) if t in present]
+        reference = types[0] if types else accepted[0]
         base = accelerator(reference).tflops_bf16_dense
-        return {
-            i: accelerator(self.clusters[i].accelerator).tflops_bf16_dense / base for i in clusters
-        }
+        return {t: accelerator(t).tflops_bf16_dense / base for t in accepted}
 
     def _wire(self) -> None:
         """Set spares and parked nodes aside; create reservations, the inference fleet,
@@ -258,8 +270,10 @@ class Simulation:
                 )
                 pool, clusters = reservation.pool, (home.index,)
             if isinstance(tenant.workload, InferenceWorkload):
+                # A served model's replicas run on one type: the one its service times are of.
+                reference = next(iter(speeds))
                 self.env.process(
-                    self._deploy(tenant.name, contract, tenant.workload, pool, clusters)
+                    self._deploy(tenant.name, contract, tenant.workload, pool, clusters, reference)
                 )
                 continue
             self.env.process(
@@ -276,7 +290,13 @@ class Simulation:
             if internal.inference.serving is not None:
                 cluster = self.clusters[self._eligible(internal.inference.cluster)[0]]
                 self.env.process(
-                    self._serve("internal", internal.inference.serving, cluster, self._fleet_state)
+                    self._serve(
+                        "internal",
+                        internal.inference.serving,
+                        cluster.accelerator,
+                        cluster.gpus_per_node,
+                        self._fleet_state,
+                    )
                 )
         if internal.training is not None:
             training = internal.training
@@ -352,8 +372,12 @@ class Simulation:
         workload: InferenceWorkload,
         pool: int,
         clusters: tuple[int, ...],
+        accelerator_name: str,
     ) -> Iterator[simpy.Event]:
-        """Submit a served model's replicas when its contract starts; they hold to the horizon."""
+        """Submit a served model's replicas when its contract starts; they hold to the horizon.
+
+        The replicas run on nodes of ``accelerator_name``, whose speed the service times use.
+        """
         yield self.env.timeout(getattr(contract, "start", 0.0))
         serving = workload.serving
         spec = serving.spec()
@@ -372,6 +396,7 @@ class Simulation:
                 spot_notice_hours=getattr(contract, "notice", 0.0),
                 traffic=spec,
                 serving=True,
+                speeds={accelerator_name: 1.0},
             )
             self._next_job_id += 1
             replicas.append(job)
@@ -382,8 +407,8 @@ class Simulation:
             held = sum(job.gpus * job.run_time_at(self.env.now) for job in replicas)
             return [job.network.serving if job.network else None for job in up], held
 
-        cluster = self.clusters[clusters[0]]
-        yield from self._serve(tenant, serving, cluster, state)
+        gpn = self.clusters[clusters[0]].gpus_per_node
+        yield from self._serve(tenant, serving, accelerator_name, gpn, state)
 
     def _fleet_state(self) -> tuple[list[Any], float]:
         """The internal fleet's replicas now, and the GPU-hours it has held so far."""
@@ -395,7 +420,7 @@ class Simulation:
         return [None] * (len(fleet.nodes) * (gpn // serving.tp)), held
 
     def _serve(
-        self, tenant: str, serving: Any, cluster: ClusterInfo, state: Any
+        self, tenant: str, serving: Any, accelerator_name: str, gpus_per_node: int, state: Any
     ) -> Iterator[simpy.Event]:
         """Look at a served model every ``serving.step``: its replicas meet the step's requests.
 
@@ -408,8 +433,8 @@ class Simulation:
 
         log = ServingLog(
             serving,
-            accelerator(cluster.accelerator),
-            cluster.gpus_per_node,
+            accelerator(accelerator_name),
+            gpus_per_node,
             NVLINK_GBPS,
             self.streams.get(f"{tenant}/requests"),
         )

@@ -85,7 +85,7 @@ def test_failures_repair_is_a_required_duration(sections: dict[str, str]) -> Non
 
 def test_cluster_accelerator_defaults_to_h100(sections: dict[str, str]) -> None:
     rows = table(sections["Cluster"])
-    assert rows["accelerator"][:2] == ["str", "`H100`"]
+    assert rows["accelerator"][:2] == ["str or mapping of str to int", "`H100`"]
     assert rows["gpus_per_node"][1:] == ["`8`", "> 0"]
     assert rows["fabric"][1] == "`{kind: ideal}`"
 

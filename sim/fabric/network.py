@@ -87,8 +87,9 @@ class NetworkFabric:
         config: The cluster's ``fabric`` section (kind ``network``): a
             topology and a transport.
         gpus_per_node: GPUs per node; GPU ``g`` of the cluster is host ``g``.
-        accelerator: The cluster's accelerator (its dense BF16 TFLOP/s set
-            the compute time of an iteration).
+        accelerator: The cluster's accelerator, or each node's for a cluster
+            that mixes them (its dense BF16 TFLOP/s set the compute time of an
+            iteration; a job runs on nodes of one type).
         first_node: Global index of the cluster's first node in the inventory.
         rate_limits_gbps: Per tenant, the rate each of its GPUs may send at.
         high_priority: Tenants whose traffic has a class of its own, served first,
@@ -100,7 +101,7 @@ class NetworkFabric:
         self,
         config: Any,
         gpus_per_node: int = 8,
-        accelerator: str = "H100",
+        accelerator: str | Sequence[str] = "H100",
         first_node: int = 0,
         rate_limits_gbps: dict[str, float] | None = None,
         high_priority: Sequence[str] = (),
@@ -112,7 +113,10 @@ class NetworkFabric:
         self.transport = Transport(config.transport, self.topology)
         self.gpus_per_node = gpus_per_node
         self.first_node = first_node
-        self.tflops = lookup(accelerator).tflops_bf16_dense
+        names = [accelerator] if isinstance(accelerator, str) else list(accelerator)
+        tflops = {name: lookup(name).tflops_bf16_dense for name in set(names)}
+        self._node_tflops = np.array([tflops[name] for name in names])
+        """Per node of the cluster (or one value for all), its dense BF16 TFLOP/s."""
         self.nic_gbps = self.transport.nic_gbps
         topo = self.topology
         # One collective step crosses at most every tier up and down.
@@ -170,6 +174,11 @@ class NetworkFabric:
         within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
         return starts + within
 
+    def _tflops(self, placement: RunningPlacement) -> float:
+        """The dense BF16 TFLOP/s of the job's accelerators (a job holds nodes of one type)."""
+        node = int(placement.nodes[0]) - self.first_node
+        return float(self._node_tflops[min(node, self._node_tflops.size - 1)])
+
     def _job(self, placement: RunningPlacement) -> _JobTraffic:
         cached = self._jobs.get(placement.job_id)
         if cached is not None and cached.placement is placement:
@@ -187,7 +196,7 @@ class NetworkFabric:
             traffic,
             self._gpus(placement),
             self.gpus_per_node,
-            self.tflops,
+            self._tflops(placement),
             self.nic_gbps,
             NVLINK_GBPS,
             self.hop_latency_us,

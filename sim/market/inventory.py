@@ -31,6 +31,9 @@ class ClusterInfo:
     nodes: int
     gpus_per_node: int
     accelerator: str
+    """The type of its first nodes (of every node unless ``node_types`` says otherwise)."""
+    node_types: tuple[tuple[str, int], ...] = ()
+    """For a cluster that mixes types: each type and its node count, in node order."""
 
     @property
     def node_slice(self) -> slice:
@@ -59,6 +62,11 @@ class Inventory:
                 raise ValueError(f"cluster {c.name!r}: node range is not contiguous")
             self.capacity[c.node_slice] = c.gpus_per_node
         self.node_cluster = np.repeat(np.arange(len(clusters)), [c.nodes for c in clusters])
+        blocks = [b for c in clusters for b in (c.node_types or ((c.accelerator, c.nodes),))]
+        self.node_type = np.repeat(
+            np.array([name for name, _ in blocks], dtype=object), [n for _, n in blocks]
+        )
+        """Per node, its accelerator type."""
         self.free = self.capacity.copy()
         self.held = np.arange(int(self.capacity.max(initial=0))) >= self.capacity[:, None]
         """Per node and GPU slot, whether it is held (slots past a node's GPUs always are)."""

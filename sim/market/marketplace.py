@@ -369,9 +369,21 @@ class Marketplace:
         waited = self.env.now - job.queued_since
         excluded = self.isolation.excluded(job.tenant) if pool == SHARED else None
         tp = getattr(job.traffic, "tp", 1)
-        return self.placement.place(
-            self.inventory, clusters, pool, job.gpus, waited, excluded, tp=tp
-        )
+        if not any(c.node_types for c in clusters):
+            return self.placement.place(
+                self.inventory, clusters, pool, job.gpus, waited, excluded, tp=tp
+            )
+        # A cluster mixes types: the job takes nodes of one, in the order it accepts them.
+        kinds = list(job.speeds) if job.speeds else sorted(set(self.inventory.node_type))
+        for kind in kinds:
+            other = self.inventory.node_type != kind
+            keep_off = other if excluded is None else (excluded | other)
+            proposal = self.placement.place(
+                self.inventory, clusters, pool, job.gpus, waited, keep_off, tp=tp
+            )
+            if proposal is not None:
+                return proposal
+        return None
 
     def _shadow(self, head: Job, pool: int) -> tuple[int | None, float, int]:
         """When the blocked head could start at the latest, where, and the GPUs to spare then.
@@ -471,7 +483,7 @@ class Marketplace:
             self.inventory.release(np.array([node]), np.array([gpn]), np.arange(gpn))
             self.accounting.move(now, gpn, "internal", "idle")
             self.accounting.hold(now, "internal", "inference", -gpn)
-            self._power_hold(int(self.inventory.node_cluster[node]), "internal", -gpn)
+            self._power_hold(node, "internal", -gpn)
         missing = fleet.target_nodes - len(fleet.nodes)
         if missing <= 0:
             return
@@ -481,7 +493,7 @@ class Marketplace:
             fleet.nodes.append(node)
             self.accounting.move(now, gpn, "idle", "internal")
             self.accounting.hold(now, "internal", "inference", gpn)
-            self._power_hold(int(self.inventory.node_cluster[node]), "internal", gpn)
+            self._power_hold(node, "internal", gpn)
         missing = fleet.target_nodes - len(fleet.nodes)
         for cluster in fleet.clusters:
             if missing <= 0:
@@ -754,7 +766,7 @@ class Marketplace:
             inventory.release(np.array([node]), np.array([gpn]), np.arange(gpn))
             self.accounting.move(now, gpn, "internal", "idle")
             self.accounting.hold(now, "internal", "inference", -gpn)
-            self._power_hold(cluster.index, "internal", -gpn)
+            self._power_hold(node, "internal", -gpn)
         pool = int(inventory.pool[node])
         if pool == SPARE:
             self.accounting.move(now, gpn, "spare", "down")
@@ -766,7 +778,7 @@ class Marketplace:
             self.accounting.move(now, gpn, "reserved", "down")
             self.accounting.hold(now, reservation.tenant, "reserved", -gpn)
         inventory.take_down(node)
-        self._power_switch(cluster.index, -gpn)
+        self._power_switch(node, -gpn)
         spares = self._spares_in(cluster)
         if pool != SPARE and spares.size:
             inventory.set_pool(int(spares[0]), SHARED)
@@ -789,7 +801,7 @@ class Marketplace:
             inventory.set_pool(node, SPARE)
         inventory.bring_up(node)
         self.accounting.move(now, cluster.gpus_per_node, "down", "spare" if to_spare else "idle")
-        self._power_switch(cluster.index, cluster.gpus_per_node)
+        self._power_switch(node, cluster.gpus_per_node)
         self.schedule()
 
     # ------------------------------------------------------------------ lifecycle
@@ -820,7 +832,7 @@ class Marketplace:
         job.version += 1
         self.running[job.job_id] = job
         job.rate = self._rate(job)
-        self._power_hold(job.cluster, job.tenant, job.gpus)
+        self._power_hold(int(job.nodes[0]), job.tenant, job.gpus)
         if job.contract != "reserved":
             self.accounting.move(now, job.gpus, "idle", job.contract)
         self.accounting.hold(now, job.tenant, "allocated", job.gpus)
@@ -845,7 +857,7 @@ class Marketplace:
         job.version += 1
         self.inventory.release(job.nodes, job.counts, job.slots)
         del self.running[job.job_id]
-        self._power_hold(job.cluster, job.tenant, -job.gpus)
+        self._power_hold(int(job.nodes[0]), job.tenant, -job.gpus)
         if job.pool == SHARED:
             self.shared_usage[job.tenant] -= job.gpus
         if job.notice_until is not None:
@@ -966,7 +978,8 @@ class Marketplace:
     def _rate(self, job: Job) -> float:
         """Work per hour: its accelerator's and its site's speed, less checkpoint writes and
         its fabric's slowdown."""
-        accelerator = job.speeds.get(job.cluster, 1.0) if job.speeds else 1.0
+        kind = self.inventory.node_type[job.nodes[0]]
+        accelerator = job.speeds.get(kind, 1.0) if job.speeds else 1.0
         return accelerator * job.checkpoint_speed * self.cluster_speed[job.cluster] / job.slowdown
 
     def _retime(self, job: Job) -> None:
@@ -978,14 +991,21 @@ class Marketplace:
             job.version += 1
             self._arm_completion(job)
 
-    def _power_hold(self, cluster: int, owner: str, gpus: int) -> None:
-        """GPUs of ``cluster`` become busy (``gpus`` > 0) or idle; a throttle follows."""
-        if self.power is not None and self.power.hold(self.env.now, cluster, owner, gpus):
+    def _power_hold(self, node: int, owner: str, gpus: int) -> None:
+        """GPUs of ``node``'s cluster and type become busy (``gpus`` > 0) or idle; a
+        throttle follows."""
+        if self.power is None:
+            return
+        cluster, kind = int(self.inventory.node_cluster[node]), self.inventory.node_type[node]
+        if self.power.hold(self.env.now, cluster, kind, owner, gpus):
             self._follow_speed(cluster)
 
-    def _power_switch(self, cluster: int, gpus: int) -> None:
-        """GPUs of ``cluster`` are powered on (``gpus`` > 0) or off."""
-        if self.power is not None and self.power.power(self.env.now, cluster, gpus):
+    def _power_switch(self, node: int, gpus: int) -> None:
+        """GPUs of ``node``'s cluster and type are powered on (``gpus`` > 0) or off."""
+        if self.power is None:
+            return
+        cluster, kind = int(self.inventory.node_cluster[node]), self.inventory.node_type[node]
+        if self.power.power(self.env.now, cluster, kind, gpus):
             self._follow_speed(cluster)
 
     def _follow_speed(self, cluster: int) -> None:
@@ -997,20 +1017,30 @@ class Marketplace:
             if job.cluster in indices:
                 self._retime(job)
 
-    def set_aside(self, cluster: ClusterInfo, nodes: int, pool: int, cls: str) -> None:
-        """Take the cluster's highest ``nodes`` shared nodes out of sale into ``pool``.
+    def set_aside(
+        self,
+        cluster: ClusterInfo,
+        nodes: int,
+        pool: int,
+        cls: str,
+        accelerator: str | None = None,
+    ) -> None:
+        """Take the cluster's highest ``nodes`` shared nodes (of ``accelerator``, if given)
+        out of sale into ``pool``.
 
         Spares (``SPARE``, class "spare") replace failed nodes; parked nodes
         (``PARKED``, class "parked") stay powered off under a power cap.
         """
         span = cluster.node_slice
-        shared = np.flatnonzero(self.inventory.pool[span] == SHARED) + cluster.first_node
+        shared = self.inventory.pool[span] == SHARED
+        if accelerator is not None:
+            shared &= self.inventory.node_type[span] == accelerator
         gpn = cluster.gpus_per_node
-        for node in shared[::-1][:nodes].tolist():
+        for node in (np.flatnonzero(shared) + cluster.first_node)[::-1][:nodes].tolist():
             self.inventory.set_pool(node, pool)
             self.accounting.move(self.env.now, gpn, "idle", cls)
             if pool == PARKED:
-                self._power_switch(cluster.index, -gpn)
+                self._power_switch(node, -gpn)
 
     def close(self, horizon_hours: float) -> None:
         """Stop the clock at the horizon: bring every running job and count up to date."""

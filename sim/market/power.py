@@ -36,9 +36,10 @@ IDLE = "idle"
 
 @dataclass
 class ClusterPower:
-    """One cluster's share of its site's draw."""
+    """The draw of one cluster's GPUs of one accelerator type."""
 
     index: int
+    accelerator: str
     idle_watts: float
     dynamic_watts: float
     powered_gpus: int
@@ -93,7 +94,7 @@ class PowerLedger:
         """The site (with a power block) a cluster is in."""
         return self._site_of[cluster]
 
-    def hold(self, now: float, cluster: int, owner: str, gpus: int) -> bool:
+    def hold(self, now: float, cluster: int, accelerator: str, owner: str, gpus: int) -> bool:
         """``owner`` starts (``gpus`` > 0) or stops holding GPUs of ``cluster`` at ``now``.
 
         Returns:
@@ -103,19 +104,19 @@ class PowerLedger:
         if site is None:
             return False
         self._advance(site, now)
-        power = self._cluster(site, cluster)
+        power = self._cluster(site, cluster, accelerator)
         power.busy[owner] = power.busy.get(owner, 0) + gpus
         if power.busy[owner] < 0:
             raise RuntimeError(f"{owner!r} would hold a negative number of GPUs in {site.name!r}")
         return self._settle(site, now)
 
-    def power(self, now: float, cluster: int, gpus: int) -> bool:
+    def power(self, now: float, cluster: int, accelerator: str, gpus: int) -> bool:
         """Power GPUs of ``cluster`` on (``gpus`` > 0: a repaired node) or off (a failed one)."""
         site = self._site_of.get(cluster)
         if site is None:
             return False
         self._advance(site, now)
-        self._cluster(site, cluster).powered_gpus += gpus
+        self._cluster(site, cluster, accelerator).powered_gpus += gpus
         return self._settle(site, now)
 
     def close(self, now: float) -> None:
@@ -124,8 +125,8 @@ class PowerLedger:
             self._advance(site, now)
 
     @staticmethod
-    def _cluster(site: SiteLedger, cluster: int) -> ClusterPower:
-        return next(c for c in site.clusters if c.index == cluster)
+    def _cluster(site: SiteLedger, cluster: int, accelerator: str) -> ClusterPower:
+        return next(c for c in site.clusters if (c.index, c.accelerator) == (cluster, accelerator))
 
     def _settle(self, site: SiteLedger, now: float) -> bool:
         """Set the site's speed (throttling to its cap) and draw; whether the speed changed."""
@@ -156,17 +157,14 @@ class PowerLedger:
         usd_per_mw = 0.0
         if site.prices is not None:
             usd_per_mw = site.prices.cost_usd(site.since, now, 1.0)
-        per_gpu_busy_mw = {
-            c.index: site.pue
-            * (c.idle_watts + site.host_watts_per_gpu + site.speed * c.dynamic_watts)
-            / 1e6
-            for c in site.clusters
-        }
         attributed_mw = 0.0
         for cluster in site.clusters:
+            busy_w = (
+                cluster.idle_watts + site.host_watts_per_gpu + site.speed * cluster.dynamic_watts
+            )
             for owner, gpus in sorted(cluster.busy.items()):
                 if gpus:
-                    mw = gpus * per_gpu_busy_mw[cluster.index]
+                    mw = gpus * site.pue * busy_w / 1e6
                     attributed_mw += mw
                     site.energy_mwh[owner] += mw * dt
                     site.energy_usd[owner] += mw * usd_per_mw

@@ -536,14 +536,43 @@ class Capex(Strict):
 
 
 class Cluster(Strict):
-    """A cluster of identical nodes on one fabric."""
+    """A cluster of nodes on one fabric.
+
+    ``accelerator`` is the type of every node, or a mapping from types to
+    node counts for a cluster that mixes them (``{H100: 32, H200: 16}``: the
+    first 32 nodes hold H100, the next 16 H200). A job runs on nodes of one
+    type.
+    """
 
     name: Name
     nodes: int = Field(gt=0)
     gpus_per_node: int = Field(default=8, gt=0)
-    accelerator: str = "H100"
+    accelerator: str | dict[str, Annotated[int, Field(gt=0)]] = Field(
+        default="H100", description="the nodes' type, or types and their node counts in order"
+    )
     fabric: Fabric = IdealFabric()
     capex: Capex | None = Field(default=None, description="none: no depreciation is counted")
+
+    @model_validator(mode="after")
+    def _counts(self) -> Cluster:
+        if isinstance(self.accelerator, dict):
+            total = sum(self.accelerator.values())
+            if not self.accelerator or total != self.nodes:
+                raise ValueError(
+                    f"accelerator: the node counts add up to {total}, not the cluster's "
+                    f"{self.nodes} nodes"
+                )
+        return self
+
+    def node_types(self) -> list[tuple[str, int]]:
+        """Its accelerator types and their node counts, in node order."""
+        if isinstance(self.accelerator, str):
+            return [(self.accelerator, self.nodes)]
+        return list(self.accelerator.items())
+
+    def types(self) -> list[str]:
+        """Its accelerator types, in node order."""
+        return [name for name, _ in self.node_types()]
 
 
 class Site(Strict):
@@ -951,9 +980,9 @@ class Scenario(Strict):
                     f"known: {', '.join(sorted(known))}"
                 )
                 return []
-            fitting = [c for c in eligible if c.accelerator in types]
+            fitting = [c for c in eligible if set(c.types()) & set(types)]
             if not fitting:
-                have = sorted({c.accelerator for c in eligible})
+                have = sorted({t for c in eligible for t in c.types()})
                 problems.append(
                     f"{where}.accelerators: no cluster it may use has {', '.join(types)} "
                     f"(they have {', '.join(have)})"
@@ -991,11 +1020,12 @@ class Scenario(Strict):
                         f"provider.failures.spares: {spares} spare nodes per cluster leave "
                         f"none of cluster {cluster.name!r}'s {cluster.nodes} nodes in service"
                     )
-                if cluster.accelerator not in known:
-                    problems.append(
-                        f"provider.sites[{i}].clusters[{j}].accelerator: unknown accelerator "
-                        f"{cluster.accelerator!r}; known: {', '.join(sorted(known))}"
-                    )
+                for name in cluster.types():
+                    if name not in known:
+                        problems.append(
+                            f"provider.sites[{i}].clusters[{j}].accelerator: unknown "
+                            f"accelerator {name!r}; known: {', '.join(sorted(known))}"
+                        )
                 if isinstance(cluster.fabric, NetworkFabric):
                     problem = cluster.fabric.host_problem(cluster.nodes * cluster.gpus_per_node)
                     if problem:
@@ -1037,7 +1067,7 @@ class Scenario(Strict):
                 if contract.start >= self.horizon:
                     problems.append(f"{where}.contract.start: the term starts after the horizon")
             else:
-                limit = max(c.nodes * c.gpus_per_node for c in eligible)
+                limit = max(_gpus_of(c, tenant.accelerators) for c in eligible)
             if isinstance(workload, InferenceWorkload):
                 check_serving(f"{where}.workload.serving", workload.serving, eligible)
                 wanted = workload.replicas * workload.serving.tp
@@ -1061,7 +1091,8 @@ class Scenario(Strict):
                 self.internal.training.accelerators,
             )
             if eligible:
-                limit = max(c.nodes * c.gpus_per_node for c in eligible)
+                types = self.internal.training.accelerators
+                limit = max(_gpus_of(c, types) for c in eligible)
                 check_sizes("internal.training.gpus", self.internal.training.gpus, limit)
         if self.internal.inference is not None:
             eligible = check_cluster("internal.inference", self.internal.inference.cluster)
@@ -1087,16 +1118,28 @@ class Scenario(Strict):
         return self
 
 
+def _gpus_of(cluster: Cluster, types: list[str] | None) -> int:
+    """The GPUs of the cluster's largest block of one accepted type (a job takes one type)."""
+    return max(
+        (
+            n * cluster.gpus_per_node
+            for name, n in cluster.node_types()
+            if types is None or name in types
+        ),
+        default=0,
+    )
+
+
 def _power_problem(site: Site, catalog: dict[str, Any]) -> str | None:
     """Why the site's cap cannot work, or None."""
     power = site.power
-    if power is None or any(c.accelerator not in catalog for c in site.clusters):
+    blocks = [(c, name, n) for c in site.clusters for name, n in c.node_types()]
+    if power is None or any(name not in catalog for _, name, _ in blocks):
         return None
     host = power.host_watts_per_gpu
     if power.policy == "throttle":
         idle_w = sum(
-            c.nodes * c.gpus_per_node * (catalog[c.accelerator].idle_watts + host)
-            for c in site.clusters
+            n * c.gpus_per_node * (catalog[name].idle_watts + host) for c, name, n in blocks
         )
         if power.pue * idle_w > power.cap_mw * 1e6:
             return (
@@ -1105,8 +1148,7 @@ def _power_problem(site: Site, catalog: dict[str, Any]) -> str | None:
             )
         return None
     node_w = min(
-        c.gpus_per_node * (catalog[c.accelerator].tdp_watts + host) * power.pue
-        for c in site.clusters
+        c.gpus_per_node * (catalog[name].tdp_watts + host) * power.pue for c, name, _ in blocks
     )
     if node_w > power.cap_mw * 1e6:
         return f"{power.cap_mw} MW cannot run even one node at full power ({node_w / 1e6:.4f} MW)"
