@@ -266,7 +266,7 @@ class Simulation:
                 )
                 end = contract.start + contract.term if contract.term is not None else math.inf
                 reservation = self.market.add_reservation(
-                    tenant.name, home, contract.gpus, contract.start, end
+                    tenant.name, home, contract.gpus, contract.start, end, next(iter(speeds))
                 )
                 pool, clusters = reservation.pool, (home.index,)
             if isinstance(tenant.workload, InferenceWorkload):

@@ -75,3 +75,73 @@ def test_a_job_runs_only_on_the_types_it_accepts():
 def test_bad_accelerator_lists_name_the_field(accepts, message):
     with pytest.raises(ScenarioError, match=message):
         scenario_from_text(FLEET.replace("ACCEPTS", accepts), "fleet.yaml")
+
+
+MIXED = """
+name: mixed
+seed: 4
+horizon: 2d
+provider:
+  sites:
+    - name: west
+      power: {cap_mw: 1, pue: 1.0, price: {kind: flat, usd_per_mwh: 100}}
+      clusters:
+        - name: hall
+          nodes: 4
+          accelerator: {H100: 2, B200: 2}
+tenants:
+  - name: t
+    contract: {kind: on_demand}
+    ACCEPTS
+    workload:
+      arrivals: {kind: poisson, rate_per_hour: 100}
+      gpus: 16
+      duration: 10h
+      max_jobs: 2
+"""
+
+
+def mixed_jobs(accepts: str):
+    result = simulate(scenario_from_text(MIXED.replace("ACCEPTS", accepts), "mixed.yaml"))
+    return result, result.jobs.sort_values("job_id")
+
+
+def test_a_cluster_of_two_types_runs_each_job_on_one_type():
+    h100 = accelerator("H100").tflops_bf16_dense
+    b200 = accelerator("B200").tflops_bf16_dense
+    # Accepting both, measured on H100: the first job fills the H100 nodes, the second
+    # the B200 nodes, neither spans types, and the B200 job runs 2.28x faster.
+    result, jobs = mixed_jobs("accelerators: [H100, B200]")
+    spans = (jobs["end_hours"] - jobs["start_hours"]).tolist()
+    assert spans == pytest.approx([10.0, 10.0 * h100 / b200])
+    # Busy GPUs draw their own type's TDP (16 H100 for 10 h, 16 B200 for 4.4 h), and
+    # idle ones their own type's idle watts the rest of the two days.
+    idle = {"H100": accelerator("H100").idle_watts, "B200": accelerator("B200").idle_watts}
+    tdp = {"H100": accelerator("H100").tdp_watts, "B200": accelerator("B200").tdp_watts}
+    horizon = 48.0
+    busy_mwh = 16 * (tdp["H100"] * spans[0] + tdp["B200"] * spans[1]) / 1e6
+    idle_mwh = (
+        16 * (idle["H100"] * (horizon - spans[0]) + idle["B200"] * (horizon - spans[1])) / 1e6
+    )
+    assert result.summary["energy_mwh"] == pytest.approx(busy_mwh + idle_mwh)
+    # Only B200 accepted: both jobs run there, one after the other.
+    _, jobs = mixed_jobs("accelerators: [B200]")
+    assert (jobs["end_hours"] - jobs["start_hours"]).tolist() == pytest.approx([10.0, 10.0])
+    assert jobs["start_hours"].iloc[1] == pytest.approx(jobs["end_hours"].iloc[0])
+
+
+def test_a_reserved_block_in_a_mixed_cluster_takes_the_type_it_accepts():
+    text = MIXED.replace("contract: {kind: on_demand}", "contract: {kind: reserved, gpus: 16}")
+    result = simulate(scenario_from_text(text.replace("ACCEPTS", "accelerators: [B200]"), "r.yaml"))
+    jobs = result.jobs.sort_values("job_id")
+    # The block is the two B200 nodes: its jobs run at B200 speed, one after the other.
+    assert (jobs["end_hours"] - jobs["start_hours"]).tolist() == pytest.approx([10.0, 10.0])
+
+
+def test_node_counts_of_a_mixed_cluster_must_add_up():
+    bad = MIXED.replace("{H100: 2, B200: 2}", "{H100: 2, B200: 1}").replace("ACCEPTS", "")
+    with pytest.raises(ScenarioError, match="node counts add up to 3, not the cluster's 4 nodes"):
+        scenario_from_text(bad, "mixed.yaml")
+    unknown = MIXED.replace("B200: 2}", "B300: 2}").replace("ACCEPTS", "")
+    with pytest.raises(ScenarioError, match="unknown accelerator 'B300'"):
+        scenario_from_text(unknown, "mixed.yaml")

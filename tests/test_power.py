@@ -143,7 +143,7 @@ provider:
       power: POWER_B
       clusters:
         - {name: cb, nodes: 4, accelerator: MI300X}
-        - {name: cc, nodes: 2, accelerator: B200}
+        - {name: cc, nodes: 2, accelerator: {B200: 1, H200: 1}}
 internal:
   inference: {gpus: 8, amplitude: 0.5, cluster: ca}
 tenants:

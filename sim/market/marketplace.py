@@ -53,6 +53,8 @@ class Reservation:
     nodes: list[int] = field(default_factory=list)
     queue: list[Job] = field(default_factory=list)
     active: bool = False
+    accelerator: str | None = None
+    """The type of the nodes it claims, in a cluster that mixes them (None: any)."""
 
 
 @dataclass(eq=False)
@@ -207,9 +209,16 @@ class Marketplace:
     # ------------------------------------------------------------------ set-up
 
     def add_reservation(
-        self, tenant: str, cluster: ClusterInfo, gpus: int, start_hours: float, end_hours: float
+        self,
+        tenant: str,
+        cluster: ClusterInfo,
+        gpus: int,
+        start_hours: float,
+        end_hours: float,
+        accelerator: str | None = None,
     ) -> Reservation:
-        """Register a reserved block; it claims its nodes at ``start_hours``."""
+        """Register a reserved block (of ``accelerator`` nodes in a cluster that mixes
+        types); it claims its nodes at ``start_hours``."""
         reservation = Reservation(
             pool=len(self.reservations),
             tenant=tenant,
@@ -217,6 +226,7 @@ class Marketplace:
             nodes_wanted=gpus // cluster.gpus_per_node,
             start_hours=start_hours,
             end_hours=end_hours,
+            accelerator=accelerator if cluster.node_types else None,
         )
         self.reservations.append(reservation)
         if start_hours <= self.env.now:
@@ -426,7 +436,12 @@ class Marketplace:
     # ------------------------------------------------------------------ whole-node claims
 
     def _take_whole_nodes(
-        self, clusters: list[ClusterInfo], wanted: int, *, compact: bool
+        self,
+        clusters: list[ClusterInfo],
+        wanted: int,
+        *,
+        compact: bool,
+        accelerator: str | None = None,
     ) -> list[int]:
         """Up to ``wanted`` whole free nodes of the shared pool, chosen to keep racks whole.
 
@@ -446,6 +461,8 @@ class Marketplace:
             if need <= 0:
                 break
             free = inventory.whole_free_nodes(cluster, SHARED)
+            if accelerator is not None:
+                free = free[inventory.node_type[free] == accelerator]
             if free.size == 0:
                 continue
             rack, pod = inventory.rack[free], inventory.pod[free]
@@ -465,14 +482,17 @@ class Marketplace:
             return
         now = self.env.now
         gpn = reservation.cluster.gpus_per_node
-        for node in self._take_whole_nodes([reservation.cluster], missing, compact=True):
+        taken = self._take_whole_nodes(
+            [reservation.cluster], missing, compact=True, accelerator=reservation.accelerator
+        )
+        for node in taken:
             self.inventory.set_pool(node, reservation.pool)
             reservation.nodes.append(node)
             self.accounting.move(now, gpn, "idle", "reserved")
             self.accounting.hold(now, reservation.tenant, "reserved", gpn)
         missing = reservation.nodes_wanted - len(reservation.nodes)
         if missing > 0:
-            self._reclaim_nodes(reservation.cluster, missing)
+            self._reclaim_nodes(reservation.cluster, missing, reservation.accelerator)
 
     def _serve_inference(self) -> None:
         fleet = self.inference
@@ -604,7 +624,9 @@ class Marketplace:
             coming += victim.gpus
         return coming
 
-    def _reclaim_nodes(self, cluster: ClusterInfo, wanted: int) -> int:
+    def _reclaim_nodes(
+        self, cluster: ClusterInfo, wanted: int, accelerator: str | None = None
+    ) -> int:
         """Give notice to spot jobs so that up to ``wanted`` whole nodes come free.
 
         Whole-node claims (reservations, the inference fleet) can use only a
@@ -638,6 +660,8 @@ class Marketplace:
             & (inventory.free[span] + spot_gpus == inventory.capacity[span])
             & (spot_gpus > 0)
         )
+        if accelerator is not None:
+            freeable &= inventory.node_type[span] == accelerator
         coming = np.flatnonzero(freeable & (noticed == spot_gpus))
         targets = [int(node) for node in coming[:wanted]]
         rest = np.flatnonzero(freeable & (noticed < spot_gpus))

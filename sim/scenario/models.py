@@ -1054,7 +1054,7 @@ class Scenario(Strict):
                     c
                     for c in eligible
                     if contract.gpus % c.gpus_per_node == 0
-                    and contract.gpus <= c.nodes * c.gpus_per_node
+                    and contract.gpus <= _gpus_of(c, (tenant.accelerators or c.types())[:1])
                 ]
                 if not fitting:
                     sizes = ", ".join(f"{c.name}: {c.nodes} x {c.gpus_per_node}" for c in eligible)
