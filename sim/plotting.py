@@ -70,11 +70,11 @@ def histogram_quantile(low: np.ndarray, high: np.ndarray, weight: np.ndarray, q:
     target = q * cumulative[-1]
     index = min(int(np.searchsorted(cumulative, target, side="left")), weight.size - 1)
     before = cumulative[index - 1] if index > 0 else 0.0
+    from sim.workloads.inference import log_interpolate
+
     fraction = (target - before) / weight[index] if weight[index] > 0 else 1.0
-    a, b = float(low[index]), float(high[index])
-    if a <= 0:
-        return a + (b - a) * fraction
-    return math.exp(math.log(a) + (math.log(b) - math.log(a)) * min(1.0, max(0.0, fraction)))
+    fraction = min(1.0, max(0.0, fraction))
+    return log_interpolate(float(low[index]), float(high[index]), fraction)
 
 
 def latency_cdf(

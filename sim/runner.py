@@ -174,7 +174,7 @@ class Simulation:
             for info in self.clusters:
                 if info.site != site.name:
                     continue
-                for name, nodes in info.node_types or ((info.accelerator, info.nodes),):
+                for name, nodes in info.type_blocks:
                     part = accelerator(name)
                     ledger.clusters.append(
                         ClusterPower(
@@ -197,7 +197,7 @@ class Simulation:
                 (info, name, nodes)
                 for info in self.clusters
                 if info.site == site.name
-                for name, nodes in info.node_types or ((info.accelerator, info.nodes),)
+                for name, nodes in info.type_blocks
             ]
             parked = nodes_to_park(
                 site.power.cap_mw,
@@ -221,13 +221,10 @@ class Simulation:
             prices[tenant.name] = functools.partial(self.pricing.spot_price, own)
         return prices
 
-    def _types_of(self, cluster: ClusterInfo) -> list[str]:
-        return [name for name, _ in cluster.node_types] or [cluster.accelerator]
-
     def _eligible(self, cluster: str | None, types: list[str] | None = None) -> tuple[int, ...]:
         """Clusters a workload may use: the one it names (or any) with a type it accepts."""
         scope = self.clusters if cluster is None else [self.clusters[self.cluster_index[cluster]]]
-        return tuple(c.index for c in scope if types is None or set(self._types_of(c)) & set(types))
+        return tuple(c.index for c in scope if types is None or set(c.types) & set(types))
 
     def _speeds(self, clusters: tuple[int, ...], types: list[str] | None) -> dict[str, float]:
         """Per accelerator type a job accepts (in order), its speed relative to the first.
@@ -235,7 +232,7 @@ class Simulation:
         Work is measured on the first accepted type (or the first cluster's
         first type if it names none); a job runs as fast as the dense TFLOP/s.
         """
-        present = [t for i in clusters for t in self._types_of(self.clusters[i])]
+        present = [t for i in clusters for t in self.clusters[i].types]
         accepted = [t for t in dict.fromkeys(types or present) if t in present]
         reference = types[0] if types else accepted[0]
         base = accelerator(reference).tflops_bf16_dense

@@ -36,6 +36,16 @@ class ClusterInfo:
     """For a cluster that mixes types: each type and its node count, in node order."""
 
     @property
+    def type_blocks(self) -> tuple[tuple[str, int], ...]:
+        """Its accelerator types and their node counts, in node order (one block if one type)."""
+        return self.node_types or ((self.accelerator, self.nodes),)
+
+    @property
+    def types(self) -> list[str]:
+        """Its accelerator types, in node order."""
+        return [name for name, _ in self.type_blocks]
+
+    @property
     def node_slice(self) -> slice:
         """The cluster's nodes as a slice of the inventory arrays."""
         return slice(self.first_node, self.first_node + self.nodes)
@@ -62,7 +72,7 @@ class Inventory:
                 raise ValueError(f"cluster {c.name!r}: node range is not contiguous")
             self.capacity[c.node_slice] = c.gpus_per_node
         self.node_cluster = np.repeat(np.arange(len(clusters)), [c.nodes for c in clusters])
-        blocks = [b for c in clusters for b in (c.node_types or ((c.accelerator, c.nodes),))]
+        blocks = [b for c in clusters for b in c.type_blocks]
         self.node_type = np.repeat(
             np.array([name for name, _ in blocks], dtype=object), [n for _, n in blocks]
         )

@@ -538,6 +538,15 @@ def sample_latency_s(
     return wait + service
 
 
+def log_interpolate(low: float, high: float, fraction: float) -> float:
+    """The point ``fraction`` of the way from ``low`` to ``high`` on a log scale (linear if
+    ``low`` is not positive or the bin is empty): where a quantile falls inside a log bin."""
+    if low <= 0.0 or high <= low:
+        return low + (high - low) * fraction
+    log_low = math.log(low)
+    return math.exp(log_low + (math.log(high) - log_low) * fraction)
+
+
 class LatencyHistogram:
     """A weighted latency distribution on fixed log-spaced bins, mergeable across epochs.
 
@@ -645,13 +654,6 @@ class LatencyHistogram:
         )
         return low, max(low, high)
 
-    @staticmethod
-    def _interpolate(low: float, high: float, fraction: float) -> float:
-        if low <= 0.0 or high <= low:
-            return low + (high - low) * fraction
-        log_low = math.log(low)
-        return math.exp(log_low + (math.log(high) - log_low) * fraction)
-
     def quantile(self, q: float) -> float | None:
         """Quantile ``q`` of the weighted latencies (ms); None when empty.
 
@@ -672,7 +674,7 @@ class LatencyHistogram:
         inside = float(self._weights[index])
         fraction = min(1.0, max(0.0, (target - before) / inside)) if inside > 0 else 1.0
         low, high = self._bin_bounds(index)
-        return min(self._max, max(self._min, self._interpolate(low, high, fraction)))
+        return min(self._max, max(self._min, log_interpolate(low, high, fraction)))
 
     def fraction_at_most(self, x_ms: float) -> float:
         """Share of the weight at or below ``x_ms`` (log-linear inside a bin); nan when empty.
