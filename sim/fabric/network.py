@@ -56,6 +56,7 @@ from sim.fabric.transport import (
     link_crossings,
     routing_args,
 )
+from sim.fabric.trunks import Trunked, factor
 from sim.workloads.inference import ServingNetwork, ServingSpec, serving_network
 from sim.workloads.training import TrainingPlan, TrainingSpec, training_plan
 
@@ -73,6 +74,7 @@ class _JobTraffic:
     serial: int
     plan: TrainingPlan
     incidence: sp.csr_matrix
+    paths: Trunked
     links: np.ndarray
     flow_of_subflow: np.ndarray
     ideal_rates_gbps: np.ndarray
@@ -141,6 +143,8 @@ class NetworkFabric:
         """Share of a link the low class keeps when both classes use it."""
         self.rate_limits_gbps = dict(rate_limits_gbps or {})
         """Per tenant, the rate each of its GPUs may send at (see :meth:`_shaped`)."""
+        self._shareable = (topo.link_src >= topo.n_hosts) & (topo.link_dst >= topo.n_hosts)
+        """Links sub-flows may share as a trunk: all but NIC links (:mod:`sim.fabric.trunks`)."""
         nic = topo.link_is_up & (topo.link_src < topo.n_hosts)
         self._nic_uplinks = np.full(topo.n_hosts, -1, dtype=np.int64)
         self._nic_uplinks[topo.link_src[nic]] = np.flatnonzero(nic)
@@ -209,16 +213,18 @@ class NetworkFabric:
             incidence = sp.csr_matrix((0, self.topology.n_links))
             flow_of_subflow = np.zeros(0, dtype=np.int64)
         ideal = plan.ideal_rates_gbps()
+        paths = factor(incidence, self._shareable)
         job = _JobTraffic(
             placement,
             next(self._serials),
             plan,
             incidence,
+            paths,
             np.flatnonzero(np.bincount(incidence.indices, minlength=incidence.shape[1])),
             flow_of_subflow,
             ideal,
             plan.iteration_s(ideal),
-            link_crossings(incidence, self.topology) if self.transport.backpressure else None,
+            link_crossings(paths, self.topology) if self.transport.backpressure else None,
         )
         self._jobs[placement.job_id] = job
         return job
@@ -372,16 +378,17 @@ class NetworkFabric:
     ) -> tuple[EpochSolution, np.ndarray]:
         """One traffic class's solution on these link capacities, and its load per link."""
         states = {job.placement.job_id: JobNetwork(1.0) for job in jobs}
-        incidence = sp.vstack([job.incidence for job in with_flows], format="csr")
+        paths = Trunked.stack([job.paths for job in with_flows])
         crossings = None
         if self.transport.backpressure:
             crossings = Crossings.stack(
                 [job.crossings for job in with_flows],
-                [job.incidence.shape[0] for job in with_flows],
+                [job.paths.shape[0] for job in with_flows],
+                [job.paths.n_trunks for job in with_flows],
             )
-        epoch = self.transport.allocate(incidence, crossings=crossings, capacity_gbps=capacity)
+        epoch = self.transport.allocate(paths, crossings=crossings, capacity_gbps=capacity)
         rates = epoch.rates_gbps
-        load = np.asarray(incidence.T @ rates).ravel()
+        load = paths.link_sum(rates)
         busy = load > 0
         pause = epoch.pause_fraction
         marking = epoch.marking if epoch.marking is not None else np.zeros(load.size)

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from sim.fabric.trunks import Trunked
+
 DEFAULT_RTOL = 1e-9
 """Relative tolerance within which bottleneck levels count as equal."""
 
@@ -117,27 +119,6 @@ def max_min_rates(
     return MaxMinProblem(matrix, validated=True).solve(capacity, weight, demand, rtol=rtol)
 
 
-def link_entries(
-    by_link: sp.csc_matrix, links: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The nonzeros of some columns (links) of a CSC matrix, column after column.
-
-    Costs in proportion to what is gathered, not to the whole matrix.
-
-    Args:
-        by_link: ``(n_flows, n_links)`` matrix in CSC form.
-        links: Column indices.
-
-    Returns:
-        ``(row, column, value)`` per gathered nonzero; ``column`` indexes ``links``.
-    """
-    counts = np.diff(by_link.indptr)[links]
-    firsts = np.repeat(by_link.indptr[links] - (np.cumsum(counts) - counts), counts)
-    entries = firsts + np.arange(firsts.size)
-    column = np.repeat(np.arange(links.size), counts)
-    return by_link.indices[entries].astype(np.int64), column, by_link.data[entries]
-
-
 class MaxMinProblem:
     """One routing, solved for many capacities and demands (the structure is built once).
 
@@ -151,29 +132,41 @@ class MaxMinProblem:
     left with none get their demand at once. Under back-pressure most flows
     are capped by pauses and most links drop out this way.
 
+    The routing may be factored into own links and shared trunks
+    (:class:`sim.fabric.trunks.Trunked`): a trunk's links then count the
+    summed weight of its unfrozen members, and a member's level is the least
+    of its own links' and its trunk's.
+
     Args:
-        incidence: ``(n_flows, n_links)`` sparse matrix, entries non-negative.
+        incidence: ``(n_flows, n_links)`` sparse matrix, entries non-negative,
+            or a :class:`~sim.fabric.trunks.Trunked` factoring of one.
         validated: The matrix is already a checked, canonical CSR (internal use).
     """
 
-    def __init__(self, incidence: sp.spmatrix | sp.sparray, *, validated: bool = False):
-        if validated:
-            matrix = incidence
+    def __init__(self, incidence: sp.spmatrix | sp.sparray | Trunked, *, validated: bool = False):
+        if isinstance(incidence, Trunked):
+            paths = incidence
+        elif validated:
+            paths = Trunked.of(incidence)
         else:
             n_links = incidence.shape[1]
             matrix, _, _, _ = _validate(incidence, np.zeros(n_links), None, None)
-        self.shape = matrix.shape
-        self._matrix = matrix
-        self._row = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-        self._unit = bool(np.all(matrix.data == 1.0))
-        self.by_link = matrix.tocsc()
-        """The incidence in CSC form (nonzeros link by link)."""
+            paths = Trunked.of(matrix)
+        self.paths = paths
+        """The routing as own links and trunks (no trunks for a plain matrix)."""
+        self.shape = paths.shape
+        self._unit = bool(np.all(paths.own.data == 1.0))
         # The links some flow crosses, and each nonzero's link among them.
-        crossed = np.zeros(matrix.shape[1], dtype=bool)
-        crossed[matrix.indices] = True
+        crossed = paths.crossed()
         self._used = np.flatnonzero(crossed)
-        self._link = (np.cumsum(crossed) - 1)[matrix.indices]
-        self._all_cross = bool(np.all(np.diff(matrix.indptr) > 0))
+        number = np.cumsum(crossed) - 1
+        self._link = number[paths.own.indices]
+        self._trunk_link = number[paths.trunks.indices]
+        self._all_cross = not bool(np.any(paths.crosses_nothing()))
+        self._nnz = paths.own.nnz + paths.trunks.nnz
+        self._count = np.bincount(paths.own.indices, minlength=self.shape[1]) + np.bincount(
+            paths.trunks.indices, minlength=self.shape[1]
+        )
 
     def solve(
         self,
@@ -213,28 +206,54 @@ class MaxMinProblem:
 
     def _working(self, capacity: np.ndarray, weight: np.ndarray, demand: np.ndarray) -> _Working:
         """The working set: the nonzeros of links that can fill, and their flows."""
-        matrix = self._matrix
+        paths = self.paths
         with np.errstate(invalid="ignore"):
-            most = np.asarray(matrix.T @ demand).ravel()
+            most = paths.link_sum(demand)
         binding = most > capacity
-        count = np.diff(self.by_link.indptr)
-        binding_nnz = int(count[binding].sum())
-        if binding_nnz >= 0.9 * matrix.nnz:
+        binding_nnz = int(self._count[binding].sum())
+        own, trunks = paths.own, paths.trunks
+        if binding_nnz >= 0.9 * self._nnz:
             # Nearly all links can fill: keep every nonzero (the others never fill).
-            links, flow, link, coef = self._used, self._row, self._link, matrix.data
+            links = self._used
+            flow, link, coef = paths.own_row, self._link, own.data
+            trunk, trunk_link, trunk_coef = paths.trunk_row, self._trunk_link, trunks.data
             if self._all_cross:
                 ids = np.arange(self.shape[0])
-                return _Working(flow, link, coef, self._unit, capacity[links], weight, demand, ids)
+                return _Working(
+                    (flow, link, coef),
+                    (trunk, trunk_link, trunk_coef),
+                    paths.slot,
+                    paths.n_trunks,
+                    self._unit,
+                    capacity[links],
+                    weight,
+                    demand,
+                    ids,
+                )
         else:
             # Gather the nonzeros of the links that can fill, link by link.
             links = np.flatnonzero(binding)
-            flow, link, coef = link_entries(self.by_link, links)
+            flow, link, coef, trunk, trunk_link, trunk_coef = paths.link_entries(links)
         crossing = np.zeros(self.shape[0], dtype=bool)
         crossing[flow] = True
+        hit = np.zeros(paths.n_trunks + 1, dtype=bool)
+        hit[trunk] = True
+        crossing |= hit[paths.slot]
         ids = np.flatnonzero(crossing)
         flow = (np.cumsum(crossing) - 1)[flow]
+        # Trunks renumbered among those hit; a flow whose trunk was not hit has none.
+        trunk_number = np.append(np.cumsum(hit[:-1]) - 1, np.count_nonzero(hit[:-1]))
+        trunk_number[:-1][~hit[:-1]] = trunk_number[-1]
         return _Working(
-            flow, link, coef, self._unit, capacity[links], weight[ids], demand[ids], ids
+            (flow, link, coef),
+            (trunk_number[trunk], trunk_link, trunk_coef),
+            trunk_number[paths.slot[ids]],
+            int(trunk_number[-1]),
+            self._unit,
+            capacity[links],
+            weight[ids],
+            demand[ids],
+            ids,
         )
 
 
@@ -244,24 +263,32 @@ class _Working:
     The nonzeros are three parallel arrays (``e_flow``, ``e_link``,
     ``e_coef``), in any order, with flows and links renumbered from 0; per-link
     and per-flow sums and minima are unbuffered ufunc reductions over them
-    (``bincount`` and ``minimum.at``), so nothing needs sorting. Compaction
-    drops the nonzeros of frozen flows and renumbers the rest; ``ids`` maps
-    working flow numbers back to the caller's. ``residual`` is each link's
-    capacity minus the load of frozen flows.
+    (``bincount`` and ``minimum.at``), so nothing needs sorting. Trunk nonzeros
+    are three more (``t_trunk``, ``t_link``, ``t_coef``), and ``slot`` gives
+    each flow's trunk (``n_trunks`` for none, a trunk with no nonzeros).
+    Compaction drops the nonzeros of frozen flows and of trunks left with no
+    unfrozen member, and renumbers the rest; ``ids`` maps working flow numbers
+    back to the caller's. ``residual`` is each link's capacity minus the load
+    of frozen flows.
     """
 
     def __init__(
         self,
-        e_flow: np.ndarray,
-        e_link: np.ndarray,
-        e_coef: np.ndarray,
+        entries: tuple[np.ndarray, np.ndarray, np.ndarray],
+        trunk_entries: tuple[np.ndarray, np.ndarray, np.ndarray],
+        slot: np.ndarray,
+        n_trunks: int,
         unit: bool,
         capacity: np.ndarray,
         weight: np.ndarray,
         demand: np.ndarray,
         ids: np.ndarray,
     ) -> None:
-        self.e_flow, self.e_link, self.e_coef, self.unit = e_flow, e_link, e_coef, unit
+        self.e_flow, self.e_link, self.e_coef = entries
+        self.t_trunk, self.t_link, self.t_coef = trunk_entries
+        self.slot = slot
+        self.n_trunks = n_trunks
+        self.unit = unit
         self.n_links = capacity.size
         self.residual = capacity.copy()
         self.finite = np.isfinite(capacity)
@@ -273,7 +300,7 @@ class _Working:
         self.unit_weight = bool(np.all(weight == 1.0))
 
     def compact(self) -> None:
-        """Drop frozen flows and their nonzeros."""
+        """Drop frozen flows and their nonzeros, and trunks with no unfrozen member."""
         keep = self.active
         new_number = np.cumsum(keep) - 1
         kept_entry = keep[self.e_flow]
@@ -281,6 +308,21 @@ class _Working:
         self.e_link = self.e_link[kept_entry]
         if not self.unit:
             self.e_coef = self.e_coef[kept_entry]
+        if self.t_trunk.size:
+            alive = np.zeros(self.n_trunks + 1, dtype=bool)
+            alive[self.slot[keep]] = True
+            alive[-1] = False
+            n_alive = int(np.count_nonzero(alive))
+            trunk_number = np.append(np.cumsum(alive[:-1]) - 1, n_alive)
+            trunk_number[:-1][~alive[:-1]] = n_alive
+            kept_trunk = alive[self.t_trunk]
+            self.t_trunk = trunk_number[self.t_trunk[kept_trunk]]
+            self.t_link = self.t_link[kept_trunk]
+            self.t_coef = self.t_coef[kept_trunk]
+            self.slot = trunk_number[self.slot[keep]]
+            self.n_trunks = n_alive
+        else:
+            self.slot = self.slot[keep]
         self.ids = self.ids[keep]
         self.weight = self.weight[keep]
         self.demand = self.demand[keep]
@@ -291,6 +333,42 @@ class _Working:
         """A per-flow value on each of the flow's nonzeros, times the nonzero's share."""
         spread = per_flow[self.e_flow]
         return spread if self.unit else spread * self.e_coef
+
+    def _link_sum(self, per_flow: np.ndarray | None) -> np.ndarray:
+        """Per link, the sum of share times ``per_flow`` (1 for every flow if None)."""
+        if per_flow is None:
+            total = np.bincount(self.e_link, minlength=self.n_links).astype(np.float64)
+            per_flow = np.ones(self.slot.size)
+        else:
+            total = np.bincount(
+                self.e_link, weights=self._per_entry(per_flow), minlength=self.n_links
+            )
+        if self.t_trunk.size:
+            per_trunk = np.bincount(self.slot, weights=per_flow, minlength=self.n_trunks + 1)
+            total = total + np.bincount(
+                self.t_link, weights=per_trunk[self.t_trunk] * self.t_coef, minlength=self.n_links
+            )
+        return total
+
+    def _flow_min(self, per_link: np.ndarray) -> np.ndarray:
+        """Per flow, the least of ``per_link`` over its links."""
+        least = np.full(self.slot.size, np.inf)
+        np.minimum.at(least, self.e_flow, per_link[self.e_link])
+        if self.t_trunk.size:
+            per_trunk = np.full(self.n_trunks + 1, np.inf)
+            np.minimum.at(per_trunk, self.t_trunk, per_link[self.t_link])
+            np.minimum(least, per_trunk[self.slot], out=least)
+        return least
+
+    def _link_min(self, per_flow: np.ndarray) -> np.ndarray:
+        """Per link, the least of ``per_flow`` over the flows crossing it."""
+        least = np.full(self.n_links, np.inf)
+        np.minimum.at(least, self.e_link, per_flow[self.e_flow])
+        if self.t_trunk.size:
+            per_trunk = np.full(self.n_trunks + 1, np.inf)
+            np.minimum.at(per_trunk, self.slot, per_flow)
+            np.minimum.at(least, self.t_link, per_trunk[self.t_trunk])
+        return least
 
     def round(self, rates: np.ndarray, rtol: float) -> None:
         """Freeze every flow whose bottleneck level is already final.
@@ -303,25 +381,23 @@ class _Working:
         active, e_flow, e_link = self.active, self.e_flow, self.e_link
         n_flows = active.size
         if self.all_active and self.unit and self.unit_weight:
-            weight_sum = np.bincount(e_link, minlength=self.n_links).astype(np.float64)
+            weight_sum = self._link_sum(None)
         else:
-            weight_sum = np.bincount(
-                e_link,
-                weights=self._per_entry(np.where(active, self.weight, 0.0)),
-                minlength=self.n_links,
-            )
+            weight_sum = self._link_sum(np.where(active, self.weight, 0.0))
         live = (weight_sum > 0) & self.finite
         level = np.full(self.n_links, np.inf)
         link_level = np.divide(np.maximum(self.residual, 0.0), weight_sum, out=level, where=live)
-        flow_level = np.full(n_flows, np.inf)
-        np.minimum.at(flow_level, e_flow, link_level[e_link])
+        flow_level = self._flow_min(link_level)
         demand_level = self.demand / self.weight
         bound = np.where(active, np.minimum(flow_level, demand_level), np.inf)
-        link_bound = np.full(self.n_links, np.inf)
-        np.minimum.at(link_bound, e_link, bound[e_flow])
+        link_bound = self._link_min(bound)
         final = live & (link_level <= link_bound * (1.0 + rtol))
         at_link = np.zeros(n_flows, dtype=bool)
         at_link[e_flow[final[e_link]]] = True
+        if self.t_trunk.size:
+            trunk_final = np.zeros(self.n_trunks + 1, dtype=bool)
+            trunk_final[self.t_trunk[final[self.t_link]]] = True
+            at_link |= trunk_final[self.slot]
         at_link &= active
         at_demand = active & (demand_level <= flow_level * (1.0 + rtol))
         unlimited = active & np.isinf(bound)
@@ -329,9 +405,7 @@ class _Working:
         newly_rates = np.where(newly, np.minimum(self.weight * flow_level, self.demand), 0.0)
         rates[self.ids[newly]] = newly_rates[newly]
         rates[self.ids[unlimited]] = np.inf
-        self.residual -= np.bincount(
-            e_link, weights=self._per_entry(newly_rates), minlength=self.n_links
-        )
+        self.residual -= self._link_sum(newly_rates)
         self.active = active & ~(newly | unlimited)
         self.all_active = False
 

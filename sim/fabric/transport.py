@@ -39,8 +39,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from sim.fabric.dcqcn import DcqcnParams, fixed_point, marking_probability, simulate
-from sim.fabric.solver import MaxMinProblem, link_entries, max_min_rates
+from sim.fabric.solver import MaxMinProblem, max_min_rates
 from sim.fabric.topology import Topology
+from sim.fabric.trunks import Trunked
 
 __all__ = [
     "NVLINK_GBPS",
@@ -96,13 +97,6 @@ def routing_args(transport: Any, topology: Topology, sizes: np.ndarray) -> dict[
 # --------------------------------------------------------------------------- allocations
 
 
-def _least_share(row: np.ndarray, share: np.ndarray, n_rows: int) -> np.ndarray:
-    """Per row, the smallest ``share`` (at most 1) of its entries; 1 for rows with none."""
-    least = np.ones(n_rows)
-    np.minimum.at(least, row, share)
-    return least
-
-
 def _pattern(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """The matrix with every stored entry set to 1 (which links each flow crosses)."""
     binary = matrix.copy()
@@ -129,38 +123,41 @@ def _previous_links(incidence: sp.csr_matrix, stage: np.ndarray) -> np.ndarray:
 
 
 def line_rate_arrivals(
-    incidence: sp.csr_matrix,
+    incidence: sp.csr_matrix | Trunked,
     capacity_gbps: np.ndarray,
     demand_gbps: np.ndarray,
     stage: np.ndarray,
-    by_link: sp.csc_matrix | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What line-rate senders push into each stage when ports forward in proportion.
 
     Stages are visited in path order; an overloaded port forwards each input
-    in proportion to what arrives, up to its capacity. ``by_link`` is the
-    incidence in CSC form, if the caller has it.
+    in proportion to what arrives, up to its capacity.
 
     Returns:
         ``(arriving, forwarded, offered)``: ``arriving[k, f]`` is sub-flow
         ``f``'s rate arriving at path stage ``k``, ``forwarded`` its rate past
         the last stage, and ``offered[l]`` what arrives at link ``l``.
     """
+    paths = Trunked.of(incidence)
     stages = int(stage.max()) + 1 if stage.size else 0
     arriving = np.zeros((stages, demand_gbps.size))
     offered = np.zeros(capacity_gbps.shape)
     rates = demand_gbps.astype(np.float64).copy()
-    by_link = incidence.tocsc() if by_link is None else by_link
-    crossed = np.diff(by_link.indptr) > 0
+    crossed = paths.crossed()
     for k in range(stages):
         arriving[k] = rates
         links = np.flatnonzero(crossed & (stage == k))
-        row, column, share = link_entries(by_link, links)
+        row, column, share, trunk, trunk_column, trunk_share = paths.link_entries(links)
         load = np.bincount(column, weights=share * rates[row], minlength=links.size)
+        if trunk.size:
+            per_trunk = paths.trunk_sum(rates)[trunk]
+            load = load + np.bincount(
+                trunk_column, weights=trunk_share * per_trunk, minlength=links.size
+            )
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(load > capacity_gbps[links], capacity_gbps[links] / load, 1.0)
         offered[links] = load
-        rates *= _least_share(row, scale[column], rates.size)
+        rates *= paths.row_min(row, scale[column], trunk, scale[trunk_column], initial=1.0)
     return arriving, rates, offered
 
 
@@ -190,7 +187,7 @@ class BackPressure:
 
 @dataclass(frozen=True)
 class _Chains:
-    """Which sub-flow crosses which adjacent link pair.
+    """Which sub-flow (or trunk) crosses which adjacent link pair.
 
     Attributes:
         flow: Per crossing, the sub-flow.
@@ -198,6 +195,8 @@ class _Chains:
         stage_u: Per crossing, the path stage of the pair's upstream link.
         pair_u: Per pair, the upstream link (pairs sorted by ``(l, u)``).
         pair_l: Per pair, the downstream link.
+        trunk, trunk_pair, trunk_stage_u: The same for pairs inside a trunk,
+            crossed by every member of the trunk.
     """
 
     flow: np.ndarray
@@ -205,26 +204,50 @@ class _Chains:
     stage_u: np.ndarray
     pair_u: np.ndarray
     pair_l: np.ndarray
+    trunk: np.ndarray
+    trunk_pair: np.ndarray
+    trunk_stage_u: np.ndarray
 
     @property
     def n_pairs(self) -> int:
         """Number of distinct link pairs."""
         return self.pair_u.size
 
-    def carried(self, per_flow: np.ndarray) -> np.ndarray:
-        """Per pair, the sum of ``per_flow`` over the sub-flows crossing both links."""
-        return np.bincount(self.pair, weights=per_flow[self.flow], minlength=self.n_pairs)
+    def carried(self, per_flow: np.ndarray, per_trunk: np.ndarray) -> np.ndarray:
+        """Per pair, the sum of ``per_flow`` over the sub-flows crossing both links.
 
-    def offered(self, arriving: np.ndarray) -> np.ndarray:
-        """Per pair, what its sub-flows offer the upstream link (``arriving[stage, flow]``)."""
-        return np.bincount(
+        ``per_trunk`` is the sum of ``per_flow`` over each trunk's members.
+        """
+        out = np.bincount(self.pair, weights=per_flow[self.flow], minlength=self.n_pairs)
+        if self.trunk.size:
+            out = out + np.bincount(
+                self.trunk_pair, weights=per_trunk[self.trunk], minlength=self.n_pairs
+            )
+        return out
+
+    def offered(self, arriving: np.ndarray, arriving_by_trunk: np.ndarray) -> np.ndarray:
+        """Per pair, what its sub-flows offer the upstream link (``arriving[stage, flow]``).
+
+        ``arriving_by_trunk[stage, trunk]`` sums ``arriving`` over each trunk's members.
+        """
+        out = np.bincount(
             self.pair, weights=arriving[self.stage_u, self.flow], minlength=self.n_pairs
         )
+        if self.trunk.size:
+            out = out + np.bincount(
+                self.trunk_pair,
+                weights=arriving_by_trunk[self.trunk_stage_u, self.trunk],
+                minlength=self.n_pairs,
+            )
+        return out
 
 
 @dataclass(frozen=True)
 class Crossings:
     """Which sub-flow crosses which adjacent link pair, the pairs numbered by the topology.
+
+    Pairs inside a trunk (see :mod:`sim.fabric.trunks`) are listed once per
+    trunk, not once per member.
 
     Attributes:
         flow: Per crossing, the sub-flow (row of the incidence matrix).
@@ -232,60 +255,108 @@ class Crossings:
         pair: Per crossing, the index of its pair in ``numbers``.
         numbers: The distinct pairs crossed, as sorted topology-wide pair
             numbers (see :func:`_pair_numbers`).
+        trunk, trunk_upstream, trunk_pair: The crossings inside trunks: the
+            trunk, the link ``u`` and the pair's index in ``numbers``.
     """
 
     flow: np.ndarray
     upstream: np.ndarray
     pair: np.ndarray
     numbers: np.ndarray
+    trunk: np.ndarray
+    trunk_upstream: np.ndarray
+    trunk_pair: np.ndarray
 
     @staticmethod
-    def stack(parts: list[Crossings], rows: list[int]) -> Crossings:
-        """The crossings of incidence matrices stacked in order, ``rows[i]`` rows each.
+    def stack(parts: list[Crossings], rows: list[int], trunks: list[int]) -> Crossings:
+        """The crossings of incidence matrices stacked in order.
 
-        Each part's pairs are already numbered, so only the parts' distinct
-        pairs are merged, not every crossing.
+        Part ``i`` has ``rows[i]`` sub-flows and ``trunks[i]`` trunks. Each
+        part's pairs are already numbered, so only the parts' distinct pairs
+        are merged, not every crossing.
         """
         if len(parts) == 1:
             return parts[0]
         offsets = np.cumsum([0, *rows[:-1]])
+        trunk_offsets = np.cumsum([0, *trunks[:-1]])
         # Merge the parts' sorted numbers (a stable sort merges sorted runs).
         merged = np.sort(np.concatenate([p.numbers for p in parts]), kind="stable")
         numbers = merged[np.concatenate([[True], merged[1:] != merged[:-1]])]
+        renumbered = [np.searchsorted(numbers, p.numbers) for p in parts]
         return Crossings(
             np.concatenate([p.flow + o for p, o in zip(parts, offsets, strict=True)]),
             np.concatenate([p.upstream for p in parts]),
-            np.concatenate([np.searchsorted(numbers, p.numbers)[p.pair] for p in parts]),
+            np.concatenate([r[p.pair] for p, r in zip(parts, renumbered, strict=True)]),
             numbers,
+            np.concatenate([p.trunk + o for p, o in zip(parts, trunk_offsets, strict=True)]),
+            np.concatenate([p.trunk_upstream for p in parts]),
+            np.concatenate([r[p.trunk_pair] for p, r in zip(parts, renumbered, strict=True)]),
         )
 
 
-def link_crossings(incidence: sp.csr_matrix, topology: Topology) -> Crossings:
+def _meet(
+    up_owner: np.ndarray,
+    up_link: np.ndarray,
+    down_owner: np.ndarray,
+    down_link: np.ndarray,
+    topology: Topology,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of entries of one owner whose links meet: ``up`` enters the node ``down`` leaves.
+
+    A join on (owner, node) without any link-by-link product; U-turns (a link
+    and its reverse) are left out.
+
+    Returns:
+        ``(up, down)``: per pair found, the index of its upstream and of its
+        downstream entry.
+    """
+    n_nodes = topology.n_nodes
+    ends = up_owner * n_nodes + topology.link_dst[up_link]  # (owner, node a link enters)
+    starts = down_owner * n_nodes + topology.link_src[down_link]  # (owner, node a link leaves)
+    by_end = np.argsort(ends, kind="stable")
+    sorted_ends = ends[by_end]
+    first = np.searchsorted(sorted_ends, starts, side="left")
+    count = np.searchsorted(sorted_ends, starts, side="right") - first
+    down = np.repeat(np.arange(down_link.size), count)
+    offset = np.arange(down.size) - np.repeat(np.cumsum(count) - count, count)
+    up = by_end[np.repeat(first, count) + offset]
+    keep = topology.reverse_link[up_link[up]] != down_link[down]
+    return up[keep], down[keep]
+
+
+def link_crossings(incidence: sp.csr_matrix | Trunked, topology: Topology) -> Crossings:
     """Every sub-flow's adjacent link pairs: ``u`` feeds ``l`` and the sub-flow crosses both.
 
     A sub-flow on one path crosses the consecutive links of its path; a
     sprayed one (adaptive routing) every pair of its links that meet at a
     switch. Found by joining each sub-flow's links on the node where one ends
     and the next begins, without forming any link-by-link product, and
-    numbered from the topology. They depend on the routes alone, so a caller
-    may keep them per job.
+    numbered from the topology. Pairs of a trunk's own links are found once
+    per trunk; pairs joining a sub-flow's own links to its trunk's are its
+    own. They depend on the routes alone, so a caller may keep them per job.
     """
-    coo = incidence.tocoo()
-    flow = coo.row.astype(np.int64)
-    link = coo.col.astype(np.int64)
-    n_nodes = topology.n_nodes
-    ends = flow * n_nodes + topology.link_dst[link]  # (sub-flow, node a link enters)
-    starts = flow * n_nodes + topology.link_src[link]  # (sub-flow, node a link leaves)
-    by_end = np.argsort(ends, kind="stable")
-    sorted_ends = ends[by_end]
-    first = np.searchsorted(sorted_ends, starts, side="left")
-    count = np.searchsorted(sorted_ends, starts, side="right") - first
-    downstream = np.repeat(np.arange(link.size), count)
-    offset = np.arange(downstream.size) - np.repeat(np.cumsum(count) - count, count)
-    upstream = by_end[np.repeat(first, count) + offset]
-    u, l_ = link[upstream], link[downstream]
-    keep = topology.reverse_link[u] != l_
-    u, l_ = u[keep], l_[keep]
+    paths = Trunked.of(incidence)
+    flow, link = paths.own_row, paths.own.indices.astype(np.int64)
+    trunk, trunk_link = paths.trunk_row, paths.trunks.indices.astype(np.int64)
+    up, down = _meet(flow, link, flow, link, topology)
+    flows, us, ls = [flow[down]], [link[up]], [link[down]]
+    trunk_u = trunk_l = trunk_of = np.zeros(0, dtype=np.int64)
+    if paths.n_trunks:
+        member = np.flatnonzero(paths.trunk_of[flow] >= 0)  # own entries of trunk members
+        owner = paths.trunk_of[flow[member]]
+        # Into the trunk (a NIC link feeding the trunk's first links) and out of it.
+        up, down = _meet(owner, link[member], trunk, trunk_link, topology)
+        flows.append(flow[member[up]])
+        us.append(link[member[up]])
+        ls.append(trunk_link[down])
+        up, down = _meet(trunk, trunk_link, owner, link[member], topology)
+        flows.append(flow[member[down]])
+        us.append(trunk_link[up])
+        ls.append(link[member[down]])
+        up, down = _meet(trunk, trunk_link, trunk, trunk_link, topology)
+        trunk_of, trunk_u, trunk_l = trunk[down], trunk_link[up], trunk_link[down]
+    u = np.concatenate([*us, trunk_u])
+    l_ = np.concatenate([*ls, trunk_l])
     _, _, in_position, pair_base, possible = _pair_numbers(topology)
     numbered = pair_base[l_] + in_position[u]
     if numbered.size * 16 < possible:  # few crossings: sorting them beats a pass over all pairs
@@ -294,7 +365,17 @@ def link_crossings(incidence: sp.csr_matrix, topology: Topology) -> Crossings:
         crossed = np.bincount(numbered, minlength=possible) > 0
         pair = (np.cumsum(crossed) - 1)[numbered]
         numbers = np.flatnonzero(crossed)
-    return Crossings(flow[downstream][keep], u, pair.astype(np.int64), numbers)
+    pair = pair.astype(np.int64)
+    n_own = u.size - trunk_u.size
+    return Crossings(
+        np.concatenate(flows),
+        u[:n_own],
+        pair[:n_own],
+        numbers,
+        trunk_of,
+        trunk_u,
+        pair[n_own:],
+    )
 
 
 _PAIR_NUMBERS: dict[int, tuple[Topology, tuple[np.ndarray, ...]]] = {}
@@ -330,7 +411,7 @@ def _pair_numbers(topology: Topology) -> tuple[Any, ...]:
 
 
 def upstream_chains(
-    incidence: sp.csr_matrix,
+    incidence: sp.csr_matrix | Trunked,
     stage: np.ndarray,
     topology: Topology,
     crossings: Crossings | None = None,
@@ -342,11 +423,20 @@ def upstream_chains(
     present = crossings.numbers
     pair_l = np.searchsorted(pair_base, present, side="right") - 1
     pair_u = in_order[in_first[topology.link_src[pair_l]] + present - pair_base[pair_l]]
-    return _Chains(crossings.flow, crossings.pair, stage[crossings.upstream], pair_u, pair_l)
+    return _Chains(
+        crossings.flow,
+        crossings.pair,
+        stage[crossings.upstream],
+        pair_u,
+        pair_l,
+        crossings.trunk,
+        crossings.trunk_pair,
+        stage[crossings.trunk_upstream],
+    )
 
 
 def backpressure_rates(
-    incidence: sp.csr_matrix,
+    incidence: sp.csr_matrix | Trunked,
     capacity_gbps: np.ndarray,
     demand_gbps: np.ndarray,
     stage: np.ndarray,
@@ -363,7 +453,8 @@ def backpressure_rates(
     pause spreads on towards the senders.
 
     Args:
-        incidence: Active sub-flows × links.
+        incidence: Active sub-flows × links, or its factoring into own links
+            and trunks (:class:`~sim.fabric.trunks.Trunked`).
         capacity_gbps: Link capacities.
         demand_gbps: What each sub-flow would send at line rate.
         stage: Path stage of every link (see :func:`link_stage`).
@@ -375,16 +466,13 @@ def backpressure_rates(
         The rates, the pauses and which ports hold full queues.
     """
     # Pairs (u, l): link u feeds link l directly and some sub-flow crosses both.
-    chains = upstream_chains(incidence, stage, topology, crossings)
+    paths = Trunked.of(incidence)
+    chains = upstream_chains(paths, stage, topology, crossings)
     # Work on the links the sub-flows cross only, numbered from 0.
-    crossed = np.zeros(capacity_gbps.size, dtype=bool)
-    crossed[incidence.indices] = True
+    crossed = paths.crossed()
     used = np.flatnonzero(crossed)
     number = np.cumsum(crossed) - 1
-    local = sp.csr_matrix(
-        (incidence.data, number[incidence.indices], incidence.indptr),
-        shape=(incidence.shape[0], used.size),
-    )
+    local = paths.with_columns(number, used.size)
     chains = dataclasses.replace(chains, pair_u=number[chains.pair_u], pair_l=number[chains.pair_l])
     state = _lossless_fixed_point(local, capacity_gbps[used], demand_gbps, stage[used], chains)
 
@@ -405,7 +493,7 @@ def backpressure_rates(
 
 
 def _lossless_fixed_point(
-    incidence: sp.csr_matrix,
+    paths: Trunked,
     capacity_gbps: np.ndarray,
     demand_gbps: np.ndarray,
     stage: np.ndarray,
@@ -416,26 +504,25 @@ def _lossless_fixed_point(
     pause = np.zeros(capacity_gbps.shape)
     drain = np.full(capacity_gbps.shape, np.inf)
     effective = capacity_gbps.astype(np.float64).copy()
-    problem = MaxMinProblem(incidence)
-    arriving, _, offered_link = line_rate_arrivals(
-        incidence, capacity_gbps, demand_gbps, stage, problem.by_link
-    )
-    offered_pair = chains.offered(arriving)
+    problem = MaxMinProblem(paths)
+    arriving, _, offered_link = line_rate_arrivals(paths, capacity_gbps, demand_gbps, stage)
+    by_trunk = np.stack([paths.trunk_sum(rates) for rates in arriving]) if paths.n_trunks else None
+    offered_pair = chains.offered(arriving, by_trunk)
     # What each sub-flow keeps of its line rate: 1 - pause on its most paused link.
-    kept = np.ones(incidence.shape[0])
+    kept = np.ones(paths.shape[0])
     rates = problem.solve(effective, demand_gbps=demand_gbps)
     # Pauses spread one hop per round, and a path has at most ``stages`` hops:
     # ``stages + 2`` rounds carry a pause from the last hop back to the senders
     # and settle it once more. Later rounds move pauses by about 1e-2 (rates
     # by 1e-3 on average) at cluster scale, at the price of a max-min solve each.
     for _ in range(int(stage.max()) + 3 if stage.size else 3):
-        load = incidence.T @ rates
+        load = paths.link_sum(rates)
         overflowing = (load >= effective * (1 - 1e-6)) & (offered_link > load * (1 + 1e-6))
         keep = overflowing[pair_l]
         if not keep.any():
             break
         u = pair_u[keep]
-        served = chains.carried(rates)[keep]
+        served = chains.carried(rates, paths.trunk_sum(rates))[keep]
         offered = offered_pair[keep]
         with np.errstate(divide="ignore", invalid="ignore"):
             paused = np.clip(np.where(offered > 0, 1.0 - served / offered, 0.0), 0.0, 1.0)
@@ -447,8 +534,13 @@ def _lossless_fixed_point(
             break
         # Pauses only grow, so only the sub-flows on links paused more lose more.
         grown = np.flatnonzero(new_pause > pause)
-        row, column, _ = link_entries(problem.by_link, grown)
-        np.minimum.at(kept, row, 1.0 - new_pause[grown][column])
+        row, column, _, trunk, trunk_column, _ = paths.link_entries(grown)
+        left = 1.0 - new_pause[grown]
+        np.minimum(
+            kept,
+            paths.row_min(row, left[column], trunk, left[trunk_column], initial=1.0),
+            out=kept,
+        )
         pause = new_pause
         # A paused link's ingress queue is one FIFO: while it waits for the
         # congested port, every flow in it waits too (head-of-line blocking),
@@ -457,7 +549,7 @@ def _lossless_fixed_point(
         np.maximum.at(floor, u, served)
         effective = np.maximum(capacity_gbps * (1.0 - pause), floor)
         rates = problem.solve(capacity_gbps, demand_gbps=demand_gbps * kept)
-    load = incidence.T @ rates
+    load = paths.link_sum(rates)
     full = (load >= effective * (1 - 1e-6)) & (offered_link > load * (1 + 1e-6))
     return BackPressure(
         rates_gbps=rates,
@@ -598,14 +690,14 @@ class Transport:
             self._dcqcn_params[capacity_gbps] = params
         return params
 
-    def demand(self, incidence: sp.csr_matrix) -> np.ndarray:
+    def demand(self, incidence: sp.csr_matrix | Trunked) -> np.ndarray:
         """Line-rate demand of each sub-flow: its NIC, or NVLink inside a server."""
-        local = np.diff(incidence.indptr) == 0
+        local = Trunked.of(incidence).crosses_nothing()
         return np.where(local, NVLINK_GBPS, self.nic_gbps)
 
     def allocate(
         self,
-        incidence: sp.csr_matrix,
+        incidence: sp.csr_matrix | Trunked,
         demand: np.ndarray | None = None,
         fresh: np.ndarray | None = None,
         crossings: Crossings | None = None,
@@ -615,7 +707,8 @@ class Transport:
 
         Args:
             incidence: Sub-flows × links (CSR), each entry the share of the
-                sub-flow routed over the link.
+                sub-flow routed over the link, or its factoring into own links
+                and trunks (:class:`~sim.fabric.trunks.Trunked`).
             demand: Line-rate demand per sub-flow (default :meth:`demand`).
             fresh: Which sub-flows start now at line rate (a burst); none if
                 omitted, i.e. the steady state.
@@ -632,10 +725,15 @@ class Transport:
         transport = self.transport
         kind = transport.kind
         if kind == "ideal":
-            rates = max_min_rates(incidence, capacity, demand_gbps=demand)
+            if isinstance(incidence, Trunked):
+                rates = MaxMinProblem(incidence).solve(capacity, demand_gbps=demand)
+            else:
+                rates = max_min_rates(incidence, capacity, demand_gbps=demand)
             return Epoch(rates, zero_links, zero_flows, zero_links, zero_links, zero_links)
         if self.backpressure:
             return self._backpressure(incidence, demand, crossings, capacity)
+        if isinstance(incidence, Trunked):
+            incidence = incidence.tocsr()
         if transport.cc == "none":
             _, rates, offered = line_rate_arrivals(incidence, capacity, demand, self.stage)
             # Drop-tail: an overloaded port's buffer stays full.
@@ -657,7 +755,7 @@ class Transport:
 
     def _backpressure(
         self,
-        incidence: sp.csr_matrix,
+        incidence: sp.csr_matrix | Trunked,
         demand: np.ndarray,
         crossings: Crossings | None,
         capacity: np.ndarray,

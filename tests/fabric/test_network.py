@@ -142,6 +142,7 @@ def test_jobs_that_share_no_link_are_solved_apart_and_exactly():
 
 def test_link_pairs_kept_per_job_stack_into_those_of_the_group():
     from sim.fabric.transport import Crossings, link_crossings, upstream_chains
+    from sim.fabric.trunks import Trunked
 
     fabric = network({"kind": "infiniband", "adaptive_routing": True})
     jobs = [
@@ -150,13 +151,44 @@ def test_link_pairs_kept_per_job_stack_into_those_of_the_group():
     ]
     fabric.solve(jobs)
     parts = [fabric._jobs[j.job_id] for j in jobs]
+    # The first job's sprayed routes share trunks; the second's are too few to factor.
+    assert [p.paths.n_trunks > 0 for p in parts] == [True, False]
     topology = fabric.topology
+    paths = Trunked.stack([p.paths for p in parts])
+    kept = Crossings.stack(
+        [p.crossings for p in parts],
+        [p.paths.shape[0] for p in parts],
+        [p.paths.n_trunks for p in parts],
+    )
+    found = link_crossings(paths, topology)
+    assert np.array_equal(kept.numbers, found.numbers)
+    for who, upstream, pair in (
+        ("flow", "upstream", "pair"),
+        ("trunk", "trunk_upstream", "trunk_pair"),
+    ):
+        a, b = (
+            np.unique(
+                np.column_stack([getattr(c, who), getattr(c, upstream), getattr(c, pair)]), axis=0
+            )
+            for c in (kept, found)
+        )
+        assert np.array_equal(a, b) and len(a) == getattr(kept, who).size, who
+    # Trunk crossings, spread over the trunks' members, are the whole matrix's crossings.
     stacked = sp.vstack([p.incidence for p in parts], format="csr")
-    kept = Crossings.stack([p.crossings for p in parts], [p.incidence.shape[0] for p in parts])
-    found = link_crossings(stacked, topology)
-    for name in ("flow", "upstream", "pair", "numbers"):
-        assert np.array_equal(getattr(kept, name), getattr(found, name)), name
-    chains = upstream_chains(stacked, fabric.transport.stage, topology, kept)
+    whole = link_crossings(stacked, topology)
+    assert whole.trunk.size == 0
+    members = [np.flatnonzero(paths.trunk_of == t) for t in kept.trunk]
+    spread = np.concatenate(
+        [np.column_stack([kept.flow, kept.numbers[kept.pair]])]
+        + [
+            np.column_stack([m, np.full(m.size, kept.numbers[p])])
+            for m, p in zip(members, kept.trunk_pair, strict=True)
+        ]
+    )
+    expected = np.column_stack([whole.flow, whole.numbers[whole.pair]])
+    assert np.array_equal(np.unique(spread, axis=0), np.unique(expected, axis=0))
+    assert len(spread) == len(expected)
+    chains = upstream_chains(stacked, fabric.transport.stage, topology, whole)
     # Each pair is a link feeding the next, crossed by the flow, never a U-turn.
     assert np.all(topology.link_dst[chains.pair_u] == topology.link_src[chains.pair_l])
     assert np.all(topology.reverse_link[chains.pair_u] != chains.pair_l)
