@@ -213,7 +213,12 @@ class NetworkFabric:
             incidence = sp.csr_matrix((0, self.topology.n_links))
             flow_of_subflow = np.zeros(0, dtype=np.int64)
         ideal = plan.ideal_rates_gbps()
-        paths = factor(incidence, self._shareable)
+        # Sprayed routes share trunks (one per leaf pair); single paths rarely coincide.
+        paths = (
+            factor(incidence, self._shareable)
+            if self._routing["mode"] == "spray"
+            else Trunked.of(incidence)
+        )
         job = _JobTraffic(
             placement,
             next(self._serials),

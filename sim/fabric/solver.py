@@ -157,7 +157,7 @@ class MaxMinProblem:
         self.shape = paths.shape
         self._unit = bool(np.all(paths.own.data == 1.0))
         # The links some flow crosses, and each nonzero's link among them.
-        crossed = paths.crossed()
+        crossed = paths.crossed
         self._used = np.flatnonzero(crossed)
         number = np.cumsum(crossed) - 1
         self._link = number[paths.own.indices]

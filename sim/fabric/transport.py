@@ -143,7 +143,7 @@ def line_rate_arrivals(
     arriving = np.zeros((stages, demand_gbps.size))
     offered = np.zeros(capacity_gbps.shape)
     rates = demand_gbps.astype(np.float64).copy()
-    crossed = paths.crossed()
+    crossed = paths.crossed
     for k in range(stages):
         arriving[k] = rates
         links = np.flatnonzero(crossed & (stage == k))
@@ -469,7 +469,7 @@ def backpressure_rates(
     paths = Trunked.of(incidence)
     chains = upstream_chains(paths, stage, topology, crossings)
     # Work on the links the sub-flows cross only, numbered from 0.
-    crossed = paths.crossed()
+    crossed = paths.crossed
     used = np.flatnonzero(crossed)
     number = np.cumsum(crossed) - 1
     local = paths.with_columns(number, used.size)

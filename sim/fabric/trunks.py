@@ -132,13 +132,15 @@ class Trunked:
             out = out + np.append(self.trunks @ per_link, 0.0)[self.slot]
         return out
 
+    @cached_property
     def crossed(self) -> np.ndarray:
-        """Per link, whether some sub-flow crosses it."""
+        """Per link, whether some sub-flow crosses it (read-only)."""
         crossed = np.zeros(self.shape[1], dtype=bool)
         crossed[self.own.indices] = True
         if self.n_trunks:
             used = np.bincount(self.trunk_of[self.trunk_of >= 0], minlength=self.n_trunks) > 0
             crossed[self.trunks.indices[used[self.trunk_row]]] = True
+        crossed.flags.writeable = False
         return crossed
 
     def crosses_nothing(self) -> np.ndarray:

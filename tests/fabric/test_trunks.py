@@ -59,7 +59,7 @@ def test_factored_sums_equal_the_whole_matrix(problem) -> None:
     whole = paths.tocsr()
     np.testing.assert_allclose(paths.link_sum(weight), whole.T @ weight, rtol=1e-12)
     np.testing.assert_allclose(paths.path_sum(capacity), whole @ capacity, rtol=1e-12)
-    assert np.array_equal(paths.crossed(), np.diff(whole.tocsc().indptr) > 0)
+    assert np.array_equal(paths.crossed, np.diff(whole.tocsc().indptr) > 0)
     assert np.array_equal(paths.crosses_nothing(), np.diff(whole.indptr) == 0)
 
 
