@@ -213,7 +213,7 @@ class _Chains:
         """Number of distinct link pairs."""
         return self.pair_u.size
 
-    def carried(self, per_flow: np.ndarray, per_trunk: np.ndarray) -> np.ndarray:
+    def carried(self, per_flow: np.ndarray, per_trunk: np.ndarray | None) -> np.ndarray:
         """Per pair, the sum of ``per_flow`` over the sub-flows crossing both links.
 
         ``per_trunk`` is the sum of ``per_flow`` over each trunk's members.
@@ -225,7 +225,7 @@ class _Chains:
             )
         return out
 
-    def offered(self, arriving: np.ndarray, arriving_by_trunk: np.ndarray) -> np.ndarray:
+    def offered(self, arriving: np.ndarray, arriving_by_trunk: np.ndarray | None) -> np.ndarray:
         """Per pair, what its sub-flows offer the upstream link (``arriving[stage, flow]``).
 
         ``arriving_by_trunk[stage, trunk]`` sums ``arriving`` over each trunk's members.
@@ -522,7 +522,8 @@ def _lossless_fixed_point(
         if not keep.any():
             break
         u = pair_u[keep]
-        served = chains.carried(rates, paths.trunk_sum(rates))[keep]
+        per_trunk = paths.trunk_sum(rates) if paths.n_trunks else None
+        served = chains.carried(rates, per_trunk)[keep]
         offered = offered_pair[keep]
         with np.errstate(divide="ignore", invalid="ignore"):
             paused = np.clip(np.where(offered > 0, 1.0 - served / offered, 0.0), 0.0, 1.0)
