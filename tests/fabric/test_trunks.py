@@ -144,3 +144,49 @@ def test_back_pressure_on_trunks_equals_the_whole_matrix(seed):
         strict=True,
     ):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"high_priority": ["hi"], "low_min_share": 0.2},
+        {"rate_limits_gbps": {"hi": 150.0}},
+    ],
+    ids=["one-class", "two-classes", "rate-limited"],
+)
+@pytest.mark.parametrize("kind", ["infiniband", "ideal"])
+def test_the_cluster_network_gives_the_same_answer_with_trunks_as_without(
+    monkeypatch, kind, options
+):
+    import sim.fabric.network as network_module
+    from sim.scenario.models import NetworkFabric as NetworkFabricConfig
+
+    from .test_network import GPN, SMALL_ZONE, data_parallel, placement
+
+    transport = {"kind": kind, "adaptive_routing": True} if kind == "infiniband" else {"kind": kind}
+    config = NetworkFabricConfig.model_validate(
+        {"kind": "network", "topology": SMALL_ZONE, "transport": transport}
+    )
+    jobs = [
+        placement(0, [0, 1, 2, 3, 8, 9], GPN, data_parallel(tp=8), tenant="hi"),  # across pods
+        placement(1, [4, 5, 10, 11, 12], GPN, data_parallel(), tenant="lo"),
+        placement(2, [6, 7, 13, 14, 15], GPN, data_parallel(tp=2), tenant="lo"),
+    ]
+
+    def solve():
+        fabric = network_module.NetworkFabric(config, gpus_per_node=GPN, **options)
+        return fabric, fabric.solve(jobs)
+
+    fabric, factored = solve()
+    assert any(job.paths.n_trunks for job in fabric._jobs.values())
+    monkeypatch.setattr(network_module, "factor", lambda matrix, _: Trunked.of(matrix))
+    fabric, whole = solve()
+    assert not any(job.paths.n_trunks for job in fabric._jobs.values())
+    assert max(state.slowdown for state in whole.jobs.values()) > 1.01  # they do contend
+    for job_id, state in whole.jobs.items():
+        other = factored.jobs[job_id]
+        assert other.slowdown == pytest.approx(state.slowdown, rel=1e-9)
+        assert other.flow_slowdown_p99 == pytest.approx(state.flow_slowdown_p99, rel=1e-9)
+    assert factored.carried_gbps == pytest.approx(whole.carried_gbps, rel=1e-9)
+    assert factored.busy_links == whole.busy_links
