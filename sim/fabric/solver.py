@@ -242,8 +242,7 @@ class MaxMinProblem:
         ids = np.flatnonzero(crossing)
         flow = (np.cumsum(crossing) - 1)[flow]
         # Trunks renumbered among those hit; a flow whose trunk was not hit has none.
-        trunk_number = np.append(np.cumsum(hit[:-1]) - 1, np.count_nonzero(hit[:-1]))
-        trunk_number[:-1][~hit[:-1]] = trunk_number[-1]
+        trunk_number = _renumber(hit)
         return _Working(
             (flow, link, coef),
             (trunk_number[trunk], trunk_link, trunk_coef),
@@ -255,6 +254,13 @@ class MaxMinProblem:
             demand[ids],
             ids,
         )
+
+
+def _renumber(kept: np.ndarray) -> np.ndarray:
+    """New trunk numbers: those ``kept[:-1]`` marks from 0, in order; the others and the
+    last entry (the no-trunk slot) the new no-trunk slot, the count of those kept."""
+    n_kept = int(np.count_nonzero(kept[:-1]))
+    return np.append(np.where(kept[:-1], np.cumsum(kept[:-1]) - 1, n_kept), n_kept)
 
 
 class _Working:
@@ -311,10 +317,8 @@ class _Working:
         if self.t_trunk.size:
             alive = np.zeros(self.n_trunks + 1, dtype=bool)
             alive[self.slot[keep]] = True
-            alive[-1] = False
-            n_alive = int(np.count_nonzero(alive))
-            trunk_number = np.append(np.cumsum(alive[:-1]) - 1, n_alive)
-            trunk_number[:-1][~alive[:-1]] = n_alive
+            trunk_number = _renumber(alive)
+            n_alive = int(trunk_number[-1])
             kept_trunk = alive[self.t_trunk]
             self.t_trunk = trunk_number[self.t_trunk[kept_trunk]]
             self.t_link = self.t_link[kept_trunk]
