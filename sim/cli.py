@@ -2,7 +2,9 @@
 
 Commands import their heavy dependencies lazily, so ``surplus --help`` and
 quick commands start fast. Bad input of any kind is reported as one line per
-problem on standard error with exit status 2, never as a traceback.
+problem on standard error with exit status 2, never as a traceback; so is an
+unexpected error (:func:`main`; ``surplus --debug`` shows its traceback). Output
+directories are written whole and checked before any work (:mod:`sim.outputs`).
 """
 
 from __future__ import annotations
@@ -91,6 +93,36 @@ def _load(path: Path, overrides: list[str] | None, seed: int | None) -> Any:
         _fail(exc.problems)
 
 
+def _check_out(out: Path, kind: str) -> None:
+    """Exit 2 unless output of ``kind`` can be written to the directory ``out``."""
+    from sim.outputs import OutputError, check_directory
+
+    try:
+        check_directory(out, kind)
+    except OutputError as exc:
+        _fail([f"--out: {exc}"])
+
+
+def _check_out_file(out: Path) -> None:
+    """Exit 2 unless a file can be written at ``out``."""
+    from sim.outputs import OutputError, check_file
+
+    try:
+        check_file(out)
+    except OutputError as exc:
+        _fail([f"--out: {exc}"])
+
+
+def _write_out(write: Any, *args: Any) -> None:
+    """Call ``write(*args)`` (a whole-directory writer); exit 2 if the target refuses it."""
+    from sim.outputs import OutputError
+
+    try:
+        write(*args)
+    except OutputError as exc:  # the target changed since it was checked
+        _fail([f"--out: {exc}"])
+
+
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
@@ -111,8 +143,7 @@ def run(
     from sim.runner import simulate, write_run
 
     out_dir = out if out is not None else Path("runs") / f"{resolved.name}-s{resolved.seed}"
-    if out_dir.exists() and not out_dir.is_dir():
-        _fail([f"--out: {out_dir} exists and is not a directory"])
+    _check_out(out_dir, "run")
     from sim.scenario import ScenarioError
 
     try:
@@ -120,7 +151,7 @@ def run(
             result = simulate(resolved, bar.update)
     except ScenarioError as exc:  # found while building the provider (e.g. too few pods)
         _fail(exc.problems)
-    write_run(result, out_dir)
+    _write_out(write_run, result, out_dir)
     if not quiet:
         from sim.report import print_summary
 
@@ -181,6 +212,12 @@ def compare(
         )
     except ScenarioError as exc:
         _fail(exc.problems)
+    if out is None:  # named as the comparison will be: by its baseline's scenario
+        name = _load(scenario, [*(overrides or []), *chosen[0].overrides], seed).name
+        out_dir = Path("runs") / f"compare-{name}"
+    else:
+        out_dir = out
+    _check_out(out_dir, "comparison")
 
     with _Progress("runs", enabled=not quiet) as bar:
         comparison = run_comparison(
@@ -188,8 +225,7 @@ def compare(
         )
     known = {row["metric"] for row in comparison.table}
     unknown = [m for m in metrics or [] if m not in known]
-    out_dir = out if out is not None else Path("runs") / f"compare-{comparison.scenario}"
-    write_comparison(comparison, out_dir)
+    _write_out(write_comparison, comparison, out_dir)
     if not quiet:
         from sim.report import print_comparison
 
@@ -207,13 +243,15 @@ def validate(
         typer.Option("--set", help="Override a field: dotted.path=value (YAML). Repeatable."),
     ] = None,
 ) -> None:
-    """Check scenario files without running them."""
+    """Check scenario files without running them (building each provider, as a run would)."""
+    from sim.runner import Simulation
     from sim.scenario import ScenarioError, load_scenario
 
     problems: list[str] = []
     for path in files:
         try:
-            load_scenario(path, overrides or [])
+            # Building the simulation finds what the file alone cannot (e.g. too few pods).
+            Simulation(load_scenario(path, overrides or []))
             typer.echo(f"ok {path}")
         except ScenarioError as exc:
             problems.extend(exc.problems)
@@ -248,6 +286,7 @@ def sweep(
     problems = _option_problems(workers, out)
     if problems:
         _fail(problems)
+    from sim.outputs import OutputError
     from sim.scenario import ScenarioError
     from sim.sweep import sweep as run_sweep
 
@@ -255,11 +294,14 @@ def sweep(
     out_dir = out if out is not None else Path("runs") / f"sweep-{resolved.name}"
     try:
         with _Progress("points", enabled=not quiet) as bar:
+            # Checks every point, then claims out_dir, before any point runs.
             outcome = run_sweep(
                 scenario, out_dir, overrides or [], workers, backend, address, bar.update
             )
     except ScenarioError as exc:
         _fail(exc.problems)
+    except OutputError as exc:
+        _fail([f"--out: {exc}"])
     typer.echo(
         f"{outcome.ran - len(outcome.failed)} points run, {outcome.skipped} already finished, "
         f"{len(outcome.failed)} failed"
@@ -317,6 +359,7 @@ def plot(
     if not directory.is_dir():
         _fail([f"{directory}: no such directory"])
     target = out if out is not None else directory / f"{kind.value}.png"
+    _check_out_file(target)
     try:
         draw(directory, kind.value, target, metrics or [])
     except PlotError as exc:
@@ -333,6 +376,8 @@ def schema(
     ] = SchemaFormat.json,
 ) -> None:
     """Print the JSON Schema of scenario files (for editor completion), or their reference."""
+    if out is not None:
+        _check_out_file(out)
     if format is SchemaFormat.markdown:
         from sim.scenario.reference import scenario_reference_markdown
 
@@ -347,7 +392,10 @@ def schema(
     if out is None:
         sys.stdout.write(text)
     else:
-        out.write_text(text, encoding="utf-8")
+        from sim.files import atomic_write
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
         typer.echo(f"wrote {out}")
 
 
@@ -431,19 +479,22 @@ def fabric(
         flows = read_flow_arrays(traffic_file, topology.n_hosts)
     except ScenarioError as exc:
         _fail(exc.problems)
-    if out.exists() and not out.is_dir():
-        _fail([f"--out: {out} exists and is not a directory"])
+    _check_out(out, "fabric")
     from sim.fabric.flows import simulate_flows
     from sim.fabric.latency import latency_cdf
-    from sim.files import atomic_write, write_csv
+    from sim.files import write_csv
+    from sim.outputs import write_directory
 
     result = simulate_flows(config, flows)
     summary = _json_ready(dict(result.summary))
     text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "flows.csv", result.flow_table)
-    write_csv(out / "latency.csv", latency_cdf(result.message_table["latency_us"]))
-    atomic_write(out / "summary.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
+
+    def fill(directory: Path) -> None:
+        write_csv(directory / "flows.csv", result.flow_table)
+        write_csv(directory / "latency.csv", latency_cdf(result.message_table["latency_us"]))
+        (directory / "summary.json").write_text(text, encoding="utf-8")
+
+    _write_out(write_directory, out, "fabric", fill)
     if not quiet:
         setup = {
             "topology": f"{topology.kind}, {topology.n_hosts:,} hosts",
@@ -499,6 +550,7 @@ def traffic(
         problems.append(f"--out: {out} is a directory; give the CSV file to write")
     if problems:
         _fail(problems)
+    _check_out_file(out)
     from sim.fabric.traffic import alltoall, incast, parse_size_bytes, permutation, write_flows
 
     try:
@@ -540,15 +592,86 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+_debug = False
+"""Whether ``--debug`` was given: internal errors then show their traceback."""
+
+
 @app.callback()
 def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="On an internal error, show the full traceback.")
+    ] = False,
 ) -> None:
     """Surplus: how much usable compute tenants really get, and at what tail latency."""
+    global _debug
+    _debug = debug
+
+
+INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
+
+MESSAGE_CHARACTERS = 300
+"""An internal error's message is cut to its first line and at most this many characters."""
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message as one short line."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0].strip() if lines else ""
+    if len(text) > MESSAGE_CHARACTERS:
+        text = text[: MESSAGE_CHARACTERS - 3] + "..."
+    return text
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether an exception was caused by Ctrl-C (typer turns it into exit status 130)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def main() -> None:
-    """Entry point of the ``surplus`` console script."""
-    app()
+    """Entry point of the ``surplus`` console script (and of ``python -m sim``).
+
+    The last resort: an exception no command turned into a message is printed as one
+    line (``--debug``: its traceback) with exit status 2; Ctrl-C prints ``interrupted``
+    and exits 130. Output directories being written are removed on the way out (see
+    :mod:`sim.outputs`), so neither leaves a half-written one.
+    """
+    global _debug
+    _debug = False
+    try:
+        app()
+    except SystemExit as exc:
+        if exc.code == INTERRUPTED and _interrupted(exc):
+            typer.echo("interrupted", err=True)
+        raise
+    except KeyboardInterrupt:  # outside the command, where typer does not catch it
+        typer.echo("interrupted", err=True)
+        sys.exit(INTERRUPTED)
+    except Exception as exc:
+        if _debug:
+            import traceback
+
+            traceback.print_exception(exc)
+        elif isinstance(exc, MemoryError):
+            typer.echo(
+                "error: out of memory; try a shorter horizon, a smaller scenario or fewer "
+                "--workers; rerun with --debug for the traceback",
+                err=True,
+            )
+        else:
+            message = _one_line(exc)
+            what = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+            typer.echo(
+                f"error: internal error: {what}; rerun with --debug for the traceback", err=True
+            )
+        sys.exit(BAD_INPUT)

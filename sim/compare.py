@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from sim.files import atomic_write
 from sim.scenario import Scenario, ScenarioError, load_scenario
 
 CONFIDENCE = 0.95
@@ -318,7 +317,27 @@ def _table(
 
 
 def write_comparison(comparison: Comparison, out_dir: str | Path) -> Path:
-    """Write a comparison directory.
+    """Write a comparison directory whole: the old directory or the new one, never a mix.
+
+    Files (see :func:`write_comparison_files`) are written beside ``out_dir`` and put in
+    its place together, replacing an earlier comparison there (see :mod:`sim.outputs`).
+
+    Returns:
+        ``out_dir``.
+
+    Raises:
+        sim.outputs.OutputError: If ``out_dir`` holds something other than a comparison,
+            or cannot be written; nothing is changed.
+    """
+    from sim.outputs import write_directory
+
+    return write_directory(
+        out_dir, "comparison", lambda directory: write_comparison_files(comparison, directory)
+    )
+
+
+def write_comparison_files(comparison: Comparison, directory: Path) -> None:
+    """Write a comparison's files into an existing, empty directory.
 
     Files: ``results.parquet`` (tidy: policy, seed, metric, value), ``comparison.parquet``
     and ``comparison.json`` (the summary table, with the policies, seeds and baseline),
@@ -328,16 +347,13 @@ def write_comparison(comparison: Comparison, out_dir: str | Path) -> Path:
     """
     import pandas as pd
 
-    out = Path(out_dir)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
+    out = Path(directory)
+    (out / "runs").mkdir()
     for (policy, seed), summary in comparison.summaries.items():
         text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
-        atomic_write(
-            out / "runs" / f"{policy}-s{seed}.json",
-            lambda p, text=text: Path(p).write_text(text, encoding="utf-8"),
-        )
+        (out / "runs" / f"{policy}-s{seed}.json").write_text(text, encoding="utf-8")
     results = pd.DataFrame(comparison.results, columns=["policy", "seed", "metric", "value"])
-    atomic_write(out / "results.parquet", lambda p: results.to_parquet(p, index=False))
+    results.to_parquet(out / "results.parquet", index=False)
     if comparison.latencies:
         latency = pd.concat(
             [
@@ -346,9 +362,8 @@ def write_comparison(comparison: Comparison, out_dir: str | Path) -> Path:
             ],
             ignore_index=True,
         )[["policy", "seed", "tenant", "latency_ms_low", "latency_ms_high", "requests"]]
-        atomic_write(out / "latency.parquet", lambda p: latency.to_parquet(p, index=False))
-    table = pd.DataFrame(comparison.table)
-    atomic_write(out / "comparison.parquet", lambda p: table.to_parquet(p, index=False))
+        latency.to_parquet(out / "latency.parquet", index=False)
+    pd.DataFrame(comparison.table).to_parquet(out / "comparison.parquet", index=False)
     document = {
         "scenario": comparison.scenario,
         "baseline": comparison.baseline,
@@ -358,5 +373,4 @@ def write_comparison(comparison: Comparison, out_dir: str | Path) -> Path:
         "table": comparison.table,
     }
     text = json.dumps(document, indent=2, allow_nan=False) + "\n"
-    atomic_write(out / "comparison.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
-    return out
+    (out / "comparison.json").write_text(text, encoding="utf-8")

@@ -22,7 +22,6 @@ import simpy
 
 from sim.catalog import accelerator
 from sim.fabric.model import FABRICS
-from sim.files import atomic_write
 from sim.market.energy import price_curve
 from sim.market.failures import FailureModel
 from sim.market.inventory import PARKED, SHARED, ClusterInfo, Inventory
@@ -681,25 +680,43 @@ def simulate(
 
 
 def write_run(result: RunResult, out_dir: str | Path) -> Path:
-    """Write the run directory: resolved.yaml, summary.json, jobs and timeseries tables.
+    """Write the run directory whole: the old directory or the new one, never a mix.
 
-    A run that serves models also gets ``inference_latency.parquet``, the
-    request latency histogram of each served model's tenant; one with power
-    blocks ``power.parquet``, each site's draw and clock speed after every change; one
-    with PFC fabrics ``pfc.parquet``, pauses by link tier and most paused port.
+    The files (see :func:`write_run_files`) are written beside ``out_dir`` and put in its
+    place together, replacing an earlier run there (see :mod:`sim.outputs`).
+
+    Returns:
+        ``out_dir``.
+
+    Raises:
+        sim.outputs.OutputError: If ``out_dir`` holds something other than a run, or
+            cannot be written; nothing is changed.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    resolved = dump_scenario(result.scenario)
-    atomic_write(out / "resolved.yaml", lambda p: Path(p).write_text(resolved, encoding="utf-8"))
-    text = json.dumps(result.summary, indent=2, allow_nan=False) + "\n"
-    atomic_write(out / "jobs.parquet", lambda p: result.jobs.to_parquet(p, index=False))
-    atomic_write(out / "timeseries.parquet", lambda p: result.timeseries.to_parquet(p, index=False))
-    if result.inference_latency is not None:
-        table = result.inference_latency
-        atomic_write(out / "inference_latency.parquet", lambda p: table.to_parquet(p, index=False))
-    for name, table in (("power", result.power), ("pfc", result.pfc)):
+    from sim.outputs import write_directory
+
+    return write_directory(out_dir, "run", lambda directory: write_run_files(result, directory))
+
+
+def write_run_files(result: RunResult, directory: Path) -> None:
+    """Write a run's files into an existing, empty directory (as :func:`write_run` does).
+
+    Files: resolved.yaml, summary.json, jobs and timeseries tables. A run that serves
+    models also gets ``inference_latency.parquet``, the request latency histogram of each
+    served model's tenant; one with power blocks ``power.parquet``, each site's draw and
+    clock speed after every change; one with PFC fabrics ``pfc.parquet``, pauses by link
+    tier and most paused port.
+    """
+    out = Path(directory)
+    (out / "resolved.yaml").write_text(dump_scenario(result.scenario), encoding="utf-8")
+    result.jobs.to_parquet(out / "jobs.parquet", index=False)
+    result.timeseries.to_parquet(out / "timeseries.parquet", index=False)
+    tables = {
+        "inference_latency": result.inference_latency,
+        "power": result.power,
+        "pfc": result.pfc,
+    }
+    for name, table in tables.items():
         if table is not None:
-            atomic_write(out / f"{name}.parquet", lambda p, t=table: t.to_parquet(p, index=False))
-    atomic_write(out / "summary.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
-    return out
+            table.to_parquet(out / f"{name}.parquet", index=False)
+    text = json.dumps(result.summary, indent=2, allow_nan=False) + "\n"
+    (out / "summary.json").write_text(text, encoding="utf-8")

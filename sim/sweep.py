@@ -11,13 +11,21 @@ A sweep directory holds
 
 - ``points/KEY/``: each point's run directory (as ``surplus run`` writes it)
   plus ``point.json`` (its overrides and seed), or ``error.txt`` if it failed;
-  a point is finished when its ``summary.json`` is there (written last,
-  atomically, so a half-written run never counts);
+  each is written whole (beside its final name, then renamed in, see
+  :mod:`sim.outputs`), so a point is finished when its ``summary.json`` is there
+  and a killed sweep never leaves a half-written point;
 - ``points.parquet``: one row per point: key, seed, one column per swept path
   (the value as YAML text), status (``done`` or ``failed``), error;
 - ``results.parquet``: tidy, every number of every finished point's summary:
   key, seed, the swept paths, metric, value;
-- ``sweep.json``: the sweep as run: the scenario, its paths and its points.
+- ``sweep.json``: the sweep as run: the scenario, its paths and its points;
+- ``.surplus.json``: the marker saying the directory holds a sweep.
+
+The top-level files are replaced atomically, one by one. A sweep directory holds one
+sweep: when a sweep starts, the point directories whose keys are not among its points
+(left by an earlier, different sweep into the same directory) are removed, and a
+directory holding anything else (another kind of output, files Surplus did not write)
+is refused before any point runs.
 
 Points run in worker processes here (``local``) or on an existing Dask
 distributed cluster (``dask``); the workers get each point's resolved scenario
@@ -32,6 +40,7 @@ import hashlib
 import itertools
 import json
 import os
+import shutil
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -192,20 +201,33 @@ def _dask(texts: list[str], address: str) -> Iterator[tuple[int, dict[str, Any]]
 
 
 def _write_point(out: Path, point: Point, outcome: dict[str, Any]) -> None:
-    """Write a point's run directory (summary.json last), or its error."""
-    from sim.runner import write_run
+    """Write a point's directory whole: its run and point.json, or its error."""
+    from sim.outputs import write_directory
+    from sim.runner import write_run_files
 
-    directory = out / "points" / point.key
-    directory.mkdir(parents=True, exist_ok=True)
     record = {"key": point.key, "seed": point.seed, "overrides": list(point.overrides)}
     text = json.dumps(record, indent=2) + "\n"
-    atomic_write(directory / "point.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
-    if outcome["ok"]:
-        (directory / "error.txt").unlink(missing_ok=True)
-        write_run(outcome["result"], directory)
-    else:
-        error = outcome["error"] + "\n"
-        atomic_write(directory / "error.txt", lambda p: Path(p).write_text(error, encoding="utf-8"))
+
+    def fill(directory: Path) -> None:
+        (directory / "point.json").write_text(text, encoding="utf-8")
+        if outcome["ok"]:
+            write_run_files(outcome["result"], directory)
+        else:
+            (directory / "error.txt").write_text(outcome["error"] + "\n", encoding="utf-8")
+
+    write_directory(out / "points" / point.key, None, fill)
+
+
+def _remove_stale(out: Path, points: list[Point]) -> None:
+    """Remove point directories of other sweeps, and temporary ones a killed sweep left."""
+    from sim.outputs import remove_temporaries
+
+    points_dir = out / "points"
+    remove_temporaries(points_dir)
+    keys = {p.key for p in points}
+    for child in points_dir.iterdir():
+        if child.name not in keys and child.is_dir():
+            shutil.rmtree(child)
 
 
 @dataclass
@@ -231,7 +253,8 @@ def sweep(
 
     Args:
         path: The scenario file (with a ``sweep`` block).
-        out: The sweep directory; points already finished there are skipped.
+        out: The sweep directory; points already finished there are skipped, those
+            not in this sweep are removed.
         overrides: Applied to every point before its own.
         workers: Local worker processes (default: one per CPU); 1 runs here.
         backend: ``local`` or ``dask``.
@@ -240,14 +263,19 @@ def sweep(
 
     Raises:
         ScenarioError: If the sweep or a point is bad, or the backend cannot be used.
+        sim.outputs.OutputError: If ``out`` holds something other than a sweep, or cannot
+            be written; checked before any point runs.
     """
     if backend not in BACKENDS:
         raise ScenarioError([f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}"])
     if backend == "dask" and not address:
         raise ScenarioError(["--backend dask needs --address tcp://HOST:PORT"])
     scenario, points = prepare(path, overrides)
-    out = Path(out)
-    (out / "points").mkdir(parents=True, exist_ok=True)
+    from sim.outputs import claim_directory
+
+    out = claim_directory(out, "sweep")
+    (out / "points").mkdir(exist_ok=True)
+    _remove_stale(out, points)
     todo = [p for p in points if not finished(out, p)]
     skipped = len(points) - len(todo)
     texts = [p.text for p in todo]

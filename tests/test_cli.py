@@ -38,6 +38,7 @@ def test_run_writes_the_run_directory(tmp_path, quickstart_path):
     result = run_cli("run", str(quickstart_path), "--out", str(out), "--set", "horizon=12h")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
+        ".surplus.json",  # the marker: a run directory (sim.outputs)
         "inference_latency.parquet",  # the quickstart fleet serves a model
         "jobs.parquet",
         "power.parquet",  # its site has a power block

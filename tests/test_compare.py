@@ -110,6 +110,7 @@ def test_the_command_writes_a_comparison_directory(tmp_path, quickstart_path):
     assert result.exit_code == 0, result.output
     assert "Δ first_fit" in result.output
     assert sorted(p.name for p in out.iterdir()) == [
+        ".surplus.json",  # the marker: a comparison directory (sim.outputs)
         "comparison.json",
         "comparison.parquet",
         "latency.parquet",  # the quickstart fleet serves a model

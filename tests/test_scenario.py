@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sim.scenario import ScenarioError, dump_scenario, scenario_from_text
-from sim.scenario.durations import format_duration, parse_duration_hours
+from sim.scenario.durations import MAX_DURATION_HOURS, format_duration, parse_duration_hours
 
 BASE = """\
 name: base
@@ -57,7 +57,7 @@ def test_bad_durations(bad):
         parse_duration_hours(bad)
 
 
-@given(st.floats(min_value=0, max_value=1e6, allow_nan=False))
+@given(st.floats(min_value=0, max_value=MAX_DURATION_HOURS, allow_nan=False))
 def test_format_duration_round_trips(hours):
     assert parse_duration_hours(format_duration(hours)) == pytest.approx(hours, rel=1e-11, abs=0)
 

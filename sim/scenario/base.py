@@ -11,6 +11,11 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Strict(BaseModel):
-    """Base for file models: unknown fields are errors, values are immutable."""
+    """Base for file models: unknown fields are errors, values are immutable.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Values are strict: ``true`` is not a number, ``"8"`` is not a count and ``2.5``
+    is not a whole number, and every float must be finite (NaN and infinities
+    are refused as "Input should be a finite number").
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)

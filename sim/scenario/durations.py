@@ -10,7 +10,7 @@ import math
 import re
 from typing import Annotated
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
 _UNIT_HOURS = {
     "us": 1.0 / 3_600_000_000.0,
@@ -22,7 +22,12 @@ _UNIT_HOURS = {
     "d": 24.0,
     "w": 168.0,
 }
-_PART = re.compile(r"\s*((?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*(us|ms|min|s|m|h|d|w)\s*")
+_PART = re.compile(
+    r"\s*((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:e[+-]?[0-9]+)?)\s*(us|ms|min|s|m|h|d|w)\s*", re.ASCII
+)
+
+MAX_DURATION_HOURS = 100 * 8766.0
+"""The longest duration Surplus takes: a century (876,600 h), beyond any cluster's life."""
 
 DURATION_HELP = "use a number of hours or a number with a unit, e.g. 90s, 15m, 6h, 30d, 1h30m"
 
@@ -38,7 +43,8 @@ def parse_duration_hours(value: object) -> float:
         The duration in hours.
 
     Raises:
-        ValueError: If the value is negative, not finite or not understood.
+        ValueError: If the value is negative, not finite, above 100 years or not
+            understood.
     """
     if isinstance(value, bool):
         raise ValueError(f"expected a duration, got {value!r}; {DURATION_HELP}")
@@ -59,6 +65,11 @@ def parse_duration_hours(value: object) -> float:
         raise ValueError(f"expected a duration, got {value!r}; {DURATION_HELP}")
     if not math.isfinite(hours) or hours < 0:
         raise ValueError(f"duration must be finite and not negative, got {value!r}")
+    if hours > MAX_DURATION_HOURS:
+        raise ValueError(
+            f"duration {value!r} is above the longest supported, 100 years "
+            f"({MAX_DURATION_HOURS:,.0f} h)"
+        )
     return hours
 
 
@@ -87,7 +98,12 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number", "minimum": 0, "description": "hours"},
+                {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": MAX_DURATION_HOURS,
+                    "description": "hours",
+                },
                 {"type": "string", "pattern": r"^(\s*[0-9.]+\s*(us|ms|min|s|m|h|d|w)\s*)+$"},
             ],
             "description": 'A duration: hours as a number, or "90s", "15m", "6h", "30d".',
@@ -95,3 +111,17 @@ Duration = Annotated[
     ),
 ]
 """A non-negative duration in hours, written in files as "90s", "6h", "30d"."""
+
+
+MIN_STEP_HOURS = 1.0 / 3600.0
+"""The shortest sampling step Surplus takes: one second."""
+
+
+def _at_least_a_second(hours: float) -> float:
+    if hours < MIN_STEP_HOURS:
+        raise ValueError(f"a step must be at least 1s, got {format_duration(hours)}")
+    return hours
+
+
+Step = Annotated[Duration, AfterValidator(_at_least_a_second)]
+"""A sampling step: a duration of at least one second (each step is an event of the run)."""

@@ -73,9 +73,27 @@ def _to_python(node: yaml.Node, path: Path_, lines: dict[Path_, int], source: st
     return _construct(node)
 
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml's safe parser where PyYAML has it, reading numbers as YAML 1.2 does.
+
+    YAML 1.1 (PyYAML's default) reads ``1e300`` and ``5e-3`` as strings, because
+    its floats need a dot; a user writing them means numbers.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"),
+)
+_LOADER = _Loader
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-"""libyaml's parser and emitter where PyYAML has them (the same output, faster)."""
+"""libyaml's emitter where PyYAML has it (the same output, faster)."""
+
+
+def load_value(text: str) -> Any:
+    """One YAML value (as on the right of ``--set path=value``), read like scenario files."""
+    return yaml.load(text, Loader=_LOADER)
 
 
 def _construct(node: yaml.Node) -> Any:
@@ -107,16 +125,23 @@ def _step(container: Any, part: str, so_far: Path_, override: str) -> tuple[Any,
     if isinstance(container, dict):
         return container, part
     if isinstance(container, list):
-        if part.lstrip("-").isdigit():
+        if re.fullmatch(r"-[0-9]+", part):
+            raise ScenarioError(
+                [
+                    f"--set {override}: {dotted(so_far)}: index {part} is negative; items are "
+                    f"numbered from 0 (it has {len(container)}), or pick one by name"
+                ]
+            )
+        if re.fullmatch(r"[0-9]+", part):
             index = int(part)
-            if not -len(container) <= index < len(container):
+            if index >= len(container):
                 raise ScenarioError(
                     [
                         f"--set {override}: {dotted(so_far)} has {len(container)} items, "
                         f"no index {index}"
                     ]
                 )
-            return container, index % len(container)
+            return container, index
         for i, item in enumerate(container):
             if isinstance(item, dict) and item.get("name") == part:
                 return container, i
@@ -146,7 +171,7 @@ def apply_override(data: dict[str, Any], override: str, lines: dict[Path_, int])
     if not sep or not key.strip() or any(not p for p in parts):
         raise ScenarioError([f"--set {override}: expected dotted.path=value"])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_value(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ScenarioError([f"--set {override}: value is not valid YAML: {exc}"]) from None
     container: Any = data
@@ -160,6 +185,7 @@ def apply_override(data: dict[str, Any], override: str, lines: dict[Path_, int])
         else:
             if isinstance(holder, dict) and index not in holder:
                 holder[index] = {}
+                lines[path] = -1  # a section the file does not have, made by --set
             container = holder[index]
     for known in [p for p in lines if p[: len(path)] == path]:
         del lines[known]
@@ -237,6 +263,8 @@ def validation_problems(
     for error in exc.errors(include_url=False):
         path = _locate(tuple(error.get("loc", ())), data)
         line = _line_for(path, lines)
+        if error.get("type") == "union_tag_invalid" and (*path, "kind") in lines:
+            line = lines[(*path, "kind")]  # the kind may come from --set, not the file
         where = (
             source if line is None else (f"{source}:{line}" if line > 0 else f"{source} (--set)")
         )

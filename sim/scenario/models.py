@@ -26,10 +26,45 @@ from pydantic import (
 
 from sim.fabric.config import TopologyConfig, TransportConfig
 from sim.scenario.base import Strict
-from sim.scenario.durations import Duration
+from sim.scenario.durations import Duration, Step, format_duration
 from sim.scenario.power import SitePower
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
+
+# Bounds of every number a scenario holds: finite, and far beyond any real cluster, so
+# that a typing slip is refused with the bound named rather than run for hours.
+MAX_GPUS = 1_048_576
+"""2**20 GPUs: a job, block, cluster or quota larger than a million GPUs is refused."""
+
+MAX_PRICE = 10_000.0
+"""USD per GPU-hour: thousands of times any public GPU price."""
+
+MAX_PARAMS_BILLION = 100_000.0
+"""100 trillion parameters: a hundred times the largest models trained."""
+
+MAX_TOKENS = 10_000_000
+"""Tokens in a sequence, prompt or answer: ten times the longest context windows."""
+
+MAX_RATE_PER_HOUR = 10_000.0
+"""Job arrivals per hour of one workload: ten times a busy public cluster trace's."""
+
+MAX_REQUESTS_PER_SECOND = 10_000_000.0
+"""Requests per second to one served model: far beyond any public service's."""
+
+MAX_DEGREE = 65_536
+"""A parallel degree, microbatch count or queue depth."""
+
+MAX_EVENTS = 2_000_000
+"""Marketplace events a run may take (arrivals, steps, failures): an hour or so of work."""
+
+MAX_SWEEP_POINTS = 100_000
+"""Runs one sweep may hold."""
+
+Count = Annotated[int, Field(gt=0, le=MAX_GPUS)]
+"""A number of GPUs, nodes or replicas: 1 to 2**20."""
+
+Price = Annotated[float, Field(gt=0, le=MAX_PRICE)]
+"""USD per GPU-hour."""
 
 
 def _shorthand(kind: str, field: str):
@@ -98,15 +133,15 @@ class FixedGpus(Strict):
     """Every job asks for the same number of GPUs."""
 
     kind: Literal["fixed"] = "fixed"
-    value: int = Field(gt=0)
+    value: Count
 
 
 class ChoiceGpus(Strict):
     """GPUs per job drawn from a list of sizes with optional weights."""
 
     kind: Literal["choice"]
-    values: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
-    weights: list[Annotated[float, Field(ge=0)]] | None = None
+    values: list[Count] = Field(min_length=1, max_length=10_000)
+    weights: list[Annotated[float, Field(ge=0, le=1e12)]] | None = None
 
     @model_validator(mode="after")
     def _weights_match(self) -> ChoiceGpus:
@@ -134,7 +169,7 @@ class PoissonArrivals(Strict):
     """Poisson arrivals: exponential gaps with the given mean rate."""
 
     kind: Literal["poisson"]
-    rate_per_hour: float = Field(gt=0)
+    rate_per_hour: float = Field(gt=0, le=MAX_RATE_PER_HOUR)
 
 
 Arrivals = Annotated[PoissonArrivals, Field(discriminator="kind")]
@@ -146,15 +181,31 @@ Arrivals = Annotated[PoissonArrivals, Field(discriminator="kind")]
 class TrainingModel(Strict):
     """The shape of the model a training job trains (a transformer)."""
 
-    params_billion: float = Field(gt=0, description="total parameters, billions")
-    layers: int = Field(gt=0)
-    hidden: int = Field(gt=0, description="hidden size")
-    seq_len: int = Field(gt=0, description="tokens per sequence")
-    active_params_billion: float | None = Field(
-        default=None, gt=0, description="mixture of experts: parameters active per token"
+    params_billion: float = Field(
+        gt=0, le=MAX_PARAMS_BILLION, description="total parameters, billions"
     )
-    experts: int | None = Field(default=None, gt=1, description="mixture of experts: experts")
-    top_k: int = Field(default=2, gt=0, description="mixture of experts: experts per token")
+    layers: int = Field(gt=0, le=MAX_DEGREE)
+    hidden: int = Field(gt=0, le=MAX_GPUS, description="hidden size")
+    seq_len: int = Field(gt=0, le=MAX_TOKENS, description="tokens per sequence")
+    active_params_billion: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_PARAMS_BILLION,
+        description="mixture of experts: parameters active per token (at most params_billion)",
+    )
+    experts: int | None = Field(
+        default=None, gt=1, le=MAX_DEGREE, description="mixture of experts: experts"
+    )
+    top_k: int = Field(
+        default=2, gt=0, le=MAX_DEGREE, description="mixture of experts: experts per token"
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> TrainingModel:
+        from sim.workloads.training import ModelShape
+
+        ModelShape(**self.model_dump())  # its checks across fields, e.g. top_k <= experts
+        return self
 
 
 class Training(Strict):
@@ -169,17 +220,24 @@ class Training(Strict):
     """
 
     model: TrainingModel
-    tp: int = Field(default=1, gt=0, description="tensor parallel degree")
-    pp: int = Field(default=1, gt=0, description="pipeline parallel degree")
-    ep: int = Field(default=1, gt=0, description="expert parallel degree")
-    microbatches: int = Field(default=8, gt=0, description="per iteration and data rank")
-    microbatch_sequences: int = Field(default=1, gt=0)
+    tp: int = Field(default=1, gt=0, le=MAX_DEGREE, description="tensor parallel degree")
+    pp: int = Field(default=1, gt=0, le=MAX_DEGREE, description="pipeline parallel degree")
+    ep: int = Field(default=1, gt=0, le=MAX_DEGREE, description="expert parallel degree")
+    microbatches: int = Field(
+        default=8, gt=0, le=MAX_DEGREE, description="per iteration and data rank"
+    )
+    microbatch_sequences: int = Field(default=1, gt=0, le=MAX_DEGREE)
     mfu: float = Field(default=0.4, gt=0, le=1, description="model FLOPs utilisation")
     overlap: float = Field(
         default=0.0, ge=0, le=1, description="share of communication hidden under compute"
     )
     all_reduce: Literal["ring", "tree"] = "ring"
     data_parallel: Literal["allreduce", "fsdp"] = "allreduce"
+
+    @model_validator(mode="after")
+    def _layout(self) -> Training:
+        self.spec()  # its checks across fields, e.g. ep <= model.experts
+        return self
 
     def spec(self) -> Any:
         """This layout as a :class:`sim.workloads.training.TrainingSpec`."""
@@ -229,7 +287,9 @@ class BatchWorkload(Strict):
     restart_overhead: Duration = Field(
         default=0.0, description="time a restarted job holds its GPUs before it works"
     )
-    max_jobs: int | None = Field(default=None, gt=0, description="stop submitting after this many")
+    max_jobs: int | None = Field(
+        default=None, gt=0, le=100_000_000, description="stop submitting after this many"
+    )
     training: Training | None = Field(
         default=None, description="the jobs' parallelism and model: their fabric traffic"
     )
@@ -238,11 +298,16 @@ class BatchWorkload(Strict):
 class ServedModel(Strict):
     """The shape of a model being served (a transformer)."""
 
-    params_billion: float = Field(gt=0, description="total parameters, billions")
-    layers: int = Field(gt=0)
-    hidden: int = Field(gt=0, description="hidden size")
+    params_billion: float = Field(
+        gt=0, le=MAX_PARAMS_BILLION, description="total parameters, billions"
+    )
+    layers: int = Field(gt=0, le=MAX_DEGREE)
+    hidden: int = Field(gt=0, le=MAX_GPUS, description="hidden size")
     active_params_billion: float | None = Field(
-        default=None, gt=0, description="mixture of experts: parameters active per token"
+        default=None,
+        gt=0,
+        le=MAX_PARAMS_BILLION,
+        description="mixture of experts: parameters active per token (at most params_billion)",
     )
     kv_heads_ratio: float = Field(
         default=1.0,
@@ -251,6 +316,16 @@ class ServedModel(Strict):
         description="KV heads over attention heads (grouped-query attention; 1 = none)",
     )
 
+    @model_validator(mode="after")
+    def _active(self) -> ServedModel:
+        active = self.active_params_billion
+        if active is not None and active > self.params_billion:
+            raise ValueError(
+                f"active_params_billion ({active:g}) exceeds params_billion "
+                f"({self.params_billion:g})"
+            )
+        return self
+
 
 class Requests(Strict):
     """Poisson request arrivals whose rate follows the day.
@@ -258,7 +333,9 @@ class Requests(Strict):
     The rate is ``rate_per_second * (1 + amplitude * cos(2π (t − peak_hour) / 24h))``.
     """
 
-    rate_per_second: float = Field(gt=0, description="mean arrivals per second")
+    rate_per_second: float = Field(
+        gt=0, le=MAX_REQUESTS_PER_SECOND, description="mean arrivals per second"
+    )
     amplitude: float = Field(default=0.3, ge=0, le=1)
     peak_hour: float = Field(default=20.0, ge=0, lt=24)
 
@@ -276,10 +353,14 @@ class Serving(Strict):
     """
 
     model: ServedModel
-    tp: int = Field(default=1, gt=0, description="GPUs per replica (tensor parallel)")
-    max_batch: int = Field(default=64, gt=0, description="requests a replica decodes at once")
-    prompt_tokens: int = Field(default=1024, gt=0)
-    output_tokens: int = Field(default=256, gt=0, description="mean output tokens")
+    tp: int = Field(
+        default=1, gt=0, le=MAX_DEGREE, description="GPUs per replica (tensor parallel)"
+    )
+    max_batch: int = Field(
+        default=64, gt=0, le=MAX_DEGREE, description="requests a replica decodes at once"
+    )
+    prompt_tokens: int = Field(default=1024, gt=0, le=MAX_TOKENS)
+    output_tokens: int = Field(default=256, gt=0, le=MAX_TOKENS, description="mean output tokens")
     mfu: float = Field(default=0.5, gt=0, le=1, description="compute efficiency")
     bandwidth_efficiency: float = Field(
         default=0.7, gt=0, le=1, description="share of memory bandwidth a decode step gets"
@@ -289,9 +370,14 @@ class Serving(Strict):
     client_rtt: Duration = Field(
         default=0.0, ge=0, description="front-end network round trip (outside the GPU fabric)"
     )
-    step: Duration = Field(
-        default=0.25, gt=0, description="how often the request rate and replicas are sampled"
+    step: Step = Field(
+        default=0.25, description="how often the request rate and replicas are sampled"
     )
+
+    @model_validator(mode="after")
+    def _spec(self) -> Serving:
+        self.spec()  # its checks across fields
+        return self
 
     def spec(self) -> Any:
         """This serving setup as a :class:`sim.workloads.inference.ServingSpec`."""
@@ -336,7 +422,7 @@ class InferenceWorkload(Strict):
     """
 
     kind: Literal["inference"]
-    replicas: int = Field(gt=0)
+    replicas: Count
     serving: Serving
 
 
@@ -364,12 +450,12 @@ class ReservedContract(Strict):
     """
 
     kind: Literal["reserved"]
-    gpus: int = Field(gt=0)
+    gpus: Count
     start: Duration = 0.0
     term: Duration | None = Field(default=None, gt=0, description="default: to the horizon")
     max_wait: Duration | None = None
-    price_per_gpu_hour: float | None = Field(
-        default=None, gt=0, description="USD per GPU-hour of the block, used or not"
+    price_per_gpu_hour: Price | None = Field(
+        default=None, description="USD per GPU-hour of the block, used or not"
     )
 
 
@@ -380,8 +466,8 @@ class OnDemandContract(Strict):
     max_wait: Duration | None = Field(
         default=None, description="reject a job that waits longer; 0 = start at once or reject"
     )
-    price_per_gpu_hour: float | None = Field(
-        default=None, gt=0, description="USD per GPU-hour held; none: no revenue figure"
+    price_per_gpu_hour: Price | None = Field(
+        default=None, description="USD per GPU-hour held; none: no revenue figure"
     )
 
 
@@ -395,8 +481,8 @@ class SpotContract(Strict):
     kind: Literal["spot"]
     notice: Duration = 2.0 / 60.0
     max_wait: Duration | None = None
-    price_per_gpu_hour: float | None = Field(
-        default=None, gt=0, description="USD per GPU-hour held (fixed pricing)"
+    price_per_gpu_hour: Price | None = Field(
+        default=None, description="USD per GPU-hour held (fixed pricing)"
     )
 
 
@@ -419,7 +505,10 @@ class Tenant(Strict):
         "measured on the first, and runs faster or slower elsewhere by dense TFLOP/s",
     )
     priority: int = Field(
-        default=0, description="lowest_priority preemption: higher is kept longer"
+        default=0,
+        ge=-1_000_000_000,
+        le=1_000_000_000,
+        description="lowest_priority preemption: higher is kept longer",
     )
 
 
@@ -434,10 +523,10 @@ class InternalInference(Strict):
     priority over everything sold and reclaims spot capacity when it grows.
     """
 
-    gpus: int = Field(gt=0, description="mean GPUs of the fleet")
+    gpus: Count = Field(description="mean GPUs of the fleet")
     amplitude: float = Field(default=0.3, ge=0, le=1)
     peak_hour: float = Field(default=20.0, ge=0, lt=24)
-    step: Duration = Field(default=1.0, gt=0)
+    step: Step = 1.0
     cluster: str | None = None
     serving: Serving | None = Field(
         default=None,
@@ -527,12 +616,12 @@ class Capex(Strict):
     """
 
     usd_per_gpu: float = Field(
-        gt=0, allow_inf_nan=False, description="server cost per GPU (the GPU and its host)"
+        gt=0, le=10_000_000, description="server cost per GPU (the GPU and its host)"
     )
     network_usd_per_gpu: float = Field(
-        default=0.0, ge=0, allow_inf_nan=False, description="fabric cost per GPU"
+        default=0.0, ge=0, le=10_000_000, description="fabric cost per GPU"
     )
-    service_life_years: float = Field(gt=0, allow_inf_nan=False)
+    service_life_years: float = Field(gt=0, le=100)
 
 
 class Cluster(Strict):
@@ -545,9 +634,9 @@ class Cluster(Strict):
     """
 
     name: Name
-    nodes: int = Field(gt=0)
-    gpus_per_node: int = Field(default=8, gt=0)
-    accelerator: str | dict[str, Annotated[int, Field(gt=0)]] = Field(
+    nodes: Count
+    gpus_per_node: int = Field(default=8, gt=0, le=1024)
+    accelerator: str | dict[str, Count] = Field(
         default="H100", description="the nodes' type, or types and their node counts in order"
     )
     fabric: Fabric = IdealFabric()
@@ -598,9 +687,11 @@ class Failures(Strict):
     """
 
     kind: Literal["llama3"] = "llama3"
-    rate_scale: float = Field(default=1.0, ge=0, description="multiplies every rate")
+    rate_scale: float = Field(default=1.0, ge=0, le=10_000, description="multiplies every rate")
     repair: Duration = Field(gt=0, description="how long a failed node is out of service")
-    spares: int = Field(default=0, ge=0, description="nodes per cluster kept for failed ones")
+    spares: int = Field(
+        default=0, ge=0, le=MAX_GPUS, description="nodes per cluster kept for failed ones"
+    )
 
 
 class Provider(Strict):
@@ -685,20 +776,29 @@ class Scheduling(Strict):
 
     backfill: bool = True
     backfill_depth: int = Field(
-        default=200, ge=1, description="queued jobs examined per pass, as Slurm's bf_max_job_test"
+        default=200,
+        ge=1,
+        le=MAX_DEGREE,
+        description="queued jobs examined per pass, as Slurm's bf_max_job_test",
     )
 
 
 class Quota(Strict):
     """A tenant's share of the shared pool (Kueue's nominal quota), and what it lends."""
 
-    gpus: int = Field(ge=0, description="GPUs of the shared pool it may hold")
+    gpus: int = Field(ge=0, le=MAX_GPUS, description="GPUs of the shared pool it may hold")
     cohort: Name | None = Field(default=None, description="tenants that lend each other")
     borrowing_limit: int | None = Field(
-        default=None, ge=0, description="GPUs it may hold beyond its quota (default: any)"
+        default=None,
+        ge=0,
+        le=MAX_GPUS,
+        description="GPUs it may hold beyond its quota (default: any)",
     )
     lending_limit: int | None = Field(
-        default=None, ge=0, description="of its unused quota, what others may use (default: all)"
+        default=None,
+        ge=0,
+        le=MAX_GPUS,
+        description="of its unused quota, what others may use (default: all)",
     )
 
 
@@ -719,7 +819,7 @@ class FabricAwareAdmission(Strict):
     """Defer a placement the fabric predicts would push a tenant past its slowdown SLO."""
 
     kind: Literal["fabric_aware"]
-    slowdown_slo: dict[Name, Annotated[float, Field(ge=1)]] = Field(
+    slowdown_slo: dict[Name, Annotated[float, Field(ge=1, le=1_000_000)]] = Field(
         min_length=1, description="per tenant, the iteration slowdown to keep it under"
     )
 
@@ -756,7 +856,7 @@ class DedicatedPodsIsolation(Strict):
     """
 
     kind: Literal["dedicated_pods"]
-    pods: dict[Name, Annotated[int, Field(ge=1)]] = Field(
+    pods: dict[Name, Annotated[int, Field(ge=1, le=MAX_GPUS)]] = Field(
         min_length=1, description="pods per tenant, in every cluster"
     )
 
@@ -770,7 +870,7 @@ class RateLimitsIsolation(Strict):
     """
 
     kind: Literal["rate_limits"]
-    gbps: dict[Name, Annotated[float, Field(gt=0)]] = Field(
+    gbps: dict[Name, Annotated[float, Field(gt=0, le=100_000)]] = Field(
         min_length=1, description="per tenant, Gb/s per GPU"
     )
 
@@ -812,9 +912,11 @@ class SurplusUtilisationPricing(Strict):
     """
 
     kind: Literal["surplus_utilisation"]
-    floor_per_gpu_hour: float = Field(ge=0, description="USD per GPU-hour at an idle surplus")
-    ceiling_per_gpu_hour: float = Field(gt=0, description="USD per GPU-hour at a full surplus")
-    exponent: float = Field(default=1.0, gt=0, description="1: linear in utilisation")
+    floor_per_gpu_hour: float = Field(
+        ge=0, le=MAX_PRICE, description="USD per GPU-hour at an idle surplus"
+    )
+    ceiling_per_gpu_hour: Price = Field(description="USD per GPU-hour at a full surplus")
+    exponent: float = Field(default=1.0, gt=0, le=100, description="1: linear in utilisation")
 
     @model_validator(mode="after")
     def _ordered(self) -> SurplusUtilisationPricing:
@@ -852,7 +954,7 @@ class Compare(Strict):
 
     seeds: int = Field(default=5, ge=1, le=10_000)
     baseline: Name | None = None
-    policies: dict[Name, dict[str, Any]] = Field(min_length=1)
+    policies: dict[Name, dict[str, Any]] = Field(min_length=1, max_length=1_000)
 
     @model_validator(mode="after")
     def _known_baseline(self) -> Compare:
@@ -889,6 +991,13 @@ class Sweep(Strict):
         both = sorted(set(self.grid) & set(self.zip))
         if both:
             raise ValueError(f"{both[0]} is in both grid and zip")
+        points = math.prod(len(values) for values in self.grid.values()) * self.seeds
+        points *= max(lengths.values(), default=1)
+        if points > MAX_SWEEP_POINTS:
+            raise ValueError(
+                f"the sweep has {points:,} points (grid x zip x seeds); at most "
+                f"{MAX_SWEEP_POINTS:,} are supported"
+            )
         return self
 
 
@@ -896,8 +1005,8 @@ class Scenario(Strict):
     """A whole scenario file."""
 
     name: Name
-    description: str = ""
-    seed: int = Field(default=0, ge=0)
+    description: str = Field(default="", max_length=100_000)
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
     horizon: Duration = Field(gt=0)
     provider: Provider
     internal: Internal = Internal()
@@ -1116,6 +1225,74 @@ class Scenario(Strict):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    @model_validator(mode="after")
+    def _size(self) -> Scenario:
+        gpus = sum(c.nodes * c.gpus_per_node for c in self.provider.clusters())
+        if gpus > MAX_GPUS:
+            raise ValueError(
+                f"provider: its clusters hold {gpus:,} GPUs in all; at most {MAX_GPUS:,} "
+                "are supported"
+            )
+        events = self.estimated_events()
+        total = sum(events.values())
+        if total > MAX_EVENTS:
+            where, most = max(events.items(), key=lambda item: item[1])
+            raise ValueError(
+                f"{where}: the scenario would simulate about {total:.3g} marketplace events "
+                f"({most:.3g} here) over its {format_duration(self.horizon)} horizon; at most "
+                f"{MAX_EVENTS:,} are supported: shorten the horizon or lower the rate"
+            )
+        return self
+
+    def estimated_events(self) -> dict[str, float]:
+        """The expected number of marketplace events, by the field that causes them.
+
+        Counts job arrivals (rate × horizon, at most ``max_jobs``), the sampling
+        steps of every served model and of the inference fleet, failures at
+        Meta's Llama 3 rates and the steps of random-walk electricity prices:
+        what a run's cost grows with, known before it starts.
+        """
+        hours = self.horizon
+        events: dict[str, float] = {}
+
+        def jobs(where: str, workload: BatchWorkload | InternalTraining) -> None:
+            expected = workload.arrivals.rate_per_hour * hours
+            limit = getattr(workload, "max_jobs", None)
+            events[f"{where}.arrivals.rate_per_hour"] = (
+                expected if limit is None else min(expected, limit)
+            )
+
+        for i, tenant in enumerate(self.tenants):
+            workload = tenant.workload
+            if isinstance(workload, BatchWorkload):
+                jobs(f"tenants[{i}].workload", workload)
+            else:
+                events[f"tenants[{i}].workload.serving.step"] = (
+                    workload.replicas + hours / workload.serving.step
+                )
+        internal = self.internal
+        if internal.training is not None:
+            jobs("internal.training", internal.training)
+        if internal.inference is not None:
+            steps = hours / internal.inference.step
+            if internal.inference.serving is not None:
+                steps += hours / internal.inference.serving.step
+            events["internal.inference.step"] = steps
+        failures = self.provider.failures
+        if failures is not None:
+            from sim.market.failures import LLAMA3_CAUSES, LLAMA3_GPU_HOURS
+
+            per_gpu_hour = sum(c.interruptions for c in LLAMA3_CAUSES) / LLAMA3_GPU_HOURS
+            gpus = sum(c.nodes * c.gpus_per_node for c in self.provider.clusters())
+            events["provider.failures.rate_scale"] = (
+                2 * gpus * per_gpu_hour * failures.rate_scale * hours  # each failure and repair
+            )
+        for i, site in enumerate(self.provider.sites):
+            price = site.power.price if site.power is not None else None
+            if price is not None and price.kind == "random_walk":
+                events[f"provider.sites[{i}].power.price.step"] = hours / price.step
+        return events
 
 
 def _gpus_of(cluster: Cluster, types: list[str] | None) -> int:

@@ -31,9 +31,12 @@ from pydantic import (
 )
 
 from sim.scenario.base import Strict
-from sim.scenario.durations import Duration
+from sim.scenario.durations import Step
 
 HOURS_PER_DAY = 24.0
+
+MAX_USD_PER_MWH = 1_000_000.0
+"""A thousand times the worst spot electricity prices on record."""
 
 # --------------------------------------------------------------------------- electricity prices
 
@@ -42,7 +45,7 @@ class FlatPowerPrice(Strict):
     """Electricity costs the same at every hour."""
 
     kind: Literal["flat"]
-    usd_per_mwh: float = Field(ge=0, allow_inf_nan=False, description="USD per MWh")
+    usd_per_mwh: float = Field(ge=0, le=MAX_USD_PER_MWH, description="USD per MWh")
 
 
 class PowerPeriod(Strict):
@@ -52,10 +55,8 @@ class PowerPeriod(Strict):
     last period of the day runs on past midnight until the first one starts.
     """
 
-    start_hour: float = Field(
-        ge=0, lt=HOURS_PER_DAY, allow_inf_nan=False, description="hour of the day, 0 = midnight"
-    )
-    usd_per_mwh: float = Field(ge=0, allow_inf_nan=False, description="USD per MWh")
+    start_hour: float = Field(ge=0, lt=HOURS_PER_DAY, description="hour of the day, 0 = midnight")
+    usd_per_mwh: float = Field(ge=0, le=MAX_USD_PER_MWH, description="USD per MWh")
 
 
 class TimeOfUsePowerPrice(Strict):
@@ -67,10 +68,11 @@ class TimeOfUsePowerPrice(Strict):
     """
 
     kind: Literal["time_of_use"]
-    periods: list[PowerPeriod] = Field(min_length=1)
+    periods: list[PowerPeriod] = Field(min_length=1, max_length=1440)
 
     @model_validator(mode="after")
     def _increasing(self) -> TimeOfUsePowerPrice:
+        second = 1.0 / 3600.0
         for index in range(1, len(self.periods)):
             before, here = self.periods[index - 1].start_hour, self.periods[index].start_hour
             if here <= before:
@@ -79,6 +81,17 @@ class TimeOfUsePowerPrice(Strict):
                     f"periods[{index - 1}].start_hour ({before}): start hours must be "
                     "strictly increasing"
                 )
+            if here - before < second:
+                raise ValueError(
+                    f"periods[{index}].start_hour ({here}) is less than a second after "
+                    f"periods[{index - 1}].start_hour ({before})"
+                )
+        first, last = self.periods[0].start_hour, self.periods[-1].start_hour
+        if 0 < first < second or HOURS_PER_DAY - last < second:
+            raise ValueError(
+                "periods: a period must last at least a second, midnight included "
+                f"(start hours from {first} to {last})"
+            )
         return self
 
 
@@ -95,19 +108,17 @@ class RandomWalkPowerPrice(Strict):
     """
 
     kind: Literal["random_walk"]
-    start_usd_per_mwh: float = Field(gt=0, allow_inf_nan=False, description="price at time 0")
-    volatility: float = Field(
-        ge=0, allow_inf_nan=False, description="relative standard deviation per √hour"
-    )
+    start_usd_per_mwh: float = Field(gt=0, le=MAX_USD_PER_MWH, description="price at time 0")
+    volatility: float = Field(ge=0, le=10, description="relative standard deviation per √hour")
     mean_usd_per_mwh: float | None = Field(
-        default=None, gt=0, allow_inf_nan=False, description="level the log-price reverts to"
+        default=None, gt=0, le=MAX_USD_PER_MWH, description="level the log-price reverts to"
     )
     reversion_per_hour: float = Field(
         default=0.0, ge=0, le=1, description="share of the log-gap to the mean closed per hour"
     )
-    step: Duration = Field(default=1.0, gt=0, description="how long each price holds")
+    step: Step = Field(default=1.0, description="how long each price holds")
     floor_usd_per_mwh: float = Field(
-        default=0.0, ge=0, allow_inf_nan=False, description="lowest price charged"
+        default=0.0, ge=0, le=MAX_USD_PER_MWH, description="lowest price charged"
     )
 
     @model_validator(mode="after")
@@ -137,9 +148,9 @@ class CarbonPrice(Strict):
     ``usd_per_tonne × grid_kg_per_mwh / 1000`` USD on top of the electricity.
     """
 
-    usd_per_tonne: float = Field(ge=0, allow_inf_nan=False, description="USD per tonne of CO2")
+    usd_per_tonne: float = Field(ge=0, le=100_000, description="USD per tonne of CO2")
     grid_kg_per_mwh: float = Field(
-        ge=0, allow_inf_nan=False, description="kg of CO2 the grid emits per MWh"
+        ge=0, le=10_000, description="kg of CO2 the grid emits per MWh (coal: about 1,000)"
     )
 
     @property
@@ -161,13 +172,13 @@ class SitePower(Strict):
       the nodes left powered can all run at full power.
     """
 
-    cap_mw: float = Field(gt=0, allow_inf_nan=False, description="grid connection, MW")
+    cap_mw: float = Field(gt=0, le=100_000, description="grid connection, MW (at most 100 GW)")
     pue: float = Field(
-        ge=1, allow_inf_nan=False, description="facility draw over IT draw (power usage eff.)"
+        ge=1, le=10, description="facility draw over IT draw (power usage effectiveness)"
     )
     policy: Literal["throttle", "park"] = "throttle"
     host_watts_per_gpu: float = Field(
-        default=0.0, ge=0, allow_inf_nan=False, description="server draw besides the accelerator"
+        default=0.0, ge=0, le=100_000, description="server draw besides the accelerator"
     )
     price: PowerPrice
     carbon: CarbonPrice | None = None

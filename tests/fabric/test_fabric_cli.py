@@ -130,7 +130,12 @@ def test_fabric_runs_a_15_to_1_incast_end_to_end(tmp_path, fabric_yaml) -> None:
     assert result.exit_code == 0, result.output
     assert f"wrote {out}" in result.output
     assert "FCT slowdown P99" in result.output
-    assert sorted(p.name for p in out.iterdir()) == ["flows.csv", "latency.csv", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".surplus.json",  # the marker: a fabric run (sim.outputs)
+        "flows.csv",
+        "latency.csv",
+        "summary.json",
+    ]
     flows = pd.read_csv(out / "flows.csv")
     assert list(flows.columns[: len(FLOW_CONTRACT)]) == FLOW_CONTRACT
     assert len(flows) == 15
