@@ -159,10 +159,10 @@ def mutations(draw: st.DrawFn) -> tuple[str, str, list[str]]:
             del holder[path[-1]]
             continue
         elif action == "unknown" and isinstance(old, dict):
-            old["no_such_field"] = draw(st.sampled_from(BAD_VALUES))
+            old["no_such_field"] = _copy(draw(st.sampled_from(BAD_VALUES)))
             continue
         else:
-            value = draw(st.sampled_from(BAD_VALUES))
+            value = _copy(draw(st.sampled_from(BAD_VALUES)))
         if draw(st.booleans()) and all(isinstance(p, str | int) for p in path):
             overrides.append(f"{_dotted(path)}={_value_text(value)}")
         else:
@@ -180,6 +180,7 @@ def check(name: str, text: str, overrides: list[str], tmp_path: Path) -> None:
             for problem in exc.problems:
                 assert problem.strip() and "\n" not in problem
                 assert "Traceback" not in problem
+                assert len(problem) < 300, f"a message of {len(problem)} characters: {problem}"
             event("refused by validation")
             return
         path = tmp_path / name

@@ -45,9 +45,36 @@ def dotted(path: Iterable[str | int]) -> str:
     return out or "(top level)"
 
 
+MAX_DEPTH = 64
+"""How deeply a file's sections may nest (scenarios need about ten levels)."""
+
+MAX_NODES = 1_000_000
+"""How many values a file may hold once its aliases are expanded."""
+
+
 def _to_python(node: yaml.Node, path: Path_, lines: dict[Path_, int], source: str) -> Any:
-    """Turn a composed YAML node into plain data, noting the line of every path."""
+    """Turn a composed YAML node into plain data, noting the line of every path.
+
+    Raises:
+        ScenarioError: On a key that is not a string or is given twice, or when the
+            data nests deeper than :data:`MAX_DEPTH` (an alias that holds itself) or
+            holds more than :data:`MAX_NODES` values (aliases of aliases).
+    """
+    if len(path) > MAX_DEPTH:
+        raise ScenarioError(
+            [
+                f"{source}:{node.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep "
+                "(an alias that holds itself?)"
+            ]
+        )
     lines[path] = node.start_mark.line + 1
+    if len(lines) > MAX_NODES:
+        raise ScenarioError(
+            [
+                f"{source}: more than {MAX_NODES:,} values once its aliases are expanded; "
+                "write the data out or use fewer nested aliases"
+            ]
+        )
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -91,9 +118,13 @@ _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 """libyaml's emitter where PyYAML has it (the same output, faster)."""
 
 
-def load_value(text: str) -> Any:
-    """One YAML value (as on the right of ``--set path=value``), read like scenario files."""
-    return yaml.load(text, Loader=_LOADER)
+def load_value(text: str, source: str = "--set") -> Any:
+    """One YAML value (as on the right of ``--set path=value``), read like scenario files.
+
+    Raises:
+        ScenarioError: If the text is not valid YAML or nests too deeply.
+    """
+    return parse_yaml(text, source)[0]
 
 
 def _construct(node: yaml.Node) -> Any:
@@ -172,8 +203,9 @@ def apply_override(data: dict[str, Any], override: str, lines: dict[Path_, int])
         raise ScenarioError([f"--set {override}: expected dotted.path=value"])
     try:
         value = load_value(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ScenarioError([f"--set {override}: value is not valid YAML: {exc}"]) from None
+    except ScenarioError as exc:
+        problem = exc.problems[0].split(": ", 1)[-1]
+        raise ScenarioError([f"--set {override}: value: {problem}"]) from None
     container: Any = data
     path: Path_ = ()
     for depth, part in enumerate(parts):
