@@ -74,11 +74,15 @@ class _Progress:
             self._bar.update(self._task, completed=done, total=total)
 
 
+MAX_WORKERS = 1024
+"""Local worker processes compare and sweep may start."""
+
+
 def _option_problems(workers: int | None, out: Path | None) -> list[str]:
     """What is wrong with the --workers and --out options of compare and sweep."""
     problems = []
-    if workers is not None and workers < 1:
-        problems.append(f"--workers: need at least 1, got {workers}")
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        problems.append(f"--workers: need 1 to {MAX_WORKERS:,} worker processes, got {workers:,}")
     if out is not None and out.exists() and not out.is_dir():
         problems.append(f"--out: {out} exists and is not a directory")
     return problems

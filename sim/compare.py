@@ -95,6 +95,13 @@ def policies_from_block(block: Any) -> list[Policy]:
     return policies
 
 
+MAX_SEEDS = 10_000
+"""Seeds per policy a comparison may run (as ``compare.seeds`` in a scenario)."""
+
+MAX_SEED = 2**63 - 1
+"""The largest root seed a scenario takes."""
+
+
 def seed_list(root_seed: int, count: int) -> list[int]:
     """The seeds every policy runs on: ``root_seed``, ``root_seed + 1``, ..."""
     return [root_seed + i for i in range(count)]
@@ -210,6 +217,13 @@ def prepare(
         problems.append("--seeds: how many seeds? (or set compare.seeds in the scenario)")
     elif count < 1:
         problems.append(f"--seeds: need at least 1, got {count}")
+    elif count > MAX_SEEDS:
+        problems.append(f"--seeds: at most {MAX_SEEDS:,} seeds per policy, got {count:,}")
+    elif scenario.seed + count - 1 > MAX_SEED:
+        problems.append(
+            f"--seeds: seeds {scenario.seed} to {scenario.seed + count - 1} go past the "
+            f"largest seed, {MAX_SEED}"
+        )
     from sim.runner import Simulation
 
     for policy in chosen:

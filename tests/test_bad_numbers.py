@@ -211,3 +211,22 @@ def test_an_infinite_price_fails_before_the_run_and_keeps_the_last_one(tmp_path)
     assert second.exit_code == 2 and "finite number" in second.output
     assert {p.name: p.read_bytes() for p in good.iterdir()} == before
     assert json.loads((good / "summary.json").read_text())["seed"] == 42
+
+
+def test_compare_seeds_and_workers_are_bounded():
+    policies = SCENARIOS / "tenancy-policies.yaml"
+    runner = CliRunner()
+    result = runner.invoke(app, ["compare", str(policies), "--seeds", "1000000000", "-q"])
+    assert result.exit_code == 2 and "at most 10,000 seeds" in result.output
+    result = runner.invoke(
+        app, ["compare", str(policies), "--seeds", "3", "--seed", str(2**63 - 2), "-q"]
+    )
+    assert result.exit_code == 2 and "go past the largest seed" in result.output
+    result = runner.invoke(app, ["compare", str(policies), "--workers", "100000", "-q"])
+    assert result.exit_code == 2 and "--workers: need 1 to 1,024" in result.output
+
+
+def test_messages_listing_values_stay_short():
+    sizes = ", ".join(str(1000 * (i + 1)) for i in range(200))
+    out = refused(QUICKSTART, f"tenants.bolt.workload.gpus={{kind: choice, values: [{sizes}]}}")
+    assert "jobs of 1000, 2000, 3000, 4000 and 196 more GPUs can never run" in out

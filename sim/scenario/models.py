@@ -13,6 +13,7 @@ Durations are hours internally; files may write them as "90s", "15m", "6h",
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -986,7 +987,7 @@ class Sweep(Strict):
                 raise ValueError(f"{path}: give at least one value")
         lengths = {path: len(values) for path, values in self.zip.items()}
         if len(set(lengths.values())) > 1:
-            sizes = ", ".join(f"{path}: {n}" for path, n in lengths.items())
+            sizes = _few(f"{path}: {n}" for path, n in lengths.items())
             raise ValueError(f"zip: every list must have the same length ({sizes})")
         both = sorted(set(self.grid) & set(self.zip))
         if both:
@@ -1044,13 +1045,13 @@ class Scenario(Strict):
             if name != "internal" and name not in contracts:
                 problems.append(
                     f"policies.admission.slowdown_slo: no tenant named {name!r} "
-                    f"(tenants: {', '.join(names) or 'none'}; 'internal' is the provider)"
+                    f"(tenants: {_few(names) or 'none'}; 'internal' is the provider)"
                 )
         for name in getattr(self.policies.admission, "quotas", {}):
             if name not in contracts:
                 problems.append(
                     f"policies.admission.quotas: no tenant named {name!r} "
-                    f"(tenants: {', '.join(names) or 'none'})"
+                    f"(tenants: {_few(names) or 'none'})"
                 )
             elif contracts[name] == "reserved":
                 problems.append(
@@ -1065,7 +1066,7 @@ class Scenario(Strict):
             if name != "internal" and name not in names:
                 problems.append(
                     f"policies.isolation.{field}: no tenant named {name!r} "
-                    f"(tenants: {', '.join(names) or 'none'}; 'internal' is the provider)"
+                    f"(tenants: {_few(names) or 'none'}; 'internal' is the provider)"
                 )
 
         def check_cluster(
@@ -1075,7 +1076,8 @@ class Scenario(Strict):
                 eligible = list(clusters.values())
             elif name not in clusters:
                 problems.append(
-                    f"{where}.cluster: no cluster named {name!r} (clusters: {sorted(clusters)})"
+                    f"{where}.cluster: no cluster named {name!r} "
+                    f"(clusters: {_few(sorted(clusters))})"
                 )
                 return []
             else:
@@ -1094,7 +1096,7 @@ class Scenario(Strict):
                 have = sorted({t for c in eligible for t in c.types()})
                 problems.append(
                     f"{where}.accelerators: no cluster it may use has {', '.join(types)} "
-                    f"(they have {', '.join(have)})"
+                    f"(they have {_few(have)})"
                 )
             return fitting
 
@@ -1102,7 +1104,7 @@ class Scenario(Strict):
             too_big = [g for g in gpu_sizes(dist) if g > limit]
             if too_big:
                 problems.append(
-                    f"{where}: jobs of {too_big} GPUs can never run "
+                    f"{where}: jobs of {_few(map(str, too_big))} GPUs can never run "
                     f"(at most {limit} GPUs are available to them)"
                 )
 
@@ -1166,7 +1168,7 @@ class Scenario(Strict):
                     and contract.gpus <= _gpus_of(c, (tenant.accelerators or c.types())[:1])
                 ]
                 if not fitting:
-                    sizes = ", ".join(f"{c.name}: {c.nodes} x {c.gpus_per_node}" for c in eligible)
+                    sizes = _few(f"{c.name}: {c.nodes} x {c.gpus_per_node}" for c in eligible)
                     problems.append(
                         f"{where}.contract.gpus: {contract.gpus} GPUs must be whole nodes "
                         f"within one cluster ({sizes})"
@@ -1293,6 +1295,13 @@ class Scenario(Strict):
             if price is not None and price.kind == "random_walk":
                 events[f"provider.sites[{i}].power.price.step"] = hours / price.step
         return events
+
+
+def _few(items: Iterable[str], shown: int = 4) -> str:
+    """Up to ``shown`` items joined by commas, then how many more: messages stay one short line."""
+    items = list(items)
+    text = ", ".join(items[:shown])
+    return text if len(items) <= shown else f"{text} and {len(items) - shown:,} more"
 
 
 def _gpus_of(cluster: Cluster, types: list[str] | None) -> int:
