@@ -158,7 +158,7 @@ def test_a_compare_block_in_the_scenario_is_used_without_policies(tmp_path, quic
         (["--policy", "a", "--seeds", "0"], "--seeds: need at least 1"),
         (["--policy", "a"], "--seeds: how many seeds?"),
         (["--seeds", "2"], "no policies to compare"),
-        (["--policy", "a", "--seeds", "2", "--workers", "0"], "--workers: need at least 1"),
+        (["--policy", "a", "--seeds", "2", "--workers", "0"], "--workers: need 1 to 1,024"),
     ],
 )
 def test_bad_comparisons_exit_2_naming_the_problem(tmp_path, quickstart_path, args, message):

@@ -115,7 +115,7 @@ def test_cross_field_problems_point_at_their_line():
             "f.yaml",
         )
     text_out = "\n".join(info.value.problems)
-    assert "f.yaml:15: tenants[1].workload.gpus: jobs of [64] GPUs can never run" in text_out
+    assert "f.yaml:15: tenants[1].workload.gpus: jobs of 64 GPUs can never run" in text_out
     assert "tenant name 'acme' is used twice" in text_out
     assert "f.yaml:17: tenants[2].contract.gpus: 12 GPUs must be whole nodes" in text_out
 

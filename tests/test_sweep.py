@@ -156,7 +156,7 @@ def test_a_failing_point_is_recorded_and_the_others_finish(tmp_path, scenario_fi
         (("sweep:", "unused:"), [], "unused"),
         ((), ["--backend", "dask"], "--backend dask needs --address"),
         ((), ["--backend", "ray"], "--backend: 'ray' is not one of local, dask"),
-        ((), ["-j", "0"], "--workers: need at least 1"),
+        ((), ["-j", "0"], "--workers: need 1 to 1,024"),
     ],
 )
 def test_bad_sweeps_exit_2_naming_the_problem(tmp_path, change, extra, message):
