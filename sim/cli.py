@@ -489,7 +489,11 @@ def fabric(
     from sim.files import write_csv
     from sim.outputs import write_directory
 
-    result = simulate_flows(config, flows)
+    try:
+        with _Progress(f"{traffic_file.name}, flows done", enabled=not quiet) as bar:
+            result = simulate_flows(config, flows, progress=bar.update, source=str(traffic_file))
+    except ScenarioError as exc:
+        _fail(exc.problems)
     summary = _json_ready(dict(result.summary))
     text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
 

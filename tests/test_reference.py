@@ -86,7 +86,10 @@ def test_failures_repair_is_a_required_duration(sections: dict[str, str]) -> Non
 def test_cluster_accelerator_defaults_to_h100(sections: dict[str, str]) -> None:
     rows = table(sections["Cluster"])
     assert rows["accelerator"][:2] == ["str or mapping of str to int", "`H100`"]
-    assert rows["gpus_per_node"][1:] == ["`8`", "> 0, ≤ 1024"]
+    assert rows["gpus_per_node"][1:] == [
+        "`8`",
+        "576 is the largest NVLink domain announced; > 0, ≤ 576",
+    ]
     assert rows["fabric"][1] == "`{kind: ideal}`"
 
 
@@ -111,7 +114,9 @@ def test_types_defaults_and_constraints(sections: dict[str, str]) -> None:
     assert batch["gpus"][2] == "a bare value means `{kind: fixed, value: VALUE}`"
     assert table(sections["Serving"])["step"][1] == "`15m`"
     assert table(sections["SpotContract"])["notice"][1] == "`2m`"
-    assert table(sections["ChoiceGpus"])["values"][2] == "not empty, at most 10000 items, each > 0, each ≤ 1048576"
+    assert table(sections["ChoiceGpus"])["values"][2] == (
+        "not empty, at most 10000 items, each > 0, each ≤ 1048576"
+    )
     quotas = table(sections["QuotaAdmission"])["quotas"]
     assert quotas[0] == "mapping of str to [Quota](#quota)"
     assert table(sections["Preemption"])["kind"][0] == (

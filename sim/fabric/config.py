@@ -25,19 +25,36 @@ the line and the dotted field: ``fab.yaml:1: topology.k: must be even, got 5``.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from sim.fabric.limits import (
+    MAX_BUFFER_BYTES,
+    MAX_BUFFER_KB,
+    MAX_FLOW_BYTES,
+    MAX_GPUS_PER_NODE,
+    MAX_LATENCY_SAMPLES,
+    MAX_LINK_GBPS,
+    MAX_MTU_BYTES,
+    MAX_OVERSUBSCRIPTION,
+    MAX_PROP_DELAY_US,
+    MAX_SWITCH_PORTS,
+    MIN_LINK_GBPS,
+    MIN_OVERSUBSCRIPTION,
+)
 from sim.fabric.topology import (
     DEFAULT_BUFFER_BYTES,
     DEFAULT_MTU_BYTES,
     DEFAULT_PROP_DELAY_US,
     Topology,
     build_topology,
+    size_problem,
 )
 from sim.scenario.base import Strict
 from sim.scenario.loader import ScenarioError, parse_yaml, read_input, validation_problems
@@ -63,15 +80,78 @@ __all__ = [
     "load_fabric",
 ]
 
-# Numbers are strict: ``true`` or ``"100"`` is not a link speed.
-Count = Annotated[int, Field(ge=1, strict=True)]
-"""A whole number of switches, hosts or pods, at least 1."""
+# Numbers are strict: ``true`` or ``"100"`` is not a link speed. Every number has a
+# range no real fabric leaves; the bounds and their reasons are in sim.fabric.limits.
+Count = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_SWITCH_PORTS,
+        strict=True,
+        description="a switch fan-out; 512 is the most ports of a switch chip",
+    ),
+]
+"""A number of switches, hosts, racks or pods that is some switch's fan-out: 1 to 512
+(:data:`sim.fabric.limits.MAX_SWITCH_PORTS`, the ports of the largest switch chip)."""
 
-Positive = Annotated[float, Field(gt=0, strict=True)]
-"""A finite number above zero."""
+GpusPerNode = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_GPUS_PER_NODE,
+        strict=True,
+        description="GPUs (one NIC each) per server; 576 is the largest NVLink domain",
+    ),
+]
+"""GPUs of one NVLink domain: 1 to :data:`sim.fabric.limits.MAX_GPUS_PER_NODE`."""
 
-NonNegative = Annotated[float, Field(ge=0, strict=True)]
-"""A finite number, zero or above."""
+Oversubscription = Annotated[
+    float,
+    Field(
+        ge=MIN_OVERSUBSCRIPTION,
+        le=MAX_OVERSUBSCRIPTION,
+        strict=True,
+        description="downlink over uplink capacity (1 is non-blocking); 64:1 is past any fabric",
+    ),
+]
+"""Downlink over uplink capacity: :data:`~sim.fabric.limits.MIN_OVERSUBSCRIPTION` to
+:data:`~sim.fabric.limits.MAX_OVERSUBSCRIPTION`."""
+
+
+def _link_gbps(default: float, what: str) -> Any:
+    """A link speed field: 1 to 3,200 Gb/s (:data:`sim.fabric.limits.MAX_LINK_GBPS`)."""
+    return Field(
+        default=default,
+        ge=MIN_LINK_GBPS,
+        le=MAX_LINK_GBPS,
+        strict=True,
+        description=f"{what}, Gb/s; 1G Ethernet to 3.2T, the fastest link",
+    )
+
+
+_KB = "KB (1 KB = 1000 bytes); 16 GB is the deepest switch buffer"
+
+Kilobytes = Annotated[float, Field(ge=0, le=MAX_BUFFER_KB, strict=True, description=_KB)]
+"""A queue threshold in KB, 0 to :data:`sim.fabric.limits.MAX_BUFFER_KB`."""
+
+PositiveKilobytes = Annotated[float, Field(gt=0, le=MAX_BUFFER_KB, strict=True, description=_KB)]
+"""A queue threshold in KB above zero, at most :data:`sim.fabric.limits.MAX_BUFFER_KB`."""
+
+Seed = Annotated[
+    int, Field(ge=0, le=2**63 - 1, strict=True, description="the range of a scenario's seed")
+]
+"""A root seed, 0 to 2**63 - 1 (the range of a scenario's seed)."""
+
+
+def _micros(default: float, what: str) -> Any:
+    """A DCQCN period in microseconds: 1 to 10,000 (real NICs use 4 to 300)."""
+    return Field(
+        default=default,
+        ge=1.0,
+        le=10_000.0,
+        strict=True,
+        description=f"{what}, us; NIC defaults are 4 to 300",
+    )
 
 
 class FabricModel(Strict):
@@ -84,25 +164,65 @@ class FabricModel(Strict):
 
 
 PropDelayUs = Annotated[
-    float, Field(ge=0, strict=True, description="propagation delay of every link")
+    float,
+    Field(
+        ge=0,
+        le=MAX_PROP_DELAY_US,
+        strict=True,
+        description="propagation delay of every link, us; 1,000 is 200 km of fibre",
+    ),
 ]
 """Per-link propagation delay in microseconds, as the builders take it."""
 
-BufferBytes = Annotated[int, Field(ge=0, strict=True, description="buffer of every egress port")]
-"""Per-port buffer in bytes."""
+BufferBytes = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=MAX_BUFFER_BYTES,
+        strict=True,
+        description="buffer of every egress port; 16 GB is a deep-buffer chip's HBM",
+    ),
+]
+"""Per-port buffer in bytes, 0 to :data:`sim.fabric.limits.MAX_BUFFER_BYTES`."""
 
-MtuBytes = Annotated[int, Field(ge=64, strict=True, description="maximum transmission unit")]
-"""MTU in bytes; the builders refuse anything below 64."""
+MtuBytes = Annotated[
+    int,
+    Field(
+        ge=64,
+        le=MAX_MTU_BYTES,
+        strict=True,
+        description="maximum transmission unit; 65,535 is the largest IP packet",
+    ),
+]
+"""MTU in bytes, 64 (the smallest Ethernet frame) to 65,535."""
 
 
 class _TopologyBase(FabricModel):
-    """Shared behaviour of the topology kinds; each kind's fields mirror its builder."""
+    """Shared behaviour of the topology kinds; each kind's fields mirror its builder.
+
+    Beyond each field's range, a topology too big to build (more than
+    :data:`sim.fabric.limits.MAX_HOSTS` hosts or
+    :data:`sim.fabric.limits.MAX_LINKS` links, computed from the counts, not
+    by building) is refused, naming the count furthest above its default.
+    """
 
     def builder_params(self) -> dict[str, Any]:
         """Keyword arguments for this kind's builder in :data:`sim.fabric.topology.TOPOLOGIES`."""
         params = self.model_dump()
         del params["kind"]
         return params
+
+    @model_validator(mode="after")
+    def _fits(self) -> Any:
+        found = size_problem(self.kind, self.builder_params())  # type: ignore[attr-defined]
+        if found is not None:
+            name, problem = found
+            error = PydanticCustomError("topology_too_big", "{problem}", {"problem": problem})
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [InitErrorDetails(type=error, loc=(name,), input=getattr(self, name))],
+            )
+        return self
 
 
 class LeafSpineTopology(_TopologyBase):
@@ -116,19 +236,27 @@ class LeafSpineTopology(_TopologyBase):
     hosts_per_leaf: Count = 16
     leaves: Count = 8
     spines: Count = 4
-    oversubscription: Positive = 1.0
-    link_gbps: Positive = Field(default=100.0, description="host NIC speed")
+    oversubscription: Oversubscription = 1.0
+    link_gbps: float = _link_gbps(100.0, "host NIC speed")
     prop_delay_us: PropDelayUs = DEFAULT_PROP_DELAY_US
     buffer_bytes: BufferBytes = DEFAULT_BUFFER_BYTES
     mtu_bytes: MtuBytes = DEFAULT_MTU_BYTES
 
 
 class FatTreeTopology(_TopologyBase):
-    """The k-ary three-tier fat tree: ``k**3/4`` hosts, non-blocking, every link alike."""
+    """The k-ary three-tier fat tree: ``k**3/4`` hosts, non-blocking, every link alike.
+
+    ``k`` is even and at least 2; its upper end is the size rule: k = 100
+    (250,000 hosts) is the largest fat tree within the 262,144 hosts a
+    topology may have.
+    """
 
     kind: Literal["fat_tree"]
-    k: Annotated[int, Field(ge=2, strict=True, description="switch radix, even")] = 8
-    link_gbps: Positive = Field(default=100.0, description="speed of every link")
+    k: Annotated[
+        int,
+        Field(ge=2, strict=True, description="switch radix, even; 100 is the largest that fits"),
+    ] = 8
+    link_gbps: float = _link_gbps(100.0, "speed of every link")
     prop_delay_us: PropDelayUs = DEFAULT_PROP_DELAY_US
     buffer_bytes: BufferBytes = DEFAULT_BUFFER_BYTES
     mtu_bytes: MtuBytes = DEFAULT_MTU_BYTES
@@ -137,7 +265,7 @@ class FatTreeTopology(_TopologyBase):
     @classmethod
     def _even(cls, k: int) -> int:
         if k % 2:
-            raise ValueError(f"must be even, got {k}")
+            raise ValueError(f"must be even, got {k:.6g}")
         return k
 
 
@@ -145,12 +273,12 @@ class RailOptimizedTopology(_TopologyBase):
     """Rail-optimised: GPU ``r`` of every node in a group hangs off rail switch ``r``."""
 
     kind: Literal["rail_optimized"]
-    gpus_per_node: Count = 8
+    gpus_per_node: GpusPerNode = 8
     nodes_per_group: Count = 16
     groups: Count = 4
     spines: Count = 8
-    oversubscription: Positive = 1.0
-    link_gbps: Positive = Field(default=400.0, description="GPU NIC speed")
+    oversubscription: Oversubscription = 1.0
+    link_gbps: float = _link_gbps(400.0, "GPU NIC speed")
     prop_delay_us: PropDelayUs = DEFAULT_PROP_DELAY_US
     buffer_bytes: BufferBytes = DEFAULT_BUFFER_BYTES
     mtu_bytes: MtuBytes = DEFAULT_MTU_BYTES
@@ -160,14 +288,14 @@ class MetaAiZoneTopology(_TopologyBase):
     """Meta's 24,576-GPU training zone: RTSW racks, CTSW pods, ATSW aggregation at 1:7."""
 
     kind: Literal["meta_ai_zone"]
-    gpus_per_node: Count = 8
+    gpus_per_node: GpusPerNode = 8
     nodes_per_rack: Count = 2
     racks_per_pod: Count = 192
     pods: Count = 8
     ctsw_per_pod: Count = 16
     atsw_per_plane: Count = 4
-    oversubscription: Positive = 7.0
-    link_gbps: Positive = Field(default=400.0, description="GPU NIC speed")
+    oversubscription: Oversubscription = 7.0
+    link_gbps: float = _link_gbps(400.0, "GPU NIC speed")
     prop_delay_us: PropDelayUs = DEFAULT_PROP_DELAY_US
     buffer_bytes: BufferBytes = DEFAULT_BUFFER_BYTES
     mtu_bytes: MtuBytes = DEFAULT_MTU_BYTES
@@ -194,25 +322,56 @@ TOPOLOGY_KINDS: dict[str, type[_TopologyBase]] = {
 class DcqcnSettings(FabricModel):
     """DCQCN reaction-point settings (Zhu et al., CoNEXT 2016, as in :mod:`sim.fabric.dcqcn`).
 
+    Every setting has a range around what NICs accept, wide enough for the
+    paper's experiments; the fluid model has a fixed point (or the solver
+    says which side it is pinned to) everywhere in that box.
+
     Attributes:
-        g: EWMA gain of the congestion estimate α.
-        rate_ai_mbps: Additive-increase step R_AI.
-        tau_us: Rate-cut period τ (one CNP per τ at most).
-        tau_prime_us: α update interval τ′.
-        timer_us: Rate-increase timer T.
-        byte_counter_mb: Rate-increase byte counter B.
-        fast_recovery_steps: Fast-recovery steps F before additive increase.
-        feedback_delay_us: Delay between a mark at the switch and the sender's reaction.
+        g: EWMA gain of the congestion estimate α, 1e-6 to 1 (below, α would
+            take about a minute to react).
+        rate_ai_mbps: Additive-increase step R_AI, 1 Mb/s (a NIC's rate
+            granularity) to 100,000 Mb/s.
+        tau_us: Rate-cut period τ (one CNP per τ at most), 1 to 10,000 µs.
+        tau_prime_us: α update interval τ′, 1 to 10,000 µs.
+        timer_us: Rate-increase timer T, 1 to 10,000 µs.
+        byte_counter_mb: Rate-increase byte counter B, 0.001 MB (one 1 KB
+            packet) to 1,000 MB.
+        fast_recovery_steps: Fast-recovery steps F before additive increase,
+            0 to 100 (the paper uses 5).
+        feedback_delay_us: Delay between a mark at the switch and the sender's
+            reaction, 0 to 1,000 µs (the paper explores up to 85).
     """
 
-    g: float = Field(default=1.0 / 256.0, gt=0, le=1, strict=True)
-    rate_ai_mbps: Positive = 40.0
-    tau_us: Positive = 50.0
-    tau_prime_us: Positive = 55.0
-    timer_us: Positive = 55.0
-    byte_counter_mb: Positive = 10.0
-    fast_recovery_steps: Annotated[int, Field(ge=0, strict=True)] = 5
-    feedback_delay_us: NonNegative = 4.0
+    g: float = Field(
+        default=1.0 / 256.0, ge=1e-6, le=1, strict=True, description="EWMA gain of alpha"
+    )
+    rate_ai_mbps: float = Field(
+        default=40.0,
+        ge=1.0,
+        le=100_000.0,
+        strict=True,
+        description="additive-increase step; 1 Mb/s is a NIC's rate granularity",
+    )
+    tau_us: float = _micros(50.0, "rate-cut period")
+    tau_prime_us: float = _micros(55.0, "alpha update interval")
+    timer_us: float = _micros(55.0, "rate-increase timer")
+    byte_counter_mb: float = Field(
+        default=10.0,
+        ge=0.001,
+        le=1000.0,
+        strict=True,
+        description="rate-increase byte counter; 0.001 MB is one 1 KB packet",
+    )
+    fast_recovery_steps: Annotated[
+        int, Field(ge=0, le=100, strict=True, description="steps before additive increase")
+    ] = 5
+    feedback_delay_us: float = Field(
+        default=4.0,
+        ge=0,
+        le=1000.0,
+        strict=True,
+        description="mark-to-reaction delay, us; the paper explores up to 85",
+    )
 
 
 class RoceTransport(FabricModel):
@@ -223,27 +382,32 @@ class RoceTransport(FabricModel):
             pauses its upstream neighbour. Off means lossy (drops, not pauses).
         cc: Congestion control: ``dcqcn`` reacts to ECN marks, ``none`` sends at
             line rate and leans on PFC.
-        qps_per_connection: Queue pairs per connection; each QP is hashed to
-            its own path, so more QPs spread one connection over more paths.
-        hash_seed: Seed of the ECMP hash, to vary collisions between runs.
+        qps_per_connection: Queue pairs per connection, 1 to 128 (NCCL's most
+            per connection); each QP is hashed to its own path, so more QPs
+            spread one connection over more paths.
+        hash_seed: Seed of the ECMP hash, 0 to 2**64 - 1 (the hash is 64 bits
+            wide), to vary collisions between runs.
         pfc_xoff_kb: Ingress queue at which a port sends PAUSE upstream
-            (1 KB = 1000 bytes).
+            (1 KB = 1000 bytes). Every threshold is at most 16,000,000 KB, the
+            deepest switch buffer.
         pfc_xon_kb: Ingress queue at which it lets the upstream port resume.
         ecn_kmin_kb: ECN marking starts above this egress queue.
         ecn_kmax_kb: Marking probability reaches ``ecn_pmax`` here, 1 above.
-        ecn_pmax: Marking probability at ``ecn_kmax_kb``.
+        ecn_pmax: Marking probability at ``ecn_kmax_kb``, in (0, 1].
         dcqcn: Sender-side DCQCN settings.
     """
 
     kind: Literal["roce"]
     pfc: bool = True
     cc: Literal["dcqcn", "none"] = "dcqcn"
-    qps_per_connection: Count = 1
-    hash_seed: Annotated[int, Field(ge=0, strict=True)] = 0
-    pfc_xoff_kb: Positive = 512.0
-    pfc_xon_kb: NonNegative = 480.0
-    ecn_kmin_kb: NonNegative = 5.0
-    ecn_kmax_kb: Positive = 200.0
+    qps_per_connection: Annotated[
+        int, Field(ge=1, le=128, strict=True, description="128 is NCCL's most per connection")
+    ] = 1
+    hash_seed: Annotated[int, Field(ge=0, le=2**64 - 1, strict=True)] = 0
+    pfc_xoff_kb: PositiveKilobytes = 512.0
+    pfc_xon_kb: Kilobytes = 480.0
+    ecn_kmin_kb: Kilobytes = 5.0
+    ecn_kmax_kb: PositiveKilobytes = 200.0
     ecn_pmax: float = Field(default=0.01, gt=0, le=1, strict=True)
     dcqcn: DcqcnSettings = DcqcnSettings()
 
@@ -297,17 +461,24 @@ class InfinibandTransport(FabricModel):
         adaptive_routing: Spread traffic over equal-cost paths by load; off
             means static, hash-like routing as with ECMP.
         adaptive_chunks: Pieces a flow is split into for adaptive routing
-            (each piece picks the least-loaded path).
-        hash_seed: Seed of the static route choice.
-        credit_buffer_kb: Buffer per input port; a port whose queue passes it
-            stops granting credits upstream (back-pressure).
+            (each piece picks the least-loaded path), 1 to 64: more no longer
+            changes the spread measurably and costs memory per piece.
+        hash_seed: Seed of the static route choice, 0 to 2**64 - 1.
+        credit_buffer_kb: Buffer per input port, at most 16,000,000 KB; a port
+            whose queue passes it stops granting credits upstream
+            (back-pressure).
     """
 
     kind: Literal["infiniband"]
     adaptive_routing: bool = True
-    adaptive_chunks: Count = 8
-    hash_seed: Annotated[int, Field(ge=0, strict=True)] = 0
-    credit_buffer_kb: Positive = 256.0
+    adaptive_chunks: Annotated[
+        int,
+        Field(
+            ge=1, le=64, strict=True, description="pieces per flow; more do not change the spread"
+        ),
+    ] = 8
+    hash_seed: Annotated[int, Field(ge=0, le=2**64 - 1, strict=True)] = 0
+    credit_buffer_kb: PositiveKilobytes = 256.0
 
 
 class IdealTransport(FabricModel):
@@ -338,18 +509,27 @@ class FabricConfig(FabricModel):
     Attributes:
         topology: The cabling.
         transport: How senders share it.
-        seed: Root seed of everything random in the fabric run.
-        message_bytes: Size of the messages whose latency is sampled; one
-            MTU of the topology when unset.
+        seed: Root seed of everything random in the fabric run, 0 to 2**63 - 1.
+        message_bytes: Size of the messages whose latency is sampled, 1 byte
+            to 1 TB (the largest flow); one MTU of the topology when unset.
         latency_samples: How many messages to sample for the latency
-            distribution (fewer if the traffic has fewer).
+            distribution (fewer if the traffic has fewer), 1 to 1,000,000
+            (about 100 MB of samples).
     """
 
     topology: TopologyConfig
     transport: TransportConfig
-    seed: Annotated[int, Field(ge=0, strict=True)] = 0
-    message_bytes: Annotated[int, Field(ge=1, strict=True)] | None = None
-    latency_samples: Annotated[int, Field(ge=1, strict=True)] = 100_000
+    seed: Seed = 0
+    message_bytes: (
+        Annotated[
+            int, Field(ge=1, le=MAX_FLOW_BYTES, strict=True, description="1 TB, the largest flow")
+        ]
+        | None
+    ) = None
+    latency_samples: Annotated[
+        int,
+        Field(ge=1, le=MAX_LATENCY_SAMPLES, strict=True, description="a million is ~100 MB"),
+    ] = 100_000
 
     def build_topology(self) -> Topology:
         """Compile the topology with :func:`sim.fabric.topology.build_topology`.
@@ -394,13 +574,35 @@ def _name_valid_fields(problems: list[str], data: dict[str, Any]) -> list[str]:
         if match is None or model is None:
             out.append(problem)
             continue
-        valid = ", ".join(name for name in model.model_fields if name != "kind")
-        hint = f"valid fields: {valid}" if valid else "this kind takes no field but 'kind'"
-        out.append(f"{match.group(1)}: {match.group(2)}: unknown field; {hint}")
+        where, dotted = match.groups()
+        names = [name for name in model.model_fields if name != "kind"]
+        if not names:
+            hint = "this kind takes no field but 'kind'"
+        else:
+            close = difflib.get_close_matches(dotted.rsplit(".", 1)[-1], names, n=1, cutoff=0.8)
+            guess = f"did you mean {close[0]}? " if close else ""
+            hint = f"{guess}valid fields: {_listing(names, _HINT_CHARS)}"
+        if len(dotted) > _HINT_CHARS // 2:
+            dotted = dotted[: _HINT_CHARS // 2 - 3] + "..."
+        out.append(f"{where}: {dotted}: unknown field; {hint}")
     return out
 
 
-_BUILDER_PROBLEM = re.compile(r"^(?:\w+: )?parameter '(\w+)' (.*)$", re.DOTALL)
+_HINT_CHARS = 80
+"""Longest list of valid fields in a problem, so that the line stays short."""
+
+
+def _listing(names: list[str], limit: int) -> str:
+    """``names`` joined by commas, cut after ``limit`` characters with a count of the rest."""
+    shown: list[str] = []
+    for i, name in enumerate(names):
+        if shown and len(", ".join([*shown, name])) > limit:
+            return f"{', '.join(shown)} and {len(names) - i} more"
+        shown.append(name)
+    return ", ".join(shown)
+
+
+_BUILDER_PROBLEM = re.compile(r"^(?:\w+: )?parameter '(\w+)':? (.*)$", re.DOTALL)
 
 
 def _build_problem(exc: ValueError, lines: dict[tuple[str | int, ...], int], source: str) -> str:

@@ -28,7 +28,9 @@ flow's own rate seen one feedback delay ago (``p(q(t − τ*))`` and ``R_C(t −
 Terms that describe feedback *arriving* at the sender (CNPs, byte-counter and timer events)
 use the delayed quantities; the states they act on (``R_C``, ``R_T``, ``α``) are current.
 Like the authors' reference scripts, rates are capped at line rate ``C`` (a NIC cannot send
-faster than its port) and the queue is reflected at zero.
+faster than its port) and the queue is reflected at zero; rates are also held above
+``1e-12·C`` (a rate limiter's minimum), which keeps the trace finite where the step is too
+coarse for the dynamics.
 
 Units.  The model counts in packets, because marking is a per-packet coin flip; one packet is
 1 KB = 1000 bytes (decimal, matching the decimal Gb/s of link rates).  Internally queues and
@@ -84,8 +86,21 @@ __all__ = [
 PACKET_BYTES = 1000
 """Size of one fluid-model packet (1 KB, decimal): the unit of queues, thresholds and B."""
 
+_LOG_P_APPROX_MAX = 700.0
+"""Largest log of the closed-form p*: a probability that large (1e304) only says "far above 1"."""
+
 _P_NEGLIGIBLE = 1e-200
 """Marking probabilities below this use the p -> 0 limit forms (avoids 0/0 in b and d)."""
+
+_RATE_FLOOR = 1e-12
+"""Rates are held at or above this fraction of line rate in :func:`simulate`.
+
+A NIC's rate limiter has a minimum rate, and the floor keeps the explicit step
+finite where it cannot resolve the dynamics: on a port whose byte counter
+fires many times per step (a bundle of thousands of NICs modelled as one
+link), Euler steps overshoot, and without the floor a rate would go negative
+and the trace diverge. Rates this low are never reached otherwise: a cut
+halves a rate at most once per τ."""
 
 _GBPS_PER_KB_PER_US = PACKET_BYTES * 8 * 1e6 / 1e9
 """1 packet/µs expressed in Gb/s (= 8)."""
@@ -249,17 +264,24 @@ def approximate_marking_probability(n_flows: int, params: DcqcnParams) -> float:
         params: Model parameters.
 
     Returns:
-        The approximate equilibrium marking probability p*.
+        The approximate equilibrium marking probability p*; far above 1 where the
+        linearisation breaks down, and at most ``exp(700)`` (~1e304).
     """
     _check_n_flows(n_flows)
-    cap = params.capacity_kb_per_us
-    inner = (
-        params.rate_ai_kb_per_us
-        * n_flows**2
-        / (params.tau_prime_us * cap**2)
-        * (1.0 / params.byte_counter_kb + n_flows / (params.timer_us * cap)) ** 2
+    log_cap = math.log(params.capacity_kb_per_us)
+    log_n = math.log(n_flows)
+    # In logs: C² underflows, and N/(T·C) overflows, on ports of extreme speed.
+    log_sum = float(
+        np.logaddexp(-math.log(params.byte_counter_kb), log_n - math.log(params.timer_us) - log_cap)
     )
-    return inner ** (1.0 / 3.0)
+    log_inner = (
+        math.log(params.rate_ai_kb_per_us)
+        + 2.0 * log_n
+        - math.log(params.tau_prime_us)
+        - 2.0 * log_cap
+        + 2.0 * log_sum
+    )
+    return math.exp(min(log_inner / 3.0, _LOG_P_APPROX_MAX))
 
 
 @dataclass(frozen=True)
@@ -308,6 +330,27 @@ def _root_in_log(f: Callable[[float], float], lo: float, hi: float) -> float:
     return math.exp(0.5 * (log_lo + log_hi))
 
 
+_P_LOW, _P_HIGH = 1e-15, 1.0 - 1e-12
+"""The bracket of the exact fixed point's marking probability."""
+
+
+def _clamped_root(f: Callable[[float], float], lo: float, hi: float) -> float:
+    """Root of an increasing ``f`` on ``[lo, hi]``, or the end it is pinned to.
+
+    ``f(lo) >= 0``: even the least marking in the bracket holds the rates (a
+    port whose additive increase is negligible against its capacity), so the
+    fixed point is at ``lo``, the queue at Kmin. ``f(hi) <= 0``: no marking
+    probability below 1 holds them (additive increase outruns every cut, as on
+    a port far slower than R_AI times the flows), so the queue is pinned at
+    the top of the ramp, ``hi``.
+    """
+    if f(lo) >= 0.0:
+        return lo
+    if f(hi) <= 0.0:
+        return hi
+    return _root_in_log(f, lo, hi)
+
+
 def fixed_point(n_flows: int, params: DcqcnParams | None = None) -> DcqcnFixedPoint:
     """Approximate (closed-form) and exact (numerical) equilibrium of the fluid model.
 
@@ -325,9 +368,14 @@ def fixed_point(n_flows: int, params: DcqcnParams | None = None) -> DcqcnFixedPo
     Returns:
         The fixed point: closed-form approximation and exact solution.
 
+    Where the stationary equation has no root in (1e-15, 1 − 1e-12) the solution is
+    pinned to the end of that bracket it points to (see :func:`_clamped_root`): at 1e-15
+    (the queue at Kmin) when the rates hold with almost no marking, at 1 − 1e-12 (the
+    queue pinned at Kmax) when no marking below 1 holds them, as on a port much slower
+    than ``N·R_AI``.
+
     Raises:
-        ValueError: If ``n_flows`` is not an integer >= 1, or the stationary equation has
-            no root in (1e-15, 1 − 1e-12) for these parameters.
+        ValueError: If ``n_flows`` is not an integer >= 1.
     """
     params = params if params is not None else DcqcnParams()
     _check_n_flows(n_flows)
@@ -358,23 +406,21 @@ def fixed_point(n_flows: int, params: DcqcnParams | None = None) -> DcqcnFixedPo
         t = _log_terms(p, rate, params)
         return t["alpha"] + t["a"] - math.log(tau * (cap - rate)) - np.logaddexp(t["b"], t["d"])
 
-    lo, hi = 1e-15, 1.0 - 1e-12
-    if not uncapped(lo) < 0.0 < uncapped(hi):
-        raise ValueError(
-            f"no DCQCN fixed point with marking probability in ({lo}, {hi}) for "
-            f"n_flows={n_flows} and {params!r}"
-        )
-    p_exact = _root_in_log(uncapped, lo, hi)
+    lo, hi = _P_LOW, _P_HIGH
+    p_exact = _clamped_root(uncapped, lo, hi)
     t = _log_terms(p_exact, rate, params)
     alpha = math.exp(t["alpha"])
-    target = rate + tau * rai * rate * math.exp(np.logaddexp(t["c"], t["e"]) - t["a"])
-    if target > cap:
+    # R_T* − R* = τ·R_AI·R*·(c + e)/a, compared with C − R* in logs (it overflows as a -> 0).
+    log_extra = log_tau_rai_rate + float(np.logaddexp(t["c"], t["e"])) - t["a"]
+    if n_flows == 1 or log_extra > math.log(cap - rate):
         target = cap
         if n_flows == 1:
             p_exact, alpha = 0.0, 0.0
         else:
-            p_exact = _root_in_log(capped, lo, hi)
+            p_exact = _clamped_root(capped, lo, hi)
             alpha = math.exp(_log_terms(p_exact, rate, params)["alpha"])
+    else:
+        target = rate + math.exp(log_extra)
     queue_exact = 0.0 if p_exact == 0.0 else _queue_for_probability(p_exact, params)
     return DcqcnFixedPoint(
         n_flows=n_flows,
@@ -502,9 +548,9 @@ def simulate(
 
     Fixed-step explicit Euler, vectorised over flows; the delayed queue and rates are read
     from a ring buffer ``round(feedback_delay_us/dt_us)`` steps deep.  Each step the rates
-    are capped at line rate C and the queue is reflected at zero.  Target rates start at
-    line rate (DCQCN's initial R_T), α at ``initial_alpha`` (DCQCN initialises it to 1) and
-    the queue empty.
+    are capped at line rate C (and held above 1e-12·C) and the queue is reflected at zero.
+    Target rates start at line rate (DCQCN's initial R_T), α at ``initial_alpha`` (DCQCN
+    initialises it to 1) and the queue empty.
 
     Flows with identical initial rates stay identical, so they are integrated once; with
     the default (every flow at line rate) the loop runs on Python floats and 100 ms of
@@ -610,6 +656,7 @@ class _Ops:
     expm1: Callable[[Any], Any]
     exp: Callable[[Any], Any]
     minimum: Callable[[Any, float], Any]
+    maximum: Callable[[Any, float], Any]
     weighted_sum: Callable[[Any, Any], float]
 
 
@@ -617,12 +664,14 @@ _SCALAR_OPS = _Ops(
     expm1=math.expm1,
     exp=math.exp,
     minimum=min,
+    maximum=max,
     weighted_sum=lambda rates, weights: rates * weights,
 )
 _ARRAY_OPS = _Ops(
     expm1=np.expm1,
     exp=np.exp,
     minimum=np.minimum,
+    maximum=np.maximum,
     weighted_sum=lambda rates, weights: float(np.dot(rates, weights)),
 )
 
@@ -688,6 +737,8 @@ def _integrate(
     h_rai = h * params.rate_ai_kb_per_us
     h_cap = h * cap
     expm1, exp, minimum, weighted_sum = ops.expm1, ops.exp, ops.minimum, ops.weighted_sum
+    maximum = ops.maximum
+    floor = cap * _RATE_FLOOR
     log1p, m_expm1, m_exp = math.log1p, math.expm1, math.exp
 
     def p_of(queue: float) -> float:
@@ -748,8 +799,8 @@ def _integrate(
         q = q + h * weighted_sum(rc, weights) - h_cap
         if q < 0.0:
             q = 0.0
-        rc = minimum(rc + d_rc, cap)
-        rt = minimum(rt + d_rt, cap)
+        rc = minimum(maximum(rc + d_rc, floor), cap)
+        rt = minimum(maximum(rt + d_rt, floor), cap)
 
     return out_t, out_q, out_p, out_rc, out_rt, out_alpha
 

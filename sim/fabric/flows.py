@@ -38,6 +38,8 @@ drop-tail buffer. Messages sent in the epoch are sampled and meet them (see
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,9 +54,11 @@ from sim.fabric.latency import (
     path_delays,
     sample_latencies,
 )
+from sim.fabric.limits import RunEstimate, estimate_run
 from sim.fabric.routing import Routes, route
 from sim.fabric.transport import NVLINK_GBPS, Epoch, Transport, routing_args
 from sim.rng import Streams
+from sim.scenario.loader import ScenarioError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -73,6 +77,9 @@ FLOW_COLUMNS = (
 )
 
 _RTOL = 1e-9
+
+_PROGRESS_EVERY_S = 0.1
+"""Least wall time between two progress reports."""
 
 
 @dataclass
@@ -165,9 +172,19 @@ class _Run:
         )
         self.samples: list[dict[str, np.ndarray]] = []
 
-    def run(self) -> FabricResult:
-        """Simulate every flow to completion."""
+    def run(self, progress: Callable[[int, int], None] | None = None) -> FabricResult:
+        """Simulate every flow to completion.
+
+        Args:
+            progress: Called now and then (at most every
+                :data:`_PROGRESS_EVERY_S` seconds, and at the end) with the
+                sub-flows finished and the total.
+        """
         n_sub = self.sub_flow.size
+        done = 0
+        reported = time.monotonic()
+        if progress is not None:
+            progress(0, n_sub)
         remaining = self.sub_bits.copy()
         finish = np.full(n_sub, np.nan)
         order = np.argsort(self.sub_start, kind="stable")
@@ -198,6 +215,8 @@ class _Run:
                 done_at = begin + remaining[active] / (rates * 1e3)
             t_next = min(float(done_at.min()), float(upcoming))
             if not np.isfinite(t_next):
+                # Every active rate is 0 and nothing else starts: the transport's answer
+                # admits no progress, which a finite fabric cannot mean.
                 raise RuntimeError("no flow can make progress: every active flow has rate 0")
             dt = t_next - now
             sent = np.minimum(remaining[active], rates * 1e3 * np.clip(t_next - begin, 0.0, None))
@@ -208,11 +227,20 @@ class _Run:
             self.marked_bits += epoch.marked_share * float(sent.sum())
             self.dropped_bits += epoch.drop_gbps * 1e3 * dt
             self._sample(epoch, active, incidence, sent, now, dt, stall_until[active])
-            finished = remaining[active] <= self.sub_bits[active] * _RTOL
+            # A sub-flow whose end time is reached is done, even if rounding left a few
+            # bits: at late times (a start near one day) ``now + dt`` can round to ``now``,
+            # and without this no bit would move and the loop would never end.
+            finished = (remaining[active] <= self.sub_bits[active] * _RTOL) | (done_at <= t_next)
             finish[active[finished]] = np.minimum(done_at[finished], t_next)
             remaining[active[finished]] = 0.0
             active = active[~finished]
             now = t_next
+            done += int(finished.sum())
+            if progress is not None and time.monotonic() - reported >= _PROGRESS_EVERY_S:
+                progress(done, n_sub)
+                reported = time.monotonic()
+        if progress is not None:
+            progress(n_sub, n_sub)
         return self._result(finish, epochs)
 
     def _sample(
@@ -345,16 +373,66 @@ class _Run:
         return latency[first]
 
 
-def simulate_flows(config: Any, flows: Mapping[str, Any]) -> FabricResult:
+def check_run(config: Any, flows: Mapping[str, Any], source: str = "<traffic>") -> RunEstimate:
+    """Estimate a run's memory and time from its flows, and refuse one that is too big.
+
+    Nothing is routed: see :func:`sim.fabric.limits.estimate_run`.
+
+    Args:
+        config: A :class:`sim.fabric.config.FabricConfig`.
+        flows: Columns ``src, dst, start_us, size_bytes``.
+        source: The traffic's name in the message (usually the file).
+
+    Returns:
+        The estimate.
+
+    Raises:
+        ScenarioError: If there are no flows, or the run would need more than
+            :data:`sim.fabric.limits.MAX_RUN_BYTES` of memory or take more than
+            :data:`sim.fabric.limits.MAX_RUN_SECONDS`; the message gives the
+            estimate.
+    """
+    if np.size(flows["src"]) == 0:
+        raise ScenarioError([f"{source}: no flows"])
+    estimate = estimate_run(
+        config.build_topology(),
+        config.transport,
+        np.asarray(flows["src"], dtype=np.int64),
+        np.asarray(flows["dst"], dtype=np.int64),
+        np.asarray(flows["start_us"], dtype=np.float64),
+        np.asarray(flows["size_bytes"], dtype=np.int64),
+    )
+    problem = estimate.problem()
+    if problem is not None:
+        raise ScenarioError([f"{source}: {problem}"])
+    return estimate
+
+
+def simulate_flows(
+    config: Any,
+    flows: Mapping[str, Any],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    source: str = "<traffic>",
+) -> FabricResult:
     """Simulate a traffic file on a fabric.
 
     Args:
         config: A :class:`sim.fabric.config.FabricConfig` (topology and transport).
         flows: Columns ``src, dst, start_us, size_bytes`` (a DataFrame or a
             mapping of arrays), hosts numbered in topology order.
+        progress: Called now and then with ``(sub-flows finished, total)``,
+            e.g. to drive a progress bar.
+        source: The traffic's name in messages (usually the file).
 
     Returns:
         Per-flow completion times, sampled message latencies, the summary and
         per-link figures.
+
+    Raises:
+        ScenarioError: If the run is estimated too big to fit in memory or
+            finish in reasonable time (:func:`check_run`), before anything is
+            routed.
     """
-    return _Run(config, flows).run()
+    check_run(config, flows, source)
+    return _Run(config, flows).run(progress)

@@ -37,6 +37,11 @@ with ``A`` aggregation switches per pod and ``J`` core switches per plane.
 networkx is used only to *check* a compiled topology (connectivity, degrees)
 when it is small enough for that to be cheap; the arrays are built directly so
 Meta's 24,576-GPU zone compiles in well under a second.
+
+Every builder checks its parameters against the ranges of
+:mod:`sim.fabric.limits` (switch counts up to 512, link speeds from 1 to
+3,200 Gb/s, ...) and, from the counts alone, refuses a topology too big to
+build (:func:`size_problem`) before any array is allocated.
 """
 
 from __future__ import annotations
@@ -47,6 +52,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from sim.fabric.limits import (
+    MAX_BUFFER_BYTES,
+    MAX_GPUS_PER_NODE,
+    MAX_LINK_GBPS,
+    MAX_MTU_BYTES,
+    MAX_OVERSUBSCRIPTION,
+    MAX_PROP_DELAY_US,
+    MAX_SWITCH_PORTS,
+    MIN_LINK_GBPS,
+    MIN_OVERSUBSCRIPTION,
+    topology_size,
+)
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -352,33 +370,101 @@ def check_topology(topology: Topology) -> None:
 # --------------------------------------------------------------------------- validation
 
 
-def _int_param(kind: str, name: str, value: Any, *, minimum: int = 1) -> int:
+def _int_param(
+    kind: str, name: str, value: Any, *, minimum: int = 1, maximum: int | None = None
+) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise ValueError(f"{kind}: parameter '{name}' must be an integer, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{kind}: parameter '{name}' must be >= {minimum}, got {value}")
+        raise ValueError(f"{kind}: parameter '{name}' must be >= {minimum}, got {value:.6g}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{kind}: parameter '{name}' must be <= {maximum:,}, got {value:.6g}")
     return int(value)
 
 
-def _float_param(kind: str, name: str, value: Any, *, allow_zero: bool = False) -> float:
+def _float_param(
+    kind: str,
+    name: str,
+    value: Any,
+    *,
+    maximum: float,
+    minimum: float = 0.0,
+    allow_zero: bool = False,
+) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise ValueError(f"{kind}: parameter '{name}' must be a number, got {value!r}")
     number = float(value)
-    if not np.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{kind}: parameter '{name}' must be finite and {bound}, got {value!r}")
+    if not np.isfinite(number):
+        raise ValueError(f"{kind}: parameter '{name}' must be a finite number, got {value!r}")
+    if number < minimum or (number == 0 and not allow_zero):
+        bound = f">= {minimum:g}" if minimum > 0 or allow_zero else "> 0"
+        raise ValueError(f"{kind}: parameter '{name}' must be {bound}, got {value!r}")
+    if number > maximum:
+        raise ValueError(f"{kind}: parameter '{name}' must be <= {maximum:g}, got {value!r}")
     return number
+
+
+def _count(kind: str, name: str, value: Any, maximum: int = MAX_SWITCH_PORTS) -> int:
+    """A switch or host count: an integer from 1 to ``maximum``."""
+    return _int_param(kind, name, value, maximum=maximum)
+
+
+def _oversubscription(kind: str, value: Any) -> float:
+    return _float_param(
+        kind,
+        "oversubscription",
+        value,
+        minimum=MIN_OVERSUBSCRIPTION,
+        maximum=MAX_OVERSUBSCRIPTION,
+    )
 
 
 def _common(
     kind: str, link_gbps: Any, prop_delay_us: Any, buffer_bytes: Any, mtu_bytes: Any
 ) -> tuple[float, float, int, int]:
     return (
-        _float_param(kind, "link_gbps", link_gbps),
-        _float_param(kind, "prop_delay_us", prop_delay_us, allow_zero=True),
-        _int_param(kind, "buffer_bytes", buffer_bytes, minimum=0),
-        _int_param(kind, "mtu_bytes", mtu_bytes, minimum=64),
+        _float_param(kind, "link_gbps", link_gbps, minimum=MIN_LINK_GBPS, maximum=MAX_LINK_GBPS),
+        _float_param(
+            kind, "prop_delay_us", prop_delay_us, maximum=MAX_PROP_DELAY_US, allow_zero=True
+        ),
+        _int_param(kind, "buffer_bytes", buffer_bytes, minimum=0, maximum=MAX_BUFFER_BYTES),
+        _int_param(kind, "mtu_bytes", mtu_bytes, minimum=64, maximum=MAX_MTU_BYTES),
     )
+
+
+def size_problem(kind: str, params: dict[str, Any]) -> tuple[str, str] | None:
+    """Why a topology would be too big to build, from its parameters alone.
+
+    The sizes come from :func:`sim.fabric.limits.topology_size` (arithmetic,
+    nothing is allocated); the blamed parameter is the count furthest above
+    its builder default, the one a user most likely mistyped.
+
+    Args:
+        kind: A key of :data:`TOPOLOGIES`.
+        params: The builder's count parameters (others are ignored), each a
+            valid count.
+
+    Returns:
+        ``(parameter, message)``, or ``None`` if the topology fits within
+        :data:`sim.fabric.limits.MAX_HOSTS` hosts and
+        :data:`sim.fabric.limits.MAX_LINKS` links.
+    """
+    signature = inspect.signature(TOPOLOGIES[kind]).parameters
+    defaults = {name: p.default for name, p in signature.items() if type(p.default) is int}
+    counts = {name: params.get(name, default) for name, default in defaults.items()}
+    counts = {k: v for k, v in counts.items() if k not in ("buffer_bytes", "mtu_bytes")}
+    problem = topology_size(kind, counts).problem()
+    if problem is None:
+        return None
+    blamed = max(counts, key=lambda name: counts[name] / defaults[name])
+    return blamed, problem
+
+
+def _check_size(kind: str, **counts: int) -> None:
+    """Refuse a topology too big to build before any of its arrays exists."""
+    found = size_problem(kind, counts)
+    if found is not None:
+        raise ValueError(f"{kind}: parameter '{found[0]}': {found[1]}")
 
 
 # --------------------------------------------------------------------------- compilation
@@ -513,11 +599,12 @@ def leaf_spine(
         The compiled topology.
     """
     kind = "leaf_spine"
-    hpl = _int_param(kind, "hosts_per_leaf", hosts_per_leaf)
-    n_leaves = _int_param(kind, "leaves", leaves)
-    n_spines = _int_param(kind, "spines", spines)
-    over = _float_param(kind, "oversubscription", oversubscription)
+    hpl = _count(kind, "hosts_per_leaf", hosts_per_leaf)
+    n_leaves = _count(kind, "leaves", leaves)
+    n_spines = _count(kind, "spines", spines)
+    over = _oversubscription(kind, oversubscription)
     gbps, delay, buf, mtu = _common(kind, link_gbps, prop_delay_us, buffer_bytes, mtu_bytes)
+    _check_size(kind, hosts_per_leaf=hpl, leaves=n_leaves, spines=n_spines)
     n_hosts = hpl * n_leaves
     layout = ClosLayout(
         n_hosts=n_hosts,
@@ -584,8 +671,9 @@ def fat_tree(
     kind = "fat_tree"
     radix = _int_param(kind, "k", k, minimum=2)
     if radix % 2:
-        raise ValueError(f"{kind}: parameter 'k' must be even, got {radix}")
+        raise ValueError(f"{kind}: parameter 'k' must be even, got {radix:.6g}")
     gbps, delay, buf, mtu = _common(kind, link_gbps, prop_delay_us, buffer_bytes, mtu_bytes)
+    _check_size(kind, k=radix)
     half = radix // 2
     n_hosts = radix * half * half
     layout = ClosLayout(
@@ -663,12 +751,13 @@ def rail_optimized(
         The compiled topology.
     """
     kind = "rail_optimized"
-    gpn = _int_param(kind, "gpus_per_node", gpus_per_node)
-    npg = _int_param(kind, "nodes_per_group", nodes_per_group)
-    n_groups = _int_param(kind, "groups", groups)
-    n_spines = _int_param(kind, "spines", spines)
-    over = _float_param(kind, "oversubscription", oversubscription)
+    gpn = _count(kind, "gpus_per_node", gpus_per_node, MAX_GPUS_PER_NODE)
+    npg = _count(kind, "nodes_per_group", nodes_per_group)
+    n_groups = _count(kind, "groups", groups)
+    n_spines = _count(kind, "spines", spines)
+    over = _oversubscription(kind, oversubscription)
     gbps, delay, buf, mtu = _common(kind, link_gbps, prop_delay_us, buffer_bytes, mtu_bytes)
+    _check_size(kind, gpus_per_node=gpn, nodes_per_group=npg, groups=n_groups, spines=n_spines)
     n_hosts = gpn * npg * n_groups
     hosts = np.arange(n_hosts, dtype=np.int64)
     leaf_of_host = (hosts // (gpn * npg)) * gpn + hosts % gpn
@@ -763,14 +852,23 @@ def meta_ai_zone(
         The compiled topology.
     """
     kind = "meta_ai_zone"
-    gpn = _int_param(kind, "gpus_per_node", gpus_per_node)
-    npr = _int_param(kind, "nodes_per_rack", nodes_per_rack)
-    rpp = _int_param(kind, "racks_per_pod", racks_per_pod)
-    n_pods = _int_param(kind, "pods", pods)
-    n_ctsw = _int_param(kind, "ctsw_per_pod", ctsw_per_pod)
-    n_atsw = _int_param(kind, "atsw_per_plane", atsw_per_plane)
-    over = _float_param(kind, "oversubscription", oversubscription)
+    gpn = _count(kind, "gpus_per_node", gpus_per_node, MAX_GPUS_PER_NODE)
+    npr = _count(kind, "nodes_per_rack", nodes_per_rack)
+    rpp = _count(kind, "racks_per_pod", racks_per_pod)
+    n_pods = _count(kind, "pods", pods)
+    n_ctsw = _count(kind, "ctsw_per_pod", ctsw_per_pod)
+    n_atsw = _count(kind, "atsw_per_plane", atsw_per_plane)
+    over = _oversubscription(kind, oversubscription)
     gbps, delay, buf, mtu = _common(kind, link_gbps, prop_delay_us, buffer_bytes, mtu_bytes)
+    _check_size(
+        kind,
+        gpus_per_node=gpn,
+        nodes_per_rack=npr,
+        racks_per_pod=rpp,
+        pods=n_pods,
+        ctsw_per_pod=n_ctsw,
+        atsw_per_plane=n_atsw,
+    )
     gpus_per_rack = gpn * npr
     pod_gpus = gpus_per_rack * rpp
     n_hosts = pod_gpus * n_pods
@@ -846,7 +944,8 @@ def build_topology(kind: str, *, check: bool = False, **params: Any) -> Topology
 
     Raises:
         ValueError: Unknown kind (the message lists the valid ones), unknown
-            parameter, or a bad parameter value (the message names it).
+            parameter, a bad parameter value, or a topology too big to build
+            (the message names the parameter, and the sizes).
     """
     if kind not in TOPOLOGIES:
         raise ValueError(

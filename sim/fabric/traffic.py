@@ -38,6 +38,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sim.fabric.limits import (
+    MAX_FLOW_BYTES,
+    MAX_FLOWS,
+    MAX_FLOWS_FILE_BYTES,
+    MAX_HOSTS,
+    MAX_START_US,
+)
 from sim.files import atomic_write
 from sim.scenario.loader import ScenarioError
 
@@ -47,6 +54,8 @@ if TYPE_CHECKING:  # pandas is imported where used: it takes longer to import th
 __all__ = [
     "MAX_GENERATED_FLOWS",
     "MAX_PROBLEMS",
+    "MAX_SIZE_BYTES",
+    "MAX_START_US",
     "TRAFFIC_COLUMNS",
     "alltoall",
     "incast",
@@ -63,11 +72,12 @@ TRAFFIC_COLUMNS = ("src", "dst", "start_us", "size_bytes")
 MAX_PROBLEMS = 20
 """At most this many problems of a bad traffic file are listed; the rest are counted."""
 
-MAX_SIZE_BYTES = 2**53 - 1
-"""Largest flow size accepted: exact as a float64, and no larger integer rounds down to it."""
+MAX_SIZE_BYTES = MAX_FLOW_BYTES
+"""Largest flow size accepted: 1 TB (see :data:`sim.fabric.limits.MAX_FLOW_BYTES`)."""
 
-MAX_GENERATED_FLOWS = 10_000_000
-"""Largest traffic a generator builds (about 320 MB in memory): alltoall of 3,162 hosts."""
+MAX_GENERATED_FLOWS = MAX_FLOWS
+"""Largest traffic a generator builds or a file may hold (about 320 MB in memory):
+alltoall of 3,162 hosts."""
 
 _DTYPES = {"src": np.int64, "dst": np.int64, "start_us": np.float64, "size_bytes": np.int64}
 
@@ -75,6 +85,21 @@ _NAN_WORDS = ("nan", "+nan", "-nan")
 
 
 # --------------------------------------------------------------------------- reading
+
+
+def _clip(text: str, limit: int = 24) -> str:
+    """``text`` cut to ``limit`` characters: a long cell keeps a problem on one short line."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's text on one line."""
+    return " ".join(str(exc).split())
+
+
+def _quoted(cell: str) -> str:
+    """A cell as a problem quotes it: its repr, escapes included, clipped."""
+    return repr(cell) if len(repr(cell)) <= 26 else repr(_clip(cell, 20))
 
 
 class _Problems:
@@ -125,7 +150,7 @@ def _read_table(path: Path, source: str) -> pd.DataFrame:
     except FileNotFoundError:
         raise ScenarioError([f"{source}: no such file"]) from None
     except OSError as exc:
-        raise ScenarioError([f"{source}: cannot read: {exc}"]) from None
+        raise ScenarioError([f"{source}: cannot read: {_clip(_one_line(exc), 120)}"]) from None
     header_hint = f"expected a header line {','.join(TRAFFIC_COLUMNS)}"
     if not start.strip():
         raise ScenarioError([f"{source}: empty file; {header_hint}"])
@@ -142,20 +167,22 @@ def _read_table(path: Path, source: str) -> pd.DataFrame:
     except pd.errors.ParserError as exc:
         found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
         if found is None:
-            raise ScenarioError([f"{source}: not valid CSV: {exc}"]) from None
+            raise ScenarioError(
+                [f"{source}: not valid CSV: {_clip(_one_line(exc), 120)}"]
+            ) from None
         expected, line, saw = found.groups()
         raise ScenarioError(
             [f"{source}:{line}: {saw} fields, but the header has {expected} columns"]
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([f"{source}: cannot read: {exc}"]) from None
+        raise ScenarioError([f"{source}: cannot read: {_clip(_one_line(exc), 120)}"]) from None
     table.columns = [str(name).strip() for name in table.columns]
     twice = [name for name in TRAFFIC_COLUMNS if list(table.columns).count(name) > 1]
     if twice:
         raise ScenarioError([f"{source}:1: column {name} appears twice" for name in twice])
     missing = [name for name in TRAFFIC_COLUMNS if name not in table.columns]
     if missing:
-        present = ", ".join(repr(name) for name in table.columns)
+        present = _clip(", ".join(_quoted(name) for name in table.columns), 60)
         raise ScenarioError(
             [
                 f"{source}:1: missing column{'s' if len(missing) > 1 else ''} "
@@ -192,6 +219,10 @@ def _value_checks(
 ) -> list[_Check]:
     """Checks of the parsed numbers of every column and of src against dst.
 
+    Every column must be a finite number; then ``src`` and ``dst`` a host,
+    ``start_us`` from 0 to :data:`MAX_START_US` (one day) and ``size_bytes`` a
+    whole number from 1 to :data:`MAX_SIZE_BYTES` (1 TB).
+
     Args:
         values: Every required column as float64.
         readable: Per column, the rows whose cell is a number (possibly NaN or inf).
@@ -202,16 +233,27 @@ def _value_checks(
         The checks; a row is good if it fails none of them.
     """
     checks: list[_Check] = []
+    finite: dict[str, np.ndarray] = {}
+    for order, name in enumerate(TRAFFIC_COLUMNS):
+        v, read, cells = values[name], readable[name], text[name]
+        finite[name] = read & np.isfinite(v)
+        checks.append(
+            (
+                order,
+                read & ~finite[name],
+                lambda i, n=name, t=cells: f"{n}: must be a finite number, got {_quoted(t[i])}",
+            )
+        )
     good: dict[str, np.ndarray] = {}
     for order, name in enumerate(("src", "dst")):
-        v, read, cells = values[name], readable[name], text[name]
-        whole = read & np.isfinite(v) & (np.floor(v) == v)
+        v, cells = values[name], text[name]
+        whole = finite[name] & (np.floor(v) == v)
         outside = whole & ((v < 0) | (v >= n_hosts))
         checks.append(
             (
                 order,
-                read & ~whole,
-                lambda i, n=name, t=cells: f"{n}: a host is a whole number, got {t[i]!r}",
+                finite[name] & ~whole,
+                lambda i, n=name, t=cells: f"{n}: a host is a whole number, got {_quoted(t[i])}",
             )
         )
         checks.append(
@@ -219,38 +261,43 @@ def _value_checks(
                 order,
                 outside,
                 lambda i, n=name, t=cells: (
-                    f"{n}: no host {t[i]}; the fabric has {n_hosts} hosts, "
+                    f"{n}: no host {_clip(t[i])}; the fabric has {n_hosts} hosts, "
                     f"numbered 0 to {n_hosts - 1}"
                 ),
             )
         )
         good[name] = whole & ~outside
-    v, read, cells = values["start_us"], readable["start_us"], text["start_us"]
-    finite = read & np.isfinite(v)
+    v, cells = values["start_us"], text["start_us"]
+    ok = finite["start_us"]
+    checks.append(
+        (2, ok & (v < 0), lambda i, t=cells: f"start_us: must not be negative, got {_quoted(t[i])}")
+    )
     checks.append(
         (
             2,
-            read & ~finite,
-            lambda i, t=cells: f"start_us: must be a finite number of microseconds, got {t[i]!r}",
+            ok & (v > MAX_START_US),
+            lambda i, t=cells: (
+                f"start_us: {_clip(t[i])} is past one day (at most {MAX_START_US:,.0f} us)"
+            ),
         )
     )
-    checks.append(
-        (2, finite & (v < 0), lambda i, t=cells: f"start_us: must not be negative, got {t[i]!r}")
-    )
-    v, read, cells = values["size_bytes"], readable["size_bytes"], text["size_bytes"]
-    whole = read & np.isfinite(v) & (np.floor(v) == v) & (v >= 1)
+    v, cells = values["size_bytes"], text["size_bytes"]
+    ok = finite["size_bytes"]
+    whole = ok & (np.floor(v) == v) & (v >= 1)
     checks.append(
         (
             3,
-            read & ~whole,
-            lambda i, t=cells: f"size_bytes: must be a positive whole number, got {t[i]!r}",
+            ok & ~whole,
+            lambda i, t=cells: f"size_bytes: must be a positive whole number, got {_quoted(t[i])}",
         )
     )
     checks.append(
         (
             3,
             whole & (v > MAX_SIZE_BYTES),
-            lambda i, t=cells: f"size_bytes: {t[i]} is too large (at most {MAX_SIZE_BYTES})",
+            lambda i, t=cells: (
+                f"size_bytes: {_clip(t[i])} is too large (at most {MAX_SIZE_BYTES:,}, 1 TB)"
+            ),
         )
     )
     src = values["src"]
@@ -311,20 +358,35 @@ def read_flow_arrays(path: str | Path, n_hosts: int) -> dict[str, np.ndarray]:
 
     Raises:
         ScenarioError: One line per problem (at most :data:`MAX_PROBLEMS`, then
-            a count), each naming the file, the line and the column.
+            a count), each naming the file, the line and the column; or the
+            file is larger than :data:`sim.fabric.limits.MAX_FLOWS_FILE_BYTES`
+            or has more than :data:`MAX_GENERATED_FLOWS` rows.
         ValueError: If ``n_hosts`` is not a positive integer.
     """
     n_hosts = _count("n_hosts", n_hosts, minimum=1)
     path = Path(path)
+    source = str(path)
+    try:
+        file_bytes = path.stat().st_size
+    except OSError:
+        file_bytes = 0  # missing or unreadable: reading says which
+    if file_bytes > MAX_FLOWS_FILE_BYTES:
+        raise ScenarioError(
+            [
+                f"{source}: {file_bytes:,} bytes; at most {MAX_FLOWS_FILE_BYTES:,} "
+                f"({MAX_FLOWS:,} flows) are read"
+            ]
+        )
     clean = _read_clean(path, n_hosts)
     if clean is not None:
+        _check_count(clean["src"].size, source)
         return clean
-    source = str(path)
     raw = _read_table(path, source)
     blank = np.logical_and.reduce([(raw[name] == "").to_numpy() for name in TRAFFIC_COLUMNS])
     raw = raw.loc[~blank].reset_index(drop=True)
     if raw.empty:
         raise ScenarioError([f"{source}: no flows; the file has a header but no rows"])
+    _check_count(len(raw), source)
     problems = _Problems(source, np.flatnonzero(~blank) + 2)  # the header is line 1
     values: dict[str, np.ndarray] = {}
     readable: dict[str, np.ndarray] = {}
@@ -333,12 +395,20 @@ def read_flow_arrays(path: str | Path, n_hosts: int) -> dict[str, np.ndarray]:
         cells = raw[name].to_numpy(dtype=object)
         values[name], empty, unreadable = _parse_numbers(raw[name])
         problems.add(empty, order, lambda i, n=name: f"{n}: missing value")
-        problems.add(unreadable, order, lambda i, n=name, t=cells: f"{n}: {t[i]!r} is not a number")
+        problems.add(
+            unreadable, order, lambda i, n=name, t=cells: f"{n}: {_quoted(t[i])} is not a number"
+        )
         readable[name], text[name] = ~(empty | unreadable), cells
     for order, mask, render in _value_checks(values, readable, text, n_hosts):
         problems.add(mask, order, render)
     problems.raise_if_any()
     return _flow_arrays(values)
+
+
+def _check_count(n_flows: int, source: str) -> None:
+    """Refuse a traffic file of more than :data:`MAX_FLOWS` flows."""
+    if n_flows > MAX_FLOWS:
+        raise ScenarioError([f"{source}: {n_flows:,} flows; at most {MAX_FLOWS:,} are supported"])
 
 
 def read_flows(path: str | Path, n_hosts: int) -> pd.DataFrame:
@@ -382,20 +452,24 @@ def write_flows(frame: pd.DataFrame, path: str | Path) -> None:
 # --------------------------------------------------------------------------- generators
 
 
-def _count(name: str, value: Any, *, minimum: int) -> int:
-    """Check that ``value`` is an integer of at least ``minimum``."""
+def _count(name: str, value: Any, *, minimum: int, maximum: int | None = None) -> int:
+    """Check that ``value`` is an integer from ``minimum`` to ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum:,}, got {value:.6g}")
     return int(value)
 
 
 def _start(start_us: Any) -> float:
     if isinstance(start_us, bool) or not isinstance(start_us, int | float | np.number):
         raise ValueError(f"start_us must be a number, got {start_us!r}")
-    if not math.isfinite(start_us) or start_us < 0:
-        raise ValueError(f"start_us must be finite and not negative, got {start_us!r}")
+    if not math.isfinite(start_us) or not 0 <= start_us <= MAX_START_US:
+        raise ValueError(
+            f"start_us must be a finite number from 0 to {MAX_START_US:,.0f}, got {start_us!r}"
+        )
     return float(start_us)
 
 
@@ -443,9 +517,10 @@ def incast(
         One flow per sender, in increasing sender order.
 
     Raises:
-        ValueError: If a host does not exist or there are not enough other hosts.
+        ValueError: If a host does not exist, there are not enough other hosts, or
+            more than :data:`sim.fabric.limits.MAX_HOSTS`.
     """
-    n_hosts = _count("n_hosts", n_hosts, minimum=2)
+    n_hosts = _count("n_hosts", n_hosts, minimum=2, maximum=MAX_HOSTS)
     senders = _count("senders", senders, minimum=1)
     receiver = _count("receiver", receiver, minimum=0)
     if receiver >= n_hosts:
@@ -478,9 +553,10 @@ def permutation(
         ``n_hosts`` flows, one per sender in increasing order.
 
     Raises:
-        ValueError: If there are fewer than two hosts.
+        ValueError: If there are fewer than two hosts, or more than
+            :data:`sim.fabric.limits.MAX_HOSTS`.
     """
-    n_hosts = _count("n_hosts", n_hosts, minimum=2)
+    n_hosts = _count("n_hosts", n_hosts, minimum=2, maximum=MAX_HOSTS)
     size, start = _size(size_bytes), _start(start_us)
     if n_hosts > MAX_GENERATED_FLOWS:
         raise ValueError(f"permutation of {n_hosts} hosts exceeds {MAX_GENERATED_FLOWS} flows")

@@ -594,8 +594,10 @@ def _burst_transient(
     treat its arrays as read-only.
     """
     starts = np.array([params.capacity_gbps] * n_new + list(old_rates))
+    # 1 us steps resolve the default periods (50 us); shorter periods need a tenth of them.
+    dt_us = min(1.0, min(params.tau_us, params.tau_prime_us, params.timer_us) / 10.0)
     trace = simulate(
-        len(starts), params, duration_us=_TRANSIENT_US, dt_us=1.0, initial_rates_gbps=starts
+        len(starts), params, duration_us=_TRANSIENT_US, dt_us=dt_us, initial_rates_gbps=starts
     )
     dt = np.diff(trace.time_us, append=trace.time_us[-1] + (trace.time_us[1] - trace.time_us[0]))
     above = float(dt[trace.queue_kb >= xoff_kb].sum())

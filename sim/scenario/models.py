@@ -636,7 +636,9 @@ class Cluster(Strict):
 
     name: Name
     nodes: Count
-    gpus_per_node: int = Field(default=8, gt=0, le=1024)
+    gpus_per_node: int = Field(
+        default=8, gt=0, le=576, description="576 is the largest NVLink domain announced"
+    )
     accelerator: str | dict[str, Count] = Field(
         default="H100", description="the nodes' type, or types and their node counts in order"
     )

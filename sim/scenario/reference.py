@@ -448,14 +448,14 @@ def field_row(name: str, info: FieldInfo, attribute_help: str = "") -> str:
     Args:
         name: The field's name.
         info: The field.
-        attribute_help: A description from the model's docstring, used when
-            the field has no ``description`` of its own.
+        attribute_help: A description from the model's docstring, put before
+            the field's own ``description`` (its unit or range) when both exist.
 
     Returns:
         The Markdown row.
     """
     kind = type_text(info.annotation, info.metadata, _discriminator(info.metadata, info))
-    parts = [(info.description or attribute_help).rstrip(".")]
+    parts = [attribute_help.rstrip("."), (info.description or "").rstrip(".")]
     limits = constraints(info.annotation, info.metadata)
     if limits:
         parts.append(", ".join(limits))

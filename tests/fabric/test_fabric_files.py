@@ -150,13 +150,21 @@ BAD = {
     "typo'd field": (
         "topology:\n  kind: fat_tree\n  k: 4\n  link_gpbs: 100\ntransport: {kind: ideal}\n",
         [
-            "fab.yaml:4: topology.link_gpbs: unknown field; valid fields: k, link_gbps, "
+            "fab.yaml:4: topology.link_gpbs: unknown field; did you mean link_gbps? "
+            "valid fields: k, link_gbps, "
             "prop_delay_us, buffer_bytes, mtu_bytes"
         ],
     ),
     "typo'd dcqcn field": (
         "topology: {kind: fat_tree, k: 4}\ntransport:\n  kind: roce\n  dcqcn:\n    gain: 0.1\n",
-        ["fab.yaml:5: transport.dcqcn.gain: unknown field; valid fields: g, rate_ai_mbps"],
+        ["fab.yaml:5: transport.dcqcn.gain: unknown field; valid fields: g, rate_ai_mbps, tau_us"],
+    ),
+    "another kind's field, listed short": (
+        "topology: {kind: meta_ai_zone, hosts_per_leaf: 4}\ntransport: {kind: ideal}\n",
+        [
+            "fab.yaml:1: topology.hosts_per_leaf: unknown field; valid fields: gpus_per_node, "
+            "nodes_per_rack, racks_per_pod, pods, ctsw_per_pod, atsw_per_plane and 5 more"
+        ],
     ),
     "field of another kind": (
         "topology: {kind: fat_tree, k: 4}\ntransport: {kind: ideal, pfc: false}\n",
@@ -168,7 +176,7 @@ BAD = {
     ),
     "negative link_gbps": (
         "topology:\n  kind: leaf_spine\n  link_gbps: -100\ntransport: {kind: ideal}\n",
-        ["fab.yaml:3: topology.link_gbps: Input should be greater than 0"],
+        ["fab.yaml:3: topology.link_gbps: Input should be greater than or equal to 1"],
     ),
     "infinite link_gbps": (
         "topology: {kind: fat_tree, link_gbps: .inf}\ntransport: {kind: ideal}\n",

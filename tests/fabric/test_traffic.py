@@ -90,7 +90,11 @@ def test_alltoall_is_every_ordered_pair(hosts: list[int]) -> None:
         (lambda: incast(16, 3, 16, 100, rng=rng()), "receiver must be a host, 0 to 15, got 16"),
         (lambda: incast(1, 1, 0, 100, rng=rng()), "n_hosts must be at least 2"),
         (lambda: incast(16, 3, 0, 0, rng=rng()), "size_bytes must be at least 1"),
-        (lambda: incast(16, 3, 0, 10, -1.0, rng=rng()), "start_us must be finite"),
+        (lambda: incast(16, 3, 0, 10, -1.0, rng=rng()), "start_us must be a finite number from 0"),
+        (lambda: incast(16, 3, 0, 10, 1e300, rng=rng()), "to 86,400,000,000, got 1e+300"),
+        (lambda: incast(10**12, 3, 0, 10, rng=rng()), "n_hosts must be at most 262,144, got 1e+12"),
+        (lambda: permutation(10**30, 10, rng=rng()), "n_hosts must be at most 262,144"),
+        (lambda: incast(16, 3, 0, 10**13, rng=rng()), "size_bytes must be at most"),
         (lambda: permutation(1, 100, rng=rng()), "n_hosts must be at least 2, got 1"),
         (lambda: permutation(4, 2.5, rng=rng()), "size_bytes must be an integer"),
         (lambda: alltoall([3], 100), "at least 2 hosts, got 1"),
@@ -264,17 +268,33 @@ MALFORMED = {
     "non-finite start": (
         HEADER + "0,1,inf,100\n0,1,nan,100\n",
         [
-            "flows.csv:2: start_us: must be a finite number of microseconds, got 'inf'",
-            "flows.csv:3: start_us: must be a finite number of microseconds, got 'nan'",
+            "flows.csv:2: start_us: must be a finite number, got 'inf'",
+            "flows.csv:3: start_us: must be a finite number, got 'nan'",
         ],
     ),
     "zero size": (HEADER + "0,1,0,0\n", ["flows.csv:2: size_bytes: must be a positive whole"]),
     "negative size": (HEADER + "0,1,0,-8\n", ["flows.csv:2: size_bytes: must be a positive whole"]),
     "fractional size": (HEADER + "0,1,0,1.5\n", ["got '1.5'"]),
     "huge size": (HEADER + "0,1,0,1e300\n", ["flows.csv:2: size_bytes: 1e300 is too large"]),
-    "size just past 2**53": (
-        HEADER + "0,1,0,9007199254740993\n",
-        ["flows.csv:2: size_bytes: 9007199254740993 is too large (at most 9007199254740991)"],
+    "size just past 1 TB": (
+        HEADER + "0,1,0,1000000000001\n",
+        ["flows.csv:2: size_bytes: 1000000000001 is too large (at most 1,000,000,000,000, 1 TB)"],
+    ),
+    "start past one day": (
+        HEADER + "0,1,1e300,100\n0,1,86400000001,100\n0,1,86400000000,100\n",
+        [
+            "flows.csv:2: start_us: 1e300 is past one day (at most 86,400,000,000 us)",
+            "flows.csv:3: start_us: 86400000001 is past one day",
+        ],
+    ),
+    "non-finite host and size": (
+        HEADER + "nan,1,0,100\n0,inf,0,100\n0,1,0,nan\n0,1,0,-inf\n",
+        [
+            "flows.csv:2: src: must be a finite number, got 'nan'",
+            "flows.csv:3: dst: must be a finite number, got 'inf'",
+            "flows.csv:4: size_bytes: must be a finite number, got 'nan'",
+            "flows.csv:5: size_bytes: must be a finite number, got '-inf'",
+        ],
     ),
     "column twice after trimming": (
         "src, src,dst,start_us,size_bytes\n0,1,1,0,100\n",
