@@ -14,9 +14,6 @@ The default run holds a few hundred examples; ``-m slow`` runs 10,000.
 from __future__ import annotations
 
 import math
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +26,7 @@ from typer.testing import CliRunner
 from sim.cli import app
 from sim.scenario import ScenarioError
 from sim.scenario.loader import parse_yaml, scenario_from_text
+from tests.timing import time_limit
 
 SCENARIOS = sorted((Path(__file__).parent.parent / "scenarios").glob("*.yaml"))
 TEXTS = {path.name: path.read_text(encoding="utf-8") for path in SCENARIOS}
@@ -66,26 +64,6 @@ BAD_VALUES: list[Any] = [
     {},
     {"kind": "banana"},
 ]
-
-
-class Hang(Exception):
-    """An example ran past its time limit."""
-
-
-@contextmanager
-def time_limit(seconds: int) -> Iterator[None]:
-    """Raise :class:`Hang` in the main thread if the block takes longer than ``seconds``."""
-
-    def expire(signum: int, frame: object) -> None:
-        raise Hang(f"no answer within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _get(data: Any, path: tuple[Any, ...]) -> Any:
@@ -219,9 +197,3 @@ def test_mutated_scenarios_run_or_exit_2(case: tuple[str, str, list[str]], tmp_p
 @given(case=mutations())
 def test_mutated_scenarios_run_or_exit_2_long(case: tuple[str, str, list[str]], tmp_path: Path):
     check(*case, tmp_path)
-
-
-def test_time_limit_stops_a_hang():
-    with pytest.raises(Hang), time_limit(1):
-        while True:
-            pass

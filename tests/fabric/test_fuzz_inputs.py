@@ -9,7 +9,7 @@ real path: :func:`~sim.fabric.config.fabric_from_text`,
 It must either succeed or raise :class:`~sim.scenario.loader.ScenarioError`
 (exit status 2 on the command line) with one short line per problem; any
 other exception fails the test, and so does an example that runs longer than
-10 s (:func:`~tests.fabric.strategies.time_limit`: a SIGALRM timer raises
+10 s (:func:`~tests.timing.time_limit`: a SIGALRM timer raises
 :class:`~tests.fabric.strategies.ExampleTimedOut`, which the code under test
 cannot swallow as an ``Exception``).
 
@@ -36,13 +36,8 @@ from sim.fabric.config import fabric_from_text
 from sim.fabric.flows import simulate_flows
 from sim.fabric.traffic import read_flow_arrays
 from sim.scenario.loader import ScenarioError
-from tests.fabric.strategies import (
-    ExampleTimedOut,
-    fabric_documents,
-    fabric_text,
-    flows_texts,
-    time_limit,
-)
+from tests.fabric.strategies import fabric_documents, fabric_text, flows_texts
+from tests.timing import ExampleTimedOut, time_limit
 
 MAX_PROBLEM_CHARS = 220
 """Longest problem line accepted (the message, with the file name and line)."""

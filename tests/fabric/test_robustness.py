@@ -31,7 +31,8 @@ from sim.fabric.limits import (
 from sim.fabric.topology import build_topology
 from sim.fabric.traffic import read_flow_arrays
 from sim.scenario.loader import ScenarioError, load_scenario
-from tests.fabric.strategies import small_topologies, time_limit
+from tests.fabric.strategies import small_topologies
+from tests.timing import time_limit
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = Path("/work/shared/reference/htsim")
