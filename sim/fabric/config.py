@@ -31,7 +31,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from sim.fabric.limits import (
@@ -87,7 +87,6 @@ Count = Annotated[
     Field(
         ge=1,
         le=MAX_SWITCH_PORTS,
-        strict=True,
         description="a switch fan-out; 512 is the most ports of a switch chip",
     ),
 ]
@@ -99,7 +98,6 @@ GpusPerNode = Annotated[
     Field(
         ge=1,
         le=MAX_GPUS_PER_NODE,
-        strict=True,
         description="GPUs (one NIC each) per server; 576 is the largest NVLink domain",
     ),
 ]
@@ -110,7 +108,6 @@ Oversubscription = Annotated[
     Field(
         ge=MIN_OVERSUBSCRIPTION,
         le=MAX_OVERSUBSCRIPTION,
-        strict=True,
         description="downlink over uplink capacity (1 is non-blocking); 64:1 is past any fabric",
     ),
 ]
@@ -124,22 +121,19 @@ def _link_gbps(default: float, what: str) -> Any:
         default=default,
         ge=MIN_LINK_GBPS,
         le=MAX_LINK_GBPS,
-        strict=True,
         description=f"{what}, Gb/s; 1G Ethernet to 3.2T, the fastest link",
     )
 
 
 _KB = "KB (1 KB = 1000 bytes); 16 GB is the deepest switch buffer"
 
-Kilobytes = Annotated[float, Field(ge=0, le=MAX_BUFFER_KB, strict=True, description=_KB)]
+Kilobytes = Annotated[float, Field(ge=0, le=MAX_BUFFER_KB, description=_KB)]
 """A queue threshold in KB, 0 to :data:`sim.fabric.limits.MAX_BUFFER_KB`."""
 
-PositiveKilobytes = Annotated[float, Field(gt=0, le=MAX_BUFFER_KB, strict=True, description=_KB)]
+PositiveKilobytes = Annotated[float, Field(gt=0, le=MAX_BUFFER_KB, description=_KB)]
 """A queue threshold in KB above zero, at most :data:`sim.fabric.limits.MAX_BUFFER_KB`."""
 
-Seed = Annotated[
-    int, Field(ge=0, le=2**63 - 1, strict=True, description="the range of a scenario's seed")
-]
+Seed = Annotated[int, Field(ge=0, le=2**63 - 1, description="the range of a scenario's seed")]
 """A root seed, 0 to 2**63 - 1 (the range of a scenario's seed)."""
 
 
@@ -149,15 +143,12 @@ def _micros(default: float, what: str) -> Any:
         default=default,
         ge=1.0,
         le=10_000.0,
-        strict=True,
         description=f"{what}, us; NIC defaults are 4 to 300",
     )
 
 
 class FabricModel(Strict):
-    """Base for fabric models: as :class:`Strict`, and numbers must be finite."""
-
-    model_config = ConfigDict(allow_inf_nan=False)
+    """Base for fabric models: strict and finite numbers, as every :class:`Strict` model."""
 
 
 # --------------------------------------------------------------------------- topologies
@@ -168,7 +159,6 @@ PropDelayUs = Annotated[
     Field(
         ge=0,
         le=MAX_PROP_DELAY_US,
-        strict=True,
         description="propagation delay of every link, us; 1,000 is 200 km of fibre",
     ),
 ]
@@ -179,7 +169,6 @@ BufferBytes = Annotated[
     Field(
         ge=0,
         le=MAX_BUFFER_BYTES,
-        strict=True,
         description="buffer of every egress port; 16 GB is a deep-buffer chip's HBM",
     ),
 ]
@@ -190,7 +179,6 @@ MtuBytes = Annotated[
     Field(
         ge=64,
         le=MAX_MTU_BYTES,
-        strict=True,
         description="maximum transmission unit; 65,535 is the largest IP packet",
     ),
 ]
@@ -254,7 +242,7 @@ class FatTreeTopology(_TopologyBase):
     kind: Literal["fat_tree"]
     k: Annotated[
         int,
-        Field(ge=2, strict=True, description="switch radix, even; 100 is the largest that fits"),
+        Field(ge=2, description="switch radix, even; 100 is the largest that fits"),
     ] = 8
     link_gbps: float = _link_gbps(100.0, "speed of every link")
     prop_delay_us: PropDelayUs = DEFAULT_PROP_DELAY_US
@@ -342,14 +330,11 @@ class DcqcnSettings(FabricModel):
             reaction, 0 to 1,000 µs (the paper explores up to 85).
     """
 
-    g: float = Field(
-        default=1.0 / 256.0, ge=1e-6, le=1, strict=True, description="EWMA gain of alpha"
-    )
+    g: float = Field(default=1.0 / 256.0, ge=1e-6, le=1, description="EWMA gain of alpha")
     rate_ai_mbps: float = Field(
         default=40.0,
         ge=1.0,
         le=100_000.0,
-        strict=True,
         description="additive-increase step; 1 Mb/s is a NIC's rate granularity",
     )
     tau_us: float = _micros(50.0, "rate-cut period")
@@ -359,17 +344,15 @@ class DcqcnSettings(FabricModel):
         default=10.0,
         ge=0.001,
         le=1000.0,
-        strict=True,
         description="rate-increase byte counter; 0.001 MB is one 1 KB packet",
     )
     fast_recovery_steps: Annotated[
-        int, Field(ge=0, le=100, strict=True, description="steps before additive increase")
+        int, Field(ge=0, le=100, description="steps before additive increase")
     ] = 5
     feedback_delay_us: float = Field(
         default=4.0,
         ge=0,
         le=1000.0,
-        strict=True,
         description="mark-to-reaction delay, us; the paper explores up to 85",
     )
 
@@ -401,14 +384,14 @@ class RoceTransport(FabricModel):
     pfc: bool = True
     cc: Literal["dcqcn", "none"] = "dcqcn"
     qps_per_connection: Annotated[
-        int, Field(ge=1, le=128, strict=True, description="128 is NCCL's most per connection")
+        int, Field(ge=1, le=128, description="128 is NCCL's most per connection")
     ] = 1
-    hash_seed: Annotated[int, Field(ge=0, le=2**64 - 1, strict=True)] = 0
+    hash_seed: Annotated[int, Field(ge=0, le=2**64 - 1)] = 0
     pfc_xoff_kb: PositiveKilobytes = 512.0
     pfc_xon_kb: Kilobytes = 480.0
     ecn_kmin_kb: Kilobytes = 5.0
     ecn_kmax_kb: PositiveKilobytes = 200.0
-    ecn_pmax: float = Field(default=0.01, gt=0, le=1, strict=True)
+    ecn_pmax: float = Field(default=0.01, gt=0, le=1)
     dcqcn: DcqcnSettings = DcqcnSettings()
 
     @model_validator(mode="after")
@@ -473,11 +456,9 @@ class InfinibandTransport(FabricModel):
     adaptive_routing: bool = True
     adaptive_chunks: Annotated[
         int,
-        Field(
-            ge=1, le=64, strict=True, description="pieces per flow; more do not change the spread"
-        ),
+        Field(ge=1, le=64, description="pieces per flow; more do not change the spread"),
     ] = 8
-    hash_seed: Annotated[int, Field(ge=0, le=2**64 - 1, strict=True)] = 0
+    hash_seed: Annotated[int, Field(ge=0, le=2**64 - 1)] = 0
     credit_buffer_kb: PositiveKilobytes = 256.0
 
 
@@ -521,14 +502,11 @@ class FabricConfig(FabricModel):
     transport: TransportConfig
     seed: Seed = 0
     message_bytes: (
-        Annotated[
-            int, Field(ge=1, le=MAX_FLOW_BYTES, strict=True, description="1 TB, the largest flow")
-        ]
-        | None
+        Annotated[int, Field(ge=1, le=MAX_FLOW_BYTES, description="1 TB, the largest flow")] | None
     ) = None
     latency_samples: Annotated[
         int,
-        Field(ge=1, le=MAX_LATENCY_SAMPLES, strict=True, description="a million is ~100 MB"),
+        Field(ge=1, le=MAX_LATENCY_SAMPLES, description="a million is ~100 MB"),
     ] = 100_000
 
     def build_topology(self) -> Topology:
