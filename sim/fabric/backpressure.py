@@ -1,0 +1,695 @@
+"""Lossless hop-by-hop back-pressure: PFC without congestion control, and InfiniBand credits.
+
+A fluid steady state, solved once per epoch, of what lossless switches do when
+senders push at line rate:
+
+- **Input ports served in turn.** A congested output port serves the input
+  ports that feed it in turn (round robin): each input gets an equal share of
+  what the port carries, and an input that brings less leaves the rest to the
+  others (max-min over input ports, not over flows). The flows of one input
+  are served in order (FIFO), so they share its part in proportion to what
+  they bring. A host's NIC serves its own flows in turn.
+- **Pause trees.** A port that drains an input more slowly than the input
+  brings traffic holds that input's ingress queue at the threshold (PFC Xoff,
+  or the credit buffer) and pauses the upstream link. A paused link stops
+  every flow on it, whichever port they go to (head-of-line blocking), so it
+  carries only what its most constrained output accepts of its mix of
+  traffic; flows on it that never reach the congested port (*victims*) slow
+  down as much. The port feeding a paused link is congested in turn and
+  pauses its own inputs, hop by hop back to the senders.
+
+The solver alternates a forward pass (stage by stage along the paths: every
+link shares its effective capacity among its inputs, and each input's flows
+keep their proportions) with an update of each link's effective capacity
+from what its downstream ports accept, until neither changes. Every forward
+pass respects every link's capacity, so the rates are feasible at any
+iteration; at the fixed point no port sheds traffic (the network is
+lossless). Pure numpy; no SimPy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from sim.fabric.topology import Topology
+from sim.fabric.trunks import Trunked, link_entries
+
+__all__ = [
+    "BackPressure",
+    "Crossings",
+    "backpressure_rates",
+    "link_crossings",
+    "water_levels",
+]
+
+FREE_ROUNDS = 4
+"""Forward passes per path stage in which pauses may both grow and shrink.
+
+Pauses move one hop per pass, so a few passes per stage settle a fabric of a
+few switches exactly. Where many tenants' pause trees overlap, the passes can
+keep trading one bottleneck for another; after these, pauses only grow, which
+settles in a few more passes and leaves every paused link paused by a port
+that is full.
+"""
+
+MAX_ROUNDS = 96
+"""Most forward passes of one fixed point."""
+
+TOLERANCE = 1e-9
+"""Relative change of every effective capacity below which the fixed point is reached."""
+
+
+@dataclass
+class BackPressure:
+    """The steady state of lossless hop-by-hop back-pressure.
+
+    Attributes:
+        rates_gbps: Rate of every sub-flow.
+        pause_fraction: Per link, the fraction of time it is paused by its
+            downstream neighbour.
+        drain_gbps: Per paused link, the rate at which the port that pauses it
+            drains what the link feeds it (the link's share there; 0 for links
+            never paused).
+        effective_gbps: Per link, what it can carry while paused part of the time.
+        full: Per link, whether its queues stay full: it carries all it can
+            and its inputs bring more.
+        inputs: Per link, how many upstream links feed it flows.
+        rounds: Forward passes the fixed point took.
+    """
+
+    rates_gbps: np.ndarray
+    pause_fraction: np.ndarray
+    drain_gbps: np.ndarray
+    effective_gbps: np.ndarray
+    full: np.ndarray
+    inputs: np.ndarray
+    rounds: int = 0
+
+
+@dataclass(frozen=True)
+class Crossings:
+    """Which sub-flow crosses which adjacent link pair, the pairs numbered by the topology.
+
+    Pairs inside a trunk (see :mod:`sim.fabric.trunks`) are listed once per
+    trunk, not once per member.
+
+    Attributes:
+        flow: Per crossing, the sub-flow (row of the incidence matrix).
+        upstream: Per crossing, the link ``u``.
+        pair: Per crossing, the index of its pair in ``numbers``.
+        numbers: The distinct pairs crossed, as sorted topology-wide pair
+            numbers (see :func:`_pair_numbers`).
+        trunk, trunk_upstream, trunk_pair: The crossings inside trunks: the
+            trunk, the link ``u`` and the pair's index in ``numbers``.
+    """
+
+    flow: np.ndarray
+    upstream: np.ndarray
+    pair: np.ndarray
+    numbers: np.ndarray
+    trunk: np.ndarray
+    trunk_upstream: np.ndarray
+    trunk_pair: np.ndarray
+
+    @staticmethod
+    def stack(parts: list[Crossings], rows: list[int], trunks: list[int]) -> Crossings:
+        """The crossings of incidence matrices stacked in order.
+
+        Part ``i`` has ``rows[i]`` sub-flows and ``trunks[i]`` trunks. Each
+        part's pairs are already numbered, so only the parts' distinct pairs
+        are merged, not every crossing.
+        """
+        if len(parts) == 1:
+            return parts[0]
+        offsets = np.cumsum([0, *rows[:-1]])
+        trunk_offsets = np.cumsum([0, *trunks[:-1]])
+        # Merge the parts' sorted numbers (a stable sort merges sorted runs).
+        merged = np.sort(np.concatenate([p.numbers for p in parts]), kind="stable")
+        numbers = merged[np.concatenate([[True], merged[1:] != merged[:-1]])]
+        renumbered = [np.searchsorted(numbers, p.numbers) for p in parts]
+        return Crossings(
+            np.concatenate([p.flow + o for p, o in zip(parts, offsets, strict=True)]),
+            np.concatenate([p.upstream for p in parts]),
+            np.concatenate([r[p.pair] for p, r in zip(parts, renumbered, strict=True)]),
+            numbers,
+            np.concatenate([p.trunk + o for p, o in zip(parts, trunk_offsets, strict=True)]),
+            np.concatenate([p.trunk_upstream for p in parts]),
+            np.concatenate([r[p.trunk_pair] for p, r in zip(parts, renumbered, strict=True)]),
+        )
+
+
+def _meet(
+    up_owner: np.ndarray,
+    up_link: np.ndarray,
+    down_owner: np.ndarray,
+    down_link: np.ndarray,
+    topology: Topology,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of entries of one owner whose links meet: ``up`` enters the node ``down`` leaves.
+
+    A join on (owner, node) without any link-by-link product; U-turns (a link
+    and its reverse) are left out.
+
+    Returns:
+        ``(up, down)``: per pair found, the index of its upstream and of its
+        downstream entry.
+    """
+    n_nodes = topology.n_nodes
+    ends = up_owner * n_nodes + topology.link_dst[up_link]  # (owner, node a link enters)
+    starts = down_owner * n_nodes + topology.link_src[down_link]  # (owner, node a link leaves)
+    by_end = np.argsort(ends, kind="stable")
+    sorted_ends = ends[by_end]
+    first = np.searchsorted(sorted_ends, starts, side="left")
+    count = np.searchsorted(sorted_ends, starts, side="right") - first
+    down = np.repeat(np.arange(down_link.size), count)
+    offset = np.arange(down.size) - np.repeat(np.cumsum(count) - count, count)
+    up = by_end[np.repeat(first, count) + offset]
+    keep = topology.reverse_link[up_link[up]] != down_link[down]
+    return up[keep], down[keep]
+
+
+def link_crossings(incidence: sp.csr_matrix | Trunked, topology: Topology) -> Crossings:
+    """Every sub-flow's adjacent link pairs: ``u`` feeds ``l`` and the sub-flow crosses both.
+
+    A sub-flow on one path crosses the consecutive links of its path; a
+    sprayed one (adaptive routing) every pair of its links that meet at a
+    switch. Found by joining each sub-flow's links on the node where one ends
+    and the next begins, without forming any link-by-link product, and
+    numbered from the topology. Pairs of a trunk's own links are found once
+    per trunk; pairs joining a sub-flow's own links to its trunk's are its
+    own. They depend on the routes alone, so a caller may keep them per job.
+    """
+    paths = Trunked.of(incidence)
+    flow, link = paths.own_row, paths.own.indices.astype(np.int64)
+    trunk, trunk_link = paths.trunk_row, paths.trunks.indices.astype(np.int64)
+    up, down = _meet(flow, link, flow, link, topology)
+    flows, us, ls = [flow[down]], [link[up]], [link[down]]
+    trunk_u = trunk_l = trunk_of = np.zeros(0, dtype=np.int64)
+    if paths.n_trunks:
+        member = np.flatnonzero(paths.trunk_of[flow] >= 0)  # own entries of trunk members
+        owner = paths.trunk_of[flow[member]]
+        # Into the trunk (a NIC link feeding the trunk's first links) and out of it.
+        up, down = _meet(owner, link[member], trunk, trunk_link, topology)
+        flows.append(flow[member[up]])
+        us.append(link[member[up]])
+        ls.append(trunk_link[down])
+        up, down = _meet(trunk, trunk_link, owner, link[member], topology)
+        flows.append(flow[member[down]])
+        us.append(trunk_link[up])
+        ls.append(link[member[down]])
+        up, down = _meet(trunk, trunk_link, trunk, trunk_link, topology)
+        trunk_of, trunk_u, trunk_l = trunk[down], trunk_link[up], trunk_link[down]
+    u = np.concatenate([*us, trunk_u])
+    l_ = np.concatenate([*ls, trunk_l])
+    _, _, in_position, pair_base, possible = _pair_numbers(topology)
+    numbered = pair_base[l_] + in_position[u]
+    if numbered.size * 16 < possible:  # few crossings: sorting them beats a pass over all pairs
+        numbers, pair = np.unique(numbered, return_inverse=True)
+    else:
+        crossed = np.bincount(numbered, minlength=possible) > 0
+        pair = (np.cumsum(crossed) - 1)[numbered]
+        numbers = np.flatnonzero(crossed)
+    pair = pair.astype(np.int64)
+    n_own = u.size - trunk_u.size
+    return Crossings(
+        np.concatenate(flows),
+        u[:n_own],
+        pair[:n_own],
+        numbers,
+        trunk_of,
+        trunk_u,
+        pair[n_own:],
+    )
+
+
+_PAIR_NUMBERS: dict[int, tuple[Topology, tuple[np.ndarray, ...]]] = {}
+
+
+def _pair_numbers(topology: Topology) -> tuple[Any, ...]:
+    """How the topology's possible link pairs are numbered (built once per topology).
+
+    Pair ``(u, l)``, ``u`` one of the links into ``l``'s source, is number
+    ``pair_base[l] + in_position[u]``.
+
+    Returns:
+        ``(in_order, in_first, in_position, pair_base, possible)``: the links
+        sorted by the node they enter, where each node's in-links start in
+        that order, each link's place among its node's in-links, the first
+        number of each link's pairs as ``l``, and how many numbers there are.
+    """
+    kept = _PAIR_NUMBERS.get(id(topology))
+    if kept is not None and kept[0] is topology:
+        return kept[1]
+    in_order = np.argsort(topology.link_dst, kind="stable")
+    in_degree = np.bincount(topology.link_dst, minlength=topology.n_nodes)
+    in_first = np.cumsum(in_degree) - in_degree
+    in_position = np.empty(topology.n_links, dtype=np.int64)
+    in_position[in_order] = np.arange(topology.n_links) - in_first[topology.link_dst[in_order]]
+    pairs_of_l = in_degree[topology.link_src]
+    pair_base = np.cumsum(pairs_of_l) - pairs_of_l
+    numbers = (in_order, in_first, in_position, pair_base, int(pairs_of_l.sum()))
+    if len(_PAIR_NUMBERS) >= 8:  # a few topologies at a time: keep the newest
+        del _PAIR_NUMBERS[next(iter(_PAIR_NUMBERS))]
+    _PAIR_NUMBERS[id(topology)] = (topology, numbers)
+    return numbers
+
+
+@dataclass(frozen=True)
+class _Chains:
+    """Which sub-flow (or trunk) crosses which adjacent link pair, with the pairs' links.
+
+    Attributes:
+        flow: Per crossing, the sub-flow.
+        pair: Per crossing, its pair's index in ``(pair_u, pair_l)``.
+        pair_u: Per pair, the upstream link.
+        pair_l: Per pair, the downstream link.
+        trunk, trunk_pair: The same for pairs inside a trunk, crossed by
+            every member of the trunk.
+    """
+
+    flow: np.ndarray
+    pair: np.ndarray
+    pair_u: np.ndarray
+    pair_l: np.ndarray
+    trunk: np.ndarray
+    trunk_pair: np.ndarray
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of distinct link pairs."""
+        return self.pair_u.size
+
+    def renumbered(self, number: np.ndarray) -> _Chains:
+        """The same chains with every link ``x`` renamed ``number[x]``."""
+        return _Chains(
+            self.flow,
+            self.pair,
+            number[self.pair_u],
+            number[self.pair_l],
+            self.trunk,
+            self.trunk_pair,
+        )
+
+
+def upstream_chains(
+    incidence: sp.csr_matrix | Trunked, topology: Topology, crossings: Crossings | None = None
+) -> _Chains:
+    """The crossings of :func:`link_crossings` with each pair's two links."""
+    if crossings is None:
+        crossings = link_crossings(incidence, topology)
+    in_order, in_first, _, pair_base, _ = _pair_numbers(topology)
+    present = crossings.numbers
+    pair_l = np.searchsorted(pair_base, present, side="right") - 1
+    pair_u = in_order[in_first[topology.link_src[pair_l]] + present - pair_base[pair_l]]
+    return _Chains(
+        crossings.flow, crossings.pair, pair_u, pair_l, crossings.trunk, crossings.trunk_pair
+    )
+
+
+# --------------------------------------------------------------------------- sharing
+
+
+def water_levels(group: np.ndarray, demand: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """Per group, the max-min level at which its members' demands fill its capacity.
+
+    Members of group ``g`` demanding ``d`` each get ``min(d, level[g])``, and
+    those rates add up to ``capacity[g]``. A group whose demands do not fill
+    its capacity has level ``inf`` (everyone gets what they ask).
+
+    Args:
+        group: Per member, its group (``0 <= group < capacity.size``).
+        demand: Per member, what it asks (``>= 0``).
+        capacity: Per group, what it shares.
+    """
+    n_groups = capacity.size
+    level = np.full(n_groups, np.inf)
+    if not group.size:
+        return level
+    order = np.lexsort((demand, group))
+    g = group[order]
+    d = demand[order]
+    counts = np.bincount(g, minlength=n_groups)
+    starts = np.cumsum(counts) - counts
+    summed = np.concatenate([[0.0], np.cumsum(d)])
+    position = np.arange(d.size)
+    before = summed[position] - summed[starts[g]]
+    remaining = counts[g] - (position - starts[g])
+    candidate = (capacity[g] - before) / remaining
+    # The first member (smallest demand first) that the level caps sets the level.
+    capped = d >= candidate - TOLERANCE * np.maximum(capacity[g], 1.0)
+    first = np.where(capped, position, d.size)
+    # Only a group its members overfill has a level: one they fill exactly binds no one.
+    total = np.bincount(g, weights=d, minlength=n_groups)
+    overfilled = total > capacity * (1 + TOLERANCE) + TOLERANCE
+    present = np.flatnonzero(counts)
+    least = np.minimum.reduceat(first, starts[present])
+    found = (least < d.size) & overfilled[present]
+    level[present[found]] = np.maximum(candidate[least[found]], 0.0)
+    return level
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """What one path stage holds, in the numbering of the local links.
+
+    Attributes:
+        pairs: The pairs whose downstream link is at this stage.
+        own: Own crossings (sub-flow, pair) into those pairs.
+        trunk: Trunk crossings into those pairs.
+    """
+
+    pairs: np.ndarray
+    own: np.ndarray
+    trunk: np.ndarray
+
+
+class _Network:
+    """The links, pairs and crossings of one back-pressure problem (local numbering)."""
+
+    def __init__(self, paths: Trunked, stage: np.ndarray, chains: _Chains):
+        self.paths = paths
+        self.chains = chains
+        self.n_links = stage.size
+        self.n_flows = paths.shape[0]
+        self.pair_stage = stage[chains.pair_l]
+        own_stage = self.pair_stage[chains.pair]
+        trunk_stage = self.pair_stage[chains.trunk_pair]
+        n_stages = int(stage.max()) + 1 if stage.size else 0
+        self.stages = [
+            _Stage(
+                np.flatnonzero(self.pair_stage == k),
+                np.flatnonzero(own_stage == k),
+                np.flatnonzero(trunk_stage == k),
+            )
+            for k in range(1, n_stages)
+        ]
+        self.stage = stage
+        # For the backward sweep: per stage (last first), its links, the pairs
+        # into them, and the pairs out of them.
+        upstream_stage = stage[chains.pair_u]
+        self.sweep = [
+            (
+                np.flatnonzero(stage == k),
+                np.flatnonzero(self.pair_stage == k),
+                np.flatnonzero(upstream_stage == k),
+            )
+            for k in range(n_stages - 1, -1, -1)
+        ]
+        # Stage 0: NIC links, where a host serves its own sub-flows in turn.
+        csc = paths.own_by_link
+        first = np.flatnonzero(stage == 0)
+        self.nic_flow, self.nic_link, self.nic_share = link_entries(csc, first)
+        self.nic_link = first[self.nic_link]
+        self.weight, self.trunk_weight = _crossing_weights(paths, chains)
+        # Per sub-flow and stage, how much of it enters that stage's pairs.
+        self.inputs = np.bincount(chains.pair_l, minlength=self.n_links)
+
+    def trunk_sum(self, per_flow: np.ndarray) -> np.ndarray:
+        return self.paths.trunk_sum(per_flow)
+
+    def forward(self, effective: np.ndarray, demand: np.ndarray) -> tuple[np.ndarray, ...]:
+        """One pass along the paths: every link shares ``effective`` among its inputs.
+
+        Returns:
+            ``(rates, offered, level)``: each sub-flow's rate past its last
+            link, what each pair's sub-flows bring its downstream link, and
+            each link's level (an input's share; ``inf`` where the inputs fit).
+        """
+        chains = self.chains
+        n_flows = self.n_flows
+        rates = demand.astype(np.float64).copy()
+        level = np.full(self.n_links, np.inf)
+        # NIC links: the host's sub-flows in turn.
+        asked = rates[self.nic_flow] * self.nic_share
+        level0 = water_levels(self.nic_link, asked, effective)
+        level[self.nic_link] = level0[self.nic_link]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kept = np.where(asked > level0[self.nic_link], level0[self.nic_link] / asked, 1.0)
+        rates *= _weighted_mean(self.nic_flow, kept, self.nic_share, n_flows)
+        offered = np.zeros(chains.n_pairs)
+        for part in self.stages:
+            if not part.pairs.size:
+                continue
+            own, trunk = part.own, part.trunk
+            brought = self.weight[own] * rates[chains.flow[own]]
+            pair_sum = np.bincount(
+                chains.pair[own], weights=brought, minlength=chains.n_pairs
+            ).astype(np.float64, copy=False)
+            if trunk.size:
+                per_trunk = self.trunk_sum(rates)
+                pair_sum += np.bincount(
+                    chains.trunk_pair[trunk],
+                    weights=self.trunk_weight[trunk] * per_trunk[chains.trunk[trunk]],
+                    minlength=chains.n_pairs,
+                )
+            pairs = part.pairs
+            offered[pairs] = pair_sum[pairs]
+            links = chains.pair_l[pairs]
+            at = water_levels(links, pair_sum[pairs], effective)
+            level[links] = at[links]
+            share = np.ones(chains.n_pairs)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                share[pairs] = np.where(
+                    pair_sum[pairs] > at[links], at[links] / pair_sum[pairs], 1.0
+                )
+            factor = _weighted_mean(
+                chains.flow[own], share[chains.pair[own]], self.weight[own], n_flows
+            )
+            if trunk.size:
+                numerator = np.bincount(
+                    chains.trunk[trunk],
+                    weights=self.trunk_weight[trunk] * share[chains.trunk_pair[trunk]],
+                    minlength=self.paths.n_trunks + 1,
+                )
+                denominator = np.bincount(
+                    chains.trunk[trunk],
+                    weights=self.trunk_weight[trunk],
+                    minlength=self.paths.n_trunks + 1,
+                )
+                members = np.flatnonzero(denominator[self.paths.slot] > 0)
+                slot = self.paths.slot[members]
+                factor[members] = numerator[slot] / denominator[slot]
+            rates *= factor
+        return rates, offered, level
+
+    def backward(
+        self,
+        offered: np.ndarray,
+        held: np.ndarray,
+        capacity: np.ndarray,
+        floor: np.ndarray | None,
+    ) -> tuple[np.ndarray, ...]:
+        """What each link may carry, from the last stage back to the senders.
+
+        A link's downstream ports are settled before the link itself, so a
+        pause found at the last hop reaches the senders in one sweep. At a
+        full link ``l`` each input gets ``level[l]``; an input held back there
+        (``held``: paused because of it) would bring more if it could, so it
+        asks for the whole link, the others what they bring. A pair
+        ``(u, l)`` then caps ``u`` at ``level[l] * T_u / offered(u, l)``: ``u``
+        carries its flows in the proportions they came (FIFO), ``T_u`` in all.
+
+        Args:
+            offered: Per pair, what its flows bring the downstream link.
+            held: Per pair, whether its upstream link is held back there.
+            capacity: Link capacities.
+            floor: If given, no link may carry more than this (pauses only grow).
+
+        Returns:
+            ``(effective, level, bound, per_pair, through)``: what each link
+            may carry, each link's level (``inf`` where its inputs fit), the
+            least cap its pairs set (``inf`` if none), the cap of each pair,
+            and what each link carries on into its pairs.
+        """
+        chains = self.chains
+        through = np.bincount(chains.pair_u, weights=offered, minlength=self.n_links)
+        effective = capacity.copy()
+        level = np.full(self.n_links, np.inf)
+        bound = np.full(self.n_links, np.inf)
+        per_pair = np.full(chains.n_pairs, np.inf)
+        for links, into, out in self.sweep:
+            if out.size:
+                cap = level[chains.pair_l[out]]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    per_pair[out] = np.where(
+                        np.isfinite(cap) & (offered[out] > 0),
+                        cap * through[chains.pair_u[out]] / offered[out],
+                        np.inf,
+                    )
+                np.minimum.at(bound, chains.pair_u[out], per_pair[out])
+                effective[links] = np.minimum(capacity[links], bound[links])
+                if floor is not None:
+                    effective[links] = np.minimum(effective[links], floor[links])
+            if into.size:
+                target = chains.pair_l[into]
+                asked = np.where(held[into], 2.0 * effective[target] + 1.0, offered[into])
+                at = water_levels(target, asked, effective)
+                level[links] = at[links]
+        return effective, level, bound, per_pair, through
+
+
+def _weighted_mean(row: np.ndarray, value: np.ndarray, weight: np.ndarray, n: int) -> np.ndarray:
+    """Per row, the ``weight``-weighted mean of ``value`` (1 for rows with no entries)."""
+    numerator = np.bincount(row, weights=weight * value, minlength=n)
+    denominator = np.bincount(row, weights=weight, minlength=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / denominator, 1.0)
+
+
+def _lookup(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``matrix[rows, cols]`` element by element (0 where nothing is stored)."""
+    if not rows.size:
+        return np.zeros(0)
+    if not matrix.has_sorted_indices:
+        matrix = matrix.sorted_indices()
+    n = np.int64(matrix.shape[1])
+    entry_row = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+    keys = entry_row * n + matrix.indices
+    wanted = rows.astype(np.int64) * n + cols
+    at = np.minimum(np.searchsorted(keys, wanted), max(keys.size - 1, 0))
+    found = keys.size > 0
+    return np.where(found & (keys[at] == wanted), matrix.data[at] if found else 0.0, 0.0)
+
+
+def _crossing_weights(paths: Trunked, chains: _Chains) -> tuple[np.ndarray, np.ndarray]:
+    """Per crossing, the share of its sub-flow (or trunk) that goes from ``u`` into ``l``.
+
+    A sub-flow on one path has weight 1 on each of its pairs. One split over
+    several links (adaptive routing's chunks) enters a switch on some links
+    and leaves on others, mixed: the part from ``u`` into ``l`` is
+    ``share(u) * share(l) / share entering the switch``.
+    """
+    own_data, trunk_data = paths.own.data, paths.trunks.data
+    if np.all(own_data == 1.0) and np.all(trunk_data == 1.0):
+        return np.ones(chains.flow.size), np.ones(chains.trunk.size)
+
+    def share(owner: np.ndarray, link: np.ndarray, trunk: bool) -> np.ndarray:
+        if trunk:
+            return _lookup(paths.trunks, owner, link)
+        mine = _lookup(paths.own, owner, link)
+        of = paths.trunk_of[owner]
+        inside = (mine == 0) & (of >= 0)
+        mine[inside] = _lookup(paths.trunks, of[inside], link[inside])
+        return mine
+
+    def weights(owner, pair, trunk):
+        u, l_ = chains.pair_u[pair], chains.pair_l[pair]
+        share_u = share(owner, u, trunk)
+        share_l = share(owner, l_, trunk)
+        key = owner.astype(np.int64) * np.int64(chains.pair_l.max() + 1) + l_
+        _, group = np.unique(key, return_inverse=True)
+        entering = np.bincount(group, weights=share_u)[group]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(entering > 0, share_u * share_l / entering, 0.0)
+
+    return (
+        weights(chains.flow, chains.pair, False),
+        weights(chains.trunk, chains.trunk_pair, True),
+    )
+
+
+def backpressure_rates(
+    incidence: sp.csr_matrix | Trunked,
+    capacity_gbps: np.ndarray,
+    demand_gbps: np.ndarray,
+    stage: np.ndarray,
+    topology: Topology,
+    crossings: Crossings | None = None,
+) -> BackPressure:
+    """Rates, pauses and full queues under lossless hop-by-hop back-pressure.
+
+    See the module's docstring for the model.
+
+    Args:
+        incidence: Active sub-flows × links, or its factoring into own links
+            and trunks (:class:`~sim.fabric.trunks.Trunked`).
+        capacity_gbps: Link capacities.
+        demand_gbps: What each sub-flow would send at line rate.
+        stage: Path stage of every link (see :func:`sim.fabric.transport.link_stage`).
+        topology: The topology (which link feeds which).
+        crossings: The sub-flows' adjacent link pairs, if the caller kept
+            them (see :func:`link_crossings`); found here otherwise.
+    """
+    paths = Trunked.of(incidence)
+    chains = upstream_chains(paths, topology, crossings)
+    # Work on the links the sub-flows cross only, numbered from 0.
+    crossed = paths.crossed
+    used = np.flatnonzero(crossed)
+    number = np.cumsum(crossed) - 1
+    local = paths.with_columns(number, used.size)
+    chains = chains.renumbered(number)
+    state = _fixed_point(local, capacity_gbps[used], demand_gbps, stage[used], chains)
+
+    def spread(values: np.ndarray, elsewhere: Any) -> np.ndarray:
+        out = np.zeros(capacity_gbps.shape, dtype=values.dtype)
+        out[:] = elsewhere
+        out[used] = values
+        return out
+
+    return BackPressure(
+        rates_gbps=state.rates_gbps,
+        pause_fraction=spread(state.pause_fraction, 0.0),
+        drain_gbps=spread(state.drain_gbps, 0.0),
+        effective_gbps=spread(state.effective_gbps, capacity_gbps),
+        full=spread(state.full, False),
+        inputs=spread(state.inputs, 0),
+        rounds=state.rounds,
+    )
+
+
+def _fixed_point(
+    paths: Trunked,
+    capacity_gbps: np.ndarray,
+    demand_gbps: np.ndarray,
+    stage: np.ndarray,
+    chains: _Chains,
+) -> BackPressure:
+    """:func:`backpressure_rates` on the links the sub-flows cross, numbered from 0."""
+    network = _Network(paths, stage, chains)
+    capacity = capacity_gbps.astype(np.float64)
+    effective = capacity.copy()
+    held = np.zeros(chains.n_pairs, dtype=bool)
+    scale = np.maximum(capacity, 1e-12)
+    free_rounds = FREE_ROUNDS * (int(stage.max()) + 1 if stage.size else 1)
+    rounds = 0
+    while True:
+        rounds += 1
+        rates, offered, _ = network.forward(effective, demand_gbps)
+        floor = effective if rounds > free_rounds else None
+        updated, _level, bound, per_pair, through = network.backward(offered, held, capacity, floor)
+        # An input is held back at the pair that binds it, if it brings at least
+        # what it may now carry: it is paused there.
+        allowed = np.minimum(effective, updated)
+        paused = (updated < capacity * (1 - 1e-9)) & (through >= allowed * (1 - 1e-9))
+        binding = np.isfinite(per_pair) & (per_pair <= bound[chains.pair_u] * (1 + 1e-9))
+        now_held = binding & paused[chains.pair_u]
+        settled = np.all(np.abs(updated - effective) <= TOLERANCE * scale)
+        if rounds >= MAX_ROUNDS or (
+            settled and (rounds > free_rounds or np.array_equal(now_held, held))
+        ):
+            break
+        effective, held = updated, now_held
+    load = paths.link_sum(rates)
+    backlogged = load >= effective * (1 - 1e-6)
+    pause = np.where(paused, np.clip(1.0 - load / np.where(capacity > 0, capacity, 1.0), 0, 1), 0.0)
+    # The port that pauses a link drains it at the link's share where it binds.
+    drain = np.full(network.n_links, np.inf)
+    np.minimum.at(drain, chains.pair_u[now_held], offered[now_held])
+    drain = np.where(paused & np.isfinite(drain), drain, 0.0)
+    # A port's queues stay full when it holds back an input, or is paused itself.
+    holds = np.zeros(network.n_links, dtype=bool)
+    holds[chains.pair_l[now_held]] = True
+    full = backlogged & (holds | paused)
+    return BackPressure(
+        rates_gbps=rates,
+        pause_fraction=pause,
+        drain_gbps=drain,
+        effective_gbps=effective,
+        full=full,
+        inputs=network.inputs,
+        rounds=rounds,
+    )
