@@ -357,12 +357,16 @@ class _Stage:
     """What one path stage holds, in the numbering of the local links.
 
     Attributes:
-        pairs: The pairs whose downstream link is at this stage.
-        own: Own crossings (sub-flow, pair) into those pairs.
-        trunk: Trunk crossings into those pairs.
+        links: The links at this stage.
+        into: The pairs whose downstream link is at this stage.
+        out: The pairs whose upstream link is at this stage.
+        own: Own crossings (sub-flow, pair) into the ``into`` pairs.
+        trunk: Trunk crossings into the ``into`` pairs.
     """
 
-    pairs: np.ndarray
+    links: np.ndarray
+    into: np.ndarray
+    out: np.ndarray
     own: np.ndarray
     trunk: np.ndarray
 
@@ -375,64 +379,49 @@ class _Network:
         self.chains = chains
         self.n_links = stage.size
         self.n_flows = paths.shape[0]
-        self.pair_stage = stage[chains.pair_l]
-        own_stage = self.pair_stage[chains.pair]
-        trunk_stage = self.pair_stage[chains.trunk_pair]
+        pair_stage = stage[chains.pair_l]
+        upstream_stage = stage[chains.pair_u]
+        own_stage = pair_stage[chains.pair]
+        trunk_stage = pair_stage[chains.trunk_pair]
         n_stages = int(stage.max()) + 1 if stage.size else 0
         self.stages = [
             _Stage(
-                np.flatnonzero(self.pair_stage == k),
+                np.flatnonzero(stage == k),
+                np.flatnonzero(pair_stage == k),
+                np.flatnonzero(upstream_stage == k),
                 np.flatnonzero(own_stage == k),
                 np.flatnonzero(trunk_stage == k),
             )
-            for k in range(1, n_stages)
-        ]
-        self.stage = stage
-        # For the backward sweep: per stage (last first), its links, the pairs
-        # into them, and the pairs out of them.
-        upstream_stage = stage[chains.pair_u]
-        self.sweep = [
-            (
-                np.flatnonzero(stage == k),
-                np.flatnonzero(self.pair_stage == k),
-                np.flatnonzero(upstream_stage == k),
-            )
-            for k in range(n_stages - 1, -1, -1)
+            for k in range(n_stages)
         ]
         # Stage 0: NIC links, where a host serves its own sub-flows in turn.
         csc = paths.own_by_link
         first = np.flatnonzero(stage == 0)
         self.nic_flow, self.nic_link, self.nic_share = link_entries(csc, first)
         self.nic_link = first[self.nic_link]
-        self.weight, self.trunk_weight = _crossing_weights(paths, chains)
-        # Per sub-flow and stage, how much of it enters that stage's pairs.
+        self.weight, self.trunk_weight = _crossing_weights(paths, chains, self.n_links)
+        # Per link, how many upstream links feed it flows.
         self.inputs = np.bincount(chains.pair_l, minlength=self.n_links)
 
-    def trunk_sum(self, per_flow: np.ndarray) -> np.ndarray:
-        return self.paths.trunk_sum(per_flow)
-
-    def forward(self, effective: np.ndarray, demand: np.ndarray) -> tuple[np.ndarray, ...]:
+    def forward(self, effective: np.ndarray, demand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One pass along the paths: every link shares ``effective`` among its inputs.
 
         Returns:
-            ``(rates, offered, level)``: each sub-flow's rate past its last
-            link, what each pair's sub-flows bring its downstream link, and
-            each link's level (an input's share; ``inf`` where the inputs fit).
+            ``(rates, offered)``: each sub-flow's rate past its last link, and
+            what each pair's sub-flows bring its downstream link.
         """
         chains = self.chains
         n_flows = self.n_flows
         rates = demand.astype(np.float64).copy()
-        level = np.full(self.n_links, np.inf)
         # NIC links: the host's sub-flows in turn.
         asked = rates[self.nic_flow] * self.nic_share
-        level0 = water_levels(self.nic_link, asked, effective)
-        level[self.nic_link] = level0[self.nic_link]
+        level = water_levels(self.nic_link, asked, effective)[self.nic_link]
         with np.errstate(divide="ignore", invalid="ignore"):
-            kept = np.where(asked > level0[self.nic_link], level0[self.nic_link] / asked, 1.0)
+            kept = np.where(asked > level, level / asked, 1.0)
         rates *= _weighted_mean(self.nic_flow, kept, self.nic_share, n_flows)
         offered = np.zeros(chains.n_pairs)
-        for part in self.stages:
-            if not part.pairs.size:
+        for part in self.stages[1:]:
+            if not part.into.size:
                 continue
             own, trunk = part.own, part.trunk
             brought = self.weight[own] * rates[chains.flow[own]]
@@ -440,17 +429,16 @@ class _Network:
                 chains.pair[own], weights=brought, minlength=chains.n_pairs
             ).astype(np.float64, copy=False)
             if trunk.size:
-                per_trunk = self.trunk_sum(rates)
+                per_trunk = self.paths.trunk_sum(rates)
                 pair_sum += np.bincount(
                     chains.trunk_pair[trunk],
                     weights=self.trunk_weight[trunk] * per_trunk[chains.trunk[trunk]],
                     minlength=chains.n_pairs,
                 )
-            pairs = part.pairs
+            pairs = part.into
             offered[pairs] = pair_sum[pairs]
             links = chains.pair_l[pairs]
             at = water_levels(links, pair_sum[pairs], effective)
-            level[links] = at[links]
             share = np.ones(chains.n_pairs)
             with np.errstate(divide="ignore", invalid="ignore"):
                 share[pairs] = np.where(
@@ -474,7 +462,7 @@ class _Network:
                 slot = self.paths.slot[members]
                 factor[members] = numerator[slot] / denominator[slot]
             rates *= factor
-        return rates, offered, level
+        return rates, offered
 
     def backward(
         self,
@@ -500,10 +488,9 @@ class _Network:
             floor: If given, no link may carry more than this (pauses only grow).
 
         Returns:
-            ``(effective, level, bound, per_pair, through)``: what each link
-            may carry, each link's level (``inf`` where its inputs fit), the
-            least cap its pairs set (``inf`` if none), the cap of each pair,
-            and what each link carries on into its pairs.
+            ``(effective, bound, per_pair, through)``: what each link may
+            carry, the least cap its pairs set (``inf`` if none), the cap of
+            each pair, and what each link carries on into its pairs.
         """
         chains = self.chains
         through = np.bincount(chains.pair_u, weights=offered, minlength=self.n_links)
@@ -511,7 +498,8 @@ class _Network:
         level = np.full(self.n_links, np.inf)
         bound = np.full(self.n_links, np.inf)
         per_pair = np.full(chains.n_pairs, np.inf)
-        for links, into, out in self.sweep:
+        for part in reversed(self.stages):
+            links, into, out = part.links, part.into, part.out
             if out.size:
                 cap = level[chains.pair_l[out]]
                 with np.errstate(divide="ignore", invalid="ignore"):
@@ -529,7 +517,7 @@ class _Network:
                 asked = np.where(held[into], 2.0 * effective[target] + 1.0, offered[into])
                 at = water_levels(target, asked, effective)
                 level[links] = at[links]
-        return effective, level, bound, per_pair, through
+        return effective, bound, per_pair, through
 
 
 def _weighted_mean(row: np.ndarray, value: np.ndarray, weight: np.ndarray, n: int) -> np.ndarray:
@@ -542,20 +530,21 @@ def _weighted_mean(row: np.ndarray, value: np.ndarray, weight: np.ndarray, n: in
 
 def _lookup(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``matrix[rows, cols]`` element by element (0 where nothing is stored)."""
-    if not rows.size:
-        return np.zeros(0)
+    if not rows.size or not matrix.nnz:
+        return np.zeros(rows.size)
     if not matrix.has_sorted_indices:
         matrix = matrix.sorted_indices()
     n = np.int64(matrix.shape[1])
     entry_row = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
     keys = entry_row * n + matrix.indices
     wanted = rows.astype(np.int64) * n + cols
-    at = np.minimum(np.searchsorted(keys, wanted), max(keys.size - 1, 0))
-    found = keys.size > 0
-    return np.where(found & (keys[at] == wanted), matrix.data[at] if found else 0.0, 0.0)
+    at = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
+    return np.where(keys[at] == wanted, matrix.data[at], 0.0)
 
 
-def _crossing_weights(paths: Trunked, chains: _Chains) -> tuple[np.ndarray, np.ndarray]:
+def _crossing_weights(
+    paths: Trunked, chains: _Chains, n_links: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per crossing, the share of its sub-flow (or trunk) that goes from ``u`` into ``l``.
 
     A sub-flow on one path has weight 1 on each of its pairs. One split over
@@ -580,7 +569,7 @@ def _crossing_weights(paths: Trunked, chains: _Chains) -> tuple[np.ndarray, np.n
         u, l_ = chains.pair_u[pair], chains.pair_l[pair]
         share_u = share(owner, u, trunk)
         share_l = share(owner, l_, trunk)
-        key = owner.astype(np.int64) * np.int64(chains.pair_l.max() + 1) + l_
+        key = owner.astype(np.int64) * np.int64(n_links) + l_
         _, group = np.unique(key, return_inverse=True)
         entering = np.bincount(group, weights=share_u)[group]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -658,9 +647,9 @@ def _fixed_point(
     rounds = 0
     while True:
         rounds += 1
-        rates, offered, _ = network.forward(effective, demand_gbps)
+        rates, offered = network.forward(effective, demand_gbps)
         floor = effective if rounds > free_rounds else None
-        updated, _level, bound, per_pair, through = network.backward(offered, held, capacity, floor)
+        updated, bound, per_pair, through = network.backward(offered, held, capacity, floor)
         # An input is held back at the pair that binds it, if it brings at least
         # what it may now carry: it is paused there.
         allowed = np.minimum(effective, updated)

@@ -6,25 +6,9 @@ two such instants every flow moves at the rate the transport's allocation
 gives it. Each instant is one *epoch*: one vectorised solve for all active
 flows together, never a packet or a round trip.
 
-How rates are allocated depends on the transport:
-
-- ``ideal`` and RoCE with DCQCN: the max-min fair allocation, which end-to-end
-  rate control converges to (see :mod:`sim.fabric.dcqcn`). Flows start at
-  line rate, so when new flows overload a port the queue builds before DCQCN
-  reacts; its fluid model gives how long the queue stays above the PFC Xoff
-  threshold. With PFC on, the links feeding that port are paused that long:
-  flows that cross those links but not the congested port (*victims*) stall.
-  With PFC off, the overflow is dropped instead and victims are untouched.
-- RoCE without congestion control and PFC on, and InfiniBand (credit-based
-  flow control): lossless back-pressure (see :mod:`sim.fabric.backpressure`).
-  Senders push at line rate; a congested port serves its input ports in
-  turn, and a port that cannot drain an input as fast as it arrives pauses
-  the upstream link. A pause stops every flow on that link (head-of-line
-  blocking), so victims slow down, and the pause spreads hop by hop towards
-  the senders (a pause tree).
-- RoCE without congestion control and PFC off: lossy drop-tail. Senders push
-  at line rate; each overloaded port forwards its inputs in proportion and
-  drops the rest, so upstream links still carry the doomed traffic.
+Rates come from the transport (:mod:`sim.fabric.transport` describes each):
+max-min fair shares with DCQCN's queues and burst pauses, lossless
+back-pressure with its pause trees, or lossy drop-tail.
 
 A flow's completion time is its fluid transfer time plus its path's
 propagation and per-hop store-and-forward of one MTU; the ideal completion
