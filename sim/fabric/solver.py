@@ -161,7 +161,11 @@ class MaxMinProblem:
         self._used = np.flatnonzero(crossed)
         number = np.cumsum(crossed) - 1
         self._link = number[paths.own.indices]
-        self._trunk_link = number[paths.trunks.indices]
+        # A trunk no flow is a member of carries nothing: its nonzeros are left out
+        # (its links need not be crossed, and have no number).
+        members = np.bincount(paths.trunk_of[paths.trunk_of >= 0], minlength=paths.n_trunks)
+        self._trunk_kept = members[paths.trunk_row] > 0
+        self._trunk_link = number[paths.trunks.indices[self._trunk_kept]]
         self._all_cross = not bool(np.any(paths.crosses_nothing()))
         self._nnz = paths.own.nnz + paths.trunks.nnz
         self._count = np.bincount(paths.own.indices, minlength=self.shape[1]) + np.bincount(
@@ -216,7 +220,12 @@ class MaxMinProblem:
             # Nearly all links can fill: keep every nonzero (the others never fill).
             links = self._used
             flow, link, coef = paths.own_row, self._link, own.data
-            trunk, trunk_link, trunk_coef = paths.trunk_row, self._trunk_link, trunks.data
+            kept = self._trunk_kept
+            trunk, trunk_link, trunk_coef = (
+                paths.trunk_row[kept],
+                self._trunk_link,
+                trunks.data[kept],
+            )
             if self._all_cross:
                 ids = np.arange(self.shape[0])
                 return _Working(
