@@ -62,6 +62,13 @@ MAX_ROUNDS = 96
 TOLERANCE = 1e-9
 """Relative change of every effective capacity below which the fixed point is reached."""
 
+COMPILED_FROM = 20_000
+"""Crossings (sub-flow or trunk, link pair) from which the compiled passes solve a problem.
+
+Smaller problems use the numpy passes and never import numba; so do all
+problems when numba is not installed.
+"""
+
 
 @dataclass
 class BackPressure:
@@ -520,6 +527,93 @@ class _Network:
         return effective, bound, per_pair, through
 
 
+class _CompiledNetwork(_Network):
+    """The same passes compiled (:mod:`sim.fabric.backpressure_kernels`), for large problems."""
+
+    def __init__(self, paths: Trunked, stage: np.ndarray, chains: _Chains, kernels: Any):
+        super().__init__(paths, stage, chains)
+        self.kernels = kernels
+        n_stages = len(self.stages)
+        self.stage_links, self.stage_ptr = _grouped(stage, n_stages)
+        order, self.nic_ptr = _grouped(self.nic_link, self.n_links)
+        self.nic_order = (self.nic_flow[order], self.nic_share[order].astype(np.float64))
+        self.into_pairs, self.into_ptr = _grouped(chains.pair_l, self.n_links)
+        self.out_pairs, self.out_ptr = _grouped(chains.pair_u, self.n_links)
+        pair_stage = stage[chains.pair_l]
+        own_stage = pair_stage[chains.pair]
+        _, self.own_ptr = _grouped(own_stage, n_stages)
+        order = np.lexsort((chains.flow, own_stage))  # each stage's sub-flow by sub-flow
+        self.own = (chains.flow[order], chains.pair[order], self.weight[order])
+        order, self.trunk_ptr = _grouped(pair_stage[chains.trunk_pair], n_stages)
+        self.trunk = (chains.trunk[order], chains.trunk_pair[order], self.trunk_weight[order])
+        self.stage_has_out = np.array([part.out.size > 0 for part in self.stages], dtype=bool)
+
+    def forward(self, effective: np.ndarray, demand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_Network.forward`, compiled."""
+        return self.kernels.forward(
+            effective,
+            demand.astype(np.float64),
+            self.stage_ptr,
+            self.stage_links,
+            self.nic_ptr,
+            *self.nic_order,
+            self.into_ptr,
+            self.into_pairs,
+            self.own_ptr,
+            *self.own,
+            self.trunk_ptr,
+            *self.trunk,
+            self.paths.slot,
+            self.paths.n_trunks,
+            self.chains.n_pairs,
+        )
+
+    def backward(
+        self,
+        offered: np.ndarray,
+        held: np.ndarray,
+        capacity: np.ndarray,
+        floor: np.ndarray | None,
+    ) -> tuple[np.ndarray, ...]:
+        """:meth:`_Network.backward`, compiled."""
+        return self.kernels.backward(
+            offered,
+            held,
+            capacity,
+            capacity if floor is None else floor,
+            floor is not None,
+            self.stage_ptr,
+            self.stage_links,
+            self.into_ptr,
+            self.into_pairs,
+            self.out_ptr,
+            self.out_pairs,
+            self.stage_has_out,
+            self.chains.pair_u,
+            self.chains.pair_l,
+        )
+
+
+def _grouped(key: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices sorted by ``key`` (stably) and where each key's run starts (``n_keys + 1``)."""
+    order = np.argsort(key, kind="stable").astype(np.int64)
+    ptr = np.zeros(n_keys + 1, dtype=np.int64)
+    np.cumsum(np.bincount(key, minlength=n_keys), out=ptr[1:])
+    return order, ptr
+
+
+def _network(paths: Trunked, stage: np.ndarray, chains: _Chains) -> _Network:
+    """The problem's passes: compiled for a large problem where numba is installed."""
+    if chains.flow.size + chains.trunk.size >= COMPILED_FROM:
+        try:
+            from sim.fabric import backpressure_kernels
+        except ImportError:
+            pass
+        else:
+            return _CompiledNetwork(paths, stage, chains, backpressure_kernels)
+    return _Network(paths, stage, chains)
+
+
 def _weighted_mean(row: np.ndarray, value: np.ndarray, weight: np.ndarray, n: int) -> np.ndarray:
     """Per row, the ``weight``-weighted mean of ``value`` (1 for rows with no entries)."""
     numerator = np.bincount(row, weights=weight * value, minlength=n)
@@ -638,12 +732,14 @@ def _fixed_point(
     chains: _Chains,
 ) -> BackPressure:
     """:func:`backpressure_rates` on the links the sub-flows cross, numbered from 0."""
-    network = _Network(paths, stage, chains)
+    network = _network(paths, stage, chains)
     capacity = capacity_gbps.astype(np.float64)
     effective = capacity.copy()
     held = np.zeros(chains.n_pairs, dtype=bool)
     scale = np.maximum(capacity, 1e-12)
-    free_rounds = FREE_ROUNDS * (int(stage.max()) + 1 if stage.size else 1)
+    n_stages = int(stage.max()) + 1 if stage.size else 1
+    free_rounds = FREE_ROUNDS * n_stages
+    changes: list[float] = []
     rounds = 0
     while True:
         rounds += 1
@@ -656,11 +752,16 @@ def _fixed_point(
         paused = (updated < capacity * (1 - 1e-9)) & (through >= allowed * (1 - 1e-9))
         binding = np.isfinite(per_pair) & (per_pair <= bound[chains.pair_u] * (1 + 1e-9))
         now_held = binding & paused[chains.pair_u]
-        settled = np.all(np.abs(updated - effective) <= TOLERANCE * scale)
+        change = float(np.max(np.abs(updated - effective) / scale, initial=0.0))
+        settled = change <= TOLERANCE
         if rounds >= MAX_ROUNDS or (
             settled and (rounds > free_rounds or np.array_equal(now_held, held))
         ):
             break
+        changes.append(change)
+        if rounds > n_stages and rounds <= free_rounds and change > 0.5 * changes[-3]:
+            # Pauses that trade places instead of settling: from now on they only grow.
+            free_rounds = rounds
         effective, held = updated, now_held
     load = paths.link_sum(rates)
     backlogged = load >= effective * (1 - 1e-6)

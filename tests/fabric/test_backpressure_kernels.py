@@ -1,0 +1,129 @@
+"""The compiled back-pressure passes (numba) compute what the numpy passes compute."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sim.fabric.backpressure as bp
+from sim.fabric.routing import route
+from sim.fabric.topology import build_topology
+from sim.fabric.transport import link_stage
+from sim.fabric.trunks import Trunked, factor
+from tests.fabric.strategies import host_pairs, small_topologies
+
+kernels = pytest.importorskip("sim.fabric.backpressure_kernels")
+
+
+def networks(topology, src, dst, mode: str, qps: int):
+    """The numpy and the compiled passes of one routed problem, in local numbering."""
+    incidence = route(topology, src, dst, mode=mode, qps_per_connection=qps).incidence.tocsr()
+    shareable = (topology.link_src >= topology.n_hosts) & (topology.link_dst >= topology.n_hosts)
+    paths = factor(incidence, shareable) if mode == "spray" else Trunked.of(incidence)
+    chains = bp.upstream_chains(paths, topology)
+    crossed = paths.crossed
+    used = np.flatnonzero(crossed)
+    number = np.cumsum(crossed) - 1
+    local = paths.with_columns(number, used.size)
+    chains = chains.renumbered(number)
+    stage = link_stage(topology)[used]
+    capacity = topology.capacity_gbps[used].astype(float)
+    return (
+        bp._Network(local, stage, chains),
+        bp._CompiledNetwork(local, stage, chains, kernels),
+        capacity,
+    )
+
+
+@st.composite
+def problems(draw: st.DrawFn):
+    """A small routed problem (single paths or sprayed, 1-4 queue pairs) and a seed."""
+    topology = draw(small_topologies())
+    src, dst = draw(host_pairs(topology, max_flows=24))
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    mode = draw(st.sampled_from(["ecmp", "spray"]))
+    qps = draw(st.integers(1, 4))
+    return topology, src, dst, mode, qps, draw(st.integers(0, 2**32 - 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems())
+def test_compiled_passes_equal_the_numpy_passes(problem) -> None:
+    topology, src, dst, mode, qps, seed = problem
+    if not src.size:
+        return
+    reference, compiled, capacity = networks(topology, src, dst, mode, qps)
+    rng = np.random.default_rng(seed)
+    effective = capacity * rng.uniform(0.05, 1.0, capacity.size)
+    demand = rng.uniform(1.0, 200.0, reference.n_flows)
+    rates, offered = reference.forward(effective, demand)
+    rates_c, offered_c = compiled.forward(effective, demand)
+    np.testing.assert_allclose(rates_c, rates, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(offered_c, offered, rtol=1e-12, atol=1e-12)
+    held = rng.random(offered.size) < 0.3
+    floor = capacity * rng.uniform(0.1, 1.0, capacity.size)
+    for this_floor in (None, floor):
+        expected = reference.backward(offered, held, capacity, this_floor)
+        got = compiled.backward(offered, held, capacity, this_floor)
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["ecmp", "spray"])
+def test_a_compiled_fixed_point_equals_the_numpy_one(monkeypatch, mode) -> None:
+    """A zone shared by many flows and an incast, with deep pause trees: the whole solve."""
+    topology = build_topology(
+        "meta_ai_zone",
+        gpus_per_node=4,
+        nodes_per_rack=2,
+        racks_per_pod=3,
+        pods=3,
+        ctsw_per_pod=2,
+        atsw_per_plane=2,
+    )
+    rng = np.random.default_rng(7)
+    src = rng.integers(0, topology.n_hosts, 300)
+    dst = (src + 1 + rng.integers(0, topology.n_hosts - 1, 300)) % topology.n_hosts
+    src[:60] = np.arange(60) % (topology.n_hosts - 1) + 1
+    dst[:60] = 0  # an incast beside the rest
+    incidence = route(topology, src, dst, mode=mode, qps_per_connection=2).incidence.tocsr()
+    stage = link_stage(topology)
+    capacity = topology.capacity_gbps.astype(float)
+    demand = np.full(incidence.shape[0], 200.0)
+    solved = {}
+    for name, threshold in (("numpy", 10**12), ("compiled", 0)):
+        monkeypatch.setattr(bp, "COMPILED_FROM", threshold)
+        solved[name] = bp.backpressure_rates(incidence, capacity, demand, stage, topology)
+    reference, compiled = solved["numpy"], solved["compiled"]
+    assert reference.pause_fraction.max() > 0.3
+    assert compiled.rounds == reference.rounds
+    np.testing.assert_allclose(compiled.rates_gbps, reference.rates_gbps, rtol=1e-9)
+    np.testing.assert_allclose(
+        compiled.pause_fraction, reference.pause_fraction, rtol=1e-9, atol=1e-12
+    )
+    np.testing.assert_allclose(compiled.drain_gbps, reference.drain_gbps, rtol=1e-9)
+    assert np.array_equal(compiled.full, reference.full)
+
+
+def test_small_problems_never_import_numba() -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "from sim.fabric.backpressure import backpressure_rates\n"
+        "from sim.fabric.routing import route\n"
+        "from sim.fabric.topology import build_topology\n"
+        "from sim.fabric.transport import link_stage\n"
+        "t = build_topology('fat_tree', k=4)\n"
+        "src = np.arange(1, 16); dst = np.zeros(15, dtype=int)\n"
+        "a = route(t, src, dst).incidence.tocsr()\n"
+        "s = backpressure_rates(a, t.capacity_gbps.astype(float), np.full(15, 100.0),"
+        " link_stage(t), t)\n"
+        "print(s.pause_fraction.max() > 0, 'numba' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
