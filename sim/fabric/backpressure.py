@@ -112,6 +112,9 @@ class Crossings:
             numbers (see :func:`_pair_numbers`).
         trunk, trunk_upstream, trunk_pair: The crossings inside trunks: the
             trunk, the link ``u`` and the pair's index in ``numbers``.
+        weight, trunk_weight: Per crossing, the share of its sub-flow (or
+            trunk) that goes from ``u`` into the pair's downstream link (see
+            :func:`_crossing_weights`).
     """
 
     flow: np.ndarray
@@ -121,6 +124,8 @@ class Crossings:
     trunk: np.ndarray
     trunk_upstream: np.ndarray
     trunk_pair: np.ndarray
+    weight: np.ndarray
+    trunk_weight: np.ndarray
 
     @staticmethod
     def stack(parts: list[Crossings], rows: list[int], trunks: list[int]) -> Crossings:
@@ -146,6 +151,8 @@ class Crossings:
             np.concatenate([p.trunk + o for p, o in zip(parts, trunk_offsets, strict=True)]),
             np.concatenate([p.trunk_upstream for p in parts]),
             np.concatenate([r[p.trunk_pair] for p, r in zip(parts, renumbered, strict=True)]),
+            np.concatenate([p.weight for p in parts]),
+            np.concatenate([p.trunk_weight for p in parts]),
         )
 
 
@@ -193,9 +200,12 @@ def link_crossings(incidence: sp.csr_matrix | Trunked, topology: Topology) -> Cr
     paths = Trunked.of(incidence)
     flow, link = paths.own_row, paths.own.indices.astype(np.int64)
     trunk, trunk_link = paths.trunk_row, paths.trunks.indices.astype(np.int64)
+    share, trunk_share = paths.own.data, paths.trunks.data
     up, down = _meet(flow, link, flow, link, topology)
     flows, us, ls = [flow[down]], [link[up]], [link[down]]
+    share_u, share_l = [share[up]], [share[down]]  # each entry's share of its sub-flow
     trunk_u = trunk_l = trunk_of = np.zeros(0, dtype=np.int64)
+    trunk_share_u = trunk_share_l = np.zeros(0)
     if paths.n_trunks:
         member = np.flatnonzero(paths.trunk_of[flow] >= 0)  # own entries of trunk members
         owner = paths.trunk_of[flow[member]]
@@ -204,12 +214,17 @@ def link_crossings(incidence: sp.csr_matrix | Trunked, topology: Topology) -> Cr
         flows.append(flow[member[up]])
         us.append(link[member[up]])
         ls.append(trunk_link[down])
+        share_u.append(share[member[up]])
+        share_l.append(trunk_share[down])
         up, down = _meet(trunk, trunk_link, owner, link[member], topology)
         flows.append(flow[member[down]])
         us.append(trunk_link[up])
         ls.append(link[member[down]])
+        share_u.append(trunk_share[up])
+        share_l.append(share[member[down]])
         up, down = _meet(trunk, trunk_link, trunk, trunk_link, topology)
         trunk_of, trunk_u, trunk_l = trunk[down], trunk_link[up], trunk_link[down]
+        trunk_share_u, trunk_share_l = trunk_share[up], trunk_share[down]
     u = np.concatenate([*us, trunk_u])
     l_ = np.concatenate([*ls, trunk_l])
     _, _, in_position, pair_base, possible = _pair_numbers(topology)
@@ -222,14 +237,22 @@ def link_crossings(incidence: sp.csr_matrix | Trunked, topology: Topology) -> Cr
         numbers = np.flatnonzero(crossed)
     pair = pair.astype(np.int64)
     n_own = u.size - trunk_u.size
+    flow_of = np.concatenate(flows)
+    n_links = topology.n_links
+    weight = _crossing_weights(
+        flow_of, l_[:n_own], np.concatenate(share_u), np.concatenate(share_l), n_links
+    )
+    trunk_weight = _crossing_weights(trunk_of, trunk_l, trunk_share_u, trunk_share_l, n_links)
     return Crossings(
-        np.concatenate(flows),
+        flow_of,
         u[:n_own],
         pair[:n_own],
         numbers,
         trunk_of,
         trunk_u,
         pair[n_own:],
+        weight,
+        trunk_weight,
     )
 
 
@@ -276,6 +299,8 @@ class _Chains:
         pair_l: Per pair, the downstream link.
         trunk, trunk_pair: The same for pairs inside a trunk, crossed by
             every member of the trunk.
+        weight, trunk_weight: Per crossing, the share of its sub-flow (or
+            trunk) that crosses the pair.
     """
 
     flow: np.ndarray
@@ -284,6 +309,8 @@ class _Chains:
     pair_l: np.ndarray
     trunk: np.ndarray
     trunk_pair: np.ndarray
+    weight: np.ndarray
+    trunk_weight: np.ndarray
 
     @property
     def n_pairs(self) -> int:
@@ -299,6 +326,8 @@ class _Chains:
             number[self.pair_l],
             self.trunk,
             self.trunk_pair,
+            self.weight,
+            self.trunk_weight,
         )
 
 
@@ -313,7 +342,14 @@ def upstream_chains(
     pair_l = np.searchsorted(pair_base, present, side="right") - 1
     pair_u = in_order[in_first[topology.link_src[pair_l]] + present - pair_base[pair_l]]
     return _Chains(
-        crossings.flow, crossings.pair, pair_u, pair_l, crossings.trunk, crossings.trunk_pair
+        crossings.flow,
+        crossings.pair,
+        pair_u,
+        pair_l,
+        crossings.trunk,
+        crossings.trunk_pair,
+        crossings.weight,
+        crossings.trunk_weight,
     )
 
 
@@ -406,7 +442,7 @@ class _Network:
         first = np.flatnonzero(stage == 0)
         self.nic_flow, self.nic_link, self.nic_share = link_entries(csc, first)
         self.nic_link = first[self.nic_link]
-        self.weight, self.trunk_weight = _crossing_weights(paths, chains, self.n_links)
+        self.weight, self.trunk_weight = chains.weight, chains.trunk_weight
         # Per link, how many upstream links feed it flows.
         self.inputs = np.bincount(chains.pair_l, minlength=self.n_links)
 
@@ -622,57 +658,29 @@ def _weighted_mean(row: np.ndarray, value: np.ndarray, weight: np.ndarray, n: in
         return np.where(denominator > 0, numerator / denominator, 1.0)
 
 
-def _lookup(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``matrix[rows, cols]`` element by element (0 where nothing is stored)."""
-    if not rows.size or not matrix.nnz:
-        return np.zeros(rows.size)
-    if not matrix.has_sorted_indices:
-        matrix = matrix.sorted_indices()
-    n = np.int64(matrix.shape[1])
-    entry_row = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
-    keys = entry_row * n + matrix.indices
-    wanted = rows.astype(np.int64) * n + cols
-    at = np.minimum(np.searchsorted(keys, wanted), keys.size - 1)
-    return np.where(keys[at] == wanted, matrix.data[at], 0.0)
-
-
 def _crossing_weights(
-    paths: Trunked, chains: _Chains, n_links: int
-) -> tuple[np.ndarray, np.ndarray]:
+    owner: np.ndarray, l_: np.ndarray, share_u: np.ndarray, share_l: np.ndarray, n_links: int
+) -> np.ndarray:
     """Per crossing, the share of its sub-flow (or trunk) that goes from ``u`` into ``l``.
 
     A sub-flow on one path has weight 1 on each of its pairs. One split over
     several links (adaptive routing's chunks) enters a switch on some links
     and leaves on others, mixed: the part from ``u`` into ``l`` is
     ``share(u) * share(l) / share entering the switch``.
+
+    Args:
+        owner: Per crossing, its sub-flow (or trunk).
+        l_: Per crossing, its downstream link.
+        share_u, share_l: Per crossing, the owner's share on ``u`` and on ``l``.
+        n_links: Links of the topology.
     """
-    own_data, trunk_data = paths.own.data, paths.trunks.data
-    if np.all(own_data == 1.0) and np.all(trunk_data == 1.0):
-        return np.ones(chains.flow.size), np.ones(chains.trunk.size)
-
-    def share(owner: np.ndarray, link: np.ndarray, trunk: bool) -> np.ndarray:
-        if trunk:
-            return _lookup(paths.trunks, owner, link)
-        mine = _lookup(paths.own, owner, link)
-        of = paths.trunk_of[owner]
-        inside = (mine == 0) & (of >= 0)
-        mine[inside] = _lookup(paths.trunks, of[inside], link[inside])
-        return mine
-
-    def weights(owner, pair, trunk):
-        u, l_ = chains.pair_u[pair], chains.pair_l[pair]
-        share_u = share(owner, u, trunk)
-        share_l = share(owner, l_, trunk)
-        key = owner.astype(np.int64) * np.int64(n_links) + l_
-        _, group = np.unique(key, return_inverse=True)
-        entering = np.bincount(group, weights=share_u)[group]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(entering > 0, share_u * share_l / entering, 0.0)
-
-    return (
-        weights(chains.flow, chains.pair, False),
-        weights(chains.trunk, chains.trunk_pair, True),
-    )
+    if np.all(share_u == 1.0) and np.all(share_l == 1.0):
+        return np.ones(owner.size)
+    key = owner.astype(np.int64) * np.int64(n_links) + l_
+    _, group = np.unique(key, return_inverse=True)
+    entering = np.bincount(group, weights=share_u)[group]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(entering > 0, share_u * share_l / entering, 0.0)
 
 
 def backpressure_rates(
