@@ -116,6 +116,8 @@ def forward(
     n_stages = stage_ptr.size - 1
     rates = demand.astype(np.float64)
     offered = np.zeros(n_pairs)
+    if n_stages == 0:  # no sub-flow crosses a link
+        return rates, offered
     scratch = np.empty(max(n_flows, n_pairs, 1))
     # NIC links: the host's sub-flows in turn.
     numerator = np.zeros(n_flows)
