@@ -125,12 +125,12 @@ def test_fabric_aware_admission_keeps_the_victim_within_its_slo():
     from tests.conftest import SCENARIOS
 
     path = SCENARIOS / "noisy-neighbor.yaml"
-    slo = "policies.admission={kind: fabric_aware, slowdown_slo: {atlas: 1.15}}"
+    slo = "policies.admission={kind: fabric_aware, slowdown_slo: {atlas: 1.1}}"
     free = simulate(load_scenario(path, ["horizon=1d"])).summary["tenants"]
     guarded = simulate(load_scenario(path, ["horizon=1d", slo])).summary["tenants"]
-    # Left free, atlas breaks its SLO; guarded, it keeps it (1.17 -> 1.14).
+    # Left free, atlas breaks its SLO; guarded, it keeps it (1.13 -> 1.09).
     assert (
-        free["atlas"]["iteration_slowdown_p99"] > 1.15 > guarded["atlas"]["iteration_slowdown_p99"]
+        free["atlas"]["iteration_slowdown_p99"] > 1.1 > guarded["atlas"]["iteration_slowdown_p99"]
     )
     # Placements that spare atlas also spread the all-to-all tenant's own traffic.
     assert guarded["swarm"]["iteration_slowdown_p50"] < free["swarm"]["iteration_slowdown_p50"]

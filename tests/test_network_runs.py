@@ -92,3 +92,40 @@ def test_network_scenario_mistakes_are_named(change, message):
     with pytest.raises(ScenarioError) as caught:
         scenario_from_text(text, "net.yaml")
     assert any(message in problem for problem in caught.value.problems), caught.value.problems
+
+
+@pytest.mark.parametrize(
+    ("collectives", "message"),
+    [
+        ("{channels_per_nic: 0}", "fabric.collectives.channels_per_nic: Input should be greater"),
+        ("{channels_per_nic: 65}", "fabric.collectives.channels_per_nic: Input should be less"),
+        ("{channels: 2}", "fabric.collectives.channels: unknown field"),
+    ],
+)
+def test_collective_library_mistakes_are_named(collectives, message):
+    text = network_run().replace(
+        "transport: {kind: roce,",
+        f"collectives: {collectives}\n            transport: {{kind: roce,",
+    )
+    with pytest.raises(ScenarioError) as caught:
+        scenario_from_text(text, "net.yaml")
+    assert any(message in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_more_channels_spread_a_run_over_more_paths():
+    """NCCL_MIN_NCHANNELS-style: 16 channels per NIC give every hop 16 ECMP paths."""
+    text = network_run()
+    channels = text.replace(
+        "transport: {kind: roce,",
+        "collectives: {channels_per_nic: 16}\n            transport: {kind: roce,",
+    )
+    one = text.replace(
+        "transport: {kind: roce,",
+        "collectives: {channels_per_nic: 1}\n            transport: {kind: roce,",
+    )
+    default = simulate(scenario_from_text(text, "net.yaml")).summary["tenants"]["acme"]
+    many = simulate(scenario_from_text(channels, "net.yaml")).summary["tenants"]["acme"]
+    single = simulate(scenario_from_text(one, "net.yaml")).summary["tenants"]["acme"]
+    assert single["iteration_slowdown_p99"] >= default["iteration_slowdown_p99"]
+    assert default["iteration_slowdown_p99"] >= many["iteration_slowdown_p99"] >= 1.0
+    assert single["iteration_slowdown_p99"] > many["iteration_slowdown_p99"]

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from sim.workloads.training import (
+    NCCL_CHANNELS_PER_NIC,
+    CollectiveLibrary,
     ModelShape,
     TrainingSpec,
     training_plan,
@@ -273,11 +275,17 @@ def test_pipeline_flows_run_both_directions_at_the_slowest_boundary():
     assert plan.comm_s(rates)["pp"] == pytest.approx(2 * 4 * activation_bytes * 8 / 100e9)
 
 
+ONE_CHANNEL = CollectiveLibrary(channels_per_nic=1)
+"""Every hop a single connection of one queue pair: a NIC shares itself per flow."""
+
+
 def test_expert_all_to_all_flows_and_time_two_nodes_of_two():
     # 4 GPUs, nodes {0, 1} and {2, 3}: one EP group of 4; each GPU has 1 intra-node peer
     # and 2 inter-node peers -> 4 x 2 = 8 flows (the DP ring's inter-node hops are among them).
     spec = TrainingSpec(model=MOE, ep=4, microbatches=2)
-    plan = training_plan(spec, np.arange(4), 2, H100_TFLOPS, NIC, hop_latency_us=1.0)
+    plan = training_plan(
+        spec, np.arange(4), 2, H100_TFLOPS, NIC, hop_latency_us=1.0, library=ONE_CHANNEL
+    )
     expected = {(s, d) for s in range(4) for d in range(4) if s // 2 != d // 2}
     assert flow_set(plan) == expected
     ep = only(plan, "ep")
@@ -290,12 +298,41 @@ def test_expert_all_to_all_flows_and_time_two_nodes_of_two():
     assert ep.call_s(ideal) == pytest.approx(per_peer_bytes * 8 / (NIC / 2 * 1e9) + 1e-6)
 
 
+def test_a_nic_serves_queue_pairs_in_turn_so_a_ring_hop_on_four_channels_gets_four_shares():
+    # The same job with NCCL's 4 channels: the DP ring hops 1 -> 3 and 2 -> 0 (the snake
+    # 0, 1, 3, 2) open 4 connections, each all-to-all pair 1. GPU 1 sends on 4 + 1 queue
+    # pairs: the ring hop gets 4/5 of its NIC, the pair 1/5; GPU 0's pairs (0, 2) and (0, 3)
+    # meet GPU 3's downlink, shared 1/5 to 4/5 with the ring hop 1 -> 3.
+    spec = TrainingSpec(model=MOE, ep=4, microbatches=2)
+    plan = training_plan(spec, np.arange(4), 2, H100_TFLOPS, NIC)
+    assert plan.library.channels_per_nic == NCCL_CHANNELS_PER_NIC == 4
+    ring = {(1, 3), (2, 0)}
+    pairs = list(zip(plan.src.tolist(), plan.dst.tolist(), strict=True))
+    assert plan.connections.tolist() == [4 if p in ring else 1 for p in pairs]
+    assert np.array_equal(plan.queue_pairs, plan.connections)  # one queue pair per connection
+    expected = {(0, 2): 320, (0, 3): 80, (1, 2): 80, (1, 3): 320}
+    expected |= {(2, 0): 320, (2, 1): 80, (3, 0): 80, (3, 1): 320}  # and the mirror image
+    ideal = dict(zip(pairs, plan.ideal_rates_gbps().tolist(), strict=True))
+    assert ideal == pytest.approx(expected)
+    # Twice the queue pairs per connection: the same shares, twice the queue pairs.
+    doubled = training_plan(
+        spec, np.arange(4), 2, H100_TFLOPS, NIC, library=CollectiveLibrary(qps_per_connection=2)
+    )
+    assert np.array_equal(doubled.queue_pairs, 2 * plan.connections)
+    np.testing.assert_allclose(doubled.ideal_rates_gbps(), plan.ideal_rates_gbps())
+
+
 def test_expert_all_to_all_three_remote_peers_share_the_nic():
     spec = TrainingSpec(model=MOE, ep=4)
-    plan = training_plan(spec, one_gpu_per_node(4), 8, H100_TFLOPS, NIC)
+    plan = training_plan(spec, one_gpu_per_node(4), 8, H100_TFLOPS, NIC, library=ONE_CHANNEL)
     assert plan.n_flows == 12  # 4 x 3 ordered pairs, DP ring hops included
     assert only(plan, "ep").intra_gbps == np.inf
     np.testing.assert_allclose(plan.ideal_rates_gbps(), NIC / 3)
+    # With NCCL's 4 channels each GPU's NIC serves 4 + 1 + 1 queue pairs: its ring hop 4/6.
+    channels = training_plan(spec, one_gpu_per_node(4), 8, H100_TFLOPS, NIC)
+    ideal = channels.ideal_rates_gbps()
+    np.testing.assert_allclose(ideal[channels.connections == 4], NIC * 4 / 6)
+    np.testing.assert_allclose(ideal[channels.connections == 1], NIC / 6)
 
 
 def test_expert_groups_are_blocks_of_consecutive_data_ranks():
@@ -382,6 +419,51 @@ def test_16k_gpu_plan_builds_and_evaluates():
     assert only(plan, "pp").flow_index.size == 30_720
     assert plan.n_flows == 16_384 + 30_720
     ideal = plan.ideal_rates_gbps()
-    assert ideal.min() == pytest.approx(NIC / 3)  # a middle stage: 1 DP and 2 PP flows per NIC
+    # A middle stage's NIC serves 1 DP flow on 4 channels and 2 PP flows on 1: a PP flow 1/6.
+    assert ideal.min() == pytest.approx(NIC / 6)
     assert plan.slowdown(ideal) == 1.0
     assert plan.slowdown(ideal / 2) > 1.0
+
+
+# --------------------------------------------------------------------------- 11. the library
+
+
+def test_rings_and_trees_open_the_library_channels_point_to_point_one_connection():
+    spec = TrainingSpec(model=LLAMA_8B, tp=8, pp=2, microbatches=4)
+    gpus = np.arange(32)  # 4 nodes: pipeline stages {0, 1} and {2, 3}, dp = 2
+    plan = training_plan(spec, gpus, 8, H100_TFLOPS, NIC, library=CollectiveLibrary(3, 2))
+    dp, pp = only(plan, "dp"), only(plan, "pp")
+    assert set(plan.connections[dp.flow_index].tolist()) == {3}
+    assert set(plan.connections[pp.flow_index].tolist()) == {1}
+    assert np.array_equal(plan.queue_pairs, 2 * plan.connections)
+    with pytest.raises(ValueError, match="read-only"):
+        plan.queue_pairs[0] = 1
+    # A lone ring's bus bandwidth is its slowest flow's rate, whatever its channels.
+    rates = plan.ideal_rates_gbps()
+    rates[dp.flow_index[0]] = 100.0
+    gbps = {name: value for name, _, value in plan.collective_gbps(rates)}
+    assert gbps["dp"] == 100.0 and gbps["tp"] == NVLINK
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"channels_per_nic": 0}, "channels_per_nic must be a positive integer, got 0"),
+        ({"channels_per_nic": 65}, "channels_per_nic must be at most 64, got 65"),
+        ({"qps_per_connection": 129}, "qps_per_connection must be at most 128, got 129"),
+        ({"qps_per_connection": 1.5}, "qps_per_connection must be a positive integer, got 1.5"),
+    ],
+)
+def test_bad_library_settings_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CollectiveLibrary(**kwargs)
+
+
+def test_the_scenario_bounds_channels_as_the_library_does():
+    from sim.scenario.models import CollectiveSettings
+    from sim.workloads.training import MAX_CHANNELS
+
+    field = CollectiveSettings.model_fields["channels_per_nic"]
+    bounds = {type(m).__name__: m for m in field.metadata}
+    assert field.default == NCCL_CHANNELS_PER_NIC
+    assert bounds["Ge"].ge == 1 and bounds["Le"].le == MAX_CHANNELS

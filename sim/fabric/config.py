@@ -39,6 +39,7 @@ from sim.fabric.limits import (
     MAX_BUFFER_KB,
     MAX_FLOW_BYTES,
     MAX_GPUS_PER_NODE,
+    MAX_HEADER_BYTES,
     MAX_LATENCY_SAMPLES,
     MAX_LINK_GBPS,
     MAX_MTU_BYTES,
@@ -63,6 +64,8 @@ if TYPE_CHECKING:
     from sim.fabric.dcqcn import DcqcnParams
 
 __all__ = [
+    "INFINIBAND_HEADER_BYTES",
+    "ROCE_HEADER_BYTES",
     "TOPOLOGY_KINDS",
     "TRANSPORT_KINDS",
     "DcqcnSettings",
@@ -73,6 +76,7 @@ __all__ = [
     "LeafSpineTopology",
     "MetaAiZoneTopology",
     "RailOptimizedTopology",
+    "RateModel",
     "RoceTransport",
     "TopologyConfig",
     "TransportConfig",
@@ -306,6 +310,34 @@ TOPOLOGY_KINDS: dict[str, type[_TopologyBase]] = {
 
 # --------------------------------------------------------------------------- transports
 
+RateModel = Literal["dcqcn", "backpressure", "lossy", "ideal"]
+"""How a transport's senders share the fabric (:mod:`sim.fabric.transport` describes each):
+``dcqcn``, end-to-end rate control to max-min fair shares; ``backpressure``, line-rate
+senders held back hop by hop (PFC without rate control, or InfiniBand credits);
+``lossy``, line-rate senders whose overflow is dropped; ``ideal``, no congestion at all."""
+
+ROCE_HEADER_BYTES = 82
+"""What a RoCEv2 packet carries on the wire beyond its payload: Ethernet header 14, IPv4 20,
+UDP 8, InfiniBand base transport header (BTH) 12, invariant CRC 4 and Ethernet FCS 4 (62
+bytes of frame), plus the preamble and start delimiter (8) and the least inter-frame gap
+(12) that every Ethernet frame costs in link time. A VLAN tag (PCP-based PFC) adds 4, an
+RDMA write's first packet its RETH (16): left out, as they are not on every packet."""
+
+INFINIBAND_HEADER_BYTES = 26
+"""What an InfiniBand packet carries beyond its payload inside one subnet: local route
+header (LRH) 8, BTH 12, invariant CRC 4 and variant CRC 2 (a global route header, 40 more,
+only between subnets); the link layer's start and end symbols are left out."""
+
+HeaderBytes = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=MAX_HEADER_BYTES,
+        description="1,024 is ten times a RoCEv2 packet's headers and framing",
+    ),
+]
+"""Per-packet wire overhead in bytes, 0 to :data:`sim.fabric.limits.MAX_HEADER_BYTES`."""
+
 
 class DcqcnSettings(FabricModel):
     """DCQCN reaction-point settings (Zhu et al., CoNEXT 2016, as in :mod:`sim.fabric.dcqcn`).
@@ -378,6 +410,13 @@ class RoceTransport(FabricModel):
         ecn_kmax_kb: Marking probability reaches ``ecn_pmax`` here, 1 above.
         ecn_pmax: Marking probability at ``ecn_kmax_kb``, in (0, 1].
         dcqcn: Sender-side DCQCN settings.
+        header_bytes: What every packet carries on the wire beyond its payload
+            (the topology's ``mtu_bytes``), 0 to 1,024:
+            :data:`ROCE_HEADER_BYTES` by default. ACKs are packets of this
+            size with no payload.
+        whole_packets: Send every packet with a full MTU of payload, the last
+            one padded, as the packet-level reference (csg-htsim) does; off,
+            the last packet carries what is left, as a NIC sends it.
     """
 
     kind: Literal["roce"]
@@ -393,6 +432,8 @@ class RoceTransport(FabricModel):
     ecn_kmax_kb: PositiveKilobytes = 200.0
     ecn_pmax: float = Field(default=0.01, gt=0, le=1)
     dcqcn: DcqcnSettings = DcqcnSettings()
+    header_bytes: HeaderBytes = ROCE_HEADER_BYTES
+    whole_packets: bool = False
 
     @model_validator(mode="after")
     def _thresholds(self) -> RoceTransport:
@@ -407,6 +448,28 @@ class RoceTransport(FabricModel):
                 f"got {self.ecn_kmax_kb:g}"
             )
         return self
+
+    @property
+    def lossless(self) -> bool:
+        """Whether the fabric never drops a packet: here, whether PFC is on."""
+        return self.pfc
+
+    @property
+    def pauses(self) -> bool:
+        """Whether ports send PFC pause frames upstream."""
+        return self.pfc
+
+    @property
+    def marks_ecn(self) -> bool:
+        """Whether ports mark ECN for the senders' rate control (DCQCN)."""
+        return self.cc == "dcqcn"
+
+    @property
+    def rate_model(self) -> RateModel:
+        """``dcqcn`` with DCQCN, else ``backpressure`` with PFC, ``lossy`` without."""
+        if self.cc == "dcqcn":
+            return "dcqcn"
+        return "backpressure" if self.pfc else "lossy"
 
     def dcqcn_params(self, capacity_gbps: float) -> DcqcnParams:
         """The DCQCN fluid-model parameters for a bottleneck port of this transport.
@@ -450,6 +513,11 @@ class InfinibandTransport(FabricModel):
         credit_buffer_kb: Buffer per input port, at most 16,000,000 KB; a port
             whose queue passes it stops granting credits upstream
             (back-pressure).
+        header_bytes: What every packet carries on the wire beyond its payload,
+            0 to 1,024: :data:`INFINIBAND_HEADER_BYTES` by default. ACKs are
+            packets of this size with no payload.
+        whole_packets: Send every packet with a full MTU of payload, the last
+            one padded; off, the last packet carries what is left.
     """
 
     kind: Literal["infiniband"]
@@ -460,12 +528,63 @@ class InfinibandTransport(FabricModel):
     ] = 8
     hash_seed: Annotated[int, Field(ge=0, le=2**64 - 1)] = 0
     credit_buffer_kb: PositiveKilobytes = 256.0
+    header_bytes: HeaderBytes = INFINIBAND_HEADER_BYTES
+    whole_packets: bool = False
+
+    @property
+    def lossless(self) -> bool:
+        """Whether the fabric never drops a packet: always, credits hold packets back."""
+        return True
+
+    @property
+    def pauses(self) -> bool:
+        """Whether ports send PFC pause frames: never, credits are not PFC."""
+        return False
+
+    @property
+    def marks_ecn(self) -> bool:
+        """Whether ports mark ECN for the senders' rate control: no."""
+        return False
+
+    @property
+    def rate_model(self) -> RateModel:
+        """Always ``backpressure``: credit-based flow control."""
+        return "backpressure"
 
 
 class IdealTransport(FabricModel):
-    """No congestion: every flow is sprayed evenly over all equal-cost paths."""
+    """No congestion: every flow is sprayed evenly over all equal-cost paths.
+
+    Attributes:
+        header_bytes: What every packet carries on the wire beyond its payload,
+            0 to 1,024; none by default (the yardstick moves payload only).
+        whole_packets: Send every packet with a full MTU of payload, the last
+            one padded; off, the last packet carries what is left.
+    """
 
     kind: Literal["ideal"]
+    header_bytes: HeaderBytes = 0
+    whole_packets: bool = False
+
+    @property
+    def lossless(self) -> bool:
+        """Whether the fabric never drops a packet: always, nothing congests."""
+        return True
+
+    @property
+    def pauses(self) -> bool:
+        """Whether ports send PFC pause frames: never."""
+        return False
+
+    @property
+    def marks_ecn(self) -> bool:
+        """Whether ports mark ECN: never."""
+        return False
+
+    @property
+    def rate_model(self) -> RateModel:
+        """Always ``ideal``: max-min fair shares of a fabric without congestion."""
+        return "ideal"
 
 
 TransportConfig = Annotated[

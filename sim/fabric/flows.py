@@ -10,9 +10,18 @@ Rates come from the transport (:mod:`sim.fabric.transport` describes each):
 max-min fair shares with DCQCN's queues and burst pauses, lossless
 back-pressure with its pause trees, or lossy drop-tail.
 
-A flow's completion time is its fluid transfer time plus its path's
-propagation and per-hop store-and-forward of one MTU; the ideal completion
-time is the same flow alone on an empty fabric at its NIC's line rate.
+A flow is sent as packets of the topology's MTU of payload, each with the
+transport's header bytes on the wire (:func:`wire_bytes`); the fluid moves
+those wire bytes. Its completion time ends, as a packet-level simulator's
+does, when the sender holds the ACK of its last byte: the fluid transfer
+until the last bit leaves the sender, the last packet's store-and-forward at
+every further hop and the path's propagation, then the ACK (a header-only
+packet) back over the reverse route (hashed like any packet from the
+receiver to the sender), with its propagation and serialisation and the
+mean queueing and pause waits it meets at the reverse path's ports in the
+epoch it is sent (:func:`sim.fabric.latency.expected_waits`). The ideal
+completion time is the same flow alone on an empty fabric at its NIC's line
+rate, with the same packets and the same ACK, so a flow alone has slowdown 1.
 
 Every epoch also leaves queues and pauses at the ports: the DCQCN fixed-point
 queue, a burst's traced queue, the thresholds back-pressure holds, a full
@@ -34,6 +43,7 @@ from sim.fabric.latency import (
     LATENCY_COLUMNS,
     MessageSampler,
     PortState,
+    expected_waits,
     latency_quantiles,
     path_delays,
     sample_latencies,
@@ -108,6 +118,33 @@ def _frame(table: dict[str, np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
+def wire_bytes(
+    size_bytes: np.ndarray, mtu_bytes: int, header_bytes: int, whole_packets: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bytes a flow puts on the wire, and those of its last packet.
+
+    A flow of ``s`` bytes is ``n = ceil(s / mtu)`` packets (at least one),
+    each carrying ``header_bytes`` beyond its payload: ``s + n * header`` on
+    the wire, or ``n * (mtu + header)`` when every packet is sent whole (the
+    last one padded).
+
+    Args:
+        size_bytes: Payload per flow.
+        mtu_bytes: Most payload one packet carries.
+        header_bytes: Wire bytes per packet beyond its payload.
+        whole_packets: Pad the last packet to a full MTU.
+
+    Returns:
+        ``(wire_bytes, last_packet_bytes)`` per flow.
+    """
+    size = np.asarray(size_bytes, dtype=np.int64)
+    packets = np.maximum(-(-size // mtu_bytes), 1)
+    if whole_packets:
+        return packets * (mtu_bytes + header_bytes), np.full(size.shape, mtu_bytes + header_bytes)
+    last = size - (packets - 1) * mtu_bytes
+    return size + packets * header_bytes, last + header_bytes
+
+
 class _Run:
     """State of one fluid simulation."""
 
@@ -127,12 +164,30 @@ class _Run:
         self.incidence = routes.incidence.tocsr()
         self.sub_flow = routes.flow_of_subflow
         self.sub_start = self.start_us[self.sub_flow]
-        self.sub_bits = self.size_bytes[self.sub_flow] * 8.0 * routes.share
         self.model = Transport(self.transport, topo)
         self.nic_gbps = self.model.nic_gbps
         self.local = np.diff(self.incidence.indptr) == 0
         self.stage = self.model.stage
         self.capacity = self.model.capacity
+        # Packets on the wire: a flow inside a server (NVLink) carries no network headers.
+        self.wire_bytes, last_packet_bytes = wire_bytes(
+            self.size_bytes,
+            topo.mtu_bytes,
+            self.transport.header_bytes,
+            self.transport.whole_packets,
+        )
+        self.wire_bytes = np.where(self._flow_local(), self.size_bytes, self.wire_bytes)
+        self.sub_bits = self.wire_bytes[self.sub_flow] * 8.0 * routes.share
+        # The ACKs come back from the receiver, routed as its packets to the sender are.
+        self.ack_incidence = route(
+            topo,
+            self.dst,
+            self.src,
+            **routing_args(self.transport, topo, self.size_bytes),
+        ).incidence.tocsr()
+        self.sub_forward_us, self.sub_back_us = self._path_latency_us(last_packet_bytes)
+        self.sub_path_us = self.sub_forward_us + self.sub_back_us
+        self.sub_ack_wait_us = np.zeros(self.sub_flow.size)
         n_links = topo.n_links
         self.link_bits = np.zeros(n_links)
         self.link_paused_us = np.zeros(n_links)
@@ -178,6 +233,11 @@ class _Run:
         epochs = 0
         stall_until = np.full(n_sub, -np.inf)
         is_new = np.zeros(n_sub, dtype=bool)
+        # Until a congestion notification can reach it, a new flow sends at line rate.
+        notified = self.sub_start + self.model.notification_us(self.sub_propagation_us)
+        # Sub-flows just finished: their last ACK meets the next epoch's ports (an empty
+        # fabric if nothing is left), without the queues of the flows that ended with them.
+        acking = np.zeros(0, dtype=np.int64)
         while next_start < n_sub or active.size:
             starting = order[next_start:]
             new = starting[self.sub_start[starting] <= now + 1e-12]
@@ -185,15 +245,31 @@ class _Run:
             active = np.union1d(active, new)
             upcoming = self.sub_start[order[next_start]] if next_start < n_sub else np.inf
             if active.size == 0:
+                acking = acking[:0]
                 now = float(upcoming)
                 continue
             incidence = self.incidence[active]
             is_new[new] = True
-            epoch = self.model.allocate(incidence, fresh=is_new[active])
+            epoch = self.model.allocate(
+                incidence,
+                fresh=is_new[active],
+                remaining_bits=remaining[active],
+                line_rate_us=np.maximum(notified[active] - now, 0.0),
+            )
             is_new[new] = False
             epochs += 1
             rates = epoch.rates_gbps
             stall_until[active] = np.maximum(stall_until[active], now + epoch.stall_us)
+            self._ack_waits(
+                epoch,
+                active,
+                incidence,
+                remaining[active],
+                acking,
+                finish[acking] - now,
+                stall_until,
+            )
+            acking = acking[:0]
             begin = np.maximum(now, stall_until[active])
             with np.errstate(divide="ignore"):
                 done_at = begin + remaining[active] / (rates * 1e3)
@@ -208,7 +284,7 @@ class _Run:
             self.link_bits += incidence.T @ sent
             self.link_busy_us += (incidence.T @ rates > 0) * dt
             self.link_paused_us += epoch.pause_fraction * dt + np.minimum(epoch.paused_us, dt)
-            self.marked_bits += epoch.marked_share * float(sent.sum())
+            self.marked_bits += epoch.marked_fraction(dt) * float(sent.sum())
             self.dropped_bits += epoch.drop_gbps * 1e3 * dt
             self._sample(epoch, active, incidence, sent, now, dt, stall_until[active])
             # A sub-flow whose end time is reached is done, even if rounding left a few
@@ -216,6 +292,7 @@ class _Run:
             # and without this no bit would move and the loop would never end.
             finished = (remaining[active] <= self.sub_bits[active] * _RTOL) | (done_at <= t_next)
             finish[active[finished]] = np.minimum(done_at[finished], t_next)
+            acking = active[finished]
             remaining[active[finished]] = 0.0
             active = active[~finished]
             now = t_next
@@ -241,20 +318,7 @@ class _Run:
         entries = self.sampler.draw(sent_bits / (self.message_bytes * 8.0))
         if entries.size == 0:
             return
-        # Ports held full carry no separate pause wait: their drain rate has it.
-        steady_pause = np.where(epoch.queue_us > 0, 0.0, epoch.pause_fraction)
-        state = PortState(
-            queue_us=epoch.queue_us,
-            pause_fraction=steady_pause,
-            pause_episode_us=epoch.pause_episode_us,
-            stall_until_us=stall_until,
-            drop_probability=epoch.drop_probability
-            if epoch.drop_probability is not None
-            else np.zeros(active.size),
-            transients=epoch.transients,
-            queue_cap_us=epoch.queue_cap_us,
-            lossless=self.transport.kind != "roce" or self.transport.pfc,
-        )
+        state = self._port_state(epoch, active, stall_until)
         drawn = sample_latencies(
             incidence,
             entries,
@@ -268,6 +332,64 @@ class _Run:
         drawn["flow_id"] = self.sub_flow[active[entries]]
         self.samples.append(drawn)
 
+    def _port_state(self, epoch: Epoch, active: np.ndarray, stall_until: np.ndarray) -> PortState:
+        """The congestion this epoch leaves at the ports, as packets sent in it meet it."""
+        # Ports held full carry no separate pause wait: their drain rate has it.
+        steady_pause = np.where(epoch.queue_us > 0, 0.0, epoch.pause_fraction)
+        return PortState(
+            queue_us=epoch.queue_us,
+            pause_fraction=steady_pause,
+            pause_episode_us=epoch.pause_episode_us,
+            stall_until_us=stall_until,
+            drop_probability=epoch.drop_probability
+            if epoch.drop_probability is not None
+            else np.zeros(active.size),
+            transients=epoch.transients,
+            queue_cap_us=epoch.queue_cap_us,
+            lossless=self.transport.lossless,
+            cycles=epoch.cycles,
+        )
+
+    def _ack_waits(
+        self,
+        epoch: Epoch,
+        active: np.ndarray,
+        incidence: sp.csr_matrix,
+        remaining_bits: np.ndarray,
+        done: np.ndarray,
+        offset_us: np.ndarray,
+        stall_until: np.ndarray,
+    ) -> None:
+        """Record the waits the last ACKs of sub-flows just finished meet in this epoch.
+
+        A queue holds packets of the flows that cross its port, so an ACK waits
+        at a port at most as long as the port takes to carry what those flows
+        have left to send (a few small flows cannot build the queue a port
+        held full by long ones keeps).
+
+        Args:
+            epoch: The epoch's transport state.
+            active: The epoch's sub-flows.
+            incidence: Their rows of the incidence matrix.
+            remaining_bits: What each of them has left to send.
+            done: Sub-flows that finished as the epoch began.
+            offset_us: When each one's last bit left its sender, from the epoch's
+                start (at most 0); its ACK leaves the receiver one forward path later.
+            stall_until: Per sub-flow, until when it is held.
+        """
+        if done.size == 0:
+            return
+        state = self._port_state(epoch, active, stall_until[active])
+        left_bits = incidence.T @ remaining_bits
+        load_gbps = incidence.T @ epoch.rates_gbps
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cap_us = np.where(load_gbps > 0, left_bits / (load_gbps * 1e3), 0.0)
+        sent_us = offset_us + self.sub_forward_us[done]
+        queueing, pause = expected_waits(
+            self.ack_incidence, sent_us, state, epoch.paused_us, rows=done, wait_cap_us=cap_us
+        )
+        self.sub_ack_wait_us[done] = queueing + pause
+
     def messages(self) -> dict[str, np.ndarray]:
         """The sampled messages, by send time: flow, send time, latency and its parts."""
         columns = ["flow_id", "sent_us", *LATENCY_COLUMNS, "retransmitted"]
@@ -280,12 +402,15 @@ class _Run:
     def _result(self, sub_finish: np.ndarray, epochs: int) -> FabricResult:
         topo = self.topology
         n_flows = self.src.size
-        flow_finish = np.full(n_flows, -np.inf)
-        np.maximum.at(flow_finish, self.sub_flow, sub_finish)
-        base_us = self._path_latency_us()
+        # The sender holds the last ACK: the last bit out, its path, the ACK's return.
+        acked = np.full(n_flows, -np.inf)
+        np.maximum.at(acked, self.sub_flow, sub_finish + self.sub_path_us + self.sub_ack_wait_us)
+        # Alone, every queue pair ends together at the NIC's line rate; the longest path counts.
+        path_us = np.full(n_flows, -np.inf)
+        np.maximum.at(path_us, self.sub_flow, self.sub_path_us)
         line = np.where(self._flow_local(), NVLINK_GBPS, self.nic_gbps)
-        ideal = self.size_bytes * 8.0 / (line * 1e3) + base_us
-        fct = flow_finish - self.start_us + base_us
+        ideal = self.wire_bytes * 8.0 / (line * 1e3) + path_us
+        fct = acked - self.start_us
         slowdown = np.maximum(fct / ideal, 1.0)
         flow_table = {
             "flow_id": np.arange(n_flows, dtype=np.int64),
@@ -307,20 +432,21 @@ class _Run:
         total_bits = float(self.sub_bits.sum())
         transport = self.transport
         has_ecn, has_pfc = self.model.has_ecn, self.model.has_pfc
+        credits = self.model.backpressure and not has_pfc  # InfiniBand's back-pressure
         messages = self.messages()
         summary = {
             "flows": int(n_flows),
             "fct_slowdown_p50": float(np.quantile(slowdown, 0.5)),
             "fct_slowdown_p99": float(np.quantile(slowdown, 0.99)),
             "max_fct_us": float(fct.max()),
-            "makespan_us": float(flow_finish.max() - self.start_us.min()),
+            "makespan_us": float(acked.max() - self.start_us.min()),
             "pfc_pause_fraction": pause_fraction if has_pfc else None,
             "ecn_mark_fraction": (self.marked_bits / total_bits if total_bits else 0.0)
             if has_ecn
             else None,
-            "credit_stall_fraction": pause_fraction if transport.kind == "infiniband" else None,
+            "credit_stall_fraction": pause_fraction if credits else None,
             "drop_fraction": self.dropped_bits / (self.dropped_bits + total_bits)
-            if transport.kind == "roce" and not transport.pfc
+            if not transport.lossless
             else None,
             **latency_quantiles(messages["latency_us"]),
             "message_bytes": int(self.message_bytes),
@@ -347,14 +473,32 @@ class _Run:
         np.logical_and.at(local, self.sub_flow, self.local)
         return local
 
-    def _path_latency_us(self) -> np.ndarray:
-        """Propagation plus one-MTU store-and-forward per hop, per flow (first QP's path)."""
+    def _path_latency_us(self, last_packet_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """From a sub-flow's last bit leaving its sender to the sender holding its ACK, unloaded.
+
+        The last packet is stored and forwarded at every switch (every link
+        after the sender's own, which the fluid transfer covers) and
+        propagates over every link; the ACK, a packet of the transport's
+        header bytes, is serialised and propagates over every link of the
+        reverse route. Waits at loaded ports come on top
+        (:meth:`_ack_waits`).
+
+        Args:
+            last_packet_bytes: Per flow, the wire bytes of its last packet.
+
+        Returns:
+            ``(forward_us, back_us)`` per sub-flow: the last packet's way to the
+            receiver and the ACK's way back.
+        """
         topo = self.topology
-        per_link = topo.prop_delay_us + topo.mtu_bytes * 8.0 / (topo.capacity_gbps * 1e3)
-        latency = np.asarray(self.incidence @ per_link).ravel()
-        first = np.zeros(self.src.size, dtype=np.int64)
-        first[self.sub_flow[::-1]] = np.arange(self.sub_flow.size)[::-1]
-        return latency[first]
+        link_us = 8.0 / (topo.capacity_gbps * 1e3)  # per byte
+        after_first = np.where(self.stage > 0, link_us, 0.0)
+        forward = np.asarray(self.incidence @ after_first).ravel()
+        forward = forward * last_packet_bytes[self.sub_flow]
+        forward += np.asarray(self.incidence @ topo.prop_delay_us).ravel()
+        ack_per_link = topo.prop_delay_us + self.transport.header_bytes * link_us
+        back = np.asarray(self.ack_incidence @ ack_per_link).ravel()
+        return forward, back
 
 
 def check_run(config: Any, flows: Mapping[str, Any], source: str = "<traffic>") -> RunEstimate:

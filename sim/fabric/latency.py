@@ -11,7 +11,9 @@ the fabric in the epoch the message is sent:
   packets, so a multi-packet message is pipelined;
 - **queueing**: at every port on the path, the bytes queued ahead of it over
   the rate the port drains them. The transport says how long queues are: at
-  the DCQCN fixed point, at the PFC or credit threshold of every input
+  the DCQCN fixed point, or where that is unstable at a random instant of
+  its limit cycle (drawn in proportion to what arrives at each instant), at
+  the PFC or credit threshold of every input
   feeding a port held full by back-pressure, a full buffer at a lossy
   drop-tail port, or, right after a burst of new flows, the queue the DCQCN
   fluid model traces from their line-rate start, up to what the port can
@@ -42,6 +44,7 @@ that sample.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,6 +54,7 @@ __all__ = [
     "LATENCY_COLUMNS",
     "MessageSampler",
     "PortState",
+    "expected_waits",
     "latency_cdf",
     "latency_quantiles",
     "path_delays",
@@ -84,6 +88,12 @@ class PortState:
             transient's backlog beyond it waits paused upstream (lossless) or
             is dropped (lossy).
         lossless: Whether ports pause upstream instead of dropping.
+        cycles: Links whose queue oscillates (an unstable DCQCN port), all
+            epoch long or from the end of its transient: link ->
+            ``(queue_us, weight)``, the queue over whole periods and the share
+            of arriving bytes that meets each sample; a message meets one
+            sample, drawn by weight, instead of ``queue_us`` (the mean) of the
+            link.
         stall_until_us: Per sub-flow of the epoch, the absolute time until
             which it is held behind a pause (``-inf`` for none).
         drop_probability: Per sub-flow of the epoch, the chance that a
@@ -98,6 +108,7 @@ class PortState:
     transients: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     queue_cap_us: np.ndarray | None = None
     lossless: bool = True
+    cycles: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 def path_delays(
@@ -228,23 +239,30 @@ def sample_latencies(
     queueing = np.asarray(paths @ state.queue_us).ravel()[entries]
     pause = np.zeros(n)
     drop = state.drop_probability[entries].astype(np.float64)
-    columns = paths.tocsc() if state.transients or state.pause_fraction.any() else None
-    for trace_link in sorted(state.transients):
-        times, queue, overload = state.transients[trace_link]
+    columns = (
+        paths.tocsc() if state.transients or state.cycles or state.pause_fraction.any() else None
+    )
+    for cycle_link in sorted(state.cycles):
+        samples, weights = state.cycles[cycle_link]
+        begin, end = columns.indptr[cycle_link], columns.indptr[cycle_link + 1]
         share = np.zeros(paths.shape[0])
-        begin, end = columns.indptr[trace_link], columns.indptr[trace_link + 1]
         share[columns.indices[begin:end]] = columns.data[begin:end]
-        hit = np.flatnonzero((share[entries] > 0) & (offset <= times[-1]))
-        weight = share[entries[hit]]
-        backlog = np.interp(offset[hit], times, queue)
-        cap = state.queue_cap_us[trace_link] if state.queue_cap_us is not None else np.inf
-        held = np.minimum(backlog, cap)
+        # A port hit by a burst is on its cycle once the burst's trace ends.
+        trace = state.transients.get(cycle_link)
+        after = -np.inf if trace is None else trace[0][-1]
+        hit = np.flatnonzero((share[entries] > 0) & (offset > after))
+        met = samples[rng.choice(samples.size, size=hit.size, p=weights)]
+        queueing[hit] += share[entries[hit]] * (met - state.queue_us[cycle_link])
+    for trace_link, hit, weight, backlog, held in _transient_hits(columns, entries, offset, state):
         queueing[hit] += weight * (held - state.queue_us[trace_link])
         if state.lossless:
             pause[hit] += weight * (backlog - held)
         else:
+            times, _, overload = state.transients[trace_link]
+            cap = state.queue_cap_us[trace_link] if state.queue_cap_us is not None else np.inf
             ratio = np.interp(offset[hit], times, overload)
-            dropped = np.where(backlog >= cap, np.clip(1.0 - 1.0 / ratio, 0.0, 1.0), 0.0)
+            with np.errstate(divide="ignore"):  # nothing arriving: nothing dropped
+                dropped = np.where(backlog >= cap, np.clip(1.0 - 1.0 / ratio, 0.0, 1.0), 0.0)
             drop[hit] = 1.0 - (1.0 - drop[hit]) * (1.0 - weight * dropped)
     paused_links = np.flatnonzero(state.pause_fraction > 0)
     if paused_links.size:
@@ -268,6 +286,108 @@ def sample_latencies(
         "pause_us": pause * np.where(retransmitted, 2.0, 1.0),
         "retransmitted": retransmitted,
     }
+
+
+def _transient_hits(
+    columns: sp.csc_matrix | None, entries: np.ndarray, offset_us: np.ndarray, state: PortState
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """The packets that meet a port's queue traced after a burst, port by port.
+
+    Args:
+        columns: The epoch's paths (rows × links) as CSC; None when there is
+            no transient.
+        entries: The packets, as rows of the paths.
+        offset_us: When each packet is sent, from the epoch's start.
+        state: The ports' state.
+
+    Yields:
+        ``(link, hit, weight, backlog_us, held_us)`` per traced port: which
+        packets (indices into ``entries``) cross it while the trace runs, the
+        share of their path over it, the backlog they meet (as drain time)
+        and the part of it the port holds (the rest waits upstream or is lost).
+    """
+    for trace_link in sorted(state.transients):
+        times, queue, _ = state.transients[trace_link]
+        share = np.zeros(columns.shape[0])
+        begin, end = columns.indptr[trace_link], columns.indptr[trace_link + 1]
+        share[columns.indices[begin:end]] = columns.data[begin:end]
+        hit = np.flatnonzero((share[entries] > 0) & (offset_us <= times[-1]))
+        backlog = np.interp(offset_us[hit], times, queue)
+        cap = state.queue_cap_us[trace_link] if state.queue_cap_us is not None else np.inf
+        yield trace_link, hit, share[entries[hit]], backlog, np.minimum(backlog, cap)
+
+
+def expected_waits(
+    paths: sp.csr_matrix,
+    offset_us: np.ndarray,
+    state: PortState,
+    link_paused_us: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
+    wait_cap_us: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The mean queueing and pause waits of one packet per path, sent in one epoch.
+
+    The packet meets what a sampled message meets (see
+    :func:`sample_latencies`), but as expected values rather than draws: the
+    queue at every port (over a whole cycle where it oscillates, its mean,
+    which ``queue_us`` holds); a burst's traced queue at the time it passes, the
+    backlog beyond what the port holds waiting paused upstream (lossless) or
+    not at all (lossy: the packet's own loss is not followed); and on a link
+    paused a fraction ``φ`` of the time in episodes of ``D``, a wait of
+    ``φ·D/2`` (a pause met with probability ``φ``, its rest uniform over one
+    episode). A link paused once from the epoch's start (``link_paused_us``)
+    holds the packet until the pause lifts, unless the packet also meets the
+    traced queue behind that pause, whose backlog has the wait already.
+
+    Args:
+        paths: Rows × links, each entry the share of the row's packet routed
+            over the link.
+        offset_us: Per row, when the packet is sent, from the epoch's start.
+        state: The ports' state in the epoch (its per-sub-flow fields are not
+            used: the rows need not be the epoch's sub-flows).
+        link_paused_us: Per link, a one-off pause from the epoch's start
+            (none if omitted).
+        rows: Which rows of ``paths`` the packets take, one packet each (every
+            row if omitted); ``offset_us`` is then per entry of ``rows``.
+        wait_cap_us: Per link, the most a packet can wait there in the steady
+            state (queue and pause together): how long the port takes to carry
+            all its flows have left to send, whose packets are all a queue ahead
+            of it can hold (none if omitted).
+
+    Returns:
+        ``(queueing_us, pause_us)`` per packet.
+    """
+    paths = paths.tocsr()
+    rows = np.arange(paths.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+    offset_us = np.asarray(offset_us, dtype=np.float64)
+    queue_us = state.queue_us
+    steady = state.pause_fraction * state.pause_episode_us / 2.0
+    if wait_cap_us is not None:
+        queue_us = np.minimum(queue_us, wait_cap_us)
+        steady = np.minimum(steady, wait_cap_us - queue_us)
+    # Products over every row are cheaper than gathering a few rows of a sparse matrix.
+    queueing = np.asarray(paths @ queue_us).ravel()[rows]
+    pause = np.asarray(paths @ steady).ravel()[rows]
+    one_off = link_paused_us is not None and link_paused_us.any()
+    if not (state.transients or one_off):
+        return queueing, pause
+    # Bursts are rare: work on the packets' own rows.
+    paths = paths[rows]
+    rows = np.arange(rows.size)
+    columns = paths.tocsc() if state.transients else None
+    traced = np.zeros(rows.size, dtype=bool)
+    for trace_link, hit, weight, backlog, held in _transient_hits(columns, rows, offset_us, state):
+        queueing[hit] += weight * (held - queue_us[trace_link])
+        if state.lossless:
+            pause[hit] += weight * (backlog - held)
+        traced[hit] = True
+    if one_off:
+        crossing = paths[:, np.flatnonzero(link_paused_us > 0)].tocoo()
+        left = link_paused_us[link_paused_us > 0][crossing.col] - offset_us[crossing.row]
+        held_back = np.zeros(rows.size)
+        np.maximum.at(held_back, crossing.row, np.maximum(left, 0.0))
+        pause += np.where(traced, 0.0, held_back)
+    return queueing, pause
 
 
 def latency_quantiles(latency_us: np.ndarray) -> dict[str, float | None]:

@@ -43,6 +43,7 @@ __all__ = [
     "MAX_FLOWS_FILE_BYTES",
     "MAX_FLOW_BYTES",
     "MAX_GPUS_PER_NODE",
+    "MAX_HEADER_BYTES",
     "MAX_HOSTS",
     "MAX_LATENCY_SAMPLES",
     "MAX_LINKS",
@@ -109,6 +110,10 @@ MAX_BUFFER_KB = MAX_BUFFER_BYTES / 1000
 
 MAX_MTU_BYTES = 65_535
 """Largest MTU: the largest IP packet; jumbo Ethernet frames top out at about 9,216 bytes."""
+
+MAX_HEADER_BYTES = 1024
+"""Most bytes a packet may carry on the wire beyond its payload: 1 KB, ten times a RoCEv2
+packet's headers and framing (82 bytes) and more than any stack of tunnel headers."""
 
 MAX_FLOW_BYTES = 1_000_000_000_000
 """Largest flow (one message of FLOWS.csv): 1 TB, 80 s alone on a 100 Gb/s link; a
@@ -468,7 +473,8 @@ def estimate_run(
     chunks = 1
     if kind == "infiniband" and transport.adaptive_routing:
         chunks = int(transport.adaptive_chunks)
-    mode = "backpressure" if _backpressure(transport) else ("ideal" if kind == "ideal" else "roce")
+    rate_model = transport.rate_model
+    mode = rate_model if rate_model in ("backpressure", "ideal") else "roce"
     classes = np.bincount(flow_class(topology, src, dst), minlength=4) * queue_pairs
     if kind == "ideal":
         per_class = {CLASS_SAME_POD: 2 + 2 * a_n, CLASS_CROSS_POD: 2 + 2 * a_n + 2 * a_n * j_n}
@@ -492,7 +498,7 @@ def estimate_run(
     starts = int(np.unique(start_us).size) if n_flows else 0
     per_epoch = _SECONDS_PER_EPOCH[mode] + _SECONDS_PER_LINK_EPOCH * topology.n_links
     per_flow_epoch = _SECONDS_PER_FLOW_EPOCH[mode]
-    bursts = _SECONDS_PER_BURST * starts if kind == "roce" and transport.cc == "dcqcn" else 0.0
+    bursts = _SECONDS_PER_BURST * starts if rate_model == "dcqcn" else 0.0
     # Every sub-flow in every epoch: if even that fits, there is nothing to estimate.
     epochs = starts + sub_flows
     flow_epochs = sub_flows * epochs
@@ -507,8 +513,3 @@ def estimate_run(
     return RunEstimate(
         n_flows, sub_flows, entries, int(epochs), int(flow_epochs), float(memory), seconds
     )
-
-
-def _backpressure(transport: Any) -> bool:
-    kind = transport.kind
-    return kind == "infiniband" or (kind == "roce" and transport.cc == "none" and transport.pfc)

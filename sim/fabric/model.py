@@ -58,6 +58,10 @@ class JobNetwork:
         serving: For an inference replica whose GPUs span nodes, its
             tensor-parallel all-reduce times over the fabric
             (:class:`sim.workloads.inference.ServingNetwork`); None otherwise.
+        collective_gbps: Per collective of its plan, ``(name, kind, Gb/s)``:
+            the rate of its slowest flow, which for a ring is nccl-tests' bus
+            bandwidth less the latency term
+            (:meth:`sim.workloads.training.TrainingPlan.collective_gbps`).
     """
 
     slowdown: float
@@ -65,6 +69,7 @@ class JobNetwork:
     ecn_mark_fraction: float | None = None
     flow_slowdown_p99: float = 1.0
     serving: Any = None
+    collective_gbps: tuple[tuple[str, str, float], ...] = ()
 
 
 TOP_PORTS = 20

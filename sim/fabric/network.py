@@ -16,6 +16,42 @@ paths, the steady state that per-packet adaptive routing approaches (the flow
 simulator places each flow chunk by chunk instead, which is too slow at
 cluster scale); without adaptive routing it routes by destination (d-mod-k).
 
+The collective library (:class:`sim.workloads.training.CollectiveLibrary`)
+opens the scenario's ``collectives.channels_per_nic`` connections on every hop
+of a ring or tree, each with the transport's queue pairs, and spreads a call's
+bytes evenly over them. Each queue pair is routed on its own. Where the
+transport shares max-min (DCQCN, the ideal fabric) or in proportion (lossy),
+the queue pairs of one flow that land on the same path are one row of the
+incidence matrix whose entries count them (a row's rate is that of each of
+its queue pairs, and the fabric sees them as that many flows): a hop has at
+most one row per distinct path, however many channels and queue pairs it has.
+Under back-pressure a host's NIC serves rows in turn, so there every queue
+pair on a single path (RoCE with PFC and no DCQCN) is a row of its own, and a
+sprayed flow (InfiniBand adaptive routing) stays one row for all its queue
+pairs (see :meth:`NetworkFabric._queue_pair_rows`). A flow moves at its queue
+pairs times the rate of its slowest one (equal messages in turn: the slowest
+finishes last).
+
+What the senders ask for is a fluid steady state over many calls. A
+channel's ring is held to the pace of its slowest hop by NCCL's buffer slots,
+and a channel that ends its share of a call first waits for the others before
+the next call, so on average every queue pair of a collective moves at the
+collective's pace, and the capacity a fast channel leaves is what the slow
+ones use. Each job's pace is found once per placement, on its own: its flows
+at their ideal rates (each NIC serving its queue pairs in turn), every
+collective slowed by the most loaded link its flows cross (that link's
+capacity over the job's ideal load on it, at most 1). Each queue pair then
+asks for its ideal rate times its collective's pace, so a job alone never
+asks a link for more than it carries, whichever the transport: its own ECMP
+collisions cost it its pace, and nothing more. Where jobs together ask a
+link for more than it carries, the transport decides as it does for any
+traffic (max-min shares with DCQCN, pauses that spread hop by hop with PFC,
+drops when lossy). Not modelled: the start of each call, when every channel
+pushes at once before the fast ones finish (without congestion control, PFC
+then pauses NICs behind a collided uplink and a call takes longer than its
+pace says), and a job slowed by a neighbour still asks for the pace it keeps
+alone.
+
 Routes and plans are built once per job and kept while it runs. Jobs that
 share no link cannot affect each other, so each group of link-sharing jobs is
 solved on its own, and solutions are kept for the last mixes seen: a change in
@@ -53,7 +89,7 @@ from sim.fabric.routing import route
 from sim.fabric.transport import NVLINK_GBPS, Transport, routing_args
 from sim.fabric.trunks import Trunked, factor
 from sim.workloads.inference import ServingNetwork, ServingSpec, serving_network
-from sim.workloads.training import TrainingPlan, TrainingSpec, training_plan
+from sim.workloads.training import CollectiveLibrary, TrainingPlan, TrainingSpec, training_plan
 
 __all__ = ["NetworkFabric"]
 
@@ -63,7 +99,29 @@ _SOLUTIONS_KEPT = 256
 
 @dataclass
 class _JobTraffic:
-    """A running job's plan and routes, built once per placement."""
+    """A running job's plan and routes, built once per placement.
+
+    Attributes:
+        placement: The placement.
+        serial: A number no other placement of this fabric had.
+        plan: Its flows and collectives.
+        incidence: Rows x links: each row some queue pairs of one flow on one
+            path (or one spread), entries ``row_scale`` times the share of
+            the path on the link. A row's rate times ``row_scale`` is what its
+            queue pairs carry together.
+        paths: ``incidence`` as own links and trunks.
+        links: The links it crosses.
+        row_flow: Per row, its flow (rows of a flow are consecutive).
+        row_count: Per row, its queue pairs.
+        row_scale: Per row, its count where the transport shares per queue
+            pair (the row's rate is each queue pair's), else 1 (see
+            :meth:`NetworkFabric._queue_pair_rows`).
+        demand_gbps: Per row, what it asks for: its queue pairs' ideal rates
+            times their collective's pace, over ``row_scale``.
+        ideal_rates_gbps: Per flow, its rate alone on a non-blocking fabric.
+        ideal_iteration_s: Its iteration time at those rates.
+        crossings: Its link crossings, for back-pressure.
+    """
 
     placement: RunningPlacement
     serial: int
@@ -71,10 +129,27 @@ class _JobTraffic:
     incidence: sp.csr_matrix
     paths: Trunked
     links: np.ndarray
-    flow_of_subflow: np.ndarray
+    row_flow: np.ndarray
+    row_count: np.ndarray
+    row_scale: np.ndarray
+    demand_gbps: np.ndarray
     ideal_rates_gbps: np.ndarray
     ideal_iteration_s: float
     crossings: Crossings | None
+
+    def queue_pair_rates_gbps(self, row_rates_gbps: np.ndarray) -> np.ndarray:
+        """Per row, the rate of each of its queue pairs."""
+        return row_rates_gbps * self.row_scale / self.row_count
+
+    def flow_rates_gbps(self, row_rates_gbps: np.ndarray) -> np.ndarray:
+        """Per flow, its queue pairs times the rate of its slowest one, from its rows' rates."""
+        slowest = np.full(self.plan.n_flows, np.inf)
+        np.minimum.at(slowest, self.row_flow, self.queue_pair_rates_gbps(row_rates_gbps))
+        return slowest * self.plan.queue_pairs
+
+    def per_queue_pair(self, per_link: np.ndarray) -> np.ndarray:
+        """Per row, the sum of a per-link value along the path of one of its queue pairs."""
+        return np.asarray(self.incidence @ per_link).ravel() / self.row_scale
 
 
 class NetworkFabric:
@@ -92,6 +167,10 @@ class NetworkFabric:
         high_priority: Tenants whose traffic has a class of its own, served first,
             with its own queues and PFC.
         low_min_share: Share of each link the other traffic keeps (0 to 1).
+
+    Attributes:
+        library: The collective library's channels and queue pairs (the
+            config's ``collectives`` and the transport's queue pairs).
     """
 
     def __init__(
@@ -121,11 +200,15 @@ class NetworkFabric:
         self.hop_latency_us = hops * (
             float(np.max(topo.prop_delay_us)) + topo.mtu_bytes * 8.0 / (self.nic_gbps * 1e3)
         )
-        transport = config.transport
-        if transport.kind == "infiniband" and transport.adaptive_routing:
-            self._routing: dict[str, Any] = {"mode": "spray"}
-        else:
-            self._routing = routing_args(transport, topo, np.zeros(0))
+        self._routing: dict[str, Any] = routing_args(config.transport, topo, np.zeros(0))
+        if self._routing["mode"] == "adaptive":
+            # The steady state per-packet adaptive routing approaches: an even spread.
+            self._routing = {"mode": "spray"}
+        settings = getattr(config, "collectives", None)
+        self.library = CollectiveLibrary(
+            **({"channels_per_nic": settings.channels_per_nic} if settings is not None else {}),
+            qps_per_connection=int(self._routing.get("qps_per_connection", 1)),
+        )
         self.has_pfc = self.transport.has_pfc
         self.has_ecn = self.transport.has_ecn
         self._jobs: dict[int, _JobTraffic] = {}
@@ -199,15 +282,12 @@ class NetworkFabric:
             self.nic_gbps,
             NVLINK_GBPS,
             self.hop_latency_us,
+            self.library,
         )
-        if plan.src.size:
-            routes = route(self.topology, plan.src, plan.dst, **self._routing)
-            incidence = routes.incidence.tocsr()
-            flow_of_subflow = routes.flow_of_subflow
-        else:
-            incidence = sp.csr_matrix((0, self.topology.n_links))
-            flow_of_subflow = np.zeros(0, dtype=np.int64)
+        incidence, row_flow, row_count, row_scale = self._queue_pair_rows(plan)
         ideal = plan.ideal_rates_gbps()
+        together = self._paced_demand(plan, placement, incidence, row_flow, row_count, row_scale)
+        demand = together / row_scale
         # Sprayed routes share trunks (one per leaf pair); single paths rarely coincide.
         paths = (
             factor(incidence, self._shareable)
@@ -221,13 +301,122 @@ class NetworkFabric:
             incidence,
             paths,
             np.flatnonzero(np.bincount(incidence.indices, minlength=incidence.shape[1])),
-            flow_of_subflow,
+            row_flow,
+            row_count,
+            row_scale,
+            demand,
             ideal,
             plan.iteration_s(ideal),
             link_crossings(paths, self.topology) if self.transport.backpressure else None,
         )
         self._jobs[placement.job_id] = job
         return job
+
+    def _queue_pair_rows(
+        self, plan: TrainingPlan
+    ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
+        """Every queue pair of the plan's flows, routed, as rows of an incidence matrix.
+
+        Connection ``j`` of flow ``f`` has the stable id ``f + n_flows * j``
+        (its queue-pair numbers, hence its ECMP hashes, follow from it), so
+        with one channel a flow keeps the paths it had as a single connection.
+
+        How many rows: where the transport shares max-min per flow (DCQCN,
+        the ideal fabric) or in proportion (lossy), the queue pairs of a flow
+        on one path are one row whose entries count them, so the row rises as
+        that many flows would: exact, and at most one row per distinct path.
+        Under back-pressure a host's NIC serves its rows in turn, which a row
+        of several queue pairs would distort, so on single paths (RoCE
+        without DCQCN) every queue pair is a row of its own; a sprayed flow's
+        queue pairs (InfiniBand adaptive routing) all take the same spread and
+        stay one row of unit entries, which that NIC then serves as one: the
+        model's one simplification, made because a row per queue pair would
+        triple the cost of the 24K InfiniBand run.
+
+        Returns:
+            ``(incidence, row_flow, row_count, row_scale)`` (see
+            :class:`_JobTraffic`); rows of a flow are consecutive.
+        """
+        n = plan.n_flows
+        if not n:
+            empty = np.zeros(0, dtype=np.int64)
+            return sp.csr_matrix((0, self.topology.n_links)), empty, empty, np.zeros(0)
+        counted = not self.transport.backpressure  # a row may stand for several queue pairs
+        if self._routing["mode"] == "spray":
+            # Every queue pair of a flow is spread alike: route the flow once.
+            routes = route(self.topology, plan.src, plan.dst, **self._routing)
+            count = plan.queue_pairs.astype(np.int64)
+            scale = count.astype(np.float64) if counted else np.ones(n)
+            rows = sp.csr_matrix(sp.diags(scale) @ routes.incidence.tocsr())
+            rows.sort_indices()
+            return rows, np.arange(n, dtype=np.int64), count, scale
+        connections = plan.connections
+        flow_of = np.repeat(np.arange(n, dtype=np.int64), connections)
+        first_of_flow = np.repeat(np.cumsum(connections) - connections, connections)
+        channel = np.arange(flow_of.size) - first_of_flow
+        routes = route(
+            self.topology,
+            plan.src[flow_of],
+            plan.dst[flow_of],
+            connection_id=flow_of + n * channel,
+            **self._routing,
+        )
+        flow = flow_of[routes.flow_of_subflow]
+        matrix = routes.incidence.tocsr()
+        if routes.mode == "adaptive" or not counted:
+            first, count = np.arange(flow.size), np.ones(flow.size, dtype=np.int64)
+        else:
+            # One path per index: the queue pairs of a flow with the same index share it.
+            key = flow * (int(routes.path_index.max(initial=0)) + 2) + routes.path_index + 1
+            _, first, count = np.unique(key, return_index=True, return_counts=True)
+        scale = count.astype(np.float64)
+        rows = sp.csr_matrix(sp.diags(scale) @ matrix[first])
+        rows.sort_indices()
+        return rows, flow[first], count.astype(np.int64), scale
+
+    def _paced_demand(
+        self,
+        plan: TrainingPlan,
+        placement: RunningPlacement,
+        incidence: sp.csr_matrix,
+        row_flow: np.ndarray,
+        row_count: np.ndarray,
+        row_scale: np.ndarray,
+    ) -> np.ndarray:
+        """What the queue pairs of each row ask for together: their ideal rates times the pace.
+
+        A collective's pace is the job's own steady state alone: every flow at
+        its ideal rate (per queue pair, the flow's over its queue pairs), each
+        collective slowed by the most loaded link its flows cross (capacity
+        over the job's ideal load there, at most 1), the tenant's NIC rate
+        limit included. A flow that serves several collectives keeps the
+        fastest pace among them. So the job alone asks no link for more than
+        it carries.
+        """
+        if not row_flow.size:
+            return np.zeros(0)
+        row_ideal = (plan.ideal_rates_gbps() / plan.queue_pairs)[row_flow] * row_count
+        load = np.asarray(incidence.T @ (row_ideal / row_scale)).ravel()
+        capacity = self.transport.capacity
+        limit = self.rate_limits_gbps.get(placement.tenant)
+        if limit is not None:
+            capacity = capacity.copy()
+            up = self._nic_uplinks[np.unique(plan.src)]
+            up = up[up >= 0]
+            capacity[up] = np.minimum(capacity[up], limit)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            room = np.where(load > 0, capacity / load, np.inf)
+        entry_row = np.repeat(np.arange(row_flow.size), np.diff(incidence.indptr))
+        row_room = np.full(row_flow.size, np.inf)
+        np.minimum.at(row_room, entry_row, room[incidence.indices])
+        flow_room = np.full(plan.n_flows, np.inf)
+        np.minimum.at(flow_room, row_flow, row_room)
+        pace = np.zeros(plan.n_flows)
+        for collective in plan.collectives:
+            if collective.flow_index.size:
+                own = min(1.0, float(flow_room[collective.flow_index].min()))
+                np.maximum.at(pace, collective.flow_index, own)
+        return pace[row_flow] * row_ideal
 
     # ------------------------------------------------------------------ the epoch
 
@@ -317,10 +506,10 @@ class NetworkFabric:
         """An inference replica's all-reduce times on this epoch's rates and queues."""
         spec = job.placement.traffic
         ring = next(c for c in job.plan.collectives if c.name == "tp")
-        per_sub = np.asarray(job.incidence @ wait_us).ravel()
-        qps = np.bincount(job.flow_of_subflow, minlength=job.plan.src.size)
-        per_flow = np.bincount(job.flow_of_subflow, weights=per_sub, minlength=qps.size)
-        per_flow = per_flow / np.maximum(qps, 1)
+        # A message's mean wait over the flow's queue pairs.
+        per_row = job.per_queue_pair(wait_us) * job.row_count
+        per_flow = np.bincount(job.row_flow, weights=per_row, minlength=job.plan.n_flows)
+        per_flow = per_flow / job.plan.queue_pairs
         slowest_wait_us = float(per_flow[ring.flow_index].max()) if ring.flow_index.size else 0.0
         step_latency_s = ring.latency_s + slowest_wait_us * 1e-6
         return serving_network(spec, ring.min_rate_gbps(flow_rates), step_latency_s)
@@ -386,7 +575,10 @@ class NetworkFabric:
                 [job.paths.shape[0] for job in with_flows],
                 [job.paths.n_trunks for job in with_flows],
             )
-        epoch = self.transport.allocate(paths, crossings=crossings, capacity_gbps=capacity)
+        demand = np.concatenate([job.demand_gbps for job in with_flows])
+        epoch = self.transport.allocate(
+            paths, demand=demand, crossings=crossings, capacity_gbps=capacity
+        )
         rates = epoch.rates_gbps
         load = paths.link_sum(rates)
         busy = load > 0
@@ -400,16 +592,15 @@ class NetworkFabric:
             rows = job.incidence.shape[0]
             sub_rates = rates[start : start + rows]
             start += rows
-            flow_rates = np.bincount(
-                job.flow_of_subflow, weights=sub_rates, minlength=job.plan.src.size
-            )
+            flow_rates = job.flow_rates_gbps(sub_rates)
             slowdown = max(job.plan.iteration_s(flow_rates) / job.ideal_iteration_s, 1.0)
             shares = job.incidence.data
             links = job.incidence.indices
             with np.errstate(divide="ignore", invalid="ignore"):
                 flow_slowdown = np.where(flow_rates > 0, job.ideal_rates_gbps / flow_rates, np.inf)
-            # ECN: the marks a sub-flow's bytes collect along its path, weighted by its rate.
-            per_sub_mark = np.asarray(job.incidence @ marking).ravel()
+            # ECN: the marks a queue pair's bytes collect along its path, weighted by its bytes.
+            per_sub_mark = job.per_queue_pair(marking)
+            sent = sub_rates * job.row_scale
             serving = None
             if isinstance(job.placement.traffic, ServingSpec):
                 serving = self._serving(job, flow_rates, wait_us)
@@ -420,12 +611,11 @@ class NetworkFabric:
                 pfc_pause_fraction=float(np.average(pause[links], weights=shares))
                 if self.has_pfc
                 else None,
-                ecn_mark_fraction=float(
-                    np.average(np.minimum(per_sub_mark, 1.0), weights=sub_rates)
-                )
-                if self.has_ecn and sub_rates.sum() > 0
+                ecn_mark_fraction=float(np.average(np.minimum(per_sub_mark, 1.0), weights=sent))
+                if self.has_ecn and sent.sum() > 0
                 else (0.0 if self.has_ecn else None),
                 flow_slowdown_p99=_p99(np.maximum(flow_slowdown, 1.0)),
+                collective_gbps=job.plan.collective_gbps(flow_rates),
             )
         total = float(load.sum())
         tier_busy, tier_paused, top = (), (), ()

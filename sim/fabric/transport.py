@@ -8,11 +8,18 @@ marks). The answer depends on the transport:
 - ``ideal`` and RoCE with DCQCN: the max-min fair allocation, which end-to-end
   rate control converges to (see :mod:`sim.fabric.dcqcn`). At every port the
   allocation saturates, DCQCN holds the queue at its fluid fixed point and
-  marks with its probability. Flows that start at line rate overload a port
-  before DCQCN reacts; the fluid model traces that queue and how long it
-  stays above the PFC Xoff threshold. With PFC on, the links feeding the port
-  are paused that long and flows that cross them but not the port itself
-  (*victims*) stall. With PFC off, the overflow is dropped instead.
+  marks with its probability, where that fixed point is stable (the
+  linearised delay model's verdict, per flow count and port speed); where it
+  is not, the port carries, queues and marks what the model's limit cycle
+  does on average (it runs empty part of each period, so the flows it limits
+  get less), and messages meet the queue at a random instant of the cycle.
+  Flows that start at line rate overload a port before DCQCN reacts; the
+  fluid model traces that queue, each new flow sending only the bytes it
+  has, and how long it stays above the PFC Xoff threshold. With PFC on, the
+  links feeding the port are paused that long and flows that cross them but
+  not the port itself (*victims*) stall. With PFC off, the overflow is
+  dropped instead. A new flow that is done before any congestion
+  notification can reach it gets what the ports forward of its line rate.
 - RoCE without congestion control and PFC on, and InfiniBand (credit-based
   flow control): lossless back-pressure (see :mod:`sim.fabric.backpressure`).
   Senders push at line rate; a congested port serves its input ports in
@@ -38,7 +45,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from sim.fabric.backpressure import Crossings, backpressure_rates
-from sim.fabric.dcqcn import DcqcnParams, fixed_point, marking_probability, simulate
+from sim.fabric.dcqcn import (
+    DcqcnCycle,
+    DcqcnParams,
+    fixed_point,
+    limit_cycle,
+    marking_probability,
+    port_trace,
+    stability,
+)
 from sim.fabric.solver import MaxMinProblem, max_min_rates
 from sim.fabric.topology import Topology
 from sim.fabric.trunks import Trunked
@@ -170,6 +185,8 @@ class BurstTransient:
         above_xoff_us: Time the queue spends above the PFC Xoff threshold.
         mean_marking: Mean ECN marking probability over the trace.
         time_us: Sample times of the queue trace, from the burst.
+        marked_us: The marking probability integrated over time up to
+            each sample (trapezoids), µs.
         queue_kb: The queue at those times (1 KB = 1000 bytes).
         arrival_gbps: What the senders push into the port at those times.
     """
@@ -177,43 +194,124 @@ class BurstTransient:
     above_xoff_us: float
     mean_marking: float
     time_us: np.ndarray
+    marked_us: np.ndarray
     queue_kb: np.ndarray
     arrival_gbps: np.ndarray
 
 
 @lru_cache(maxsize=256)
 def _burst_transient(
-    n_new: int, old_rates: tuple[float, ...], params: DcqcnParams, xoff_kb: float
+    new_kb: tuple[float, ...], old_rates: tuple[float, ...], params: DcqcnParams, xoff_kb: float
 ) -> BurstTransient:
-    """The queue at a port after ``n_new`` flows start at line rate beside ``old_rates``.
+    """The queue at a port after new flows start at line rate beside ``old_rates``.
 
-    Simulated for :data:`_TRANSIENT_US` microseconds; the result is cached, so
-    treat its arrays as read-only.
+    Each new flow has ``new_kb`` left to send (``inf``: more than the trace
+    can carry) and stops once it is sent: a flow that fits in what a sender
+    pushes before any congestion notification reaches it is a pulse at line
+    rate, not a sender that keeps the port overloaded. Simulated for
+    :data:`_TRANSIENT_US` microseconds, sampled every step; the result is
+    cached, so treat its arrays as read-only.
     """
-    starts = np.array([params.capacity_gbps] * n_new + list(old_rates))
+    starts = np.array([params.capacity_gbps] * len(new_kb) + list(old_rates))
+    sizes = np.array(list(new_kb) + [np.inf] * len(old_rates))
     # 1 us steps resolve the default periods (50 us); shorter periods need a tenth of them.
     dt_us = min(1.0, min(params.tau_us, params.tau_prime_us, params.timer_us) / 10.0)
-    trace = simulate(
-        len(starts), params, duration_us=_TRANSIENT_US, dt_us=dt_us, initial_rates_gbps=starts
+    trace = port_trace(
+        len(starts),
+        params,
+        _TRANSIENT_US,
+        dt_us,
+        initial_rates_gbps=starts,
+        sizes_kb=sizes,
+        sample_interval_us=dt_us,
     )
     dt = np.diff(trace.time_us, append=trace.time_us[-1] + (trace.time_us[1] - trace.time_us[0]))
     above = float(dt[trace.queue_kb >= xoff_kb].sum())
     mean_p = float(np.average(trace.marking_probability, weights=dt))
+    p = trace.marking_probability
+    marked_us = np.concatenate([[0.0], np.cumsum(0.5 * (p[1:] + p[:-1]) * np.diff(trace.time_us))])
     return BurstTransient(
-        above,
-        mean_p,
-        trace.time_us.copy(),
-        trace.queue_kb.copy(),
-        trace.rate_current_gbps.sum(axis=1),
+        above, mean_p, trace.time_us, marked_us, trace.queue_kb, trace.arrival_gbps
     )
 
 
+def _bytes_left_kb(bits: np.ndarray, params: DcqcnParams) -> tuple[float, ...]:
+    """What new flows have left to send, in KB to 0.1 KB (a cache key), sorted.
+
+    A flow with more than line rate carries over :data:`_TRANSIENT_US` never
+    runs out within the trace: ``inf``, so that the key does not depend on it.
+    """
+    kb = np.round(np.asarray(bits, dtype=np.float64) / 8000.0, 1)
+    kb = np.where(kb >= params.capacity_kb_per_us * _TRANSIENT_US, np.inf, np.maximum(kb, 0.1))
+    return tuple(sorted(float(x) for x in kb))
+
+
+@dataclass(frozen=True)
+class PortSteady:
+    """What DCQCN holds at a saturated port once the burst is over.
+
+    Attributes:
+        queue_kb: Queue the mean arriving byte meets (1 KB = 1000 bytes).
+        marking: Share of the bytes marked.
+        utilisation: Share of the port's capacity the flows get: 1 at a
+            stable fixed point, less where the queue oscillates and runs empty.
+        cycle: The oscillation, where the fixed point is unstable (None where
+            it is stable).
+    """
+
+    queue_kb: float
+    marking: float
+    utilisation: float
+    cycle: DcqcnCycle | None
+
+
 @lru_cache(maxsize=1024)
-def _steady_queue(n_flows: int, params: DcqcnParams) -> tuple[float, float]:
-    """Queue (KB) and ECN marking probability at the DCQCN fixed point of ``n_flows``."""
-    point = fixed_point(n_flows, params)
-    queue_kb = float(point.queue_kb_exact)
-    return queue_kb, float(marking_probability(queue_kb, params))
+def steady_port(n_flows: int, params: DcqcnParams) -> PortSteady:
+    """A port's steady state under DCQCN: the fixed point where stable, else its limit cycle.
+
+    The verdict is the linearised model's (:func:`sim.fabric.dcqcn.stability`);
+    an unstable port (or one pinned at Kmax, where no smooth equilibrium
+    exists) carries, queues and marks what the oscillation does on average
+    (:func:`sim.fabric.dcqcn.limit_cycle`). Cached by flow count and
+    parameters, as the fixed points are.
+    """
+    if stability(n_flows, params).stable:
+        queue_kb = float(fixed_point(n_flows, params).queue_kb_exact)
+        return PortSteady(queue_kb, float(marking_probability(queue_kb, params)), 1.0, None)
+    cycle = limit_cycle(n_flows, params)
+    utilisation = min(cycle.utilisation, 1.0)
+    return PortSteady(cycle.queue_seen_kb, cycle.ecn_mark_fraction, utilisation, cycle)
+
+
+def _copies(incidence: sp.csr_matrix) -> np.ndarray:
+    """How many queue pairs each row stands for: its largest entry.
+
+    A row is one queue pair (entries its shares of the links, 1 on a single
+    path and on the first hop of a sprayed one) or several on one single path
+    (entries their count); a row that crosses no link counts 0.
+    """
+    out = np.zeros(incidence.shape[0])
+    crossing = np.diff(incidence.indptr) > 0
+    if crossing.any():
+        out[crossing] = np.maximum.reduceat(incidence.data, incidence.indptr[:-1][crossing])
+    return out
+
+
+def _marked_share(
+    binary: sp.csr_matrix, rates: np.ndarray, copies: np.ndarray, marking: np.ndarray
+) -> float:
+    """Share of the bits sent over the fabric that some port on their path marks.
+
+    A bit crossing ports that mark with probabilities ``p_l`` is marked with
+    ``1 − Π(1 − p_l)``, about ``Σ p_l`` (taken, capped at 1) when marks are
+    rare, as they are where DCQCN holds them.
+    """
+    sent = rates * copies
+    total = float(sent.sum())
+    if total <= 0:
+        return 0.0
+    per_row = np.minimum(np.asarray(binary @ marking).ravel(), 1.0)
+    return float(sent @ per_row) / total
 
 
 def _queue_us(queue_kb: np.ndarray | float, capacity_gbps: np.ndarray | float) -> np.ndarray:
@@ -237,9 +335,15 @@ class Epoch:
         queue_cap_us: what those ports can hold (see
             :class:`sim.fabric.latency.PortState`).
         drop_probability: Per active sub-flow, the share of its bits dropped.
-        marked_share: Fraction of the epoch's bits that are ECN-marked.
+        marked_share: Fraction of the epoch's bits that are ECN-marked in
+            its steady state (ports hit by a burst mark as their trace does
+            first: see :meth:`marked_fraction`).
         drop_gbps: Rate at which bits are dropped (lossy mode).
         marking: Per link, the ECN marking probability (None without ECN).
+        cycles: Ports whose DCQCN fixed point is unstable: link ->
+            ``(queue_us, weight)``, the queue over the oscillation's periods
+            (as drain time) and the share of the arriving bytes that meets
+            each sample; ``queue_us`` of the link holds its mean.
     """
 
     rates_gbps: np.ndarray
@@ -254,6 +358,32 @@ class Epoch:
     marked_share: float = 0.0
     drop_gbps: float = 0.0
     marking: np.ndarray | None = None
+    cycles: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    burst_marking: tuple[tuple[float, np.ndarray, np.ndarray, float], ...] = ()
+    """Per port hit by a burst: its load, its trace's times, the marking integrated
+    over them (see :class:`BurstTransient`) and its steady marking after the trace."""
+    carried_gbps: float = 0.0
+    """What the sub-flows send in all, the weight of ``marked_share``."""
+
+    def marked_fraction(self, epoch_us: float) -> float:
+        """Fraction of the bits sent in the first ``epoch_us`` of the epoch that are marked.
+
+        A port hit by a burst marks as its traced queue does while the trace
+        lasts, then as in the steady state; every other port marks at its
+        steady rate all along.
+        """
+        if not self.burst_marking or epoch_us <= 0 or self.carried_gbps <= 0:
+            return self.marked_share
+        extra = 0.0
+        for load_gbps, times_us, marked_us, steady in self.burst_marking:
+            span = min(epoch_us, float(times_us[-1]))
+            extra += load_gbps * (float(np.interp(span, times_us, marked_us)) - steady * span)
+        return self.marked_share + extra / (self.carried_gbps * epoch_us)
+
+
+_STABILITY_ROUNDS = 8
+"""Most max-min solves one DCQCN epoch makes while under-used ports turn up (see
+:meth:`Transport._dcqcn_rates`)."""
 
 
 class Transport:
@@ -273,13 +403,13 @@ class Transport:
         nic = topology.capacity_gbps[topology.link_is_up & (topology.link_src < topology.n_hosts)]
         self.nic_gbps = float(nic.max()) if nic.size else float(topology.capacity_gbps.max())
         self._dcqcn_params: dict[float, DcqcnParams] = {}
-        self.has_pfc = transport.kind == "roce" and transport.pfc
+        self.rate_model = transport.rate_model
+        """How rates are found: ``dcqcn``, ``backpressure``, ``lossy`` or ``ideal``."""
+        self.has_pfc = transport.pauses
         """Whether ports pause their upstream neighbours (PFC); InfiniBand credits are not PFC."""
-        self.has_ecn = transport.kind == "roce" and transport.cc == "dcqcn"
+        self.has_ecn = transport.marks_ecn
         """Whether ports mark ECN for DCQCN."""
-        self.backpressure = transport.kind == "infiniband" or (
-            transport.kind == "roce" and transport.cc == "none" and transport.pfc
-        )
+        self.backpressure = self.rate_model == "backpressure"
         """Whether rates come from lossless back-pressure (credits, or PFC without DCQCN)."""
 
     def _params(self, capacity_gbps: float) -> DcqcnParams:
@@ -302,6 +432,8 @@ class Transport:
         fresh: np.ndarray | None = None,
         crossings: Crossings | None = None,
         capacity_gbps: np.ndarray | None = None,
+        remaining_bits: np.ndarray | None = None,
+        line_rate_us: np.ndarray | None = None,
     ) -> Epoch:
         """The transport's rates and congestion state for a set of sub-flows.
 
@@ -316,15 +448,20 @@ class Transport:
                 them (used by back-pressure; see :func:`link_crossings`).
             capacity_gbps: Link capacities, if not the topology's (a NIC shaped
                 below its line rate, for instance).
+            remaining_bits: What each sub-flow has left to send, if known: a
+                burst of new flows under DCQCN lasts only as long as their
+                bytes (unbounded if omitted).
+            line_rate_us: Per sub-flow, how much longer no congestion
+                notification can reach it (see :meth:`notification_us`): under
+                DCQCN it sends at line rate until then. None if omitted: every
+                sub-flow is under rate control.
         """
         capacity = self.capacity if capacity_gbps is None else capacity_gbps
         demand = self.demand(incidence) if demand is None else demand
         fresh = np.zeros(incidence.shape[0], dtype=bool) if fresh is None else fresh
         zero_links = np.zeros(capacity.size)
         zero_flows = np.zeros(incidence.shape[0])
-        transport = self.transport
-        kind = transport.kind
-        if kind == "ideal":
+        if self.rate_model == "ideal":
             if isinstance(incidence, Trunked):
                 rates = MaxMinProblem(incidence).solve(capacity, demand_gbps=demand)
             else:
@@ -334,7 +471,7 @@ class Transport:
             return self._backpressure(incidence, demand, crossings, capacity)
         if isinstance(incidence, Trunked):
             incidence = incidence.tocsr()
-        if transport.cc == "none":
+        if self.rate_model == "lossy":
             _, rates, offered = line_rate_arrivals(incidence, capacity, demand, self.stage)
             # Drop-tail: an overloaded port's buffer stays full.
             full = offered > capacity * (1 + 1e-9)
@@ -351,7 +488,26 @@ class Transport:
                 drop_probability=np.clip(1.0 - rates / demand, 0.0, 1.0),
                 drop_gbps=lost,
             )
-        return self._dcqcn(incidence, demand, fresh, capacity)
+        return self._dcqcn(incidence, demand, fresh, capacity, remaining_bits, line_rate_us)
+
+    def notification_us(self, propagation_us: np.ndarray) -> np.ndarray:
+        """How long a new flow sends at line rate before a congestion notification can reach it.
+
+        Under DCQCN a sender cuts its rate only when a CNP comes back: not
+        before the fluid model's feedback delay τ*, nor before a round trip of
+        its path (the marked packet out, the CNP back). Other transports have
+        no such phase: zero.
+
+        Args:
+            propagation_us: Per sub-flow, its path's one-way propagation delay.
+
+        Returns:
+            Per sub-flow, in microseconds.
+        """
+        propagation_us = np.asarray(propagation_us, dtype=np.float64)
+        if self.rate_model != "dcqcn":
+            return np.zeros(propagation_us.shape)
+        return np.maximum(self.transport.dcqcn.feedback_delay_us, 2.0 * propagation_us)
 
     def _backpressure(
         self,
@@ -373,12 +529,12 @@ class Transport:
         state = backpressure_rates(
             incidence, capacity, demand, self.stage, self.topology, crossings
         )
-        if transport.kind == "infiniband":
-            threshold_kb = transport.credit_buffer_kb
-            hysteresis_kb = topo.mtu_bytes / 1000.0
-        else:
+        if self.has_pfc:
             threshold_kb = transport.pfc_xoff_kb
             hysteresis_kb = transport.pfc_xoff_kb - transport.pfc_xon_kb
+        else:  # InfiniBand credits
+            threshold_kb = transport.credit_buffer_kb
+            hysteresis_kb = topo.mtu_bytes / 1000.0
         held_kb = np.minimum(np.maximum(state.inputs, 1) * threshold_kb, topo.buffer_bytes / 1000.0)
         # A sender's own backlog waits in its NIC, before the message leaves:
         # only switch ports count as queues; a paused NIC link is a pause wait.
@@ -398,70 +554,108 @@ class Transport:
         )
 
     def _dcqcn(
-        self, incidence: sp.csr_matrix, demand: np.ndarray, fresh: np.ndarray, capacity: np.ndarray
+        self,
+        incidence: sp.csr_matrix,
+        demand: np.ndarray,
+        fresh: np.ndarray,
+        capacity: np.ndarray,
+        remaining_bits: np.ndarray | None = None,
+        line_rate_us: np.ndarray | None = None,
     ) -> Epoch:
         """Max-min rates, plus the transient of flows that start at line rate.
 
         At every port the max-min solution saturates, DCQCN holds the queue at
-        its fixed point and marks with its probability. Where new flows start
-        at line rate and overload the port, the DCQCN fluid model from that
-        start traces the queue, and gives how long it stays above Xoff: with
-        PFC on, the links feeding the port are paused that long and sub-flows
-        that cross them but not the port itself stall.
+        its fixed point and marks with its probability, where that fixed point
+        is stable; where it is not, the port carries, queues and marks what
+        its limit cycle does on average (:meth:`_dcqcn_rates`). Where new
+        flows start at line rate and overload the port, the DCQCN fluid model
+        from that start traces the queue, each new flow sending only the bytes
+        it has, and gives how long the queue stays above Xoff: with PFC on,
+        the links feeding the port are paused that long and sub-flows that
+        cross them but not the port itself stall.
+
+        Until a congestion notification can reach them (``line_rate_us``),
+        new flows still send at line rate: a flow that is done before then
+        gets what the ports forward of its line rate, not a fair share
+        (:meth:`_before_notification`); the ports' state is the same.
         """
         transport = self.transport
-        rates = max_min_rates(incidence, capacity, demand_gbps=demand)
-        load = incidence.T @ rates
         binary = _pattern(incidence)
         csc = binary.tocsc()
-        flows_per_link = np.diff(csc.indptr)
+        copies = _copies(incidence)
+        # Flows per port: queue pairs, a row counting as the ones it stands for.
+        flows_per_link = np.rint(np.asarray(binary.T @ copies).ravel()).astype(np.int64)
+        rates, load, saturated, steady = self._dcqcn_rates(
+            incidence, demand, capacity, flows_per_link
+        )
         is_new = fresh
-        saturated = (capacity > 0) & (load >= capacity * (1 - 1e-6)) & (flows_per_link >= 2)
         burst = binary.T @ np.where(is_new, demand, rates)
         fresh_per_link = binary.T @ is_new.astype(np.float64)
         bursting = saturated & (fresh_per_link > 0) & (burst > capacity * (1 + 1e-9))
-        queue = np.zeros(capacity.size)
-        marking = np.zeros(capacity.size)
-        for speed in np.unique(capacity[saturated]):
-            links = np.flatnonzero(saturated & (capacity == speed))
-            counts, which = np.unique(flows_per_link[links], return_inverse=True)
-            params = self._params(float(speed))
-            steady = np.array([_steady_queue(int(n), params) for n in counts])
-            queue[links] = _queue_us(steady[which, 0], speed)
-            marking[links] = steady[which, 1]
-        marked = float((load * marking)[saturated & ~bursting].sum())
+        queue = np.where(saturated, _queue_us(steady.queue_kb, capacity), 0.0)
+        marking = np.where(saturated, steady.marking, 0.0)
+        steady_marking = marking.copy()
+        burst_marking: list[tuple[float, np.ndarray, np.ndarray, float]] = []
         paused_us = np.zeros(capacity.size)
+        pause_fraction = np.zeros(capacity.size)
+        pause_episode = np.zeros(capacity.size)
         stall = np.zeros(incidence.shape[0])
         transients: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        cycles: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         queue_cap = np.full(capacity.size, np.inf)
         topo = self.topology
         buffer_kb = topo.buffer_bytes / 1000.0
         previous = None
+        for link, cycle in steady.cycles.items():
+            speed = float(capacity[link])
+            # After a burst's trace, the port is on its cycle too.
+            cycles[int(link)] = (_queue_us(cycle.queue_samples_kb, speed), cycle.arrival_weights)
+            if bursting[link] or not self.has_pfc:
+                continue
+            # An oscillation that passes what the port's inputs hold below Xoff pauses them.
+            if previous is None:
+                previous = _previous_links(incidence, self.stage)
+            rows = csc.indices[csc.indptr[link] : csc.indptr[link + 1]]
+            before = previous[rows, self.stage[link]]
+            carried = np.unique(before[before >= 0])
+            held_kb = min(buffer_kb[link], max(carried.size, 1) * transport.pfc_xoff_kb)
+            share, episode_us = cycle.above(held_kb)
+            if share > 0:
+                pause_fraction[carried] = np.maximum(pause_fraction[carried], share)
+                pause_episode[carried] = np.maximum(pause_episode[carried], episode_us)
         for link in np.flatnonzero(bursting):
             speed = float(capacity[link])
             rows = csc.indices[csc.indptr[link] : csc.indptr[link + 1]]
             fresh = is_new[rows]
             old = tuple(sorted(round(float(r), 6) for r in rates[rows][~fresh]))
+            params = self._params(speed)
+            left = (
+                np.full(int(fresh.sum()), np.inf)
+                if remaining_bits is None
+                else remaining_bits[rows][fresh]
+            )
             burst_state = _burst_transient(
-                int(fresh.sum()), old, self._params(speed), transport.pfc_xoff_kb
+                _bytes_left_kb(left, params), old, params, transport.pfc_xoff_kb
             )
             transients[int(link)] = (
                 burst_state.time_us,
                 _queue_us(burst_state.queue_kb, speed),
                 burst_state.arrival_gbps / speed,
             )
-            marked += load[link] * burst_state.mean_marking
+            burst_marking.append(
+                (float(load[link]), burst_state.time_us, burst_state.marked_us, marking[link])
+            )
             marking[link] = burst_state.mean_marking
             if previous is None:
                 previous = _previous_links(incidence, self.stage)
             before = previous[rows, self.stage[link]]
             carried = np.unique(before[before >= 0])
             held_kb = buffer_kb[link]
-            if transport.pfc:
+            if self.has_pfc:
                 held_kb = min(held_kb, max(carried.size, 1) * transport.pfc_xoff_kb)
             queue_cap[link] = _queue_us(held_kb, speed)
             above_us = burst_state.above_xoff_us
-            if not (transport.pfc and above_us > 0):
+            if not (self.has_pfc and above_us > 0):
                 continue
             paused_us[carried] = np.maximum(paused_us[carried], above_us)
             # Sub-flows on a paused link that do not cross this port stall.
@@ -470,16 +664,166 @@ class Transport:
                 on_paused[csc.indices[csc.indptr[c] : csc.indptr[c + 1]]] = True
             on_paused[rows] = False
             stall[on_paused] = np.maximum(stall[on_paused], above_us)
-        total = float(load.sum())
+        if line_rate_us is not None and remaining_bits is not None and line_rate_us.any():
+            rates = self._before_notification(
+                incidence,
+                demand,
+                capacity * steady.utilisation,
+                rates,
+                remaining_bits,
+                line_rate_us,
+            )
         return Epoch(
             rates,
-            np.zeros(capacity.size),
+            pause_fraction,
             stall,
             paused_us,
             queue,
-            np.zeros(capacity.size),
+            pause_episode,
             transients=transients,
             queue_cap_us=queue_cap,
-            marked_share=marked / total if total > 0 else 0.0,
+            marked_share=_marked_share(binary, rates, copies, steady_marking),
             marking=marking,
+            cycles=cycles,
+            burst_marking=tuple(burst_marking),
+            carried_gbps=float(rates @ copies),
+        )
+
+    def _before_notification(
+        self,
+        incidence: sp.csr_matrix,
+        demand: np.ndarray,
+        capacity: np.ndarray,
+        rates: np.ndarray,
+        remaining_bits: np.ndarray,
+        line_rate_us: np.ndarray,
+    ) -> np.ndarray:
+        """Rates while some flows send at line rate, before any notification reaches them.
+
+        The flows already under rate control keep the max-min rates they had
+        without the new ones (their rate limiters have heard of nothing yet);
+        the new ones push their line rate. A port offered more than it
+        carries forwards each input in proportion to what arrives, as a FIFO
+        queue does (what it cannot forward waits in the burst's traced queue
+        or, lossy, is dropped). A new flow whose bytes are all through at that
+        rate before a notification can reach it (one packet, say) is sent so:
+        at line rate, or at its share of a port that line-rate traffic
+        overloads, not at a fair share it never converges to. The other flows
+        share what those leave by max-min, as DCQCN converges to (their first
+        round trip at line rate is left out: it changes a long flow's
+        completion by a fraction of one round trip, and following it would
+        split the epochs at every finish).
+
+        Args:
+            incidence: Sub-flows × links.
+            demand: Line-rate demand per sub-flow.
+            capacity: What each link carries under DCQCN.
+            rates: The DCQCN (max-min) rates of every sub-flow.
+            remaining_bits: What each sub-flow has left to send.
+            line_rate_us: How much longer each sends at line rate.
+        """
+        new = line_rate_us > 0
+        sending = np.where(new, demand, rates).astype(np.float64)
+        controlled = np.flatnonzero(~new)
+        if controlled.size:
+            sending[controlled] = max_min_rates(
+                incidence[controlled], capacity, demand_gbps=demand[controlled]
+            )
+        _, forwarded, _ = line_rate_arrivals(incidence, capacity, sending, self.stage)
+        short = new & (remaining_bits <= forwarded * 1e3 * line_rate_us)
+        if not short.any():
+            return rates
+        out = forwarded.copy()
+        rest = np.flatnonzero(~short)
+        if rest.size:
+            left = np.maximum(capacity - incidence[np.flatnonzero(short)].T @ forwarded[short], 0.0)
+            out[rest] = max_min_rates(incidence[rest], left, demand_gbps=demand[rest])
+        return out
+
+    def _dcqcn_rates(
+        self,
+        incidence: sp.csr_matrix,
+        demand: np.ndarray,
+        capacity: np.ndarray,
+        flows_per_link: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _SteadyLinks]:
+        """Max-min rates on what each saturated port carries under DCQCN.
+
+        A port whose fixed point is stable carries its capacity; one whose
+        fixed point is unstable carries only its limit cycle's share of it
+        (the queue runs empty part of each period). The flows a port limits
+        are then held to that share: max-min is solved again with the port's
+        capacity scaled down, until no newly saturated port is under-used (at
+        most :data:`_STABILITY_ROUNDS` solves; stable fabrics solve once).
+
+        Returns:
+            ``(rates, load, saturated, steady)``: the sub-flows' rates, the
+            load per link, which links are saturated (at least two flows, at
+            what they carry) and the steady state of the saturated ports.
+        """
+        steady = _SteadyLinks.empty(capacity.size)
+        effective = capacity
+        for _ in range(_STABILITY_ROUNDS):
+            rates = max_min_rates(incidence, effective, demand_gbps=demand)
+            load = incidence.T @ rates
+            saturated = (capacity > 0) & (load >= effective * (1 - 1e-6)) & (flows_per_link >= 2)
+            self._fill_steady(steady, saturated & ~steady.known, capacity, flows_per_link)
+            under_used = saturated & (steady.utilisation < 1.0) & (effective == capacity)
+            if not under_used.any():
+                break
+            effective = np.where(under_used, capacity * steady.utilisation, effective)
+        steady.cycles = {
+            link: cycle for link, cycle in sorted(steady.cycles.items()) if saturated[link]
+        }
+        return rates, load, saturated, steady
+
+    def _fill_steady(
+        self,
+        steady: _SteadyLinks,
+        links: np.ndarray,
+        capacity: np.ndarray,
+        flows_per_link: np.ndarray,
+    ) -> None:
+        """Each of these links' :func:`steady_port`, found by flow count and speed."""
+        for speed in np.unique(capacity[links]):
+            at = np.flatnonzero(links & (capacity == speed))
+            params = self._params(float(speed))
+            counts, which = np.unique(flows_per_link[at], return_inverse=True)
+            ports = [steady_port(int(n), params) for n in counts]
+            which = np.asarray(which).ravel()
+            steady.queue_kb[at] = np.array([port.queue_kb for port in ports])[which]
+            steady.marking[at] = np.array([port.marking for port in ports])[which]
+            steady.utilisation[at] = np.array([port.utilisation for port in ports])[which]
+            for k in np.flatnonzero([port.cycle is not None for port in ports]):
+                for link in at[which == k].tolist():
+                    steady.cycles[link] = ports[k].cycle
+        steady.known |= links
+
+
+@dataclass
+class _SteadyLinks:
+    """Per link, the :class:`PortSteady` figures of the saturated ports found so far.
+
+    Attributes:
+        known: Which links have their figures.
+        queue_kb: Queue the mean arriving byte meets.
+        marking: Share of bytes marked.
+        utilisation: Share of capacity carried (1 where stable).
+        cycles: The oscillation of each unstable port.
+    """
+
+    known: np.ndarray
+    queue_kb: np.ndarray
+    marking: np.ndarray
+    utilisation: np.ndarray
+    cycles: dict[int, DcqcnCycle]
+
+    @classmethod
+    def empty(cls, n_links: int) -> _SteadyLinks:
+        return cls(
+            np.zeros(n_links, dtype=bool),
+            np.zeros(n_links),
+            np.zeros(n_links),
+            np.ones(n_links),
+            {},
         )

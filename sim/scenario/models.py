@@ -574,17 +574,50 @@ class IdealFabric(Strict):
     kind: Literal["ideal"] = "ideal"
 
 
+class CollectiveSettings(Strict):
+    """How the collective library (NCCL) runs a job's collectives over the network.
+
+    A ring or tree collective runs on several *channels*, each a copy of the
+    ring with its own connection on every hop, and a call's bytes are split
+    evenly over them; each connection has the transport's
+    ``qps_per_connection`` queue pairs (RoCE; NCCL's default is 1). On RoCE
+    every queue pair is its own ECMP flow. See
+    :class:`sim.workloads.training.CollectiveLibrary`.
+
+    Attributes:
+        channels_per_nic: Channels of a ring or tree through the NIC its hops
+            between nodes leave by, 1 to 64 (NCCL's ``MAXCHANNELS``). The
+            default, 4, is what NCCL's topology search gives a ring with one
+            H100 per node behind a 400 Gb/s NIC (a data-parallel group of a
+            ``tp: 8`` job); ``NCCL_MIN_NCHANNELS`` raises it.
+    """
+
+    channels_per_nic: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="64 is NCCL's most per communicator (MAXCHANNELS)",
+    )
+
+
 class NetworkFabric(Strict):
-    """A modelled network: a topology and a transport, as in FABRIC.yaml.
+    """A modelled network: a topology, a transport and the collective library, as NCCL runs.
 
     GPU ``g`` of the cluster (node ``g // gpus_per_node``) is host ``g`` of the
     topology: one NIC per GPU, so the topology must have exactly
     ``nodes × gpus_per_node`` hosts.
+
+    Attributes:
+        topology: The cabling (FABRIC.yaml's ``topology``).
+        transport: How senders share it (FABRIC.yaml's ``transport``).
+        collectives: How the collective library runs training and serving
+            collectives over it: NCCL's defaults unless set.
     """
 
     kind: Literal["network"]
     topology: TopologyConfig
     transport: TransportConfig
+    collectives: CollectiveSettings = CollectiveSettings()
 
     def build_topology(self) -> Any:
         """The compiled topology (built once per distinct topology section)."""

@@ -35,10 +35,44 @@ Compute
     the parameters active per token) at ``accelerator_tflops * mfu``, times
     ``1 + (pp - 1) / m`` for the 1F1B pipeline bubble.
 
+The collective library, as NCCL runs it (:class:`CollectiveLibrary`)
+    A ring or tree collective runs on ``channels_per_nic`` *channels*: each
+    channel is its own copy of the ring (the same order: NCCL duplicates the
+    rings it finds, ``ncclTopoDupChannels`` in ``src/graph/search.cc`` and
+    ``ncclTopoPostset`` in ``src/graph/connect.cc``) with its own network
+    connection on every hop (collective connections are never shared,
+    ``src/transport/net.cc``), and a call's buffer is split evenly over the
+    channels. Every connection has ``qps_per_connection`` queue pairs
+    (``NCCL_IB_QPS_PER_CONNECTION``, default 1 in ``src/transport/net_ib/
+    connect.cc``), and its messages go to them in turn
+    (``NCCL_IB_SPLIT_DATA_ON_QPS`` = 0, the default: one whole message per
+    queue pair, round robin), so every queue pair carries the same share of
+    the bytes. On RoCE each queue pair is its own flow for ECMP: NCCL leaves
+    the flow label 0, so the NIC derives the UDP source port from the queue
+    pair numbers. So a hop between nodes carries ``channels_per_nic *
+    qps_per_connection`` equal queue pairs (a flow's :attr:`TrainingPlan.
+    queue_pairs`); point-to-point transfers and all-to-all pairs carry one
+    connection of ``qps_per_connection`` queue pairs. The defaults are
+    NCCL's on Meta's H100 clusters, the baseline of Meta's QP-scaling
+    result (see :data:`NCCL_CHANNELS_PER_NIC`).
+
+    What gates a call: a connection moves at ``queue pairs x`` the rate of
+    its slowest queue pair (equal messages in turn, so the slowest finishes
+    last); a channel's ring moves at its slowest hop (NCCL's buffer slots,
+    ``NCCL_STEPS`` per connection, hold every hop to the pace of the one
+    that drains slowest); the call ends when every channel of every group
+    has moved its share. Each of these carries an equal share of the call,
+    so the call runs at the rate of the collective's slowest flow, ``r``
+    below. The rates themselves are a fluid steady state over many calls
+    (see :mod:`sim.fabric.network`): a channel that finishes first waits for
+    the slowest before the next call, so on average every queue pair of a
+    collective moves at the collective's pace.
+
 Time of one collective call on groups of ``k`` ranks and ``S`` bytes
     All groups of a collective run at once and the iteration waits for the
     slowest, so ``r`` is the minimum rate over every hop of every group: the
-    NVLink rate for a hop inside a node, the flow's fabric rate otherwise.
+    NVLink rate for a hop inside a node, the flow's fabric rate otherwise
+    (its queue pairs times the rate of its slowest one).
     ``a`` is ``hop_latency_us`` if any hop crosses nodes, else 0.
 
     - ring all-reduce: ``2 (k-1)/k * S / r + 2 (k-1) a``. A ring visits the
@@ -64,15 +98,20 @@ Time of one collective call on groups of ``k`` ranks and ``S`` bytes
 
 Flows and ideal rates
     The flows are the distinct ordered inter-node ``(src GPU, dst GPU)`` pairs
-    of all hops, sorted; traffic inside a node never becomes a flow. The ideal
-    rates are the job alone on a non-blocking fabric: only each GPU's NIC
-    (``nic_gbps`` up and down) limits its flows, shared max-min fairly.
+    of all hops, sorted; traffic inside a node never becomes a flow. A pair
+    that serves several collectives is one flow with the most connections any
+    of them opens (the collectives are taken to be on the wire at once). The
+    ideal rates are the job alone on a non-blocking fabric: only each GPU's
+    NIC (``nic_gbps`` up and down) limits its flows, and a NIC serves its
+    queue pairs in turn: max-min fair shares weighted by each flow's queue
+    pairs.
 
 Rates are in Gb/s (1e9 bit/s), sizes in bytes. Everything is deterministic.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -97,6 +136,28 @@ COLLECTIVE_KINDS = (
 ALL_REDUCE_ALGORITHMS = ("ring", "tree")
 DATA_PARALLEL_MODES = ("allreduce", "fsdp")
 
+CHANNELED_KINDS = frozenset({"all_reduce_ring", "all_reduce_tree", "reduce_scatter", "all_gather"})
+"""Kinds that run on the library's channels; point-to-point and all-to-all use one connection."""
+
+NCCL_CHANNELS_PER_NIC = 4
+"""Channels NCCL runs through a NIC for a ring whose node has one GPU of the communicator.
+
+As we read NCCL's topology search (2.2x, ``src/graph/search.cc`` and
+``src/graph/connect.cc``): on Hopper the ring search finds one channel at the
+speed of a 400 Gb/s NIC (48 GB/s), ``ncclTopoDupChannels`` doubles it (the
+channel has at least 25 GB/s) and ``ncclTopoPostset`` doubles the channels
+again: 4. Had the search channel stayed at NIC speed, the "4 compute channels
+per search channel" rule for fewer than 8 GPUs per node would give 4 as well.
+A data-parallel group of a job with ``tp = 8`` (one GPU per node, Meta's
+layout) is such a communicator. ``NCCL_MIN_NCHANNELS`` raises the count.
+"""
+
+MAX_CHANNELS = 64
+"""NCCL's most channels per communicator (``MAXCHANNELS`` in ``src/include/device.h``)."""
+
+MAX_QPS_PER_CONNECTION = 128
+"""NCCL's most queue pairs per connection (``NCCL_IB_MAX_QPS``)."""
+
 
 def _positive_int(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -106,6 +167,45 @@ def _positive_int(name: str, value: int) -> None:
 def _positive_float(name: str, value: float) -> None:
     if not (isinstance(value, int | float | np.number) and math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class CollectiveLibrary:
+    """How the collective library (NCCL) carries collectives over the network.
+
+    A ring runs on several channels, each with its own connection per hop,
+    and each connection on several queue pairs (the module docstring says
+    what gates a call). On RoCE every queue pair is hashed onto its own ECMP
+    path, so a hop between nodes is spread over up to ``channels_per_nic *
+    qps_per_connection`` paths; more queue pairs per connection is Meta's
+    "QP scaling" (RDMA over Ethernet for distributed AI training at Meta
+    scale, SIGCOMM 2024), and the defaults are NCCL's, their baseline.
+
+    Attributes:
+        channels_per_nic: Channels of a ring or tree collective through the
+            NIC its hops between nodes leave by, 1 to :data:`MAX_CHANNELS`
+            (default :data:`NCCL_CHANNELS_PER_NIC`).
+        qps_per_connection: Queue pairs per connection, 1 to
+            :data:`MAX_QPS_PER_CONNECTION` (``NCCL_IB_QPS_PER_CONNECTION``,
+            default 1).
+    """
+
+    channels_per_nic: int = NCCL_CHANNELS_PER_NIC
+    qps_per_connection: int = 1
+
+    def __post_init__(self) -> None:
+        for name, most in (
+            ("channels_per_nic", MAX_CHANNELS),
+            ("qps_per_connection", MAX_QPS_PER_CONNECTION),
+        ):
+            value = getattr(self, name)
+            _positive_int(name, value)
+            if value > most:
+                raise ValueError(f"{name} must be at most {most}, got {value}")
+
+    def connections(self, kind: str) -> int:
+        """Connections a hop of a collective of this kind opens: its channels, or one."""
+        return self.channels_per_nic if kind in CHANNELED_KINDS else 1
 
 
 @dataclass(frozen=True)
@@ -293,6 +393,12 @@ class TrainingPlan:
         collectives: The iteration's collectives.
         overlap: Fraction of communication that can hide under compute.
         nic_gbps: Per-GPU NIC line rate (for the ideal rates).
+        connections: Connections of each flow: the library's channels for a
+            hop of a ring or tree, else 1 (int64, read-only).
+        queue_pairs: Queue pairs of each flow: ``connections`` times the
+            library's queue pairs per connection, each carrying an equal
+            share of the flow's bytes (int64, read-only).
+        library: The collective library the plan was built for.
     """
 
     def __init__(
@@ -303,11 +409,22 @@ class TrainingPlan:
         collectives: tuple[Collective, ...],
         overlap: float,
         nic_gbps: float,
+        connections: np.ndarray | None = None,
+        library: CollectiveLibrary | None = None,
     ) -> None:
         self.src = np.asarray(src, dtype=np.int64)
         self.dst = np.asarray(dst, dtype=np.int64)
         self.src.setflags(write=False)
         self.dst.setflags(write=False)
+        self.library = CollectiveLibrary() if library is None else library
+        if connections is None:
+            connections = np.ones(self.src.size, dtype=np.int64)
+        self.connections = np.asarray(connections, dtype=np.int64)
+        if self.connections.shape != self.src.shape or np.any(self.connections < 1):
+            raise ValueError("connections must be one integer >= 1 per flow")
+        self.connections.setflags(write=False)
+        self.queue_pairs = self.connections * self.library.qps_per_connection
+        self.queue_pairs.setflags(write=False)
         self.compute_s = float(compute_s)
         self.collectives = tuple(collectives)
         self.overlap = float(overlap)
@@ -358,8 +475,9 @@ class TrainingPlan:
         """Rates of the job's flows alone on a non-blocking fabric (Gb/s).
 
         Only NICs limit: each flow crosses its source GPU's uplink and its
-        destination GPU's downlink, ``nic_gbps`` each, shared max-min fairly.
-        Computed once and cached; a copy is returned.
+        destination GPU's downlink, ``nic_gbps`` each, and a NIC serves its
+        queue pairs in turn: max-min fair shares weighted by each flow's
+        :attr:`queue_pairs`. Computed once and cached; a copy is returned.
         """
         if self._ideal_gbps is None:
             self._ideal_gbps = self._solve_ideal()
@@ -380,7 +498,25 @@ class TrainingPlan:
             (np.ones(2 * n), np.column_stack([up, down]).ravel(), np.arange(0, 2 * n + 1, 2)),
             shape=(n, 2 * nodes.size),
         )
-        return max_min_rates(incidence, np.full(2 * nodes.size, self.nic_gbps))
+        return max_min_rates(
+            incidence, np.full(2 * nodes.size, self.nic_gbps), weights=self.queue_pairs
+        )
+
+    def collective_gbps(self, flow_rates_gbps: np.ndarray) -> tuple[tuple[str, str, float], ...]:
+        """Each collective's bus bandwidth at these rates: the rate of its slowest flow (Gb/s).
+
+        For a ring all-reduce, reduce-scatter or all-gather this is what
+        nccl-tests reports as bus bandwidth (``busbw = algbw * 2(k-1)/k``,
+        resp. ``(k-1)/k``), less the latency term.
+
+        Args:
+            flow_rates_gbps: Rate of each flow (Gb/s), indexed like ``src``.
+
+        Returns:
+            ``(name, kind, Gb/s)`` per collective, in the plan's order.
+        """
+        rates = self._rates(flow_rates_gbps)
+        return tuple((c.name, c.kind, c.min_rate_gbps(rates)) for c in self.collectives)
 
 
 @dataclass(frozen=True, eq=False)
@@ -395,6 +531,7 @@ class _Hops:
     src: np.ndarray
     dst: np.ndarray
     intra_gbps: float | None = None  # None: NVLink if any hop stays in a node
+    connections: int = 1  # per hop between nodes: the library's channels, or 1
 
 
 def _snake(groups: np.ndarray, gpus_per_node: int) -> np.ndarray:
@@ -457,6 +594,7 @@ def training_plan(
     nic_gbps: float,
     nvlink_gbps: float = 3600.0,
     hop_latency_us: float = 0.0,
+    library: CollectiveLibrary | None = None,
 ) -> TrainingPlan:
     """Place a training job on GPUs: its flows, compute time and collectives.
 
@@ -469,6 +607,8 @@ def training_plan(
         nvlink_gbps: Per-GPU NVLink bandwidth per direction, Gb/s.
         hop_latency_us: Latency per collective step over the fabric
             (propagation and store-and-forward); steps inside a node take 0.
+        library: Channels and queue pairs of the collective library (default
+            NCCL's, :class:`CollectiveLibrary`).
 
     Returns:
         The job's plan.
@@ -489,6 +629,9 @@ def training_plan(
     _positive_float("nvlink_gbps", nvlink_gbps)
     if not (math.isfinite(hop_latency_us) and hop_latency_us >= 0):
         raise ValueError(f"hop_latency_us must be finite and >= 0, got {hop_latency_us!r}")
+    library = CollectiveLibrary() if library is None else library
+    if not isinstance(library, CollectiveLibrary):
+        raise ValueError(f"library must be a CollectiveLibrary, got {type(library).__name__}")
 
     n, tp, pp, ep, m = gpu.size, spec.tp, spec.pp, spec.ep, spec.microbatches
     if n % (tp * pp):
@@ -542,6 +685,7 @@ def training_plan(
         size = activation_bytes * model.top_k
         pending.append(_Hops("ep", "all_to_all", size, layer_calls, groups, src, dst, intra))
 
+    pending = [dataclasses.replace(h, connections=library.connections(h.kind)) for h in pending]
     # Inter-node hops of every collective, deduplicated into flows sorted by (src, dst).
     span = int(gpu.max()) + 1
     crossing = [hops.src // gpus_per_node != hops.dst // gpus_per_node for hops in pending]
@@ -553,6 +697,10 @@ def training_plan(
         np.concatenate([np.zeros(0, np.int64), *keys]), return_inverse=True
     )
     bounds = np.cumsum([0, *(key.size for key in keys)])
+    # A pair that serves several collectives keeps the most connections any of them opens.
+    connections = np.ones(flow_keys.size, dtype=np.int64)
+    for i, hops in enumerate(pending):
+        np.maximum.at(connections, inverse[bounds[i] : bounds[i + 1]], hops.connections)
     alpha = hop_latency_us * 1e-6
     collectives = []
     for i, (hops, cross) in enumerate(zip(pending, crossing, strict=True)):
@@ -581,4 +729,6 @@ def training_plan(
         collectives=tuple(collectives),
         overlap=spec.overlap,
         nic_gbps=nic_gbps,
+        connections=connections,
+        library=library,
     )

@@ -16,10 +16,14 @@ from hypothesis import strategies as st
 from sim.fabric.dcqcn import (
     DcqcnParams,
     DcqcnTrace,
+    _rightmost_root,
     approximate_marking_probability,
     fixed_point,
+    limit_cycle,
     marking_probability,
+    port_trace,
     simulate,
+    stability,
     steady_state,
 )
 
@@ -290,6 +294,148 @@ def test_invariants_hold_for_any_start(rates: list[float], delay_us: float) -> N
     )
     assert_invariants(tr)
     np.testing.assert_array_equal(tr.rate_current_gbps[0], rates)
+
+
+# --------------------------------------------------------------------------- finite flows
+
+
+def test_flows_with_sizes_send_exactly_their_bytes() -> None:
+    # Three 50 KB flows at line rate into a 40 Gb/s (5 KB/µs) port: 15 KB/µs in, 5 out,
+    # so the queue grows at about 10 KB/µs for the 10 µs the flows send (the first cuts,
+    # after the 4 µs feedback delay, are slow: τ = 50 µs), then drains.
+    tr = simulate(3, duration_us=60.0, dt_us=0.5, sample_interval_us=0.5, sizes_kb=[50.0] * 3)
+    sent_kb = float(np.sum(tr.arrival_gbps[:-1]) * 0.5 / 8.0)
+    assert sent_kb == pytest.approx(150.0, rel=1e-9)
+    assert tr.queue_kb.max() == pytest.approx(100.0, rel=0.02)
+    assert tr.time_us[np.argmax(tr.queue_kb)] == pytest.approx(10.5, abs=0.6)
+    assert np.all(tr.arrival_gbps[tr.time_us >= 11.0] == 0.0)
+    assert tr.queue_kb[tr.time_us >= 32.0].max() == 0.0
+
+
+def test_unbounded_sizes_change_nothing() -> None:
+    plain = simulate(4, duration_us=3_000.0, initial_rates_gbps=[40.0, 40.0, 20.0, 5.0])
+    sized = simulate(
+        4, duration_us=3_000.0, initial_rates_gbps=[40.0, 40.0, 20.0, 5.0], sizes_kb=[np.inf] * 4
+    )
+    np.testing.assert_array_equal(plain.queue_kb, sized.queue_kb)
+    np.testing.assert_array_equal(plain.rate_current_gbps, sized.rate_current_gbps)
+    np.testing.assert_allclose(plain.arrival_gbps, plain.rate_current_gbps.sum(axis=1))
+
+
+def test_port_trace_is_the_simulation_without_per_flow_series() -> None:
+    start = {"initial_rates_gbps": [40.0] * 5 + [8.0] * 5, "sizes_kb": [30.0] * 5 + [np.inf] * 5}
+    tr = simulate(10, duration_us=2_000.0, sample_interval_us=1.0, **start)
+    port = port_trace(10, duration_us=2_000.0, sample_interval_us=1.0, **start)
+    np.testing.assert_array_equal(port.queue_kb, tr.queue_kb)
+    np.testing.assert_array_equal(port.marking_probability, tr.marking_probability)
+    np.testing.assert_allclose(port.arrival_gbps, tr.arrival_gbps)
+
+
+def test_a_run_started_at_the_fixed_point_stays_there() -> None:
+    fp = fixed_point(10)
+    tr = simulate(
+        10,
+        duration_us=20_000.0,
+        initial_rates_gbps=[fp.rate_gbps] * 10,
+        initial_target_rates_gbps=[fp.target_rate_gbps_exact] * 10,
+        initial_alpha=fp.alpha_exact,
+        initial_queue_kb=fp.queue_kb_exact,
+    )
+    np.testing.assert_allclose(tr.queue_kb, fp.queue_kb_exact, rtol=1e-6)
+    np.testing.assert_allclose(tr.rate_current_gbps, fp.rate_gbps, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- stability
+
+
+@pytest.mark.parametrize(("a_tau", "stable"), [(1.50, True), (1.65, False)])
+def test_root_finder_on_hayes_equation(a_tau: float, stable: bool) -> None:
+    # x'(t) = −a·x(t − τ) is stable exactly when a·τ < π/2 (Hayes, 1950); at the
+    # boundary its rightmost roots are ±i·a.
+    tau = 80.0
+    root = _rightmost_root(np.zeros((1, 1)), np.array([[-a_tau / tau]]), tau)
+    assert (root.real < 0) == stable
+    assert abs(root + a_tau / tau * np.exp(-root * tau)) < 1e-12
+    boundary = _rightmost_root(np.zeros((1, 1)), np.array([[-math.pi / 2 / tau]]), tau)
+    assert abs(boundary.real) < 1e-12
+    assert abs(boundary.imag) == pytest.approx(math.pi / 2 / tau, rel=1e-9)
+
+
+def test_zhu_stable_and_unstable_settings() -> None:
+    # Zhu et al. (CoNEXT 2016): N = 10 with an 85 µs feedback delay oscillates; the
+    # same flows with a few µs of delay, and N = 2 even at 85 µs, converge.
+    assert stability(10, DcqcnParams(feedback_delay_us=85.0)).stable is False
+    assert stability(10, DcqcnParams(feedback_delay_us=4.0)).stable is True
+    assert stability(2, DcqcnParams(feedback_delay_us=85.0)).stable is True
+    unstable = stability(10, DcqcnParams(feedback_delay_us=85.0))
+    # The oscillation starts with a period of about 2.4 ms and grows by e every 13 ms.
+    assert unstable.period_us == pytest.approx(2426.0, rel=0.01)
+    assert 1.0 / unstable.growth_per_ms == pytest.approx(12.9, rel=0.02)
+    # One flow has no queue to perturb; past N = 14 the ramp cannot hold the rates.
+    assert stability(1).stable is True
+    pinned = stability(20)
+    assert pinned.pinned_at_kmax and not pinned.stable
+
+
+def test_stability_boundary_in_the_delay() -> None:
+    # For N = 10 the fixed point loses stability between 60 and 65 µs of delay.
+    growth = [stability(10, DcqcnParams(feedback_delay_us=d)).growth_per_ms for d in (60, 65)]
+    assert growth[0] < 0 < growth[1]
+
+
+@pytest.mark.parametrize(("n", "delay_us"), [(10, 4.0), (5, 4.0), (14, 4.0)])
+def test_stable_verdicts_hold_in_simulation(n: int, delay_us: float) -> None:
+    # From the fixed point with its queue emptied, a stable port settles back.
+    params = DcqcnParams(feedback_delay_us=delay_us)
+    assert stability(n, params).stable
+    cycle = limit_cycle(n, params)
+    assert cycle.queue_std_kb < 0.5
+    assert cycle.utilisation == pytest.approx(1.0, abs=1e-4)
+    assert cycle.queue_kb == pytest.approx(fixed_point(n, params).queue_kb_exact, rel=0.01)
+
+
+def test_a_target_rate_held_at_line_rate_leaves_the_linear_system() -> None:
+    # Without fast recovery and with a huge additive step R_T sits at C (see the fixed
+    # point's test above): stable, as the simulation agrees, with no root at 0 from a
+    # frozen state.
+    params = DcqcnParams(fast_recovery_steps=0, rate_ai_mbps=40_000.0)
+    verdict = stability(2, params)
+    assert verdict.stable and verdict.growth_per_ms < -0.05
+    assert limit_cycle(2, params).queue_std_kb < 0.05
+
+
+def test_zhu_limit_cycle_at_85_us() -> None:
+    # Zhu et al.: with N = 10 and τ* = 85 µs the queue swings with a standard deviation
+    # of about 70 KB and the link is under-used.  The fluid model: 79 KB, 95 %.
+    params = DcqcnParams(feedback_delay_us=85.0)
+    cycle = limit_cycle(10, params)
+    assert cycle.queue_std_kb == pytest.approx(70.0, rel=0.15)
+    assert cycle.utilisation == pytest.approx(0.9485, abs=0.003)
+    # It runs empty part of each period: below the fixed point's queue on average,
+    # and it marks far more than the fixed point's p* (0.6 %) at its peaks.
+    assert cycle.queue_kb < 0.5 * fixed_point(10, params).queue_kb_exact
+    assert cycle.ecn_mark_fraction > 10 * fixed_point(10, params).p_exact
+    assert cycle.period_us == pytest.approx(2316.0, rel=0.02)
+    # What each flow gets, and what the samples say, agree with the averages.
+    assert cycle.rate_gbps * 10 == pytest.approx(cycle.utilisation * 40.0, rel=1e-12)
+    assert cycle.arrival_weights.sum() == pytest.approx(1.0)
+    assert np.dot(cycle.arrival_weights, cycle.queue_samples_kb) == pytest.approx(
+        cycle.queue_seen_kb, rel=0.01
+    )
+    share, episode_us = cycle.above(200.0)
+    assert 0 < share < 0.2 and 0 < episode_us < cycle.period_us
+    assert cycle.above(1e9) == (0.0, 0.0)
+
+
+def test_pinned_ports_oscillate_about_kmax_and_mark_above_pmax() -> None:
+    # N = 20: the rates need p* = 1.4 %, beyond the ramp's Pmax = 1 %, so the queue
+    # hovers about Kmax; the instants above it mark every packet, 8 % on average
+    # (the fixed point's figure, Pmax at Kmax, is 8 times too low).
+    assert fixed_point(20).queue_pinned_at_kmax
+    cycle = limit_cycle(20)
+    assert cycle.queue_kb == pytest.approx(KMAX_KB, rel=0.08)
+    assert cycle.ecn_mark_fraction == pytest.approx(0.0836, rel=0.03)
+    assert cycle.utilisation == pytest.approx(1.0, abs=1e-3)
 
 
 # --------------------------------------------------------------------------- validation

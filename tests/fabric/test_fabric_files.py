@@ -168,7 +168,7 @@ BAD = {
     ),
     "field of another kind": (
         "topology: {kind: fat_tree, k: 4}\ntransport: {kind: ideal, pfc: false}\n",
-        ["fab.yaml:2: transport.pfc: unknown field; this kind takes no field but 'kind'"],
+        ["fab.yaml:2: transport.pfc: unknown field; valid fields: header_bytes, whole_packets"],
     ),
     "odd k": (
         "topology:\n  kind: fat_tree\n  k: 5\ntransport: {kind: ideal}\n",

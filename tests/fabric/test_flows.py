@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from sim.fabric.config import FabricConfig
-from sim.fabric.flows import FLOW_COLUMNS, NVLINK_GBPS, simulate_flows
+from sim.fabric.dcqcn import DcqcnParams, fixed_point, limit_cycle
+from sim.fabric.flows import FLOW_COLUMNS, NVLINK_GBPS, simulate_flows, wire_bytes
 
 MB2 = 2_000_000
 
@@ -34,7 +35,17 @@ def flows(src, dst, size_bytes=MB2, start_us=0.0) -> pd.DataFrame:
 
 
 INCAST = flows(np.arange(1, 16), 0)
-IDEAL_INCAST_US = 15 * MB2 * 8 / 100e3  # 2,400 us: 30 MB through one 100 Gb/s port
+
+
+def transfer_us(config: FabricConfig, size_bytes: int = MB2, gbps: float = 100.0) -> float:
+    """A flow's bytes on the wire (payload and every packet's headers) at ``gbps``."""
+    wire, _ = wire_bytes(
+        np.array([size_bytes]),
+        config.topology.mtu_bytes,
+        config.transport.header_bytes,
+        config.transport.whole_packets,
+    )
+    return float(wire[0]) * 8 / (gbps * 1e3)
 
 
 @pytest.mark.parametrize(
@@ -49,18 +60,25 @@ IDEAL_INCAST_US = 15 * MB2 * 8 / 100e3  # 2,400 us: 30 MB through one 100 Gb/s p
     ids=["ideal", "roce-dcqcn-pfc", "roce-dcqcn-lossy", "roce-pfc-only", "infiniband"],
 )
 def test_fifteen_to_one_incast_finishes_close_to_ideal(transport):
-    result = simulate_flows(fabric(**transport), INCAST)
+    config = fabric(**transport)
+    result = simulate_flows(config, INCAST)
     assert list(result.flows.columns) == list(FLOW_COLUMNS)
-    assert result.summary["max_fct_us"] == pytest.approx(IDEAL_INCAST_US, rel=0.01)
+    # 30 MB and their packets' headers through one 100 Gb/s port: 2,400 us without headers.
+    alone_us = transfer_us(config)
+    assert alone_us == pytest.approx(160.0, rel=0.025)
+    assert result.summary["max_fct_us"] == pytest.approx(15 * alone_us, rel=0.01)
     assert (result.flows["slowdown"] >= 1).all()
+    # How many times as long as alone each transfer takes (the path and the ACK's return
+    # come on top of both).
+    latency_us = result.flows["ideal_fct_us"] - alone_us
+    transfer = ((result.flows["fct_us"] - latency_us) / alone_us).set_axis(result.flows["src"])
     if transport in ({"kind": "roce", "cc": "none"}, {"kind": "infiniband"}):
         # Lossless switches serve input ports in turn: host 1, alone on host 0's
         # edge switch, gets a third of the port (beside the two uplinks).
-        local = result.flows.set_index("src").loc[1, "slowdown"]
-        assert local == pytest.approx(3, rel=0.03)
+        assert transfer[1] == pytest.approx(3, rel=0.03)
     else:
         # Fair shares per flow: every flow finishes together, 15 times slower than alone.
-        assert result.summary["fct_slowdown_p50"] == pytest.approx(15, rel=0.03)
+        assert transfer.median() == pytest.approx(15, rel=0.03)
 
 
 def test_incast_records_pauses_with_pfc_and_marks_with_dcqcn():
@@ -179,8 +197,143 @@ def test_link_bytes_add_up_and_runs_repeat():
     result = simulate_flows(fabric(kind="roce"), VICTIM_MIX)
     again = simulate_flows(fabric(kind="roce"), VICTIM_MIX)
     pd.testing.assert_frame_equal(result.flows, again.flows)
-    # Every byte crosses each link of its single path once.
+    # Every byte on the wire (payload and headers) crosses each link of its single path once.
     hops = {0: 2, 1: 4, 2: 6}
+    wire, _ = wire_bytes(np.array([MB2]), 4096, fabric(kind="roce").transport.header_bytes)
+    assert wire[0] == MB2 + 489 * 82  # 489 packets of 4,096 bytes, the last of 1,152
     assert result.links["bytes"].sum() == pytest.approx(
-        MB2 * sum(hops[2] for _ in range(len(VICTIM_MIX))), rel=1e-9
+        wire[0] * sum(hops[2] for _ in range(len(VICTIM_MIX))), rel=1e-9
     )
+
+
+# --------------------------------------------------------------------------- DCQCN dynamics
+
+
+def zhu_incast(feedback_delay_us: float):
+    """Zhu et al.'s setting through ``surplus fabric``: 10 long flows into one 40 Gb/s port."""
+    config = FabricConfig.model_validate(
+        {
+            "topology": {"kind": "fat_tree", "k": 4, "link_gbps": 40},
+            "transport": {"kind": "roce", "dcqcn": {"feedback_delay_us": feedback_delay_us}},
+        }
+    )
+    return simulate_flows(config, flows(np.arange(1, 11), 0, size_bytes=20_000_000))
+
+
+def test_an_unstable_dcqcn_port_costs_rate_queue_swings_and_marks_in_an_epoch():
+    stable, unstable = zhu_incast(4.0), zhu_incast(85.0)
+
+    def queue_kb(result):
+        # Messages sent once the burst's 2 ms trace is over meet the receiver's port
+        # as DCQCN holds it (the only port with a queue), 1 KB per 0.2 us at 40 Gb/s.
+        messages = result.messages
+        return messages.loc[messages["sent_us"] > 2_500.0, "queueing_us"] * 40 / 8
+
+    # Stable (4 us): the exact fixed point, every message alike.
+    held = queue_kb(stable)
+    assert held.std() < 1e-6
+    assert held.mean() == pytest.approx(fixed_point(10).queue_kb_exact, rel=1e-9)
+    # Unstable (85 us): the queue swings with Zhu et al.'s standard deviation of about
+    # 70 KB (the fluid model's limit cycle: 79 KB), runs empty for a share of the
+    # messages and peaks well above the fixed point's queue.
+    swinging = queue_kb(unstable)
+    assert swinging.std() == pytest.approx(70.0, rel=0.15)
+    assert (swinging < 0.5).mean() > 0.3
+    assert swinging.max() > 1.5 * fixed_point(10).queue_kb_exact
+    # The link is under-used: the flows finish later, by the cycle's 95 % utilisation.
+    cycle = limit_cycle(10, DcqcnParams(feedback_delay_us=85.0))
+    ratio = unstable.summary["makespan_us"] / stable.summary["makespan_us"]
+    assert ratio == pytest.approx(1.0 / cycle.utilisation, rel=0.005)
+    assert ratio > 1.05
+    # And the peaks mark far more bytes.
+    assert unstable.summary["ecn_mark_fraction"] > 3 * stable.summary["ecn_mark_fraction"]
+
+
+def random_pairs(n_flows: int, hosts: int, size_bytes: int, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    src = rng.integers(0, hosts, n_flows)
+    return flows(src, (src + rng.integers(1, hosts, n_flows)) % hosts, size_bytes=size_bytes)
+
+
+def test_single_packet_flows_are_sent_before_any_notification_can_slow_them():
+    # 500 flows of one 4 KiB packet between random hosts of a k = 4 fat tree, all at
+    # once. No CNP can reach a sender before its packet is out, so DCQCN must not
+    # slow them beyond what line-rate senders get (cc: none without PFC: nothing
+    # throttles and nothing pauses them), and the burst is a pulse of 2 MB that
+    # fills no port to Xoff: nothing is paused.
+    mix = random_pairs(500, 16, 4096)
+    dcqcn = simulate_flows(fabric(kind="roce"), mix).summary
+    line_rate = simulate_flows(fabric(kind="roce", cc="none", pfc=False), mix).summary
+    assert dcqcn["fct_slowdown_p50"] == pytest.approx(line_rate["fct_slowdown_p50"], rel=0.1)
+    assert dcqcn["makespan_us"] <= line_rate["makespan_us"] * 1.1
+    assert dcqcn["pfc_pause_fraction"] == 0.0
+
+
+def test_a_long_flow_still_gets_dcqcns_rate_and_a_mouse_beside_it_its_line_rate_share():
+    config = fabric(kind="roce")
+    two = simulate_flows(config, flows([1, 2], 0, size_bytes=20_000_000)).flows
+    # Two long flows into one port: DCQCN's fair share, half the port each.
+    np.testing.assert_allclose(two["slowdown"], 2.0, rtol=0.002)
+    ten = flows(np.arange(1, 11), 0, size_bytes=20_000_000)
+    mouse = pd.concat([ten, flows(11, 0, size_bytes=4096, start_us=3_000.0)], ignore_index=True)
+    alone = simulate_flows(config, ten).flows
+    beside = simulate_flows(config, mouse).flows
+    # A one-packet flow joining ten converged long flows is out before a CNP can
+    # return: at its line-rate share of the port (a fair share, an eleventh, would
+    # slow it by 1.4), and the long flows hardly notice it.
+    assert beside["slowdown"].iloc[-1] < 1.1
+    np.testing.assert_allclose(beside["fct_us"].iloc[:10], alone["fct_us"], rtol=1e-4)
+
+
+def test_wire_bytes_count_every_packets_headers():
+    size = np.array([1, 4096, 4097, 1_000_000])
+    wire, last = wire_bytes(size, 4096, 82)
+    # 1, 1, 2 and 245 packets; the last one carries what is left.
+    assert wire.tolist() == [1 + 82, 4096 + 82, 4097 + 2 * 82, 1_000_000 + 245 * 82]
+    assert last.tolist() == [1 + 82, 4096 + 82, 1 + 82, 1_000_000 - 244 * 4096 + 82]
+    # Sent whole (as htsim does), every packet is a full MTU: 1 MB is 112 packets of 9,064 B.
+    wire, last = wire_bytes(np.array([1_000_000]), 9000, 64, whole_packets=True)
+    assert wire.tolist() == [112 * 9064]
+    assert last.tolist() == [9064]
+
+
+def test_a_flow_alone_ends_when_the_ack_of_its_last_byte_is_back():
+    # 1 MB between two hosts of one edge switch, RoCE's default framing: 245 packets of
+    # 4,096 payload bytes and 82 header bytes at 100 Gb/s; the last (576 + 82 bytes) is
+    # stored and forwarded once; 0.5 us a link; the 82-byte ACK back over two links.
+    result = simulate_flows(fabric(kind="roce"), flows(1, 0, size_bytes=1_000_000)).flows
+    wire_us = (1_000_000 + 245 * 82) * 8 / 100e3
+    last_packet_us = (1_000_000 - 244 * 4096 + 82) * 8 / 100e3
+    ack_us = 2 * (0.5 + 82 * 8 / 100e3)
+    want = wire_us + last_packet_us + 2 * 0.5 + ack_us
+    assert result["fct_us"][0] == pytest.approx(want, rel=1e-12)
+    assert result["ideal_fct_us"][0] == pytest.approx(want, rel=1e-12)
+    assert result["slowdown"][0] == 1.0
+
+
+PFC_ONLY = {"kind": "roce", "cc": "none", "pfc_xoff_kb": 270, "pfc_xon_kb": 180}
+K8 = {"kind": "fat_tree", "k": 8, "link_gbps": 100}
+
+
+def test_the_last_ack_waits_behind_the_held_inputs_of_the_ports_it_crosses():
+    # Hosts 1 and 2 push into host 0 at line rate; host 0 sends 1 MB to host 3, all on
+    # one edge switch. The probe's data meets no one, but its ACK goes back through
+    # host 0's port, whose two inputs are each held at Xoff: 540 KB at 100 Gb/s.
+    mix = pd.concat(
+        [flows([1, 2], 0, size_bytes=20_000_000), flows(0, 3, 1_000_000, start_us=200.0)],
+        ignore_index=True,
+    )
+    probe = simulate_flows(fabric(K8, **PFC_ONLY), mix).flows.iloc[-1]
+    assert probe["fct_us"] - probe["ideal_fct_us"] == pytest.approx(2 * 270e3 * 8 / 100e3)
+
+
+def test_an_ack_meets_no_queue_of_flows_that_ended_with_its_own():
+    # The same port, but the incast ends exactly when the probe does (each incast flow
+    # at half the rate with half the bytes): the queue ahead of the ACK has drained.
+    size = 200 * 4096
+    mix = pd.concat(
+        [flows([1, 2], 0, size_bytes=size), flows(0, 3, size_bytes=2 * size)], ignore_index=True
+    )
+    result = simulate_flows(fabric(K8, **PFC_ONLY), mix).flows
+    assert result["fct_us"].to_numpy() == pytest.approx(result["fct_us"][0])
+    assert result["slowdown"].iloc[-1] == 1.0
