@@ -417,7 +417,7 @@ class _Stage:
 class _Network:
     """The links, pairs and crossings of one back-pressure problem (local numbering)."""
 
-    def __init__(self, paths: Trunked, stage: np.ndarray, chains: _Chains):
+    def __init__(self, paths: Trunked, stage: np.ndarray, chains: _Chains, demand: np.ndarray):
         self.paths = paths
         self.chains = chains
         self.n_links = stage.size
@@ -445,6 +445,7 @@ class _Network:
         self.weight, self.trunk_weight = chains.weight, chains.trunk_weight
         # Per link, how many upstream links feed it flows.
         self.inputs = np.bincount(chains.pair_l, minlength=self.n_links)
+        self.heads = _NicHeads.of(self, demand)
 
     def forward(self, effective: np.ndarray, demand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One pass along the paths: every link shares ``effective`` among its inputs.
@@ -551,6 +552,10 @@ class _Network:
                         cap * through[chains.pair_u[out]] / offered[out],
                         np.inf,
                     )
+                if part is self.stages[0] and self.heads is not None:
+                    per_pair[self.heads.pair] = self.heads.caps(
+                        level[chains.pair_l[self.heads.pair]]
+                    )
                 np.minimum.at(bound, chains.pair_u[out], per_pair[out])
                 effective[links] = np.minimum(capacity[links], bound[links])
                 if floor is not None:
@@ -563,11 +568,117 @@ class _Network:
         return effective, bound, per_pair, through
 
 
+@dataclass(frozen=True)
+class _NicHeads:
+    """Pairs ``(u, l)`` that leave a NIC link ``u``, for the exact pause cap there.
+
+    A NIC shares its link max-min among its sub-flows, not in proportion: at
+    level ``L`` a sub-flow asking ``a`` (its demand times its share of the
+    link) sends ``min(a, L) / share``. A pair into a full port that takes
+    ``level[l]`` of it caps ``u`` at what the NIC carries at the level ``L*``
+    where the pair's sub-flows bring exactly ``level[l]``:
+    ``sum(min(a_e, L*))`` over the NIC's entries. (The proportional rule of
+    the other stages would lower ``u`` by ``level / offered`` a round, as
+    the NIC cut its largest sub-flows first, for hundreds of rounds.)
+
+    Attributes:
+        pair: The pairs, one per run of ``start``.
+        start: Where each pair's crossings start in the sorted arrays (``+ 1``).
+        asked, before, slope, reach: Per crossing, sorted by ``asked`` within
+            its pair: what its sub-flow asks at the NIC, what the pair brings
+            from the crossings before it at level ``asked``, the slope of what
+            it brings above that (``sum(weight / share)`` from here on), and
+            what it brings at level ``asked``.
+        entry_pair, entry_asked, entry_ptr: The NIC's entries for each pair,
+            expanded: the pair's run, what the entry asks, where each pair's
+            entries start (``+ 1``).
+    """
+
+    pair: np.ndarray
+    start: np.ndarray
+    asked: np.ndarray
+    before: np.ndarray
+    slope: np.ndarray
+    reach: np.ndarray
+    entry_pair: np.ndarray
+    entry_asked: np.ndarray
+    entry_ptr: np.ndarray
+
+    @staticmethod
+    def of(network: _Network, demand: np.ndarray) -> _NicHeads | None:
+        """The NIC pairs of a problem, or None where a sub-flow has several NIC entries."""
+        if len(network.stages) < 2 or not network.nic_flow.size:
+            return None
+        entries = np.bincount(network.nic_flow, minlength=network.n_flows)
+        crossings = network.stages[1].own
+        chains = network.chains
+        flow = chains.flow[crossings]
+        if entries.max() > 1 or not crossings.size or np.any(entries[flow] == 0):
+            return None
+        entry_of_flow = np.full(network.n_flows, -1, dtype=np.int64)
+        entry_of_flow[network.nic_flow] = np.arange(network.nic_flow.size)
+        nic_asked = demand[network.nic_flow] * network.nic_share
+        entry = entry_of_flow[flow]
+        asked, share = nic_asked[entry], network.nic_share[entry]
+        weight, pair = network.weight[crossings], chains.pair[crossings]
+        order = np.lexsort((asked, pair))
+        asked, share, weight, pair = asked[order], share[order], weight[order], pair[order]
+        first = np.concatenate([[True], pair[1:] != pair[:-1]])
+        start = np.append(np.flatnonzero(first), pair.size)
+        run = np.cumsum(first) - 1
+        per_unit = weight / share
+        brought = per_unit * asked
+        before = np.cumsum(brought) - brought
+        before -= before[start[:-1]][run]
+        passed = np.cumsum(per_unit) - per_unit
+        passed -= passed[start[:-1]][run]
+        slope = np.add.reduceat(per_unit, start[:-1])[run] - passed
+        pairs = pair[start[:-1]]
+        # The NIC's entries of each pair's upstream link, expanded pair by pair.
+        order_e, ptr = _grouped(network.nic_link, network.n_links)
+        link = chains.pair_u[pairs]
+        counts = ptr[link + 1] - ptr[link]
+        entry_pair = np.repeat(np.arange(pairs.size), counts)
+        offset = np.arange(entry_pair.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        entry = order_e[np.repeat(ptr[link], counts) + offset]
+        return _NicHeads(
+            pairs,
+            start,
+            asked,
+            before,
+            slope,
+            before + slope * asked,
+            entry_pair,
+            nic_asked[entry],
+            np.append(np.cumsum(counts) - counts, entry_pair.size),
+        )
+
+    def caps(self, target: np.ndarray) -> np.ndarray:
+        """Per pair, the cap on its NIC link for the pair to bring ``target`` (``inf``: none)."""
+        n = self.asked.size
+        run = np.repeat(np.arange(self.pair.size), np.diff(self.start))
+        reached = target[run] <= self.reach
+        first = np.minimum.reduceat(np.where(reached, np.arange(n), n), self.start[:-1])
+        found = first < n
+        at = np.minimum(first, n - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            level = np.where(found, (target - self.before[at]) / self.slope[at], np.inf)
+        level = np.maximum(level, 0.0)
+        carried = np.bincount(
+            self.entry_pair,
+            weights=np.minimum(self.entry_asked, level[self.entry_pair]),
+            minlength=self.pair.size,
+        )
+        return np.where(np.isfinite(level), carried, np.inf)
+
+
 class _CompiledNetwork(_Network):
     """The same passes compiled (:mod:`sim.fabric.backpressure_kernels`), for large problems."""
 
-    def __init__(self, paths: Trunked, stage: np.ndarray, chains: _Chains, kernels: Any):
-        super().__init__(paths, stage, chains)
+    def __init__(
+        self, paths: Trunked, stage: np.ndarray, chains: _Chains, demand: np.ndarray, kernels: Any
+    ):
+        super().__init__(paths, stage, chains, demand)
         self.kernels = kernels
         n_stages = len(self.stages)
         self.stage_links, self.stage_ptr = _grouped(stage, n_stages)
@@ -583,6 +694,22 @@ class _CompiledNetwork(_Network):
         order, self.trunk_ptr = _grouped(pair_stage[chains.trunk_pair], n_stages)
         self.trunk = (chains.trunk[order], chains.trunk_pair[order], self.trunk_weight[order])
         self.stage_has_out = np.array([part.out.size > 0 for part in self.stages], dtype=bool)
+        heads = self.heads
+        empty_i, empty_f = np.zeros(1, dtype=np.int64), np.zeros(0)
+        self.head_arrays = (
+            (empty_i[:0], empty_i, empty_f, empty_f, empty_f, empty_f, empty_f, empty_i)
+            if heads is None
+            else (
+                heads.pair,
+                heads.start,
+                heads.asked,
+                heads.before,
+                heads.slope,
+                heads.reach,
+                heads.entry_asked,
+                heads.entry_ptr,
+            )
+        )
 
     def forward(self, effective: np.ndarray, demand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`_Network.forward`, compiled."""
@@ -627,6 +754,7 @@ class _CompiledNetwork(_Network):
             self.stage_has_out,
             self.chains.pair_u,
             self.chains.pair_l,
+            *self.head_arrays,
         )
 
 
@@ -638,7 +766,7 @@ def _grouped(key: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
     return order, ptr
 
 
-def _network(paths: Trunked, stage: np.ndarray, chains: _Chains) -> _Network:
+def _network(paths: Trunked, stage: np.ndarray, chains: _Chains, demand: np.ndarray) -> _Network:
     """The problem's passes: compiled for a large problem where numba is installed."""
     if chains.flow.size + chains.trunk.size >= COMPILED_FROM:
         try:
@@ -646,8 +774,8 @@ def _network(paths: Trunked, stage: np.ndarray, chains: _Chains) -> _Network:
         except ImportError:
             pass
         else:
-            return _CompiledNetwork(paths, stage, chains, backpressure_kernels)
-    return _Network(paths, stage, chains)
+            return _CompiledNetwork(paths, stage, chains, demand, backpressure_kernels)
+    return _Network(paths, stage, chains, demand)
 
 
 def _weighted_mean(row: np.ndarray, value: np.ndarray, weight: np.ndarray, n: int) -> np.ndarray:
@@ -740,7 +868,7 @@ def _fixed_point(
     chains: _Chains,
 ) -> BackPressure:
     """:func:`backpressure_rates` on the links the sub-flows cross, numbered from 0."""
-    network = _network(paths, stage, chains)
+    network = _network(paths, stage, chains, demand_gbps.astype(np.float64))
     capacity = capacity_gbps.astype(np.float64)
     effective = capacity.copy()
     held = np.zeros(chains.n_pairs, dtype=bool)

@@ -203,6 +203,35 @@ def forward(
 
 
 @numba.njit(cache=True, nogil=True)
+def _head_caps(
+    per_pair: np.ndarray,
+    level: np.ndarray,
+    pair_l: np.ndarray,
+    head_pair: np.ndarray,
+    head_start: np.ndarray,
+    head_asked: np.ndarray,
+    head_before: np.ndarray,
+    head_slope: np.ndarray,
+    head_reach: np.ndarray,
+    entry_asked: np.ndarray,
+    entry_ptr: np.ndarray,
+) -> None:
+    """The caps of pairs leaving NIC links (see ``_NicHeads.caps``), into ``per_pair``."""
+    for r in range(head_pair.size):
+        p = head_pair[r]
+        target = level[pair_l[p]]
+        cap = np.inf
+        for i in range(head_start[r], head_start[r + 1]):
+            if target <= head_reach[i]:
+                at = max((target - head_before[i]) / head_slope[i], 0.0)
+                cap = 0.0
+                for e in range(entry_ptr[r], entry_ptr[r + 1]):
+                    cap += min(entry_asked[e], at)
+                break
+        per_pair[p] = cap
+
+
+@numba.njit(cache=True, nogil=True)
 def backward(
     offered: np.ndarray,
     held: np.ndarray,
@@ -218,12 +247,21 @@ def backward(
     stage_has_out: np.ndarray,
     pair_u: np.ndarray,
     pair_l: np.ndarray,
+    head_pair: np.ndarray,
+    head_start: np.ndarray,
+    head_asked: np.ndarray,
+    head_before: np.ndarray,
+    head_slope: np.ndarray,
+    head_reach: np.ndarray,
+    entry_asked: np.ndarray,
+    entry_ptr: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """What each link may carry, from the last stage back (see ``_Network.backward``).
 
     A link's output pairs (it is their upstream link) are
     ``out_pairs[out_ptr[l]:out_ptr[l + 1]]``; ``stage_has_out[k]`` says whether
-    any link of stage ``k`` has one.
+    any link of stage ``k`` has one. The ``head_*`` and ``entry_*`` arrays are
+    those of ``_NicHeads`` (empty where its rule does not apply).
     """
     n_links = capacity.size
     n_pairs = offered.size
@@ -246,8 +284,16 @@ def backward(
                     cap = level[pair_l[p]]
                     if np.isfinite(cap) and offered[p] > 0:
                         per_pair[p] = cap * through[link] / offered[p]
-                    if per_pair[p] < bound[link]:
-                        bound[link] = per_pair[p]
+            if k == 0:
+                _head_caps(
+                    per_pair, level, pair_l, head_pair, head_start, head_asked,
+                    head_before, head_slope, head_reach, entry_asked, entry_ptr,
+                )  # fmt: skip
+            for i in range(s0, s1):
+                link = stage_links[i]
+                for j in range(out_ptr[link], out_ptr[link + 1]):
+                    if per_pair[out_pairs[j]] < bound[link]:
+                        bound[link] = per_pair[out_pairs[j]]
                 value = min(capacity[link], bound[link])
                 if use_floor:
                     value = min(value, floor[link])

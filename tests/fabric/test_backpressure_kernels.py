@@ -20,9 +20,10 @@ from tests.fabric.strategies import host_pairs, small_topologies
 kernels = pytest.importorskip("sim.fabric.backpressure_kernels")
 
 
-def networks(topology, src, dst, mode: str, qps: int):
-    """The numpy and the compiled passes of one routed problem, in local numbering."""
+def networks(topology, src, dst, mode: str, qps: int, rng: np.random.Generator):
+    """The numpy and the compiled passes of one routed problem (random demands), local numbering."""
     incidence = route(topology, src, dst, mode=mode, qps_per_connection=qps).incidence.tocsr()
+    demand = rng.uniform(1.0, 200.0, incidence.shape[0])
     shareable = (topology.link_src >= topology.n_hosts) & (topology.link_dst >= topology.n_hosts)
     paths = factor(incidence, shareable) if mode == "spray" else Trunked.of(incidence)
     chains = bp.upstream_chains(paths, topology)
@@ -34,9 +35,10 @@ def networks(topology, src, dst, mode: str, qps: int):
     stage = link_stage(topology)[used]
     capacity = topology.capacity_gbps[used].astype(float)
     return (
-        bp._Network(local, stage, chains),
-        bp._CompiledNetwork(local, stage, chains, kernels),
+        bp._Network(local, stage, chains, demand),
+        bp._CompiledNetwork(local, stage, chains, demand, kernels),
         capacity,
+        demand,
     )
 
 
@@ -58,10 +60,9 @@ def test_compiled_passes_equal_the_numpy_passes(problem) -> None:
     topology, src, dst, mode, qps, seed = problem
     if not src.size:
         return
-    reference, compiled, capacity = networks(topology, src, dst, mode, qps)
     rng = np.random.default_rng(seed)
+    reference, compiled, capacity, demand = networks(topology, src, dst, mode, qps, rng)
     effective = capacity * rng.uniform(0.05, 1.0, capacity.size)
-    demand = rng.uniform(1.0, 200.0, reference.n_flows)
     rates, offered = reference.forward(effective, demand)
     rates_c, offered_c = compiled.forward(effective, demand)
     np.testing.assert_allclose(rates_c, rates, rtol=1e-12, atol=1e-12)
