@@ -584,11 +584,11 @@ class _NicHeads:
     Attributes:
         pair: The pairs, one per run of ``start``.
         start: Where each pair's crossings start in the sorted arrays (``+ 1``).
-        asked, before, slope, reach: Per crossing, sorted by ``asked`` within
-            its pair: what its sub-flow asks at the NIC, what the pair brings
-            from the crossings before it at level ``asked``, the slope of what
-            it brings above that (``sum(weight / share)`` from here on), and
-            what it brings at level ``asked``.
+        before, slope, reach: Per crossing, sorted by what its sub-flow asks
+            at the NIC (``asked``) within its pair: what the pair brings from
+            the crossings before it at level ``asked``, the slope of what it
+            brings above that (``sum(weight / share)`` from here on), and what
+            it brings at level ``asked``.
         entry_pair, entry_asked, entry_ptr: The NIC's entries for each pair,
             expanded: the pair's run, what the entry asks, where each pair's
             entries start (``+ 1``).
@@ -596,7 +596,6 @@ class _NicHeads:
 
     pair: np.ndarray
     start: np.ndarray
-    asked: np.ndarray
     before: np.ndarray
     slope: np.ndarray
     reach: np.ndarray
@@ -644,7 +643,6 @@ class _NicHeads:
         return _NicHeads(
             pairs,
             start,
-            asked,
             before,
             slope,
             before + slope * asked,
@@ -655,7 +653,7 @@ class _NicHeads:
 
     def caps(self, target: np.ndarray) -> np.ndarray:
         """Per pair, the cap on its NIC link for the pair to bring ``target`` (``inf``: none)."""
-        n = self.asked.size
+        n = self.reach.size
         run = np.repeat(np.arange(self.pair.size), np.diff(self.start))
         reached = target[run] <= self.reach
         first = np.minimum.reduceat(np.where(reached, np.arange(n), n), self.start[:-1])
@@ -697,12 +695,11 @@ class _CompiledNetwork(_Network):
         heads = self.heads
         empty_i, empty_f = np.zeros(1, dtype=np.int64), np.zeros(0)
         self.head_arrays = (
-            (empty_i[:0], empty_i, empty_f, empty_f, empty_f, empty_f, empty_f, empty_i)
+            (empty_i[:0], empty_i, empty_f, empty_f, empty_f, empty_f, empty_i)
             if heads is None
             else (
                 heads.pair,
                 heads.start,
-                heads.asked,
                 heads.before,
                 heads.slope,
                 heads.reach,

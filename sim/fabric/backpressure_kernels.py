@@ -44,7 +44,9 @@ import numba  # noqa: E402  (after the cache directory is chosen)
 
 __all__ = ["backward", "forward"]
 
-_TOLERANCE = 1e-9  # sim.fabric.backpressure.TOLERANCE (checked there at import)
+_TOLERANCE = 1e-9
+"""Must equal :data:`sim.fabric.backpressure.TOLERANCE` (a test checks it; importing it
+from there would make the two modules import each other)."""
 
 
 @numba.njit(cache=True, nogil=True)
@@ -209,7 +211,6 @@ def _head_caps(
     pair_l: np.ndarray,
     head_pair: np.ndarray,
     head_start: np.ndarray,
-    head_asked: np.ndarray,
     head_before: np.ndarray,
     head_slope: np.ndarray,
     head_reach: np.ndarray,
@@ -249,7 +250,6 @@ def backward(
     pair_l: np.ndarray,
     head_pair: np.ndarray,
     head_start: np.ndarray,
-    head_asked: np.ndarray,
     head_before: np.ndarray,
     head_slope: np.ndarray,
     head_reach: np.ndarray,
@@ -286,7 +286,7 @@ def backward(
                         per_pair[p] = cap * through[link] / offered[p]
             if k == 0:
                 _head_caps(
-                    per_pair, level, pair_l, head_pair, head_start, head_asked,
+                    per_pair, level, pair_l, head_pair, head_start,
                     head_before, head_slope, head_reach, entry_asked, entry_ptr,
                 )  # fmt: skip
             for i in range(s0, s1):

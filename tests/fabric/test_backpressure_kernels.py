@@ -42,6 +42,10 @@ def networks(topology, src, dst, mode: str, qps: int, rng: np.random.Generator):
     )
 
 
+def test_the_kernels_fill_to_the_solvers_tolerance() -> None:
+    assert kernels._TOLERANCE == bp.TOLERANCE
+
+
 @st.composite
 def problems(draw: st.DrawFn):
     """A small routed problem (single paths or sprayed, 1-4 queue pairs) and a seed."""
