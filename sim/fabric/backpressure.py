@@ -446,16 +446,21 @@ class _Network:
         # Per link, how many upstream links feed it flows.
         self.inputs = np.bincount(chains.pair_l, minlength=self.n_links)
         self.heads = _NicHeads.of(self, demand)
+        self.relays = _Relays.of(self, stage)
 
-    def forward(self, effective: np.ndarray, demand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def forward(self, effective: np.ndarray, demand: np.ndarray) -> tuple[np.ndarray, ...]:
         """One pass along the paths: every link shares ``effective`` among its inputs.
 
         Returns:
-            ``(rates, offered)``: each sub-flow's rate past its last link, and
-            what each pair's sub-flows bring its downstream link.
+            ``(rates, offered, relayed)``: each sub-flow's rate past its last
+            link, what each pair's sub-flows bring its downstream link, and per
+            relay (see :class:`_Relays`) what its input pair brings of the
+            traffic that goes on into its output pair.
         """
         chains = self.chains
         n_flows = self.n_flows
+        relays = self.relays
+        relayed = np.zeros(relays.n_relays)
         rates = demand.astype(np.float64).copy()
         # NIC links: the host's sub-flows in turn.
         asked = rates[self.nic_flow] * self.nic_share
@@ -469,6 +474,11 @@ class _Network:
                 continue
             own, trunk = part.own, part.trunk
             brought = self.weight[own] * rates[chains.flow[own]]
+            relay = relays.of_crossing[own]
+            passing = relay >= 0
+            relayed += np.bincount(
+                relay[passing], weights=brought[passing], minlength=relays.n_relays
+            )
             pair_sum = np.bincount(
                 chains.pair[own], weights=brought, minlength=chains.n_pairs
             ).astype(np.float64, copy=False)
@@ -506,11 +516,12 @@ class _Network:
                 slot = self.paths.slot[members]
                 factor[members] = numerator[slot] / denominator[slot]
             rates *= factor
-        return rates, offered
+        return rates, offered, relayed
 
     def backward(
         self,
         offered: np.ndarray,
+        relayed: np.ndarray,
         held: np.ndarray,
         capacity: np.ndarray,
         floor: np.ndarray | None,
@@ -522,11 +533,17 @@ class _Network:
         full link ``l`` each input gets ``level[l]``; an input held back there
         (``held``: paused because of it) would bring more if it could, so it
         asks for the whole link, the others what they bring. A pair
-        ``(u, l)`` then caps ``u`` at ``level[l] * T_u / offered(u, l)``: ``u``
-        carries its flows in the proportions they came (FIFO), ``T_u`` in all.
+        ``(u, l)`` then caps ``u`` at what ``u`` carries when it passes
+        exactly ``level[l]`` into ``l``: found by inverting ``u``'s own
+        sharing (its inputs max-min, each input's flows in proportion; a NIC's
+        sub-flows max-min) where the pair's flows are known (see
+        :class:`_Relays` and :class:`_NicHeads`), else at
+        ``level[l] * T_u / offered(u, l)`` (``u``'s flows in the proportions
+        they came, ``T_u`` in all).
 
         Args:
             offered: Per pair, what its flows bring the downstream link.
+            relayed: Per relay, what its input brings of its output's traffic.
             held: Per pair, whether its upstream link is held back there.
             capacity: Link capacities.
             floor: If given, no link may carry more than this (pauses only grow).
@@ -542,7 +559,8 @@ class _Network:
         level = np.full(self.n_links, np.inf)
         bound = np.full(self.n_links, np.inf)
         per_pair = np.full(chains.n_pairs, np.inf)
-        for part in reversed(self.stages):
+        for k in range(len(self.stages) - 1, -1, -1):
+            part = self.stages[k]
             links, into, out = part.links, part.into, part.out
             if out.size:
                 cap = level[chains.pair_l[out]]
@@ -552,9 +570,19 @@ class _Network:
                         cap * through[chains.pair_u[out]] / offered[out],
                         np.inf,
                     )
-                if part is self.stages[0] and self.heads is not None:
+                if k == 0 and self.heads is not None:
                     per_pair[self.heads.pair] = self.heads.caps(
                         level[chains.pair_l[self.heads.pair]]
+                    )
+                elif k > 0 and self.relays.stages[k].pairs.size:
+                    at = self.relays.stages[k]
+                    per_pair[at.pairs] = _inverted_caps(
+                        at.start,
+                        offered[at.input],
+                        relayed[at.relays],
+                        level[chains.pair_l[at.pairs]],
+                        at.entry_run,
+                        offered[at.entry_pair],
                     )
                 np.minimum.at(bound, chains.pair_u[out], per_pair[out])
                 effective[links] = np.minimum(capacity[links], bound[links])
@@ -568,40 +596,104 @@ class _Network:
         return effective, bound, per_pair, through
 
 
+def _inverted_caps(
+    start: np.ndarray,
+    value: np.ndarray,
+    carried: np.ndarray,
+    target: np.ndarray,
+    entry_run: np.ndarray,
+    entry_value: np.ndarray,
+) -> np.ndarray:
+    """Per pair ``(u, l)``, what ``u`` carries when it passes exactly ``target`` into ``l``.
+
+    ``u`` shares itself max-min among its feeders (its input ports, or a
+    NIC's sub-flows): at level ``L`` a feeder bringing ``v`` passes
+    ``min(v, L)``, and the part ``c / v`` of it that goes on into ``l`` keeps
+    its proportion. The pair then brings ``sum(min(v, L) * c / v)`` over its
+    feeders, a piecewise linear function of ``L``; the level ``L*`` at which
+    it brings ``target`` is found by walking its breakpoints (the feeders
+    sorted by ``v``), and ``u`` carries ``sum(min(v, L*))`` over all its
+    feeders. Where even an unpaused ``u`` passes no more than ``target``,
+    ``u`` may carry all it is brought, scaled by ``target / passed`` (the
+    proportional rule, which holds a link paused exactly as much as it needs).
+
+    Args:
+        start: Where each pair's feeders start in ``value``/``carried``
+            (``+ 1``; no pair without feeders).
+        value: Per feeder of a pair, what it brings ``u``.
+        carried: Per feeder of a pair, how much of that goes on into ``l``.
+        target: Per pair, what ``l`` takes of it.
+        entry_run, entry_value: All of ``u``'s feeders, listed once for each
+            of ``u``'s pairs: the pair's index and what the feeder brings.
+    """
+    n_pairs = start.size - 1
+    run = np.repeat(np.arange(n_pairs), np.diff(start))
+    order = np.lexsort((value, run))
+    value, carried = value[order], carried[order]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_unit = np.where(value > 0, carried / value, 0.0)
+    first = start[:-1]
+    before = np.cumsum(carried) - carried
+    before -= before[first][run]
+    passed = np.cumsum(per_unit) - per_unit
+    passed -= passed[first][run]
+    slope = np.add.reduceat(per_unit, first)[run] - passed
+    reach = before + slope * value  # what the pair brings at level ``value``
+    unpaused = np.add.reduceat(carried, first)  # what it brings while ``u`` passes all
+    n = value.size
+    cut = target < unpaused * (1 - TOLERANCE)
+    at = np.minimum.reduceat(np.where(target[run] < reach, np.arange(n), n), first)
+    at = np.minimum(at, n - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level = np.where(cut, (target - before[at]) / slope[at], np.inf)
+    level = np.maximum(level, 0.0)
+    carries = np.bincount(
+        entry_run, weights=np.minimum(entry_value, level[entry_run]), minlength=n_pairs
+    )
+    # Where ``u`` need not cut, it may carry more in proportion (as the pair's
+    # flows would): exactly what it brings where the pair brings ``target``.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        more = np.where(unpaused > 0, carries * (target / unpaused), np.inf)
+    return np.where(cut, carries, np.where(np.isfinite(more), more, np.inf))
+
+
+def _expanded(pairs: np.ndarray, link: np.ndarray, order: np.ndarray, ptr: np.ndarray):
+    """Per pair, the entries ``order[ptr[x]:ptr[x + 1]]`` of its link ``x``, listed pair by pair.
+
+    Returns:
+        ``(run, entry)``: per listed entry, the pair's index in ``pairs`` and the entry.
+    """
+    counts = ptr[link + 1] - ptr[link]
+    run = np.repeat(np.arange(pairs.size), counts)
+    offset = np.arange(run.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    return run, order[np.repeat(ptr[link], counts) + offset]
+
+
 @dataclass(frozen=True)
 class _NicHeads:
-    """Pairs ``(u, l)`` that leave a NIC link ``u``, for the exact pause cap there.
+    """The pairs leaving NIC links, for the exact pause cap there (:func:`_inverted_caps`).
 
-    A NIC shares its link max-min among its sub-flows, not in proportion: at
-    level ``L`` a sub-flow asking ``a`` (its demand times its share of the
-    link) sends ``min(a, L) / share``. A pair into a full port that takes
-    ``level[l]`` of it caps ``u`` at what the NIC carries at the level ``L*``
-    where the pair's sub-flows bring exactly ``level[l]``:
-    ``sum(min(a_e, L*))`` over the NIC's entries. (The proportional rule of
-    the other stages would lower ``u`` by ``level / offered`` a round, as
-    the NIC cut its largest sub-flows first, for hundreds of rounds.)
+    A NIC shares its link max-min among its sub-flows; each is a feeder that
+    brings what it asks (its demand times its share of the link) and carries
+    ``asked * weight / share`` of it into the pair. Both are fixed, so the
+    feeders are listed once. (The proportional rule would lower ``u`` by
+    ``level / offered`` a round, as the NIC cut its largest sub-flows first,
+    for hundreds of rounds.)
 
     Attributes:
-        pair: The pairs, one per run of ``start``.
-        start: Where each pair's crossings start in the sorted arrays (``+ 1``).
-        before, slope, reach: Per crossing, sorted by what its sub-flow asks
-            at the NIC (``asked``) within its pair: what the pair brings from
-            the crossings before it at level ``asked``, the slope of what it
-            brings above that (``sum(weight / share)`` from here on), and what
-            it brings at level ``asked``.
-        entry_pair, entry_asked, entry_ptr: The NIC's entries for each pair,
-            expanded: the pair's run, what the entry asks, where each pair's
-            entries start (``+ 1``).
+        pair: The pairs.
+        start: Where each pair's feeders start (``+ 1``).
+        asked, brought: Per feeder, what it asks at the NIC and brings the pair.
+        entry_run, entry_asked: The NIC's entries of each pair's link, pair by
+            pair: the pair's index and what the entry asks.
     """
 
     pair: np.ndarray
     start: np.ndarray
-    before: np.ndarray
-    slope: np.ndarray
-    reach: np.ndarray
-    entry_pair: np.ndarray
+    asked: np.ndarray
+    brought: np.ndarray
+    entry_run: np.ndarray
     entry_asked: np.ndarray
-    entry_ptr: np.ndarray
 
     @staticmethod
     def of(network: _Network, demand: np.ndarray) -> _NicHeads | None:
@@ -623,51 +715,125 @@ class _NicHeads:
         order = np.lexsort((asked, pair))
         asked, share, weight, pair = asked[order], share[order], weight[order], pair[order]
         first = np.concatenate([[True], pair[1:] != pair[:-1]])
-        start = np.append(np.flatnonzero(first), pair.size)
-        run = np.cumsum(first) - 1
-        per_unit = weight / share
-        brought = per_unit * asked
-        before = np.cumsum(brought) - brought
-        before -= before[start[:-1]][run]
-        passed = np.cumsum(per_unit) - per_unit
-        passed -= passed[start[:-1]][run]
-        slope = np.add.reduceat(per_unit, start[:-1])[run] - passed
-        pairs = pair[start[:-1]]
-        # The NIC's entries of each pair's upstream link, expanded pair by pair.
+        pairs = pair[first]
         order_e, ptr = _grouped(network.nic_link, network.n_links)
-        link = chains.pair_u[pairs]
-        counts = ptr[link + 1] - ptr[link]
-        entry_pair = np.repeat(np.arange(pairs.size), counts)
-        offset = np.arange(entry_pair.size) - np.repeat(np.cumsum(counts) - counts, counts)
-        entry = order_e[np.repeat(ptr[link], counts) + offset]
+        entry_run, entry = _expanded(pairs, chains.pair_u[pairs], order_e, ptr)
         return _NicHeads(
             pairs,
-            start,
-            before,
-            slope,
-            before + slope * asked,
-            entry_pair,
+            np.append(np.flatnonzero(first), pair.size),
+            asked,
+            asked * weight / share,
+            entry_run,
             nic_asked[entry],
-            np.append(np.cumsum(counts) - counts, entry_pair.size),
         )
 
     def caps(self, target: np.ndarray) -> np.ndarray:
         """Per pair, the cap on its NIC link for the pair to bring ``target`` (``inf``: none)."""
-        n = self.reach.size
-        run = np.repeat(np.arange(self.pair.size), np.diff(self.start))
-        reached = target[run] <= self.reach
-        first = np.minimum.reduceat(np.where(reached, np.arange(n), n), self.start[:-1])
-        found = first < n
-        at = np.minimum(first, n - 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            level = np.where(found, (target - self.before[at]) / self.slope[at], np.inf)
-        level = np.maximum(level, 0.0)
-        carried = np.bincount(
-            self.entry_pair,
-            weights=np.minimum(self.entry_asked, level[self.entry_pair]),
-            minlength=self.pair.size,
+        return _inverted_caps(
+            self.start, self.asked, self.brought, target, self.entry_run, self.entry_asked
         )
-        return np.where(np.isfinite(level), carried, np.inf)
+
+
+@dataclass(frozen=True)
+class _RelayStage:
+    """The relays of the output pairs whose upstream link is at one path stage.
+
+    Attributes:
+        pairs: The output pairs ``(u, l)`` whose traffic is known input by input.
+        start: Where each pair's relays start in ``relays`` (``+ 1``).
+        relays: The pairs' relays, pair by pair.
+        input: Per relay, its input pair (into ``u``).
+        entry_run, entry_pair: Every input pair of each pair's ``u``, pair by
+            pair: the pair's index in ``pairs`` and the input pair.
+    """
+
+    pairs: np.ndarray
+    start: np.ndarray
+    relays: np.ndarray
+    input: np.ndarray
+    entry_run: np.ndarray
+    entry_pair: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Relays:
+    """How switch links pass their inputs' traffic on: per (input pair, output pair), a relay.
+
+    A link ``u`` past the NIC shares itself max-min among its input ports and
+    keeps each input's flows in proportion, so what an output pair ``(u, l)``
+    gets is fixed by what each input brings ``u`` and how much of that goes on
+    into ``l``: the relay ``(input, output)``, summed in the forward pass from
+    the sub-flows that cross both. It is exact for an output pair whose every
+    sub-flow has one path through ``u`` (one crossing in, one out, weight 1)
+    and no trunk crosses it; the pause cap of the other pairs stays
+    proportional.
+
+    Attributes:
+        of_crossing: Per own crossing, the relay it brings traffic into
+            (``-1``: none), as the crossing into ``u``.
+        output, input: Per relay, its output and input pair (sorted by output).
+        stages: Per path stage, its output pairs' relays.
+    """
+
+    of_crossing: np.ndarray
+    output: np.ndarray
+    input: np.ndarray
+    stages: list[_RelayStage]
+
+    @property
+    def n_relays(self) -> int:
+        """Number of relays."""
+        return self.output.size
+
+    @staticmethod
+    def of(network: _Network, stage: np.ndarray) -> _Relays:
+        """The relays of a problem."""
+        chains = network.chains
+        n_pairs, n_links = chains.n_pairs, np.int64(network.n_links)
+        flow = chains.flow.astype(np.int64)
+        pair = chains.pair
+        enters = flow * n_links + chains.pair_l[pair]  # (sub-flow, link it enters)
+        leaves = flow * n_links + chains.pair_u[pair]  # (sub-flow, link it leaves)
+        by_entry = np.argsort(enters, kind="stable")
+        sorted_entries = enters[by_entry]
+        first = np.searchsorted(sorted_entries, leaves, side="left")
+        entered = np.searchsorted(sorted_entries, leaves, side="right") - first
+        sorted_exits = np.sort(leaves)
+        exits = np.searchsorted(sorted_exits, leaves, side="right") - np.searchsorted(
+            sorted_exits, leaves, side="left"
+        )
+        c_in = by_entry[np.minimum(first, flow.size - 1)] if flow.size else first
+        inside = stage[chains.pair_u[pair]] >= 1
+        single = (entered == 1) & (exits == 1) & (network.weight == 1.0)
+        single &= network.weight[c_in] == 1.0
+        # An output pair is exact only if all its crossings are.
+        spoiled = np.bincount(pair[inside & ~single], minlength=n_pairs) > 0
+        spoiled[chains.trunk_pair] = True
+        out = np.flatnonzero(inside & single & ~spoiled[pair])
+        key = pair[out].astype(np.int64) * n_pairs + pair[c_in[out]]
+        keys, relay = np.unique(key, return_inverse=True)
+        of_crossing = np.full(flow.size, -1, dtype=np.int64)
+        of_crossing[c_in[out]] = relay
+        relay_output, relay_input = keys // n_pairs, keys % n_pairs
+        order_in, ptr_in = _grouped(chains.pair_l, network.n_links)
+        stages = []
+        for k in range(len(network.stages)):
+            mine = np.flatnonzero(stage[chains.pair_u[relay_output]] == k)  # sorted by output
+            output = relay_output[mine]
+            head = np.concatenate([[True], output[1:] != output[:-1]]) if mine.size else mine
+            pairs = output[head] if mine.size else np.zeros(0, dtype=np.int64)
+            entry_run, entry_pair = _expanded(pairs, chains.pair_u[pairs], order_in, ptr_in)
+            stages.append(
+                _RelayStage(
+                    pairs,
+                    np.append(np.flatnonzero(head), mine.size),
+                    mine,
+                    relay_input[mine],
+                    entry_run,
+                    entry_pair,
+                )
+            )
+        return _Relays(of_crossing, relay_output, relay_input, stages)
 
 
 class _CompiledNetwork(_Network):
@@ -688,27 +854,36 @@ class _CompiledNetwork(_Network):
         own_stage = pair_stage[chains.pair]
         _, self.own_ptr = _grouped(own_stage, n_stages)
         order = np.lexsort((chains.flow, own_stage))  # each stage's sub-flow by sub-flow
-        self.own = (chains.flow[order], chains.pair[order], self.weight[order])
+        relays = self.relays
+        self.own = (
+            chains.flow[order],
+            chains.pair[order],
+            self.weight[order],
+            relays.of_crossing[order],
+        )
+        _, self.relay_ptr = _grouped(relays.output, chains.n_pairs)
         order, self.trunk_ptr = _grouped(pair_stage[chains.trunk_pair], n_stages)
         self.trunk = (chains.trunk[order], chains.trunk_pair[order], self.trunk_weight[order])
         self.stage_has_out = np.array([part.out.size > 0 for part in self.stages], dtype=bool)
         heads = self.heads
         empty_i, empty_f = np.zeros(1, dtype=np.int64), np.zeros(0)
         self.head_arrays = (
-            (empty_i[:0], empty_i, empty_f, empty_f, empty_f, empty_f, empty_i)
+            (empty_i[:0], empty_i, empty_f, empty_f, empty_f, empty_i)
             if heads is None
             else (
                 heads.pair,
                 heads.start,
-                heads.before,
-                heads.slope,
-                heads.reach,
+                heads.asked,
+                heads.brought,
                 heads.entry_asked,
-                heads.entry_ptr,
+                np.append(
+                    np.searchsorted(heads.entry_run, np.arange(heads.pair.size)),
+                    heads.entry_run.size,
+                ),
             )
         )
 
-    def forward(self, effective: np.ndarray, demand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def forward(self, effective: np.ndarray, demand: np.ndarray) -> tuple[np.ndarray, ...]:
         """:meth:`_Network.forward`, compiled."""
         return self.kernels.forward(
             effective,
@@ -726,11 +901,13 @@ class _CompiledNetwork(_Network):
             self.paths.slot,
             self.paths.n_trunks,
             self.chains.n_pairs,
+            self.relays.n_relays,
         )
 
     def backward(
         self,
         offered: np.ndarray,
+        relayed: np.ndarray,
         held: np.ndarray,
         capacity: np.ndarray,
         floor: np.ndarray | None,
@@ -752,6 +929,9 @@ class _CompiledNetwork(_Network):
             self.chains.pair_u,
             self.chains.pair_l,
             *self.head_arrays,
+            relayed,
+            self.relay_ptr,
+            self.relays.input,
         )
 
 
@@ -876,9 +1056,11 @@ def _fixed_point(
     rounds = 0
     while True:
         rounds += 1
-        rates, offered = network.forward(effective, demand_gbps)
+        rates, offered, relayed = network.forward(effective, demand_gbps)
         floor = effective if rounds > free_rounds else None
-        updated, bound, per_pair, through = network.backward(offered, held, capacity, floor)
+        updated, bound, per_pair, through = network.backward(
+            offered, relayed, held, capacity, floor
+        )
         # An input is held back at the pair that binds it, if it brings at least
         # what it may now carry: it is paused there.
         allowed = np.minimum(effective, updated)

@@ -98,6 +98,7 @@ def forward(
     own_flow: np.ndarray,
     own_pair: np.ndarray,
     own_weight: np.ndarray,
+    own_relay: np.ndarray,
     trunk_ptr: np.ndarray,
     trunk_trunk: np.ndarray,
     trunk_pair: np.ndarray,
@@ -105,21 +106,24 @@ def forward(
     slot: np.ndarray,
     n_trunks: int,
     n_pairs: int,
-) -> tuple[np.ndarray, np.ndarray]:
+    n_relays: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One pass along the paths (see ``_Network.forward``).
 
     Links are listed stage by stage (``stage_links[stage_ptr[k]:stage_ptr[k + 1]]``);
     a NIC link's entries are ``nic_*[nic_ptr[l]:nic_ptr[l + 1]]`` and a link's
     input pairs ``into_pairs[into_ptr[l]:into_ptr[l + 1]]``; crossings into the
     pairs of stage ``k`` are ``own_*[own_ptr[k]:own_ptr[k + 1]]`` and
-    ``trunk_*[trunk_ptr[k]:trunk_ptr[k + 1]]``, the own ones sub-flow by sub-flow.
+    ``trunk_*[trunk_ptr[k]:trunk_ptr[k + 1]]``, the own ones sub-flow by sub-flow;
+    ``own_relay`` is each own crossing's relay (``-1``: none).
     """
     n_flows = demand.size
     n_stages = stage_ptr.size - 1
     rates = demand.astype(np.float64)
     offered = np.zeros(n_pairs)
+    relayed = np.zeros(n_relays)
     if n_stages == 0:  # no sub-flow crosses a link
-        return rates, offered
+        return rates, offered, relayed
     scratch = np.empty(max(n_flows, n_pairs, 1))
     # NIC links: the host's sub-flows in turn.
     numerator = np.zeros(n_flows)
@@ -152,7 +156,10 @@ def forward(
         if o1 == o0 and t1 == t0:
             continue
         for c in range(o0, o1):
-            pair_sum[own_pair[c]] += own_weight[c] * rates[own_flow[c]]
+            brought = own_weight[c] * rates[own_flow[c]]
+            pair_sum[own_pair[c]] += brought
+            if own_relay[c] >= 0:
+                relayed[own_relay[c]] += brought
         if t1 > t0:
             per_trunk[:] = 0.0
             for f in range(n_flows):
@@ -201,35 +208,60 @@ def forward(
         for c in range(t0, t1):
             pair_sum[trunk_pair[c]] = 0.0
             share[trunk_pair[c]] = 1.0
-    return rates, offered
+    return rates, offered, relayed
 
 
 @numba.njit(cache=True, nogil=True)
-def _head_caps(
-    per_pair: np.ndarray,
-    level: np.ndarray,
-    pair_l: np.ndarray,
-    head_pair: np.ndarray,
-    head_start: np.ndarray,
-    head_before: np.ndarray,
-    head_slope: np.ndarray,
-    head_reach: np.ndarray,
-    entry_asked: np.ndarray,
-    entry_ptr: np.ndarray,
-) -> None:
-    """The caps of pairs leaving NIC links (see ``_NicHeads.caps``), into ``per_pair``."""
-    for r in range(head_pair.size):
-        p = head_pair[r]
-        target = level[pair_l[p]]
-        cap = np.inf
-        for i in range(head_start[r], head_start[r + 1]):
-            if target <= head_reach[i]:
-                at = max((target - head_before[i]) / head_slope[i], 0.0)
-                cap = 0.0
-                for e in range(entry_ptr[r], entry_ptr[r + 1]):
-                    cap += min(entry_asked[e], at)
+def _inverted_cap(
+    value: np.ndarray, carried: np.ndarray, target: float, feeders: np.ndarray
+) -> float:
+    """One pair's cap on its upstream link ``u`` (see ``backpressure._inverted_caps``).
+
+    ``value`` and ``carried`` are the pair's feeders (scratch: sorted here by
+    ``value``); ``feeders`` what every feeder of ``u`` brings.
+    """
+    n = value.size
+    if n <= 32:  # insertion sort, stable like numpy's lexsort
+        for i in range(1, n):
+            v, c = value[i], carried[i]
+            j = i - 1
+            while j >= 0 and value[j] > v:
+                value[j + 1] = value[j]
+                carried[j + 1] = carried[j]
+                j -= 1
+            value[j + 1] = v
+            carried[j + 1] = c
+    else:
+        order = np.argsort(value, kind="mergesort")
+        value[:] = value[order]
+        carried[:] = carried[order]
+    unpaused = 0.0
+    units = 0.0
+    for i in range(n):
+        unpaused += carried[i]
+        units += carried[i] / value[i] if value[i] > 0 else 0.0
+    level = np.inf
+    if target < unpaused * (1.0 - _TOLERANCE):
+        before = 0.0
+        passed = 0.0
+        for i in range(n):
+            unit = carried[i] / value[i] if value[i] > 0 else 0.0
+            slope = units - passed
+            if target < before + slope * value[i]:
+                level = max((target - before) / slope, 0.0)
                 break
-        per_pair[p] = cap
+            before += carried[i]
+            passed += unit
+    carries = 0.0
+    for e in range(feeders.size):
+        carries += min(feeders[e], level)
+    if np.isfinite(level):
+        return carries
+    if unpaused > 0:
+        more = carries * (target / unpaused)
+        if np.isfinite(more):
+            return more
+    return np.inf
 
 
 @numba.njit(cache=True, nogil=True)
@@ -250,18 +282,22 @@ def backward(
     pair_l: np.ndarray,
     head_pair: np.ndarray,
     head_start: np.ndarray,
-    head_before: np.ndarray,
-    head_slope: np.ndarray,
-    head_reach: np.ndarray,
+    head_asked: np.ndarray,
+    head_brought: np.ndarray,
     entry_asked: np.ndarray,
     entry_ptr: np.ndarray,
+    relayed: np.ndarray,
+    relay_ptr: np.ndarray,
+    relay_input: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """What each link may carry, from the last stage back (see ``_Network.backward``).
 
     A link's output pairs (it is their upstream link) are
     ``out_pairs[out_ptr[l]:out_ptr[l + 1]]``; ``stage_has_out[k]`` says whether
     any link of stage ``k`` has one. The ``head_*`` and ``entry_*`` arrays are
-    those of ``_NicHeads`` (empty where its rule does not apply).
+    those of ``_NicHeads`` (empty where its rule does not apply); a pair's
+    relays (``_Relays``) are ``relay_ptr[p]:relay_ptr[p + 1]``, each with its
+    input pair ``relay_input`` and what it ``relayed``.
     """
     n_links = capacity.size
     n_pairs = offered.size
@@ -274,6 +310,8 @@ def backward(
     bound = np.full(n_links, np.inf)
     per_pair = np.full(n_pairs, np.inf)
     scratch = np.empty(max(n_pairs, 1))
+    room = max(relay_input.size, head_asked.size, 1)
+    feed_value, feed_carried = np.empty(room), np.empty(room)
     for k in range(n_stages - 1, -1, -1):
         s0, s1 = stage_ptr[k], stage_ptr[k + 1]
         if stage_has_out[k]:
@@ -285,10 +323,43 @@ def backward(
                     if np.isfinite(cap) and offered[p] > 0:
                         per_pair[p] = cap * through[link] / offered[p]
             if k == 0:
-                _head_caps(
-                    per_pair, level, pair_l, head_pair, head_start,
-                    head_before, head_slope, head_reach, entry_asked, entry_ptr,
-                )  # fmt: skip
+                for r in range(head_pair.size):
+                    if not np.isfinite(level[pair_l[head_pair[r]]]):
+                        per_pair[head_pair[r]] = np.inf
+                        continue
+                    n = head_start[r + 1] - head_start[r]
+                    feed_value[:n] = head_asked[head_start[r] : head_start[r + 1]]
+                    feed_carried[:n] = head_brought[head_start[r] : head_start[r + 1]]
+                    p = head_pair[r]
+                    per_pair[p] = _inverted_cap(
+                        feed_value[:n],
+                        feed_carried[:n],
+                        level[pair_l[p]],
+                        entry_asked[entry_ptr[r] : entry_ptr[r + 1]],
+                    )
+            else:
+                for i in range(s0, s1):
+                    link = stage_links[i]
+                    m = into_ptr[link + 1] - into_ptr[link]
+                    for j in range(out_ptr[link], out_ptr[link + 1]):
+                        p = out_pairs[j]
+                        r0, r1 = relay_ptr[p], relay_ptr[p + 1]
+                        if r1 == r0:
+                            continue
+                        if not np.isfinite(level[pair_l[p]]):  # l takes all: no cap
+                            per_pair[p] = np.inf
+                            continue
+                        for r in range(r0, r1):
+                            feed_value[r - r0] = offered[relay_input[r]]
+                            feed_carried[r - r0] = relayed[r]
+                        for e in range(m):
+                            scratch[e] = offered[into_pairs[into_ptr[link] + e]]
+                        per_pair[p] = _inverted_cap(
+                            feed_value[: r1 - r0],
+                            feed_carried[: r1 - r0],
+                            level[pair_l[p]],
+                            scratch[:m],
+                        )
             for i in range(s0, s1):
                 link = stage_links[i]
                 for j in range(out_ptr[link], out_ptr[link + 1]):

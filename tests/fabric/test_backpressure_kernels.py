@@ -67,15 +67,16 @@ def test_compiled_passes_equal_the_numpy_passes(problem) -> None:
     rng = np.random.default_rng(seed)
     reference, compiled, capacity, demand = networks(topology, src, dst, mode, qps, rng)
     effective = capacity * rng.uniform(0.05, 1.0, capacity.size)
-    rates, offered = reference.forward(effective, demand)
-    rates_c, offered_c = compiled.forward(effective, demand)
+    rates, offered, relayed = reference.forward(effective, demand)
+    rates_c, offered_c, relayed_c = compiled.forward(effective, demand)
     np.testing.assert_allclose(rates_c, rates, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(offered_c, offered, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(relayed_c, relayed, rtol=1e-12, atol=1e-12)
     held = rng.random(offered.size) < 0.3
     floor = capacity * rng.uniform(0.1, 1.0, capacity.size)
     for this_floor in (None, floor):
-        expected = reference.backward(offered, held, capacity, this_floor)
-        got = compiled.backward(offered, held, capacity, this_floor)
+        expected = reference.backward(offered, relayed, held, capacity, this_floor)
+        got = compiled.backward(offered, relayed, held, capacity, this_floor)
         for a, b in zip(got, expected, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
