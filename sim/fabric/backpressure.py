@@ -115,6 +115,10 @@ class Crossings:
         weight, trunk_weight: Per crossing, the share of its sub-flow (or
             trunk) that goes from ``u`` into the pair's downstream link (see
             :func:`_crossing_weights`).
+        feeder: Per crossing, the crossing of the same sub-flow into ``u``
+            when the sub-flow enters ``u`` by that crossing alone and leaves
+            it by this one alone (``-1`` otherwise, or where ``u`` belongs to
+            a trunk).
     """
 
     flow: np.ndarray
@@ -126,6 +130,7 @@ class Crossings:
     trunk_pair: np.ndarray
     weight: np.ndarray
     trunk_weight: np.ndarray
+    feeder: np.ndarray
 
     @staticmethod
     def stack(parts: list[Crossings], rows: list[int], trunks: list[int]) -> Crossings:
@@ -139,6 +144,7 @@ class Crossings:
             return parts[0]
         offsets = np.cumsum([0, *rows[:-1]])
         trunk_offsets = np.cumsum([0, *trunks[:-1]])
+        crossing_offsets = np.cumsum([0, *(p.flow.size for p in parts[:-1])])
         # Merge the parts' sorted numbers (a stable sort merges sorted runs).
         merged = np.sort(np.concatenate([p.numbers for p in parts]), kind="stable")
         numbers = merged[np.concatenate([[True], merged[1:] != merged[:-1]])]
@@ -153,6 +159,12 @@ class Crossings:
             np.concatenate([r[p.trunk_pair] for p, r in zip(parts, renumbered, strict=True)]),
             np.concatenate([p.weight for p in parts]),
             np.concatenate([p.trunk_weight for p in parts]),
+            np.concatenate(
+                [
+                    np.where(p.feeder >= 0, p.feeder + o, -1)
+                    for p, o in zip(parts, crossing_offsets, strict=True)
+                ]
+            ),
         )
 
 
@@ -202,6 +214,7 @@ def link_crossings(incidence: sp.csr_matrix | Trunked, topology: Topology) -> Cr
     trunk, trunk_link = paths.trunk_row, paths.trunks.indices.astype(np.int64)
     share, trunk_share = paths.own.data, paths.trunks.data
     up, down = _meet(flow, link, flow, link, topology)
+    entered_by, left_by = [down], [up]  # own entries each crossing enters and leaves
     flows, us, ls = [flow[down]], [link[up]], [link[down]]
     share_u, share_l = [share[up]], [share[down]]  # each entry's share of its sub-flow
     trunk_u = trunk_l = trunk_of = np.zeros(0, dtype=np.int64)
@@ -211,12 +224,14 @@ def link_crossings(incidence: sp.csr_matrix | Trunked, topology: Topology) -> Cr
         owner = paths.trunk_of[flow[member]]
         # Into the trunk (a NIC link feeding the trunk's first links) and out of it.
         up, down = _meet(owner, link[member], trunk, trunk_link, topology)
+        left_by.append(member[up])
         flows.append(flow[member[up]])
         us.append(link[member[up]])
         ls.append(trunk_link[down])
         share_u.append(share[member[up]])
         share_l.append(trunk_share[down])
         up, down = _meet(trunk, trunk_link, owner, link[member], topology)
+        entered_by.append(member[down])
         flows.append(flow[member[down]])
         us.append(trunk_link[up])
         ls.append(link[member[down]])
@@ -229,13 +244,7 @@ def link_crossings(incidence: sp.csr_matrix | Trunked, topology: Topology) -> Cr
     l_ = np.concatenate([*ls, trunk_l])
     _, _, in_position, pair_base, possible = _pair_numbers(topology)
     numbered = pair_base[l_] + in_position[u]
-    if numbered.size * 16 < possible:  # few crossings: sorting them beats a pass over all pairs
-        numbers, pair = np.unique(numbered, return_inverse=True)
-    else:
-        crossed = np.bincount(numbered, minlength=possible) > 0
-        pair = (np.cumsum(crossed) - 1)[numbered]
-        numbers = np.flatnonzero(crossed)
-    pair = pair.astype(np.int64)
+    numbers, pair = _distinct(numbered, possible)
     n_own = u.size - trunk_u.size
     flow_of = np.concatenate(flows)
     n_links = topology.n_links
@@ -243,6 +252,7 @@ def link_crossings(incidence: sp.csr_matrix | Trunked, topology: Topology) -> Cr
         flow_of, l_[:n_own], np.concatenate(share_u), np.concatenate(share_l), n_links
     )
     trunk_weight = _crossing_weights(trunk_of, trunk_l, trunk_share_u, trunk_share_l, n_links)
+    feeder = _feeders(entered_by, left_by, link.size, n_own)
     return Crossings(
         flow_of,
         u[:n_own],
@@ -253,7 +263,46 @@ def link_crossings(incidence: sp.csr_matrix | Trunked, topology: Topology) -> Cr
         pair[n_own:],
         weight,
         trunk_weight,
+        feeder,
     )
+
+
+def _distinct(key: np.ndarray, possible: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(key, return_inverse=True)`` for keys in ``[0, possible)``.
+
+    Few keys are sorted; many are counted in one pass over all possible keys.
+    """
+    if key.size * 16 < possible:
+        distinct, index = np.unique(key, return_inverse=True)
+        return distinct, index.astype(np.int64)
+    present = np.bincount(key, minlength=possible) > 0
+    return np.flatnonzero(present), (np.cumsum(present) - 1)[key]
+
+
+def _feeders(
+    entered_by: list[np.ndarray], left_by: list[np.ndarray], n_entries: int, n_own: int
+) -> np.ndarray:
+    """Per own crossing, the one crossing into its upstream entry (see :class:`Crossings`).
+
+    Args:
+        entered_by: The own entries (sub-flow, link) that the crossings enter,
+            in parts: the sub-flows' own crossings first, then those out of a
+            trunk; crossings into a trunk enter none.
+        left_by: Likewise the own entries they leave: own crossings, then those
+            into a trunk; crossings out of a trunk leave none.
+        n_entries: Own entries.
+        n_own: Own crossings.
+    """
+    into, out_of = np.concatenate(entered_by), np.concatenate(left_by)
+    n_into = np.bincount(into, minlength=n_entries)
+    n_out = np.bincount(out_of, minlength=n_entries)
+    crossing_into = np.full(n_entries, -1, dtype=np.int64)
+    crossing_into[entered_by[0]] = np.arange(entered_by[0].size)
+    feeder = np.full(n_own, -1, dtype=np.int64)
+    leaves = left_by[0]
+    alone = (n_into[leaves] == 1) & (n_out[leaves] == 1)
+    feeder[: leaves.size] = np.where(alone, crossing_into[leaves], -1)
+    return feeder
 
 
 _PAIR_NUMBERS: dict[int, tuple[Topology, tuple[np.ndarray, ...]]] = {}
@@ -301,6 +350,8 @@ class _Chains:
             every member of the trunk.
         weight, trunk_weight: Per crossing, the share of its sub-flow (or
             trunk) that crosses the pair.
+        feeder: Per crossing, the sub-flow's one crossing into ``u`` (see
+            :class:`Crossings`).
     """
 
     flow: np.ndarray
@@ -311,6 +362,7 @@ class _Chains:
     trunk_pair: np.ndarray
     weight: np.ndarray
     trunk_weight: np.ndarray
+    feeder: np.ndarray
 
     @property
     def n_pairs(self) -> int:
@@ -328,6 +380,7 @@ class _Chains:
             self.trunk_pair,
             self.weight,
             self.trunk_weight,
+            self.feeder,
         )
 
 
@@ -350,6 +403,7 @@ def upstream_chains(
         crossings.trunk_pair,
         crossings.weight,
         crossings.trunk_weight,
+        crossings.feeder,
     )
 
 
@@ -789,33 +843,29 @@ class _Relays:
     def of(network: _Network, stage: np.ndarray) -> _Relays:
         """The relays of a problem."""
         chains = network.chains
-        n_pairs, n_links = chains.n_pairs, np.int64(network.n_links)
-        flow = chains.flow.astype(np.int64)
-        pair = chains.pair
-        enters = flow * n_links + chains.pair_l[pair]  # (sub-flow, link it enters)
-        leaves = flow * n_links + chains.pair_u[pair]  # (sub-flow, link it leaves)
-        by_entry = np.argsort(enters, kind="stable")
-        sorted_entries = enters[by_entry]
-        first = np.searchsorted(sorted_entries, leaves, side="left")
-        entered = np.searchsorted(sorted_entries, leaves, side="right") - first
-        sorted_exits = np.sort(leaves)
-        exits = np.searchsorted(sorted_exits, leaves, side="right") - np.searchsorted(
-            sorted_exits, leaves, side="left"
-        )
-        c_in = by_entry[np.minimum(first, flow.size - 1)] if flow.size else first
+        n_pairs, pair, c_in = chains.n_pairs, chains.pair, chains.feeder
+        weight = network.weight
+        single = c_in >= 0
+        single[single] = (weight[single] == 1.0) & (weight[c_in[single]] == 1.0)
         inside = stage[chains.pair_u[pair]] >= 1
-        single = (entered == 1) & (exits == 1) & (network.weight == 1.0)
-        single &= network.weight[c_in] == 1.0
         # An output pair is exact only if all its crossings are.
         spoiled = np.bincount(pair[inside & ~single], minlength=n_pairs) > 0
         spoiled[chains.trunk_pair] = True
         out = np.flatnonzero(inside & single & ~spoiled[pair])
-        key = pair[out].astype(np.int64) * n_pairs + pair[c_in[out]]
-        keys, relay = np.unique(key, return_inverse=True)
-        of_crossing = np.full(flow.size, -1, dtype=np.int64)
-        of_crossing[c_in[out]] = relay
-        relay_output, relay_input = keys // n_pairs, keys % n_pairs
+        # A relay is (output pair, input pair): the input numbered by its place
+        # among the pairs into u, so the keys stay dense.
         order_in, ptr_in = _grouped(chains.pair_l, network.n_links)
+        place = np.empty(n_pairs, dtype=np.int64)
+        place[order_in] = np.arange(n_pairs) - np.repeat(ptr_in[:-1], np.diff(ptr_in))
+        radix = int(np.diff(ptr_in).max(initial=1))
+        input_pair = pair[c_in[out]]
+        key = pair[out].astype(np.int64) * radix + place[input_pair]
+        keys, relay = _distinct(key, n_pairs * radix)
+        of_crossing = np.full(pair.size, -1, dtype=np.int64)
+        of_crossing[c_in[out]] = relay
+        relay_output = keys // radix
+        relay_input = np.empty(keys.size, dtype=np.int64)
+        relay_input[relay] = input_pair
         stages = []
         for k in range(len(network.stages)):
             mine = np.flatnonzero(stage[chains.pair_u[relay_output]] == k)  # sorted by output

@@ -338,3 +338,39 @@ def test_an_epoch_takes_an_unstable_port_from_its_limit_cycle():
     np.testing.assert_allclose(held.rates_gbps, 4.0, rtol=1e-9)
     assert held.queue_us[port] == pytest.approx(fixed_point(10).queue_kb_exact * 8 / 40)
     assert held.cycles == {}
+
+
+def test_each_hop_of_a_single_path_is_fed_by_the_hop_before_also_when_stacked():
+    from sim.fabric.backpressure import Crossings, link_crossings, upstream_chains
+    from sim.fabric.trunks import Trunked
+
+    fabric = network({"kind": "roce", "pfc": True, "cc": "none"})
+    jobs = [
+        placement(0, range(0, 6), GPN, data_parallel()),
+        placement(1, range(6, 14), GPN, data_parallel()),
+    ]
+    fabric.solve(jobs)
+    parts = [fabric._jobs[j.job_id] for j in jobs]
+    paths = Trunked.stack([p.paths for p in parts])
+    topology = fabric.topology
+    kept = Crossings.stack(
+        [p.crossings for p in parts],
+        [p.paths.shape[0] for p in parts],
+        [p.paths.n_trunks for p in parts],
+    )
+    found = link_crossings(paths, topology)
+
+    def hops(crossings: Crossings) -> set:
+        chains = upstream_chains(paths, topology, crossings)
+        fed = np.flatnonzero(chains.feeder >= 0)
+        feeder = chains.feeder[fed]
+        # The feeder is the same sub-flow's crossing into this one's upstream link.
+        assert np.array_equal(chains.flow[feeder], chains.flow[fed])
+        assert np.array_equal(chains.pair_l[chains.pair[feeder]], chains.pair_u[chains.pair[fed]])
+        # On one path, every crossing but a sub-flow's first (out of its NIC link) has one.
+        first = np.bincount(chains.flow, minlength=paths.shape[0])
+        assert chains.flow.size - fed.size == np.count_nonzero(first)
+        upstream = chains.pair_u[chains.pair[fed]]
+        return set(zip(chains.flow[fed].tolist(), upstream.tolist(), strict=True))
+
+    assert hops(kept) == hops(found)
