@@ -7,8 +7,9 @@ and 64 header bytes a packet, every packet sent whole, and a flow's time ending
 when its sender holds the ACK of its last byte. Surplus is set up alike. These
 tests read the committed result files; they never run htsim.
 
-A permutation's collisions are htsim's own ECMP draw, so its quantiles are
-compared with the median of Surplus's over hash seeds, each within 15 %.
+A permutation's collisions are one ECMP draw, so its quantiles are compared as
+medians over twelve draws on both sides (htsim's salted runs, committed in
+``htsim_salts/``), each within 15 %.
 Figures the model misses by more are left out here and stated, with the
 measured gap, in the README's validation table (``../shared/tools/htsim/
 scoreboard.py`` prints them all).
@@ -102,28 +103,48 @@ def test_an_incast_shares_the_receivers_port_per_input_as_htsim_does(name):
     assert ours["fct_us"].max() == pytest.approx(htsim["fct_us"].max(), rel=0.05)
 
 
-# (case, quantile of the FCTs) within 15 % of htsim's. Left out, as measured (README):
-# the all-to-all's P99 (+15 %), the staggered permutation's maximum (+20 %), and of the
-# random permutations seed 1's P99 and maximum (-23 %, -23 %), seed 2's median (+29 %) and
-# all of seed 3's (+27 %, +21 %, +27 %).
+SALTS = Path(__file__).resolve().parent / "htsim_salts"
+"""htsim's runs of the permutations and the all-to-all over ECMP salts 1-12 (README there)."""
+
+# (case, quantile of the FCTs) within 15 % of htsim's, each the median over 12 ECMP draws
+# on both sides. Left out, as measured (README): the second and third permutations'
+# maximum (+20 %, +21 %), the third's median (+17 %), the all-to-all's P99 and maximum
+# (+18 %, +18 %).
 WITHIN_15_PERCENT = [
-    ("E_k8_a2a16_128KB", 0.5),
-    ("E_k8_a2a16_128KB", 1.0),
+    ("C_k8_perm_1MB_seed1", 0.5),
+    ("C_k8_perm_1MB_seed1", 0.99),
+    ("C_k8_perm_1MB_seed1", 1.0),
+    ("C_k8_perm_1MB_seed2", 0.5),
+    ("C_k8_perm_1MB_seed2", 0.99),
+    ("C_k8_perm_1MB_seed3", 0.99),
     ("G_k8_perm_1MB_seed4_stagger5us", 0.5),
     ("G_k8_perm_1MB_seed4_stagger5us", 0.99),
-    ("C_k8_perm_1MB_seed1", 0.5),
-    ("C_k8_perm_1MB_seed2", 0.99),
-    ("C_k8_perm_1MB_seed2", 1.0),
+    ("G_k8_perm_1MB_seed4_stagger5us", 1.0),
+    ("E_k8_a2a16_128KB", 0.5),
 ]
 
 
 @pytest.mark.parametrize(("name", "q"), WITHIN_15_PERCENT)
-def test_permutation_and_all_to_all_quantiles_match_htsim(name, q):
-    _, htsim = case(name)
-    # htsim's collisions are one ECMP draw: compare each quantile's median over hash seeds.
-    got = float(np.median([np.quantile(surplus_fct_us(name, 8, seed), q) for seed in range(3)]))
-    want = float(np.quantile(htsim["fct_us"], q))
+def test_permutation_and_all_to_all_quantiles_match_htsim_over_ecmp_draws(name, q):
+    runs = pd.read_csv(SALTS / f"{name}.csv")
+    salts = sorted(runs["salt"].unique())
+    assert len(salts) == 12
+    want = float(np.median([np.quantile(runs.loc[runs["salt"] == s, "fct_us"], q) for s in salts]))
+    got = float(
+        np.median([np.quantile(surplus_fct_us(name, 8, seed), q) for seed in range(len(salts))])
+    )
     assert got == pytest.approx(want, rel=0.15)
+
+
+def test_the_salted_runs_are_of_the_shared_traffic():
+    for path in sorted(SALTS.glob("*.csv")):
+        traffic, _ = case(path.stem)
+        runs = pd.read_csv(path)
+        for _, run in runs.groupby("salt"):
+            assert list(zip(run["src"], run["dst"], strict=True)) == list(
+                zip(traffic["src"], traffic["dst"], strict=True)
+            )
+            assert run["fct_us"].notna().all()
 
 
 VICTIM = (9, 1)
