@@ -24,7 +24,22 @@ keep their proportions) with an update of each link's effective capacity
 from what its downstream ports accept, until neither changes. Every forward
 pass respects every link's capacity, so the rates are feasible at any
 iteration; at the fixed point no port sheds traffic (the network is
-lossless). Pure numpy; no SimPy.
+lossless).
+
+A paused link ``u`` into a full pair ``(u, l)`` is capped at what makes it
+bring ``l`` exactly ``l``'s level. Where ``u`` shares itself max-min among
+feeders whose traffic into ``l`` is known (a NIC's own sub-flows; a switch
+link's input ports, when each of the pair's sub-flows enters and leaves
+``u`` on one path), the cap is found by inverting that sharing: the level
+at which the feeders pass exactly the target, summed over all of ``u``'s
+feeders. Elsewhere (sprayed sub-flows, trunks) it is the proportional rule
+``level · capacity / offered``, which reaches the same point in more rounds.
+Where many pause trees overlap, more than one set of held inputs can sustain
+itself; the solver returns the one its rounds reach from line rate.
+
+Numpy passes, compiled ones for large problems
+(:mod:`sim.fabric.backpressure_kernels`, the numpy passes their reference);
+no SimPy.
 """
 
 from __future__ import annotations
