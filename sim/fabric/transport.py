@@ -518,9 +518,12 @@ class Transport:
     ) -> Epoch:
         """Lossless back-pressure: PFC without rate control, or InfiniBand credits.
 
-        A port held full keeps every input that feeds it at the threshold (PFC
-        Xoff, or the credit buffer), so a message waits behind all of them,
-        drained at what the port can carry. A link paused part of the time
+        A port held full keeps every input that feeds it at its threshold, so a
+        message waits behind all of them, drained at what the port can carry.
+        Under PFC an input fills to Xoff, is paused, drains to Xon and resumes,
+        a sawtooth whose mean is ``(Xon + Xoff) / 2`` (csg-htsim's held inputs
+        average 24-25 packets at Xon 20 and Xoff 30); under InfiniBand credits
+        it holds the credit buffer. A link paused part of the time
         stays paused for one episode: until the paused input drains from Xoff
         to Xon (PFC) or frees one MTU of credit (InfiniBand).
         """
@@ -530,7 +533,7 @@ class Transport:
             incidence, capacity, demand, self.stage, self.topology, crossings
         )
         if self.has_pfc:
-            threshold_kb = transport.pfc_xoff_kb
+            threshold_kb = (transport.pfc_xoff_kb + transport.pfc_xon_kb) / 2
             hysteresis_kb = transport.pfc_xoff_kb - transport.pfc_xon_kb
         else:  # InfiniBand credits
             threshold_kb = transport.credit_buffer_kb

@@ -99,13 +99,15 @@ def test_dcqcn_holds_the_fixed_point_queue_after_the_burst():
 @pytest.mark.parametrize("senders", [2, 4, 8])
 def test_pfc_back_pressure_queues_obey_littles_law(senders):
     # n line-rate senders on the receiver's leaf, PFC without rate control:
-    # every input holds Xoff at the receiver's port, so a message waits behind
-    # n * Xoff drained at the port's rate (Little's law), and each sender's link
-    # is paused 1 - 1/n of the time in episodes of (Xoff - Xon) / (C / n).
+    # every input swings between Xon and Xoff at the receiver's port, so a message
+    # waits behind n * (Xon + Xoff) / 2 drained at the port's rate (Little's law),
+    # and each sender's link is paused 1 - 1/n of the time in episodes of
+    # (Xoff - Xon) / (C / n).
     config = fabric(ONE_LEAF, kind="roce", cc="none")
     result = simulate_flows(config, flows(np.arange(1, senders + 1), 0))
     transport = config.transport
-    held_kb = min(senders * transport.pfc_xoff_kb, 2 * 1024 * 1024 / 1000)
+    held_kb = senders * (transport.pfc_xoff_kb + transport.pfc_xon_kb) / 2
+    held_kb = min(held_kb, 2 * 1024 * 1024 / 1000)
     messages = result.message_table
     assert messages["queueing_us"] == pytest.approx(held_kb * 8 / GBPS, rel=1e-9)
     paused = 1 - 1 / senders
