@@ -44,6 +44,7 @@ no SimPy.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,9 +207,8 @@ def _meet(
     sorted_ends = ends[by_end]
     first = np.searchsorted(sorted_ends, starts, side="left")
     count = np.searchsorted(sorted_ends, starts, side="right") - first
-    down = np.repeat(np.arange(down_link.size), count)
-    offset = np.arange(down.size) - np.repeat(np.cumsum(count) - count, count)
-    up = by_end[np.repeat(first, count) + offset]
+    down, at = _spans(first, count)
+    up = by_end[at]
     keep = topology.reverse_link[up_link[up]] != down_link[down]
     return up[keep], down[keep]
 
@@ -512,10 +512,17 @@ class _Network:
         self.nic_flow, self.nic_link, self.nic_share = link_entries(csc, first)
         self.nic_link = first[self.nic_link]
         self.weight, self.trunk_weight = chains.weight, chains.trunk_weight
-        # Per link, how many upstream links feed it flows.
+        # Per link, how many upstream links feed it flows, and their pairs.
         self.inputs = np.bincount(chains.pair_l, minlength=self.n_links)
+        self.into_pairs, self.into_ptr = _grouped(chains.pair_l, self.n_links)
         self.heads = _NicHeads.of(self, demand)
         self.relays = _Relays.of(self, stage)
+        self.link_stage = stage
+
+    @functools.cached_property
+    def relay_stages(self) -> list[_RelayStage]:
+        """Per path stage, its output pairs' relays (the numpy backward pass's view)."""
+        return self.relays.at_stages(self, self.link_stage)
 
     def forward(self, effective: np.ndarray, demand: np.ndarray) -> tuple[np.ndarray, ...]:
         """One pass along the paths: every link shares ``effective`` among its inputs.
@@ -643,8 +650,8 @@ class _Network:
                     per_pair[self.heads.pair] = self.heads.caps(
                         level[chains.pair_l[self.heads.pair]]
                     )
-                elif k > 0 and self.relays.stages[k].pairs.size:
-                    at = self.relays.stages[k]
+                elif k > 0 and self.relay_stages[k].pairs.size:
+                    at = self.relay_stages[k]
                     per_pair[at.pairs] = _inverted_caps(
                         at.start,
                         offered[at.input],
@@ -726,16 +733,25 @@ def _inverted_caps(
     return np.where(cut, carries, np.where(np.isfinite(more), more, np.inf))
 
 
-def _expanded(pairs: np.ndarray, link: np.ndarray, order: np.ndarray, ptr: np.ndarray):
+def _spans(first: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The indices ``first[i] .. first[i] + count[i] - 1`` of every span ``i``, span by span.
+
+    Returns:
+        ``(span, index)``: per listed index, its span and the index.
+    """
+    span = np.repeat(np.arange(first.size), count)
+    offset = np.arange(span.size) - np.repeat(np.cumsum(count) - count, count)
+    return span, np.repeat(first, count) + offset
+
+
+def _expanded(link: np.ndarray, order: np.ndarray, ptr: np.ndarray):
     """Per pair, the entries ``order[ptr[x]:ptr[x + 1]]`` of its link ``x``, listed pair by pair.
 
     Returns:
-        ``(run, entry)``: per listed entry, the pair's index in ``pairs`` and the entry.
+        ``(run, entry)``: per listed entry, the pair's index and the entry.
     """
-    counts = ptr[link + 1] - ptr[link]
-    run = np.repeat(np.arange(pairs.size), counts)
-    offset = np.arange(run.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    return run, order[np.repeat(ptr[link], counts) + offset]
+    run, at = _spans(ptr[link], ptr[link + 1] - ptr[link])
+    return run, order[at]
 
 
 @dataclass(frozen=True)
@@ -786,7 +802,7 @@ class _NicHeads:
         first = np.concatenate([[True], pair[1:] != pair[:-1]])
         pairs = pair[first]
         order_e, ptr = _grouped(network.nic_link, network.n_links)
-        entry_run, entry = _expanded(pairs, chains.pair_u[pairs], order_e, ptr)
+        entry_run, entry = _expanded(chains.pair_u[pairs], order_e, ptr)
         return _NicHeads(
             pairs,
             np.append(np.flatnonzero(first), pair.size),
@@ -841,13 +857,11 @@ class _Relays:
         of_crossing: Per own crossing, the relay it brings traffic into
             (``-1``: none), as the crossing into ``u``.
         output, input: Per relay, its output and input pair (sorted by output).
-        stages: Per path stage, its output pairs' relays.
     """
 
     of_crossing: np.ndarray
     output: np.ndarray
     input: np.ndarray
-    stages: list[_RelayStage]
 
     @property
     def n_relays(self) -> int:
@@ -869,7 +883,7 @@ class _Relays:
         out = np.flatnonzero(inside & single & ~spoiled[pair])
         # A relay is (output pair, input pair): the input numbered by its place
         # among the pairs into u, so the keys stay dense.
-        order_in, ptr_in = _grouped(chains.pair_l, network.n_links)
+        order_in, ptr_in = network.into_pairs, network.into_ptr
         place = np.empty(n_pairs, dtype=np.int64)
         place[order_in] = np.arange(n_pairs) - np.repeat(ptr_in[:-1], np.diff(ptr_in))
         radix = int(np.diff(ptr_in).max(initial=1))
@@ -881,24 +895,29 @@ class _Relays:
         relay_output = keys // radix
         relay_input = np.empty(keys.size, dtype=np.int64)
         relay_input[relay] = input_pair
+        return _Relays(of_crossing, relay_output, relay_input)
+
+    def at_stages(self, network: _Network, stage: np.ndarray) -> list[_RelayStage]:
+        """The relays split by the path stage of their output pairs' upstream link."""
+        pair_u = network.chains.pair_u
         stages = []
         for k in range(len(network.stages)):
-            mine = np.flatnonzero(stage[chains.pair_u[relay_output]] == k)  # sorted by output
-            output = relay_output[mine]
+            mine = np.flatnonzero(stage[pair_u[self.output]] == k)  # sorted by output
+            output = self.output[mine]
             head = np.concatenate([[True], output[1:] != output[:-1]]) if mine.size else mine
             pairs = output[head] if mine.size else np.zeros(0, dtype=np.int64)
-            entry_run, entry_pair = _expanded(pairs, chains.pair_u[pairs], order_in, ptr_in)
+            entry_run, entry_pair = _expanded(pair_u[pairs], network.into_pairs, network.into_ptr)
             stages.append(
                 _RelayStage(
                     pairs,
                     np.append(np.flatnonzero(head), mine.size),
                     mine,
-                    relay_input[mine],
+                    self.input[mine],
                     entry_run,
                     entry_pair,
                 )
             )
-        return _Relays(of_crossing, relay_output, relay_input, stages)
+        return stages
 
 
 class _CompiledNetwork(_Network):
@@ -913,7 +932,6 @@ class _CompiledNetwork(_Network):
         self.stage_links, self.stage_ptr = _grouped(stage, n_stages)
         order, self.nic_ptr = _grouped(self.nic_link, self.n_links)
         self.nic_order = (self.nic_flow[order], self.nic_share[order].astype(np.float64))
-        self.into_pairs, self.into_ptr = _grouped(chains.pair_l, self.n_links)
         self.out_pairs, self.out_ptr = _grouped(chains.pair_u, self.n_links)
         pair_stage = stage[chains.pair_l]
         own_stage = pair_stage[chains.pair]

@@ -103,7 +103,7 @@ def test_an_incast_shares_the_receivers_port_per_input_as_htsim_does(name):
     assert ours["fct_us"].max() == pytest.approx(htsim["fct_us"].max(), rel=0.05)
 
 
-SALTS = Path(__file__).resolve().parent / "htsim_runs"
+HTSIM_RUNS = Path(__file__).resolve().parent / "htsim_runs"
 """htsim's runs of the permutations and the all-to-all over ECMP salts 1-12 (README there)."""
 
 # (case, quantile of the FCTs) within 15 % of htsim's, each the median over 12 ECMP draws
@@ -126,7 +126,7 @@ WITHIN_15_PERCENT = [
 
 @pytest.mark.parametrize(("name", "q"), WITHIN_15_PERCENT)
 def test_permutation_and_all_to_all_quantiles_match_htsim_over_ecmp_draws(name, q):
-    runs = pd.read_csv(SALTS / f"{name}.csv")
+    runs = pd.read_csv(HTSIM_RUNS / f"{name}.csv")
     salts = sorted(runs["salt"].unique())
     assert len(salts) == 12
     want = float(np.median([np.quantile(runs.loc[runs["salt"] == s, "fct_us"], q) for s in salts]))
@@ -137,7 +137,7 @@ def test_permutation_and_all_to_all_quantiles_match_htsim_over_ecmp_draws(name, 
 
 
 def test_the_salted_runs_are_of_the_shared_traffic():
-    for path in sorted(SALTS.glob("*.csv")):
+    for path in sorted(HTSIM_RUNS.glob("*.csv")):
         traffic, _ = case(path.stem)
         runs = pd.read_csv(path)
         for _, run in runs.groupby("salt"):
