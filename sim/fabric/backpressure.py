@@ -57,8 +57,10 @@ from sim.fabric.trunks import Trunked, link_entries
 __all__ = [
     "BackPressure",
     "Crossings",
+    "Filling",
     "backpressure_rates",
     "link_crossings",
+    "pair_number",
     "water_levels",
 ]
 
@@ -101,6 +103,9 @@ class BackPressure:
         full: Per link, whether its queues stay full: it carries all it can
             and its inputs bring more.
         inputs: Per link, how many upstream links feed it flows.
+        filling: How the ingress buffers the crossed link pairs use fill
+            and drain (see :class:`Filling`); None in the steady state (no
+            ``buffer_full`` given).
         rounds: Forward passes the fixed point took.
     """
 
@@ -110,7 +115,35 @@ class BackPressure:
     effective_gbps: np.ndarray
     full: np.ndarray
     inputs: np.ndarray
+    filling: Filling | None
     rounds: int = 0
+
+
+@dataclass(frozen=True)
+class Filling:
+    """How ingress buffers fill, per link pair ``(u, l)`` the sub-flows cross.
+
+    What ``u`` brings the port of ``l`` beyond what that port passes on
+    waits in the switch, in the ingress buffer of ``u`` (PFC counts a
+    port's buffer per input). A pair whose port would pass more than ``u``
+    brings drains what it holds at that headroom: ``u``'s level at a full
+    port, or an even part of a port's spare capacity.
+
+    Attributes:
+        pair: Topology-wide pair numbers (see :func:`pair_links`), sorted.
+        upstream: Per pair, the link ``u``.
+        downstream: Per pair, the link ``l``.
+        gbps: Per pair, how fast its part of the buffer fills (negative:
+            how fast it would drain).
+        effective_gbps: Per link, what it carries at most (its capacity, or
+            less while it is paused): the rate at which its port drains.
+    """
+
+    pair: np.ndarray
+    upstream: np.ndarray
+    downstream: np.ndarray
+    gbps: np.ndarray
+    effective_gbps: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -350,6 +383,12 @@ def _pair_numbers(topology: Topology) -> tuple[Any, ...]:
         del _PAIR_NUMBERS[next(iter(_PAIR_NUMBERS))]
     _PAIR_NUMBERS[id(topology)] = (topology, numbers)
     return numbers
+
+
+def pair_number(topology: Topology, upstream: np.ndarray, downstream: np.ndarray) -> np.ndarray:
+    """Topology-wide numbers of link pairs ``(u, l)``, ``u`` a link into ``l``'s source."""
+    _, _, in_position, pair_base, _ = _pair_numbers(topology)
+    return pair_base[downstream] + in_position[upstream]
 
 
 @dataclass(frozen=True)
@@ -601,6 +640,7 @@ class _Network:
         held: np.ndarray,
         capacity: np.ndarray,
         floor: np.ndarray | None,
+        pausable: np.ndarray | None = None,
     ) -> tuple[np.ndarray, ...]:
         """What each link may carry, from the last stage back to the senders.
 
@@ -623,6 +663,7 @@ class _Network:
             held: Per pair, whether its upstream link is held back there.
             capacity: Link capacities.
             floor: If given, no link may carry more than this (pauses only grow).
+            pausable: If given, only these links may be paused (capped).
 
         Returns:
             ``(effective, bound, per_pair, through)``: what each link may
@@ -660,6 +701,8 @@ class _Network:
                         at.entry_run,
                         offered[at.entry_pair],
                     )
+                if pausable is not None:
+                    per_pair[out] = np.where(pausable[chains.pair_u[out]], per_pair[out], np.inf)
                 np.minimum.at(bound, chains.pair_u[out], per_pair[out])
                 effective[links] = np.minimum(capacity[links], bound[links])
                 if floor is not None:
@@ -994,6 +1037,7 @@ class _CompiledNetwork(_Network):
         held: np.ndarray,
         capacity: np.ndarray,
         floor: np.ndarray | None,
+        pausable: np.ndarray | None = None,
     ) -> tuple[np.ndarray, ...]:
         """:meth:`_Network.backward`, compiled."""
         return self.kernels.backward(
@@ -1002,6 +1046,7 @@ class _CompiledNetwork(_Network):
             capacity,
             capacity if floor is None else floor,
             floor is not None,
+            np.ones(capacity.size, dtype=np.bool_) if pausable is None else pausable,
             self.stage_ptr,
             self.stage_links,
             self.into_ptr,
@@ -1016,6 +1061,22 @@ class _CompiledNetwork(_Network):
             self.relay_ptr,
             self.relays.input,
         )
+
+
+def _filling_gbps(
+    chains: _Chains, offered: np.ndarray, effective: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
+    """Per pair, how fast its part of ``u``'s ingress buffer fills (see :class:`Filling`)."""
+    n_links = effective.size
+    level = water_levels(chains.pair_l, offered, effective)[chains.pair_l]
+    kept = np.maximum(offered - level, 0.0)
+    arriving = np.bincount(chains.pair_l, weights=offered, minlength=n_links)
+    spare = np.maximum(effective - arriving, 0.0) / np.maximum(
+        np.bincount(chains.pair_l, minlength=n_links), 1
+    )
+    headroom = np.where(np.isfinite(level), np.maximum(level - offered, 0.0), spare[chains.pair_l])
+    tolerance = 1e-9 * scale[chains.pair_l]
+    return np.where(kept > tolerance, kept, np.where(headroom > tolerance, -headroom, 0.0))
 
 
 def _grouped(key: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
@@ -1078,6 +1139,7 @@ def backpressure_rates(
     stage: np.ndarray,
     topology: Topology,
     crossings: Crossings | None = None,
+    buffer_full: np.ndarray | None = None,
 ) -> BackPressure:
     """Rates, pauses and full queues under lossless hop-by-hop back-pressure.
 
@@ -1092,16 +1154,23 @@ def backpressure_rates(
         topology: The topology (which link feeds which).
         crossings: The sub-flows' adjacent link pairs, if the caller kept
             them (see :func:`link_crossings`); found here otherwise.
+        buffer_full: Per link, whether the ingress buffer it feeds downstream
+            has filled to its pause threshold: only then can the ports behind
+            it pause the link (until then the buffer takes what they do not
+            pass on). None: every buffer is full, the steady state of flows
+            that last.
     """
     paths = Trunked.of(incidence)
     chains = upstream_chains(paths, topology, crossings)
+    pair_u, pair_l = chains.pair_u, chains.pair_l
     # Work on the links the sub-flows cross only, numbered from 0.
     crossed = paths.crossed
     used = np.flatnonzero(crossed)
     number = np.cumsum(crossed) - 1
     local = paths.with_columns(number, used.size)
     chains = chains.renumbered(number)
-    state = _fixed_point(local, capacity_gbps[used], demand_gbps, stage[used], chains)
+    pausable = None if buffer_full is None else np.asarray(buffer_full, dtype=bool)[used]
+    state = _fixed_point(local, capacity_gbps[used], demand_gbps, stage[used], chains, pausable)
 
     def spread(values: np.ndarray, elsewhere: Any) -> np.ndarray:
         out = np.zeros(capacity_gbps.shape, dtype=values.dtype)
@@ -1109,13 +1178,23 @@ def backpressure_rates(
         out[used] = values
         return out
 
+    effective = spread(state.effective_gbps, capacity_gbps)
     return BackPressure(
         rates_gbps=state.rates_gbps,
         pause_fraction=spread(state.pause_fraction, 0.0),
         drain_gbps=spread(state.drain_gbps, 0.0),
-        effective_gbps=spread(state.effective_gbps, capacity_gbps),
+        effective_gbps=effective,
         full=spread(state.full, False),
         inputs=spread(state.inputs, 0),
+        filling=None
+        if state.filling is None
+        else Filling(
+            pair=pair_number(topology, pair_u, pair_l),
+            upstream=pair_u,
+            downstream=pair_l,
+            gbps=state.filling.gbps,
+            effective_gbps=effective,
+        ),
         rounds=state.rounds,
     )
 
@@ -1126,8 +1205,13 @@ def _fixed_point(
     demand_gbps: np.ndarray,
     stage: np.ndarray,
     chains: _Chains,
+    pausable: np.ndarray | None = None,
 ) -> BackPressure:
-    """:func:`backpressure_rates` on the links the sub-flows cross, numbered from 0."""
+    """:func:`backpressure_rates` on the links the sub-flows cross, numbered from 0.
+
+    ``pausable`` (per local link, None for all) says which links their
+    downstream ports may pause.
+    """
     network = _network(paths, stage, chains, demand_gbps.astype(np.float64))
     capacity = capacity_gbps.astype(np.float64)
     effective = capacity.copy()
@@ -1142,7 +1226,7 @@ def _fixed_point(
         rates, offered, relayed = network.forward(effective, demand_gbps)
         floor = effective if rounds > free_rounds else None
         updated, bound, per_pair, through = network.backward(
-            offered, relayed, held, capacity, floor
+            offered, relayed, held, capacity, floor, pausable
         )
         # An input is held back at the pair that binds it, if it brings at least
         # what it may now carry: it is paused there.
@@ -1172,6 +1256,17 @@ def _fixed_point(
     holds = np.zeros(network.n_links, dtype=bool)
     holds[chains.pair_l[now_held]] = True
     full = backlogged & (holds | paused)
+    filling = (
+        None
+        if pausable is None
+        else Filling(
+            np.zeros(0, dtype=np.int64),  # numbered topology-wide by backpressure_rates
+            chains.pair_u,
+            chains.pair_l,
+            _filling_gbps(chains, offered, effective, scale),
+            effective,
+        )
+    )
     return BackPressure(
         rates_gbps=rates,
         pause_fraction=pause,
@@ -1179,5 +1274,6 @@ def _fixed_point(
         effective_gbps=effective,
         full=full,
         inputs=network.inputs,
+        filling=filling,
         rounds=rounds,
     )

@@ -271,6 +271,7 @@ def backward(
     capacity: np.ndarray,
     floor: np.ndarray,
     use_floor: bool,
+    pausable: np.ndarray,
     stage_ptr: np.ndarray,
     stage_links: np.ndarray,
     into_ptr: np.ndarray,
@@ -363,7 +364,9 @@ def backward(
             for i in range(s0, s1):
                 link = stage_links[i]
                 for j in range(out_ptr[link], out_ptr[link + 1]):
-                    if per_pair[out_pairs[j]] < bound[link]:
+                    if not pausable[link]:
+                        per_pair[out_pairs[j]] = np.inf
+                    elif per_pair[out_pairs[j]] < bound[link]:
                         bound[link] = per_pair[out_pairs[j]]
                 value = min(capacity[link], bound[link])
                 if use_floor:

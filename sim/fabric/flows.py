@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
+from sim.fabric.backpressure import Filling
 from sim.fabric.latency import (
     LATENCY_COLUMNS,
     MessageSampler,
@@ -238,6 +239,7 @@ class _Run:
         # Sub-flows just finished: their last ACK meets the next epoch's ports (an empty
         # fabric if nothing is left), without the queues of the flows that ended with them.
         acking = np.zeros(0, dtype=np.int64)
+        buffers = _Buffers.of(self.model)
         while next_start < n_sub or active.size:
             starting = order[next_start:]
             new = starting[self.sub_start[starting] <= now + 1e-12]
@@ -255,11 +257,15 @@ class _Run:
                 fresh=is_new[active],
                 remaining_bits=remaining[active],
                 line_rate_us=np.maximum(notified[active] - now, 0.0),
+                buffer_full=None if buffers is None else buffers.full,
             )
             is_new[new] = False
             epochs += 1
             rates = epoch.rates_gbps
             stall_until[active] = np.maximum(stall_until[active], now + epoch.stall_us)
+            if buffers is not None:
+                buffers.meet(epoch.filling)
+                self._filling_queues = buffers.port_queues(epoch.filling)
             self._ack_waits(
                 epoch,
                 active,
@@ -274,11 +280,15 @@ class _Run:
             with np.errstate(divide="ignore"):
                 done_at = begin + remaining[active] / (rates * 1e3)
             t_next = min(float(done_at.min()), float(upcoming))
+            if buffers is not None:
+                t_next = min(t_next, now + buffers.next_change_us(epoch.filling))
             if not np.isfinite(t_next):
                 # Every active rate is 0 and nothing else starts: the transport's answer
                 # admits no progress, which a finite fabric cannot mean.
                 raise RuntimeError("no flow can make progress: every active flow has rate 0")
             dt = t_next - now
+            if buffers is not None:
+                buffers.advance(epoch.filling, dt, 4.0 * float(np.spacing(t_next)))
             sent = np.minimum(remaining[active], rates * 1e3 * np.clip(t_next - begin, 0.0, None))
             remaining[active] -= sent
             self.link_bits += incidence.T @ sent
@@ -336,8 +346,14 @@ class _Run:
         """The congestion this epoch leaves at the ports, as packets sent in it meet it."""
         # Ports held full carry no separate pause wait: their drain rate has it.
         steady_pause = np.where(epoch.queue_us > 0, 0.0, epoch.pause_fraction)
+        queue_us, growth, cap_us = epoch.queue_us, None, epoch.queue_cap_us
+        if epoch.filling is not None:
+            # Elsewhere the backlog of inputs still filling their buffers.
+            filling_us, filling_growth, cap_us = self._filling_queues
+            growth = np.where(queue_us > 0, 0.0, filling_growth)
+            queue_us = np.where(queue_us > 0, queue_us, filling_us)
         return PortState(
-            queue_us=epoch.queue_us,
+            queue_us=queue_us,
             pause_fraction=steady_pause,
             pause_episode_us=epoch.pause_episode_us,
             stall_until_us=stall_until,
@@ -345,9 +361,10 @@ class _Run:
             if epoch.drop_probability is not None
             else np.zeros(active.size),
             transients=epoch.transients,
-            queue_cap_us=epoch.queue_cap_us,
+            queue_cap_us=cap_us,
             lossless=self.transport.lossless,
             cycles=epoch.cycles,
+            queue_growth=growth,
         )
 
     def _ack_waits(
@@ -499,6 +516,101 @@ class _Run:
         ack_per_link = topo.prop_delay_us + self.transport.header_bytes * link_us
         back = np.asarray(self.ack_incidence @ ack_per_link).ravel()
         return forward, back
+
+
+class _Buffers:
+    """The ingress buffers of a lossless fabric, which fill before they pause anyone.
+
+    A switch keeps, per input port, what the input brought that its output
+    ports have not passed on yet. A port can pause the link into an input
+    only once that buffer holds the pause threshold (PFC Xoff, or the
+    credit buffer); until then the buffer takes what the ports do not pass
+    on, the link runs at what it is offered, and packets behind the backlog
+    wait its drain time. A buffer that drains to the resume threshold (Xon,
+    or one MTU of credit) lets its link run again. The fill is fluid, like
+    the rates: per epoch, per link pair, at the rate the back-pressure state
+    gives (:class:`~sim.fabric.backpressure.Filling`). Pairs no active flow
+    crosses hold nothing: the flows whose packets they held are delivered.
+    """
+
+    def __init__(self, pause_kbit: np.ndarray, resume_kbit: np.ndarray, port_kbit: np.ndarray):
+        self.pause_kbit = pause_kbit
+        self.resume_kbit = resume_kbit
+        self.port_kbit = port_kbit
+        """Per link, the buffer of its egress port."""
+        n_links = pause_kbit.size
+        self.full = np.zeros(n_links, dtype=bool)
+        """Per link, whether the buffer it feeds holds the pause threshold."""
+        self.pair = np.zeros(0, dtype=np.int64)
+        self.held_kbit = np.zeros(0)
+
+    @staticmethod
+    def of(model: Transport) -> _Buffers | None:
+        """Empty buffers for a lossless back-pressure model, None for other transports."""
+        if not model.backpressure:
+            return None
+        pause_kbit, resume_kbit = model.buffer_thresholds_kbit()
+        return _Buffers(pause_kbit, resume_kbit, model.topology.buffer_bytes * 8.0 / 1000.0)
+
+    def meet(self, filling: Filling) -> np.ndarray:
+        """Take the epoch's pairs (what others held is gone) and return what each holds."""
+        place = np.searchsorted(self.pair, filling.pair)
+        place = np.minimum(place, max(self.pair.size - 1, 0))
+        found = self.pair.size > 0
+        kept = (
+            np.where(self.pair[place] == filling.pair, self.held_kbit[place], 0.0)
+            if found
+            else np.zeros(filling.pair.size)
+        )
+        self.pair, self.held_kbit = filling.pair, kept
+        return kept
+
+    def _totals(self, filling: Filling) -> tuple[np.ndarray, np.ndarray]:
+        """Per link, what its buffer holds and how fast that changes."""
+        n_links = self.full.size
+        moving = (filling.gbps > 0) | (self.held_kbit > 0)
+        held = np.bincount(filling.upstream, weights=self.held_kbit, minlength=n_links)
+        rate = np.bincount(
+            filling.upstream, weights=np.where(moving, filling.gbps, 0.0), minlength=n_links
+        )
+        return held, rate
+
+    def next_change_us(self, filling: Filling) -> float:
+        """How long until a buffer fills to the pause threshold or drains to the resume one."""
+        held, rate = self._totals(filling)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fills = np.where(~self.full & (rate > 0), (self.pause_kbit - held) / rate, np.inf)
+            drains = np.where(self.full & (rate < 0), (held - self.resume_kbit) / -rate, np.inf)
+        return float(min(fills.min(initial=np.inf), drains.min(initial=np.inf)))
+
+    def advance(self, filling: Filling, dt_us: float, resolution_us: float) -> None:
+        """Fill and drain every buffer for ``dt_us`` (Gb/s is kbit per microsecond).
+
+        A buffer due to cross its threshold within ``resolution_us`` (the
+        clock's resolution at late times) crosses it now.
+        """
+        step = max(dt_us, resolution_us) * (1 + 1e-9)
+        self.held_kbit = np.maximum(self.held_kbit + filling.gbps * step, 0.0)
+        held, _ = self._totals(filling)
+        pause = self.pause_kbit * (1 - 1e-9)
+        self.full = np.where(self.full, held > self.resume_kbit * (1 + 1e-9), held >= pause)
+
+    def port_queues(self, filling: Filling) -> tuple[np.ndarray, np.ndarray]:
+        """Per link, the backlog waiting for its port and how fast it grows, as drain time.
+
+        A port holds at most its buffer: beyond it the backlog's growth stops
+        (its inputs then hold their thresholds: see :meth:`Transport.allocate`).
+        """
+        n_links = self.full.size
+        moving = (filling.gbps > 0) | (self.held_kbit > 0)
+        held = np.bincount(filling.downstream, weights=self.held_kbit, minlength=n_links)
+        rate = np.bincount(
+            filling.downstream, weights=np.where(moving, filling.gbps, 0.0), minlength=n_links
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            drain = np.where(filling.effective_gbps > 0, filling.effective_gbps, np.inf)
+        cap_us = self.port_kbit / drain
+        return np.minimum(held / drain, cap_us), rate / drain, cap_us
 
 
 def check_run(config: Any, flows: Mapping[str, Any], source: str = "<traffic>") -> RunEstimate:

@@ -98,6 +98,10 @@ class PortState:
             which it is held behind a pause (``-inf`` for none).
         drop_probability: Per sub-flow of the epoch, the chance that a
             message is dropped on its path (lossy transport).
+        queue_growth: Per link, how fast its queue grows (or shrinks) through
+            the epoch, in microseconds of drain time per microsecond, up to
+            ``queue_cap_us``: a lossless port whose inputs' buffers fill
+            before they pause anyone (None: every queue holds all epoch long).
     """
 
     queue_us: np.ndarray
@@ -109,6 +113,38 @@ class PortState:
     queue_cap_us: np.ndarray | None = None
     lossless: bool = True
     cycles: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    queue_growth: np.ndarray | None = None
+
+    def queues_at(
+        self,
+        paths: sp.csr_matrix,
+        rows: np.ndarray,
+        offset_us: np.ndarray,
+        cap_us: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The queueing a packet on each of ``rows`` of ``paths`` meets, sent ``offset_us`` in.
+
+        Args:
+            paths: Rows × links, each entry the share of the row's packet
+                routed over the link.
+            rows: The packets' rows.
+            offset_us: Per packet, when it is sent, from the epoch's start.
+            cap_us: Per link, the most a packet waits there (none if omitted).
+        """
+        if self.queue_growth is None:
+            queue_us = self.queue_us if cap_us is None else np.minimum(self.queue_us, cap_us)
+            # Products over every row are cheaper than gathering a few rows of a sparse matrix.
+            return np.asarray(paths @ queue_us).ravel()[rows]
+        crossing = paths[rows].tocoo()
+        at = self.queue_us[crossing.col] + self.queue_growth[crossing.col] * np.maximum(
+            offset_us[crossing.row], 0.0
+        )
+        at = np.maximum(at, 0.0)
+        if self.queue_cap_us is not None:
+            at = np.minimum(at, self.queue_cap_us[crossing.col])
+        if cap_us is not None:
+            at = np.minimum(at, cap_us[crossing.col])
+        return np.bincount(crossing.row, weights=crossing.data * at, minlength=rows.size)
 
 
 def path_delays(
@@ -236,7 +272,7 @@ def sample_latencies(
     """
     n = entries.size
     offset = rng.uniform(0.0, epoch_us, size=n) if epoch_us > 0 else np.zeros(n)
-    queueing = np.asarray(paths @ state.queue_us).ravel()[entries]
+    queueing = state.queues_at(paths, entries, offset)
     pause = np.zeros(n)
     drop = state.drop_probability[entries].astype(np.float64)
     columns = (
@@ -365,8 +401,7 @@ def expected_waits(
     if wait_cap_us is not None:
         queue_us = np.minimum(queue_us, wait_cap_us)
         steady = np.minimum(steady, wait_cap_us - queue_us)
-    # Products over every row are cheaper than gathering a few rows of a sparse matrix.
-    queueing = np.asarray(paths @ queue_us).ravel()[rows]
+    queueing = state.queues_at(paths, rows, offset_us, wait_cap_us)
     pause = np.asarray(paths @ steady).ravel()[rows]
     one_off = link_paused_us is not None and link_paused_us.any()
     if not (state.transients or one_off):

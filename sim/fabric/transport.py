@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from sim.fabric.backpressure import Crossings, backpressure_rates
+from sim.fabric.backpressure import Crossings, Filling, backpressure_rates
 from sim.fabric.dcqcn import (
     DcqcnCycle,
     DcqcnParams,
@@ -359,6 +359,9 @@ class Epoch:
     drop_gbps: float = 0.0
     marking: np.ndarray | None = None
     cycles: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    filling: Filling | None = None
+    """Lossless back-pressure: how the ingress buffers fill and drain (see
+    :class:`~sim.fabric.backpressure.Filling`); None for other transports."""
     burst_marking: tuple[tuple[float, np.ndarray, np.ndarray, float], ...] = ()
     """Per port hit by a burst: its load, its trace's times, the marking integrated
     over them (see :class:`BurstTransient`) and its steady marking after the trace."""
@@ -412,6 +415,26 @@ class Transport:
         self.backpressure = self.rate_model == "backpressure"
         """Whether rates come from lossless back-pressure (credits, or PFC without DCQCN)."""
 
+    def buffer_thresholds_kbit(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lossless back-pressure: where an ingress buffer pauses its link, and resumes it.
+
+        PFC pauses at Xoff and resumes at Xon; InfiniBand credits stop a link
+        when its credit buffer is full and free it one MTU later. Neither is
+        above the switch's buffer.
+
+        Returns:
+            ``(pause_kbit, resume_kbit)``, per link (the buffer it feeds).
+        """
+        transport, topo = self.transport, self.topology
+        if self.has_pfc:
+            pause_kb, resume_kb = transport.pfc_xoff_kb, transport.pfc_xon_kb
+        else:
+            pause_kb = transport.credit_buffer_kb
+            resume_kb = pause_kb - topo.mtu_bytes / 1000.0
+        cap_kb = topo.buffer_bytes / 1000.0
+        pause = np.minimum(pause_kb, cap_kb)
+        return 8.0 * pause, 8.0 * np.clip(np.minimum(resume_kb, cap_kb), 0.0, pause)
+
     def _params(self, capacity_gbps: float) -> DcqcnParams:
         """DCQCN parameters for a port of this capacity (built once per capacity)."""
         params = self._dcqcn_params.get(capacity_gbps)
@@ -434,6 +457,7 @@ class Transport:
         capacity_gbps: np.ndarray | None = None,
         remaining_bits: np.ndarray | None = None,
         line_rate_us: np.ndarray | None = None,
+        buffer_full: np.ndarray | None = None,
     ) -> Epoch:
         """The transport's rates and congestion state for a set of sub-flows.
 
@@ -455,6 +479,10 @@ class Transport:
                 notification can reach it (see :meth:`notification_us`): under
                 DCQCN it sends at line rate until then. None if omitted: every
                 sub-flow is under rate control.
+            buffer_full: Lossless fabrics only: per link, whether the ingress
+                buffer it feeds has filled to the pause threshold, so that the
+                port behind it may pause it (see :func:`backpressure_rates`).
+                None if omitted: every buffer full, the steady state.
         """
         capacity = self.capacity if capacity_gbps is None else capacity_gbps
         demand = self.demand(incidence) if demand is None else demand
@@ -468,7 +496,7 @@ class Transport:
                 rates = max_min_rates(incidence, capacity, demand_gbps=demand)
             return Epoch(rates, zero_links, zero_flows, zero_links, zero_links, zero_links)
         if self.backpressure:
-            return self._backpressure(incidence, demand, crossings, capacity)
+            return self._backpressure(incidence, demand, crossings, capacity, buffer_full)
         if isinstance(incidence, Trunked):
             incidence = incidence.tocsr()
         if self.rate_model == "lossy":
@@ -515,6 +543,7 @@ class Transport:
         demand: np.ndarray,
         crossings: Crossings | None,
         capacity: np.ndarray,
+        buffer_full: np.ndarray | None = None,
     ) -> Epoch:
         """Lossless back-pressure: PFC without rate control, or InfiniBand credits.
 
@@ -530,7 +559,7 @@ class Transport:
         transport = self.transport
         topo = self.topology
         state = backpressure_rates(
-            incidence, capacity, demand, self.stage, self.topology, crossings
+            incidence, capacity, demand, self.stage, self.topology, crossings, buffer_full
         )
         if self.has_pfc:
             threshold_kb = (transport.pfc_xoff_kb + transport.pfc_xon_kb) / 2
@@ -554,6 +583,7 @@ class Transport:
             np.zeros(capacity.size),
             queue,
             episode,
+            filling=state.filling,
         )
 
     def _dcqcn(

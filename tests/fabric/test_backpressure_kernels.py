@@ -74,9 +74,10 @@ def test_compiled_passes_equal_the_numpy_passes(problem) -> None:
     np.testing.assert_allclose(relayed_c, relayed, rtol=1e-12, atol=1e-12)
     held = rng.random(offered.size) < 0.3
     floor = capacity * rng.uniform(0.1, 1.0, capacity.size)
-    for this_floor in (None, floor):
-        expected = reference.backward(offered, relayed, held, capacity, this_floor)
-        got = compiled.backward(offered, relayed, held, capacity, this_floor)
+    pausable = rng.random(capacity.size) < 0.6  # buffers still filling may not pause
+    for this_floor, this_pausable in ((None, None), (floor, None), (None, pausable)):
+        expected = reference.backward(offered, relayed, held, capacity, this_floor, this_pausable)
+        got = compiled.backward(offered, relayed, held, capacity, this_floor, this_pausable)
         for a, b in zip(got, expected, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
@@ -102,11 +103,18 @@ def test_a_compiled_fixed_point_equals_the_numpy_one(monkeypatch, mode) -> None:
     stage = link_stage(topology)
     capacity = topology.capacity_gbps.astype(float)
     demand = np.full(incidence.shape[0], 200.0)
-    solved = {}
-    for name, threshold in (("numpy", 10**12), ("compiled", 0)):
-        monkeypatch.setattr(bp, "COMPILED_FROM", threshold)
-        solved[name] = bp.backpressure_rates(incidence, capacity, demand, stage, topology)
-    reference, compiled = solved["numpy"], solved["compiled"]
+    filled = rng.random(topology.n_links) < 0.7
+    for buffer_full in (None, filled):
+        solved = {}
+        for name, threshold in (("numpy", 10**12), ("compiled", 0)):
+            monkeypatch.setattr(bp, "COMPILED_FROM", threshold)
+            solved[name] = bp.backpressure_rates(
+                incidence, capacity, demand, stage, topology, buffer_full=buffer_full
+            )
+        assert_same_state(solved["numpy"], solved["compiled"])
+
+
+def assert_same_state(reference: bp.BackPressure, compiled: bp.BackPressure) -> None:
     assert reference.pause_fraction.max() > 0.3
     assert compiled.rounds == reference.rounds
     np.testing.assert_allclose(compiled.rates_gbps, reference.rates_gbps, rtol=1e-9)
@@ -115,6 +123,11 @@ def test_a_compiled_fixed_point_equals_the_numpy_one(monkeypatch, mode) -> None:
     )
     np.testing.assert_allclose(compiled.drain_gbps, reference.drain_gbps, rtol=1e-9)
     assert np.array_equal(compiled.full, reference.full)
+    if reference.filling is None:
+        assert compiled.filling is None
+        return
+    assert np.array_equal(compiled.filling.pair, reference.filling.pair)
+    np.testing.assert_allclose(compiled.filling.gbps, reference.filling.gbps, rtol=1e-9, atol=1e-9)
 
 
 def test_small_problems_never_import_numba() -> None:

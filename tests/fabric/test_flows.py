@@ -347,3 +347,23 @@ def test_an_ack_meets_no_queue_of_flows_that_ended_with_its_own():
     result = simulate_flows(fabric(K8, **PFC_ONLY), mix).flows
     assert result["fct_us"].to_numpy() == pytest.approx(result["fct_us"][0])
     assert result["slowdown"].iloc[-1] == 1.0
+
+
+def test_a_pause_waits_for_the_ingress_buffer_to_fill():
+    # On one leaf, hosts 1 and 4 push 20 MB into host 0; host 2 sends a 2 MB victim to
+    # host 3 and 20 MB to host 0 beside it, each at half its NIC (50 Gb/s). Host 0's port
+    # serves its three inputs in turn, 33.3 Gb/s each, so host 2's input keeps 16.7 Gb/s
+    # of what it brings: its ingress buffer reaches Xoff (270 KB) after 129.6 us and only
+    # then pauses host 2, whose flows then share 66.7 Gb/s: the victim slows to 33.3.
+    leaf = {"kind": "leaf_spine", "hosts_per_leaf": 16, "leaves": 2, "spines": 2}
+    config = fabric(leaf, **PFC_ONLY)
+    mix = pd.concat([flows([1, 4, 2], 0, size_bytes=20_000_000), flows(2, 3)], ignore_index=True)
+    victim = simulate_flows(config, mix).flows.iloc[-1]
+    latency_us = victim["ideal_fct_us"] - transfer_us(config)
+    fill_us = 270 * 8 / (50 - 100 / 3)
+    wire_kbit = transfer_us(config) * 100
+    want_us = fill_us + (wire_kbit - 50 * fill_us) / (100 / 3) + latency_us
+    assert victim["fct_us"] == pytest.approx(want_us, rel=1e-6)
+    # A pause tree in place from the start (every buffer full) would take 64.8 us more.
+    held_us = wire_kbit / (100 / 3) + latency_us
+    assert held_us - victim["fct_us"] == pytest.approx(fill_us / 2, rel=1e-6)
