@@ -37,6 +37,12 @@ feeders. Elsewhere (sprayed sub-flows, trunks) it is the proportional rule
 Where many pause trees overlap, more than one set of held inputs can sustain
 itself; the solver returns the one its rounds reach from line rate.
 
+**Buffers filling.** The steady state holds every congested input's buffer
+full. The flow simulator (:mod:`sim.fabric.flows`) follows the buffers as
+they fill: given ``buffer_full``, only links whose ingress buffer holds its
+pause threshold may be paused, and the answer says how fast each link
+pair's part of a buffer fills or drains (:class:`Filling`).
+
 Numpy passes, compiled ones for large problems
 (:mod:`sim.fabric.backpressure_kernels`, the numpy passes their reference);
 no SimPy.
