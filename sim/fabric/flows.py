@@ -596,14 +596,17 @@ class _Buffers:
             held >= self.pause_kbit * (1 - 1e-9),
         )
 
-    def _crossing_us(self, filling: Filling) -> np.ndarray:
-        """Per link, how long until its buffer fills to pause or drains to resume (inf: never)."""
+    def _sums(self, filling: Filling, link: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per link (``link`` per pair), what the pairs hold and how fast that changes."""
         n_links = self.full.size
         moving = (filling.gbps > 0) | (self.held_kbit > 0)
-        held = np.bincount(self.upstream, weights=self.held_kbit, minlength=n_links)
-        rate = np.bincount(
-            self.upstream, weights=np.where(moving, filling.gbps, 0.0), minlength=n_links
-        )
+        held = np.bincount(link, weights=self.held_kbit, minlength=n_links)
+        rate = np.bincount(link, weights=np.where(moving, filling.gbps, 0.0), minlength=n_links)
+        return held, rate
+
+    def _crossing_us(self, filling: Filling) -> np.ndarray:
+        """Per link, how long until its buffer fills to pause or drains to resume (inf: never)."""
+        held, rate = self._sums(filling, self.upstream)
         with np.errstate(divide="ignore", invalid="ignore"):
             fills = np.where(~self.full & (rate > 0), (self.pause_kbit - held) / rate, np.inf)
             drains = np.where(self.full & (rate < 0), (held - self.resume_kbit) / -rate, np.inf)
@@ -624,18 +627,14 @@ class _Buffers:
         self.full = self.full ^ crossing
         self._settle()
 
-    def port_queues(self, filling: Filling) -> tuple[np.ndarray, np.ndarray]:
-        """Per link, the backlog waiting for its port and how fast it grows, as drain time.
+    def port_queues(self, filling: Filling) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per link, the backlog waiting for its port, how fast it grows, and the most it holds.
 
-        A port holds at most its buffer: beyond it the backlog's growth stops
-        (its inputs then hold their thresholds: see :meth:`Transport.allocate`).
+        All as drain time. A port holds at most its buffer: beyond it the
+        backlog's growth stops (its inputs then hold their thresholds: see
+        :meth:`Transport.allocate`).
         """
-        n_links = self.full.size
-        moving = (filling.gbps > 0) | (self.held_kbit > 0)
-        held = np.bincount(filling.downstream, weights=self.held_kbit, minlength=n_links)
-        rate = np.bincount(
-            filling.downstream, weights=np.where(moving, filling.gbps, 0.0), minlength=n_links
-        )
+        held, rate = self._sums(filling, self.downstream)
         with np.errstate(divide="ignore", invalid="ignore"):
             drain = np.where(filling.effective_gbps > 0, filling.effective_gbps, np.inf)
         cap_us = self.port_kbit / drain
