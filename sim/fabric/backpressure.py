@@ -66,7 +66,6 @@ __all__ = [
     "Filling",
     "backpressure_rates",
     "link_crossings",
-    "pair_number",
     "water_levels",
 ]
 
@@ -136,7 +135,7 @@ class Filling:
     port, or an even part of a port's spare capacity.
 
     Attributes:
-        pair: Topology-wide pair numbers (see :func:`pair_links`), sorted.
+        pair: Per pair, its topology-wide number (see :class:`Crossings`), sorted.
         upstream: Per pair, the link ``u``.
         downstream: Per pair, the link ``l``.
         gbps: Per pair, how fast its part of the buffer fills (negative:
@@ -391,12 +390,6 @@ def _pair_numbers(topology: Topology) -> tuple[Any, ...]:
     return numbers
 
 
-def pair_number(topology: Topology, upstream: np.ndarray, downstream: np.ndarray) -> np.ndarray:
-    """Topology-wide numbers of link pairs ``(u, l)``, ``u`` a link into ``l``'s source."""
-    _, _, in_position, pair_base, _ = _pair_numbers(topology)
-    return pair_base[downstream] + in_position[upstream]
-
-
 @dataclass(frozen=True)
 class _Chains:
     """Which sub-flow (or trunk) crosses which adjacent link pair, with the pairs' links.
@@ -406,6 +399,7 @@ class _Chains:
         pair: Per crossing, its pair's index in ``(pair_u, pair_l)``.
         pair_u: Per pair, the upstream link.
         pair_l: Per pair, the downstream link.
+        number: Per pair, its topology-wide number (sorted).
         trunk, trunk_pair: The same for pairs inside a trunk, crossed by
             every member of the trunk.
         weight, trunk_weight: Per crossing, the share of its sub-flow (or
@@ -418,6 +412,7 @@ class _Chains:
     pair: np.ndarray
     pair_u: np.ndarray
     pair_l: np.ndarray
+    number: np.ndarray
     trunk: np.ndarray
     trunk_pair: np.ndarray
     weight: np.ndarray
@@ -436,6 +431,7 @@ class _Chains:
             self.pair,
             number[self.pair_u],
             number[self.pair_l],
+            self.number,
             self.trunk,
             self.trunk_pair,
             self.weight,
@@ -459,6 +455,7 @@ def upstream_chains(
         crossings.pair,
         pair_u,
         pair_l,
+        present,
         crossings.trunk,
         crossings.trunk_pair,
         crossings.weight,
@@ -1168,7 +1165,6 @@ def backpressure_rates(
     """
     paths = Trunked.of(incidence)
     chains = upstream_chains(paths, topology, crossings)
-    pair_u, pair_l = chains.pair_u, chains.pair_l
     # Work on the links the sub-flows cross only, numbered from 0.
     crossed = paths.crossed
     used = np.flatnonzero(crossed)
@@ -1195,9 +1191,9 @@ def backpressure_rates(
         filling=None
         if state.filling is None
         else Filling(
-            pair=pair_number(topology, pair_u, pair_l),
-            upstream=pair_u,
-            downstream=pair_l,
+            pair=state.filling.pair,
+            upstream=used[state.filling.upstream],
+            downstream=used[state.filling.downstream],
             gbps=state.filling.gbps,
             effective_gbps=effective,
         ),
@@ -1266,7 +1262,7 @@ def _fixed_point(
         None
         if pausable is None
         else Filling(
-            np.zeros(0, dtype=np.int64),  # numbered topology-wide by backpressure_rates
+            chains.number,
             chains.pair_u,
             chains.pair_l,
             _filling_gbps(chains, offered, effective, scale),

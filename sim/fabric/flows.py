@@ -219,6 +219,8 @@ class _Run:
             float(self.sub_bits.sum()) / (self.message_bytes * 8.0), config.latency_samples, rng
         )
         self.samples: list[dict[str, np.ndarray]] = []
+        self.buffers: _Buffers | None = None
+        """A lossless fabric's ingress buffers while it runs (see :class:`_Buffers`)."""
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> FabricResult:
         """Simulate every flow to completion.
@@ -247,7 +249,7 @@ class _Run:
         # Sub-flows just finished: their last ACK meets the next epoch's ports (an empty
         # fabric if nothing is left), without the queues of the flows that ended with them.
         acking = np.zeros(0, dtype=np.int64)
-        buffers = _Buffers.of(self.model)
+        buffers = self.buffers = _Buffers.of(self.model)  # fresh for every run
         while next_start < n_sub or active.size:
             starting = order[next_start:]
             new = starting[self.sub_start[starting] <= now + 1e-12]
@@ -273,7 +275,6 @@ class _Run:
             stall_until[active] = np.maximum(stall_until[active], now + epoch.stall_us)
             if buffers is not None:
                 buffers.meet(epoch.filling)
-                self._filling_queues = buffers.port_queues(epoch.filling)
             self._ack_waits(
                 epoch,
                 active,
@@ -289,7 +290,8 @@ class _Run:
                 done_at = begin + remaining[active] / (rates * 1e3)
             t_next = min(float(done_at.min()), float(upcoming))
             if buffers is not None:
-                t_next = min(t_next, now + buffers.next_change_us(epoch.filling))
+                crossing_us = buffers.crossing_us(epoch.filling)
+                t_next = min(t_next, now + float(crossing_us.min(initial=np.inf)))
             if not np.isfinite(t_next):
                 # Every active rate is 0 and nothing else starts: the transport's answer
                 # admits no progress, which a finite fabric cannot mean.
@@ -297,7 +299,7 @@ class _Run:
             dt = t_next - now
             if buffers is not None:
                 window_us = max(BUFFER_WINDOW_US, 4.0 * float(np.spacing(t_next)))
-                buffers.advance(epoch.filling, dt, window_us)
+                buffers.advance(epoch.filling, dt, crossing_us <= (dt + window_us) * (1 + 1e-9))
             sent = np.minimum(remaining[active], rates * 1e3 * np.clip(t_next - begin, 0.0, None))
             remaining[active] -= sent
             self.link_bits += incidence.T @ sent
@@ -362,7 +364,7 @@ class _Run:
         queue_us, growth, cap_us = epoch.queue_us, None, epoch.queue_cap_us
         if epoch.filling is not None:
             # Elsewhere the backlog of inputs still filling their buffers.
-            filling_us, filling_growth, cap_us = self._filling_queues
+            filling_us, filling_growth, cap_us = self.buffers.port_queues
             growth = np.where(queue_us > 0, 0.0, filling_growth)
             queue_us = np.where(queue_us > 0, queue_us, filling_us)
         return PortState(
@@ -560,6 +562,8 @@ class _Buffers:
         self.downstream = np.zeros(0, dtype=np.int64)
         self.held_kbit = np.zeros(0)
         """Per pair, what its upstream link's ingress buffer holds for its downstream one."""
+        self.port_queues: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        """The epoch's port backlogs, their growth and caps (see :meth:`_port_queues`)."""
 
     @staticmethod
     def of(model: Transport) -> _Buffers | None:
@@ -579,6 +583,7 @@ class _Buffers:
         self.pair, self.held_kbit = filling.pair, kept
         self.upstream, self.downstream = filling.upstream, filling.downstream
         self._settle()
+        self.port_queues = self._port_queues(filling)
 
     def forget(self, crossed: np.ndarray) -> None:
         """Drop the pairs of links no active flow crosses (``crossed`` per link)."""
@@ -604,7 +609,7 @@ class _Buffers:
         rate = np.bincount(link, weights=np.where(moving, filling.gbps, 0.0), minlength=n_links)
         return held, rate
 
-    def _crossing_us(self, filling: Filling) -> np.ndarray:
+    def crossing_us(self, filling: Filling) -> np.ndarray:
         """Per link, how long until its buffer fills to pause or drains to resume (inf: never)."""
         held, rate = self._sums(filling, self.upstream)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -612,22 +617,18 @@ class _Buffers:
             drains = np.where(self.full & (rate < 0), (held - self.resume_kbit) / -rate, np.inf)
         return np.maximum(np.minimum(fills, drains), 0.0)
 
-    def next_change_us(self, filling: Filling) -> float:
-        """How long until a buffer fills to the pause threshold or drains to the resume one."""
-        return float(self._crossing_us(filling).min(initial=np.inf))
-
-    def advance(self, filling: Filling, dt_us: float, window_us: float) -> None:
+    def advance(self, filling: Filling, dt_us: float, crossing: np.ndarray) -> None:
         """Fill and drain every buffer for ``dt_us`` (Gb/s is kbit per microsecond).
 
-        A buffer due to cross its threshold within ``window_us`` after that
-        crosses it now (see :data:`BUFFER_WINDOW_US`).
+        ``crossing`` says, per link, which buffers cross their threshold now:
+        those due within the epoch, and those due a moment later (see
+        :data:`BUFFER_WINDOW_US`).
         """
-        crossing = self._crossing_us(filling) <= (dt_us + window_us) * (1 + 1e-9)
         self.held_kbit = np.maximum(self.held_kbit + filling.gbps * dt_us, 0.0)
         self.full = self.full ^ crossing
         self._settle()
 
-    def port_queues(self, filling: Filling) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _port_queues(self, filling: Filling) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per link, the backlog waiting for its port, how fast it grows, and the most it holds.
 
         All as drain time. A port holds at most its buffer: beyond it the

@@ -425,15 +425,23 @@ class Transport:
         Returns:
             ``(pause_kbit, resume_kbit)``, per link (the buffer it feeds).
         """
-        transport, topo = self.transport, self.topology
-        if self.has_pfc:
-            pause_kb, resume_kb = transport.pfc_xoff_kb, transport.pfc_xon_kb
-        else:
-            pause_kb = transport.credit_buffer_kb
-            resume_kb = pause_kb - topo.mtu_bytes / 1000.0
-        cap_kb = topo.buffer_bytes / 1000.0
+        pause_kb, resume_kb = self._pause_resume_kb()
+        cap_kb = self.topology.buffer_bytes / 1000.0
         pause = np.minimum(pause_kb, cap_kb)
         return 8.0 * pause, 8.0 * np.clip(np.minimum(resume_kb, cap_kb), 0.0, pause)
+
+    def _pause_resume_kb(self) -> tuple[float, float]:
+        """Where an input's buffer pauses its link, and where it resumes it, in KB.
+
+        PFC: Xoff and Xon. InfiniBand: the credit buffer, and one MTU less.
+        """
+        transport = self.transport
+        if self.has_pfc:
+            return transport.pfc_xoff_kb, transport.pfc_xon_kb
+        return (
+            transport.credit_buffer_kb,
+            transport.credit_buffer_kb - self.topology.mtu_bytes / 1e3,
+        )
 
     def _params(self, capacity_gbps: float) -> DcqcnParams:
         """DCQCN parameters for a port of this capacity (built once per capacity)."""
@@ -556,17 +564,14 @@ class Transport:
         stays paused for one episode: until the paused input drains from Xoff
         to Xon (PFC) or frees one MTU of credit (InfiniBand).
         """
-        transport = self.transport
         topo = self.topology
         state = backpressure_rates(
             incidence, capacity, demand, self.stage, self.topology, crossings, buffer_full
         )
-        if self.has_pfc:
-            threshold_kb = (transport.pfc_xoff_kb + transport.pfc_xon_kb) / 2
-            hysteresis_kb = transport.pfc_xoff_kb - transport.pfc_xon_kb
-        else:  # InfiniBand credits
-            threshold_kb = transport.credit_buffer_kb
-            hysteresis_kb = topo.mtu_bytes / 1000.0
+        pause_kb, resume_kb = self._pause_resume_kb()
+        # PFC's sawtooth between Xon and Xoff; a credit buffer stays full.
+        threshold_kb = (pause_kb + resume_kb) / 2 if self.has_pfc else pause_kb
+        hysteresis_kb = pause_kb - resume_kb
         held_kb = np.minimum(np.maximum(state.inputs, 1) * threshold_kb, topo.buffer_bytes / 1000.0)
         # A sender's own backlog waits in its NIC, before the message leaves:
         # only switch ports count as queues; a paused NIC link is a pause wait.
