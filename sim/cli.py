@@ -475,12 +475,17 @@ def fabric(
 ) -> None:
     """Run the fabric alone: push the flows of FLOWS.csv through FABRIC.yaml."""
     config = _load_fabric(fabric_file)
+    from sim.fabric.routing import equal_cost_path_count
     from sim.fabric.traffic import read_flow_arrays
     from sim.scenario import ScenarioError
 
     topology = config.build_topology()
     try:
-        flows = read_flow_arrays(traffic_file, topology.n_hosts)
+        flows = read_flow_arrays(
+            traffic_file,
+            topology.n_hosts,
+            lambda src, dst: equal_cost_path_count(topology, src, dst),
+        )
     except ScenarioError as exc:
         _fail(exc.problems)
     _check_out(out, "fabric")

@@ -167,7 +167,11 @@ class _Run:
         self.start_us = np.asarray(flows["start_us"], dtype=np.float64)
         self.size_bytes = np.asarray(flows["size_bytes"], dtype=np.int64)
         self.routes: Routes = route(
-            topo, self.src, self.dst, **routing_args(self.transport, topo, self.size_bytes)
+            topo,
+            self.src,
+            self.dst,
+            **routing_args(self.transport, topo, self.size_bytes),
+            pinned_path=_pinned(flows, "path_index"),
         )
         routes = self.routes
         self.incidence = routes.incidence.tocsr()
@@ -193,6 +197,7 @@ class _Run:
             self.dst,
             self.src,
             **routing_args(self.transport, topo, self.size_bytes),
+            pinned_path=_pinned(flows, "ack_path_index"),
         ).incidence.tocsr()
         self.sub_forward_us, self.sub_back_us = self._path_latency_us(last_packet_bytes)
         self.sub_path_us = self.sub_forward_us + self.sub_back_us
@@ -677,6 +682,11 @@ def check_run(config: Any, flows: Mapping[str, Any], source: str = "<traffic>") 
     return estimate
 
 
+def _pinned(flows: Mapping[str, Any], column: str) -> np.ndarray | None:
+    """A path column of the traffic (-1: not pinned), or None if it has none."""
+    return np.asarray(flows[column], dtype=np.int64) if column in flows else None
+
+
 def simulate_flows(
     config: Any,
     flows: Mapping[str, Any],
@@ -689,7 +699,10 @@ def simulate_flows(
     Args:
         config: A :class:`sim.fabric.config.FabricConfig` (topology and transport).
         flows: Columns ``src, dst, start_us, size_bytes`` (a DataFrame or a
-            mapping of arrays), hosts numbered in topology order.
+            mapping of arrays), hosts numbered in topology order, and
+            optionally ``path_index`` and ``ack_path_index``, the equal-cost
+            paths flows and their ACKs are pinned to (-1: routed as usual;
+            :mod:`sim.fabric.traffic`).
         progress: Called now and then with ``(sub-flows finished, total)``,
             e.g. to drive a progress bar.
         source: The traffic's name in messages (usually the file).

@@ -31,6 +31,11 @@ How a flow picks its path depends on the transport:
     The ideal: every sub-flow is spread evenly over all its equal-cost paths
     (packet spraying), giving fractional entries in the incidence matrix.
 
+Whatever the mode, a flow may be pinned to one of its equal-cost paths
+(``pinned_path``, numbered as :func:`path_links` numbers them): all its queue
+pairs take that path. This replays the paths another simulator or a real
+fabric's hash chose (a traffic file's ``path_index`` column).
+
 Hosts of one server (and a host to itself) use no fabric link at all: their
 incidence rows are empty.
 
@@ -410,6 +415,7 @@ def _adaptive_choice(
     cls: np.ndarray,
     load_weight: np.ndarray,
     chunks: int,
+    pinned: np.ndarray,
 ) -> np.ndarray:
     """Greedy least-loaded-path placement of every chunk of every sub-flow.
 
@@ -431,14 +437,21 @@ def _adaptive_choice(
     entries retry in the next wave; the earliest entry of a wave is always
     accepted, so every wave makes progress.
 
+    Sub-flows pinned to a path (``pinned >= 0``) are not placed: their whole
+    load sits on their path from the start, and the others choose around it.
+
     Returns:
-        ``(n_subflows, chunks)`` path indices (0 where there is no choice).
+        ``(n_subflows, chunks)`` path indices (0 where there is no choice, the
+        pinned path where pinned).
     """
     lay = topology.layout
     a_n, j_n, l_n, p_n = lay.aggs_per_pod, lay.cores_per_plane, lay.n_leaves, lay.n_pods
     j_dim = max(j_n, 1)
     choices = np.zeros((src.size, chunks), dtype=np.int64)
-    subs = np.flatnonzero(cls >= CLASS_SAME_POD)
+    climbing = cls >= CLASS_SAME_POD
+    fixed = np.flatnonzero(climbing & (pinned >= 0))
+    choices[fixed] = pinned[fixed, None]
+    subs = np.flatnonzero(climbing & (pinned < 0))
     if subs.size == 0:
         return choices
 
@@ -455,6 +468,16 @@ def _adaptive_choice(
         inv_cd[:p_n] = 1.0 / cap[lay.core_down0 : lay.core_down0 + n_ac].reshape(p_n, a_n, j_n)
     load_lu, load_ad = np.zeros((l_n, a_n)), np.zeros((l_n, a_n))
     load_au, load_cd = np.zeros((p_n + 1, a_n, j_dim)), np.zeros((p_n + 1, a_n, j_dim))
+    if fixed.size:
+        w, ls, ld = load_weight[fixed], lay.leaf_of_host[src[fixed]], lay.leaf_of_host[dst[fixed]]
+        cross = cls[fixed] == CLASS_CROSS_POD
+        agg = np.where(cross, pinned[fixed] // j_dim, pinned[fixed])
+        np.add.at(load_lu, (ls, agg), w * inv_lu[ls, agg])
+        np.add.at(load_ad, (ld, agg), w * inv_ad[ld, agg])
+        w, ls, ld, agg = w[cross], ls[cross], ld[cross], agg[cross]
+        core, ps, pd = pinned[fixed][cross] % j_dim, lay.pod_of_leaf(ls), lay.pod_of_leaf(ld)
+        np.add.at(load_au, (ps, agg, core), w * inv_au[ps, agg, core])
+        np.add.at(load_cd, (pd, agg, core), w * inv_cd[pd, agg, core])
 
     e_sub = np.repeat(subs, chunks)
     n_e = e_sub.size
@@ -547,6 +570,46 @@ def _first_occurrences(keys: np.ndarray, n: int) -> np.ndarray:
     clash = np.zeros(n, dtype=bool)
     clash[order[repeated] % n] = True
     return ~clash
+
+
+def _pinned_paths(pinned_path: np.ndarray | None, n_flows: int, n_paths: np.ndarray) -> np.ndarray:
+    """Check ``pinned_path`` against each flow's number of paths; -1 for none pinned."""
+    if pinned_path is None:
+        return np.full(n_flows, -1, dtype=np.int64)
+    pinned = np.asarray(pinned_path)
+    if pinned.shape != (n_flows,) or (pinned.size and not np.issubdtype(pinned.dtype, np.integer)):
+        raise ValueError(f"pinned_path must be {n_flows} integers, one per flow")
+    bad = np.flatnonzero((pinned < -1) | (pinned >= n_paths))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"pinned_path of flow {i} is {int(pinned[i])}; it has {int(n_paths[i])} "
+            f"equal-cost path(s), 0 to {int(n_paths[i]) - 1} (-1: not pinned)"
+        )
+    return pinned.astype(np.int64)
+
+
+def _pin(
+    lay: ClosLayout,
+    src: np.ndarray,
+    dst: np.ndarray,
+    cls: np.ndarray,
+    pinned: np.ndarray,
+    incidence: sp.csr_matrix,
+    path: np.ndarray,
+    hops: int,
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The pinned sub-flows' rows replaced by their one path, and their path index."""
+    on = pinned >= 0
+    links = np.full((src.size, hops), -1, dtype=np.int64)
+    links[on] = _path_links(lay, src[on], dst[on], cls[on], pinned[on], hops)
+    keep = sp.diags((~on).astype(np.float64))
+    incidence = (
+        keep @ incidence.tocsr() + _single_path_incidence(links, incidence.shape[1])
+    ).tocsr()
+    incidence.eliminate_zeros()
+    incidence.sort_indices()
+    return incidence, np.where(on, pinned, path)
 
 
 def _single_path_incidence(links: np.ndarray, n_links: int) -> sp.csr_matrix:
@@ -642,6 +705,7 @@ def route(
     connection_id: np.ndarray | None = None,
     load_weight: np.ndarray | None = None,
     adaptive_chunks: int = 8,
+    pinned_path: np.ndarray | None = None,
 ) -> Routes:
     """Route flows (connections) between hosts over the fabric.
 
@@ -663,6 +727,10 @@ def route(
             (>= 1), each placed on its own least-loaded path. InfiniBand
             adaptive routing steers packets, not flows, so one queue pair
             spreads over several paths; 1 models a per-flow path choice.
+        pinned_path: Per flow, the equal-cost path all its queue pairs take
+            (``0 <= i < equal_cost_path_count``, numbered as in
+            :func:`path_links`), or -1 to route it by ``mode``; default: none
+            pinned.
 
     Returns:
         The routes, with the sub-flow x link incidence matrix.
@@ -711,6 +779,7 @@ def route(
     lay = topology.layout
     cls = flow_class(topology, sub_src, sub_dst)
     n_paths = _n_paths(lay, cls)
+    pinned = _pinned_paths(pinned_path, n_flows, n_paths[::q])[flow_of]
 
     hops = max_hops(topology)
     if mode == "spray":
@@ -718,7 +787,7 @@ def route(
         path = np.full(sub_src.size, -1, dtype=np.int64)
     elif mode == "adaptive":
         choices = _adaptive_choice(
-            topology, sub_src, sub_dst, cls, weight[flow_of] / q, int(adaptive_chunks)
+            topology, sub_src, sub_dst, cls, weight[flow_of] / q, int(adaptive_chunks), pinned
         )
         incidence = _chunked_incidence(lay, sub_src, sub_dst, cls, choices, topology.n_links, hops)
         single = np.all(choices == choices[:, :1], axis=1)
@@ -731,6 +800,8 @@ def route(
         incidence = _single_path_incidence(
             _path_links(lay, sub_src, sub_dst, cls, path, hops), topology.n_links
         )
+    if np.any(pinned >= 0):
+        incidence, path = _pin(lay, sub_src, sub_dst, cls, pinned, incidence, path, hops)
     return Routes(
         incidence=incidence,
         flow_of_subflow=flow_of,

@@ -14,6 +14,15 @@ allowed and ignored. Lines that are entirely empty are skipped. Every problem
 is reported as ``FILE:LINE: COLUMN: what is wrong``, the way scenario problems
 are.
 
+Two optional columns pin flows to paths (:data:`PATH_COLUMNS`): ``path_index``
+is the equal-cost path a flow's packets take and ``ack_path_index`` the one
+its ACKs take back, numbered as :func:`sim.fabric.routing.path_links`
+numbers them (same pod: the aggregation switch ``a``; across pods:
+``a * J + j``, core ``j`` of plane ``a``). A blank cell leaves that flow to
+the transport's routing. They replay the paths another simulator's or a real
+fabric's hash chose, so two models can be compared flow by flow on the same
+collisions.
+
 The generators build the classic stress patterns of data-centre fabrics:
 
 * :func:`incast`: many senders, one receiver, all at once: the pattern that
@@ -56,6 +65,7 @@ __all__ = [
     "MAX_PROBLEMS",
     "MAX_SIZE_BYTES",
     "MAX_START_US",
+    "PATH_COLUMNS",
     "TRAFFIC_COLUMNS",
     "alltoall",
     "incast",
@@ -68,6 +78,13 @@ __all__ = [
 
 TRAFFIC_COLUMNS = ("src", "dst", "start_us", "size_bytes")
 """The required columns of FLOWS.csv, in the order they are written."""
+
+PATH_COLUMNS = ("path_index", "ack_path_index")
+"""Optional columns of FLOWS.csv: the equal-cost path of a flow's packets and of its ACKs."""
+
+PathCount = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""Per (src, dst) pair, its number of equal-cost paths (e.g.
+:func:`sim.fabric.routing.equal_cost_path_count` bound to a topology)."""
 
 MAX_PROBLEMS = 20
 """At most this many problems of a bad traffic file are listed; the rest are counted."""
@@ -177,7 +194,8 @@ def _read_table(path: Path, source: str) -> pd.DataFrame:
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError([f"{source}: cannot read: {_clip(_one_line(exc), 120)}"]) from None
     table.columns = [str(name).strip() for name in table.columns]
-    twice = [name for name in TRAFFIC_COLUMNS if list(table.columns).count(name) > 1]
+    known = (*TRAFFIC_COLUMNS, *PATH_COLUMNS)
+    twice = [name for name in known if list(table.columns).count(name) > 1]
     if twice:
         raise ScenarioError([f"{source}:1: column {name} appears twice" for name in twice])
     missing = [name for name in TRAFFIC_COLUMNS if name not in table.columns]
@@ -189,7 +207,7 @@ def _read_table(path: Path, source: str) -> pd.DataFrame:
                 f"{', '.join(missing)}; the header has {present} ({header_hint})"
             ]
         )
-    return pd.DataFrame({name: table[name].str.strip() for name in TRAFFIC_COLUMNS})
+    return pd.DataFrame({name: table[name].str.strip() for name in known if name in table})
 
 
 def _parse_numbers(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -311,11 +329,80 @@ def _value_checks(
     return checks
 
 
+def _path_checks(
+    values: dict[str, np.ndarray],
+    readable: dict[str, np.ndarray],
+    text: dict[str, np.ndarray],
+    n_hosts: int,
+    path_count: PathCount | None,
+) -> list[_Check]:
+    """Checks of the path columns present: a whole number from 0, below the pair's path count.
+
+    A blank cell (not readable, not a problem) pins nothing. The count is
+    checked on rows whose hosts are good, for the packets' direction
+    (``src`` to ``dst``) or the ACKs' (``dst`` to ``src``).
+    """
+    checks: list[_Check] = []
+    hosts_ok = np.ones(len(values["src"]), dtype=bool)
+    for name in ("src", "dst"):
+        v = values[name]
+        hosts_ok &= readable[name] & np.isfinite(v) & (np.floor(v) == v) & (v >= 0) & (v < n_hosts)
+    src = np.where(hosts_ok, values["src"], 0).astype(np.int64)
+    dst = np.where(hosts_ok, values["dst"], 1).astype(np.int64)
+    hosts_ok &= src != dst
+    for order, name in enumerate(PATH_COLUMNS, start=len(TRAFFIC_COLUMNS) + 1):
+        if name not in values:
+            continue
+        v, read, cells = values[name], readable[name], text[name]
+        whole = read & np.isfinite(v) & (np.floor(v) == v) & (v >= 0)
+        checks.append(
+            (
+                order,
+                read & ~whole,
+                lambda i, n=name, t=cells: (
+                    f"{n}: an equal-cost path is a whole number from 0 (blank: not pinned), "
+                    f"got {_quoted(t[i])}"
+                ),
+            )
+        )
+        if path_count is None:
+            continue
+        ack = name == "ack_path_index"
+        counts = np.asarray(path_count(dst, src) if ack else path_count(src, dst))
+        checks.append(
+            (
+                order,
+                whole & hosts_ok & (v >= counts),
+                lambda i, n=name, t=cells, c=counts, a=ack: (
+                    f"{n}: {_clip(t[i])} is no path: "
+                    + (
+                        f"the ACKs' way back ({int(dst[i])} -> {int(src[i])})"
+                        if a
+                        else f"the flow ({int(src[i])} -> {int(dst[i])})"
+                    )
+                    + (
+                        " has one path, 0"
+                        if c[i] == 1
+                        else f" has {int(c[i])} equal-cost paths, 0 to {int(c[i]) - 1}"
+                    )
+                ),
+            )
+        )
+    return checks
+
+
 def _flow_arrays(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {name: values[name].astype(_DTYPES[name]) for name in TRAFFIC_COLUMNS}
+    arrays = {name: values[name].astype(_DTYPES[name]) for name in TRAFFIC_COLUMNS}
+    for name in PATH_COLUMNS:
+        if name in values:
+            v = values[name]
+            arrays[name] = np.where(np.isfinite(v), v, -1).astype(np.int64)
+    return arrays
 
 
-def _read_clean(path: Path, n_hosts: int) -> dict[str, np.ndarray] | None:
+def _read_clean(
+    path: Path, n_hosts: int, path_count: PathCount | None
+) -> dict[str, np.ndarray] | None:
     """Fast path: the flows if the file is clean, else ``None`` (the slow path explains why).
 
     A clean file has a header naming each required column once and rows of
@@ -336,25 +423,38 @@ def _read_clean(path: Path, n_hosts: int) -> dict[str, np.ndarray] | None:
         return None
     if table.shape[0] == 0 or table.shape[1] != len(header) or np.isnan(table).any():
         return None
-    values = {name: table[:, header.index(name)] for name in TRAFFIC_COLUMNS}
+    names = [*TRAFFIC_COLUMNS, *(name for name in PATH_COLUMNS if header.count(name) == 1)]
+    if any(header.count(name) > 1 for name in PATH_COLUMNS):
+        return None
+    values = {name: table[:, header.index(name)] for name in names}
     everywhere = np.ones(table.shape[0], dtype=bool)
-    readable = dict.fromkeys(TRAFFIC_COLUMNS, everywhere)
-    text = dict.fromkeys(TRAFFIC_COLUMNS, np.empty(0, dtype=object))
-    if any(mask.any() for _, mask, _ in _value_checks(values, readable, text, n_hosts)):
+    readable = dict.fromkeys(names, everywhere)
+    text = dict.fromkeys(names, np.empty(0, dtype=object))
+    checks = [
+        *_value_checks(values, readable, text, n_hosts),
+        *_path_checks(values, readable, text, n_hosts, path_count),
+    ]
+    if any(mask.any() for _, mask, _ in checks):
         return None
     return _flow_arrays(values)
 
 
-def read_flow_arrays(path: str | Path, n_hosts: int) -> dict[str, np.ndarray]:
+def read_flow_arrays(
+    path: str | Path, n_hosts: int, path_count: PathCount | None = None
+) -> dict[str, np.ndarray]:
     """Read and check a FLOWS.csv file against a fabric of ``n_hosts`` hosts.
 
     Args:
         path: The CSV file.
         n_hosts: Number of hosts of the fabric; hosts are ``0 .. n_hosts-1``.
+        path_count: Per (src, dst), its number of equal-cost paths, to check
+            the path columns against; without it they are checked to be whole
+            numbers from 0 only (routing checks the rest).
 
     Returns:
         The columns ``src``, ``dst`` (int64), ``start_us`` (float64) and
-        ``size_bytes`` (int64), one entry per flow in file order.
+        ``size_bytes`` (int64), one entry per flow in file order, and those
+        of :data:`PATH_COLUMNS` the file has (int64, -1 where blank).
 
     Raises:
         ScenarioError: One line per problem (at most :data:`MAX_PROBLEMS`, then
@@ -377,12 +477,12 @@ def read_flow_arrays(path: str | Path, n_hosts: int) -> dict[str, np.ndarray]:
                 f"({MAX_FLOWS:,} flows) are read"
             ]
         )
-    clean = _read_clean(path, n_hosts)
+    clean = _read_clean(path, n_hosts, path_count)
     if clean is not None:
         _check_count(clean["src"].size, source)
         return clean
     raw = _read_table(path, source)
-    blank = np.logical_and.reduce([(raw[name] == "").to_numpy() for name in TRAFFIC_COLUMNS])
+    blank = np.logical_and.reduce([(raw[name] == "").to_numpy() for name in raw.columns])
     raw = raw.loc[~blank].reset_index(drop=True)
     if raw.empty:
         raise ScenarioError([f"{source}: no flows; the file has a header but no rows"])
@@ -399,7 +499,22 @@ def read_flow_arrays(path: str | Path, n_hosts: int) -> dict[str, np.ndarray]:
             unreadable, order, lambda i, n=name, t=cells: f"{n}: {_quoted(t[i])} is not a number"
         )
         readable[name], text[name] = ~(empty | unreadable), cells
-    for order, mask, render in _value_checks(values, readable, text, n_hosts):
+    for name in PATH_COLUMNS:
+        if name in raw:
+            cells = raw[name].to_numpy(dtype=object)
+            values[name], empty, unreadable = _parse_numbers(raw[name])
+            problems.add(
+                unreadable,
+                len(TRAFFIC_COLUMNS) + 1 + PATH_COLUMNS.index(name),
+                lambda i, n=name, t=cells: f"{n}: {_quoted(t[i])} is not a number",
+            )
+            values[name] = np.where(empty, np.nan, values[name])
+            readable[name], text[name] = ~(empty | unreadable), cells
+    checks = [
+        *_value_checks(values, readable, text, n_hosts),
+        *_path_checks(values, readable, text, n_hosts, path_count),
+    ]
+    for order, mask, render in checks:
         problems.add(mask, order, render)
     problems.raise_if_any()
     return _flow_arrays(values)
@@ -411,7 +526,7 @@ def _check_count(n_flows: int, source: str) -> None:
         raise ScenarioError([f"{source}: {n_flows:,} flows; at most {MAX_FLOWS:,} are supported"])
 
 
-def read_flows(path: str | Path, n_hosts: int) -> pd.DataFrame:
+def read_flows(path: str | Path, n_hosts: int, path_count: PathCount | None = None) -> pd.DataFrame:
     """:func:`read_flow_arrays` as a DataFrame with a fresh index.
 
     Raises:
@@ -420,7 +535,7 @@ def read_flows(path: str | Path, n_hosts: int) -> pd.DataFrame:
     """
     import pandas as pd
 
-    return pd.DataFrame(read_flow_arrays(path, n_hosts))
+    return pd.DataFrame(read_flow_arrays(path, n_hosts, path_count))
 
 
 # --------------------------------------------------------------------------- writing

@@ -498,9 +498,11 @@ def flows_texts(draw: st.DrawFn, n_hosts: int, *, max_rows: int = 5, mutate: boo
         gone = draw(st.integers(0, 3))
         header.pop(gone)
         rows = [row[:gone] + row[gone + 1 :] for row in rows]
-    if draw(st.integers(0, 9)) == 0:  # an extra column
-        header.append(draw(st.sampled_from(["flow_id", "tag", "src", ""])))
-        rows = [[*row, "x"] for row in rows]
+    if draw(st.integers(0, 9)) == 0:  # an extra column, or a path column
+        extra = draw(st.sampled_from(["flow_id", "tag", "src", "", "path_index", "ack_path_index"]))
+        header.append(extra)
+        cells = st.sampled_from(["x", "", "0", "1", "3", "15", "-1", "0.5", "1e300", "nan"])
+        rows = [[*row, draw(cells)] for row in rows]
     if draw(st.integers(0, 9)) == 0:  # columns in another order
         order = draw(st.permutations(range(len(header))))
         header = [header[i] for i in order]

@@ -188,6 +188,10 @@ BAD_FLOWS = {
         ["bad.csv:1: missing column start_us; the header has 'src', 'dst', 'size_bytes'"],
     ),
     "bad size": ("src,dst,start_us,size_bytes\n1,0,0,2MB\n", ["bad.csv:2: size_bytes: '2MB'"]),
+    "pinned to a path the fabric lacks": (
+        "src,dst,start_us,size_bytes,path_index\n1,0,0,100,\n0,8,0,100,4\n",
+        ["bad.csv:3: path_index: 4 is no path: the flow (0 -> 8) has 4 equal-cost paths, 0 to 3"],
+    ),
 }
 
 

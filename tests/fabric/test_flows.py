@@ -367,3 +367,18 @@ def test_a_pause_waits_for_the_ingress_buffer_to_fill():
     # A pause tree in place from the start (every buffer full) would take 64.8 us more.
     held_us = wire_kbit / (100 / 3) + latency_us
     assert held_us - victim["fct_us"] == pytest.approx(fill_us / 2, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["roce", "infiniband", "ideal"])
+def test_flows_pinned_to_one_path_share_it_and_apart_run_at_line_rate(kind) -> None:
+    # Two 2 MB flows from one leaf to one leaf of another pod (k = 4: four paths).
+    # On one path they share every fabric link: each gets half; apart, each its line.
+    two = flows([0, 1], [8, 9])
+    config = fabric(kind=kind, **({"cc": "none"} if kind == "roce" else {}))
+    alone = simulate_flows(config, two.iloc[:1]).flows["fct_us"][0]
+    together = simulate_flows(config, two.assign(path_index=[2, 2])).flows["fct_us"]
+    apart = simulate_flows(config, two.assign(path_index=[2, 1])).flows["fct_us"]
+    np.testing.assert_allclose(apart, alone, rtol=1e-9)
+    # Half the line each: twice the transfer, the path's latency once.
+    assert together[0] == together[1]
+    assert 1.9 * alone < together[0] < 2 * alone

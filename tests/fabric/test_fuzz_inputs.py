@@ -34,6 +34,7 @@ from typer.testing import CliRunner
 from sim.cli import app
 from sim.fabric.config import fabric_from_text
 from sim.fabric.flows import simulate_flows
+from sim.fabric.routing import equal_cost_path_count
 from sim.fabric.traffic import read_flow_arrays
 from sim.scenario.loader import ScenarioError
 from tests.fabric.strategies import fabric_documents, fabric_text, flows_texts
@@ -79,7 +80,10 @@ def _run_fabric(data: st.DataObject, *, max_mutations: int, in_range_only: bool)
         traffic = flows_texts(n_hosts, mutate=not in_range_only)
         path.write_text(data.draw(traffic, label="flows"), encoding="utf-8")
         try:
-            flows = read_flow_arrays(path, n_hosts)
+            topology = config.build_topology()
+            flows = read_flow_arrays(
+                path, n_hosts, lambda src, dst: equal_cost_path_count(topology, src, dst)
+            )
             result = simulate_flows(config, flows, source=str(path))
         except ScenarioError as exc:
             check_problems(exc.problems, str(path))

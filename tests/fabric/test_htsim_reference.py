@@ -129,15 +129,54 @@ def test_permutation_and_all_to_all_quantiles_match_htsim_over_ecmp_draws(name, 
     assert got == pytest.approx(want, rel=0.15)
 
 
+PATHS = HTSIM_RUNS / "paths"
+"""Per salt, the equal-cost paths htsim's switches hashed each flow and its ACKs onto."""
+
+
+def surplus_on_htsims_paths(name: str, salt: int) -> pd.DataFrame:
+    """Surplus's per-flow results with every flow and ACK pinned where htsim's salt put it."""
+    traffic, _ = case(name)
+    paths = pd.read_csv(PATHS / f"{name}.csv")
+    pinned = traffic.merge(paths[paths["salt"] == salt], on=["src", "dst"], how="left")
+    for column in ("path_index", "ack_path_index"):
+        pinned[column] = pinned[column].fillna(-1).astype(np.int64)  # blank: one path only
+    return simulate_flows(htsim_fabric(8), pinned).flows
+
+
+@pytest.mark.parametrize("name", PERMUTATIONS_AND_ALL_TO_ALL)
+def test_on_htsims_own_paths_flows_finish_when_they_do_in_htsim(name):
+    # Same collisions on both sides, so flows compare one by one. Over htsim's salts
+    # 1-12 the median flow is off by 1-10 % (p90 of flows: 5-34 %), the p50, p99 and
+    # max by at most +19 %, +34 % and +41 % in one draw (README: validation).
+    runs = pd.read_csv(HTSIM_RUNS / f"{name}.csv")
+    errors, quantiles = [], []
+    for salt in (1, 2, 3):
+        theirs = runs[runs["salt"] == salt]
+        ours = surplus_on_htsims_paths(name, salt)
+        both = theirs.merge(ours[["src", "dst", "fct_us"]], on=["src", "dst"], suffixes=("", "_s"))
+        assert len(both) == len(theirs)
+        errors.append(np.abs(both["fct_us_s"] / both["fct_us"] - 1))
+        quantiles.append(
+            [
+                np.quantile(both["fct_us_s"], q) / np.quantile(both["fct_us"], q)
+                for q in (0.5, 0.99, 1)
+            ]
+        )
+    assert float(np.median(np.concatenate(errors))) < 0.10
+    np.testing.assert_allclose(np.median(quantiles, axis=0), 1.0, atol=0.15)
+
+
 def test_the_salted_runs_are_of_the_shared_traffic():
-    for path in sorted(HTSIM_RUNS.glob("*.csv")):
+    for path in [*sorted(HTSIM_RUNS.glob("*.csv")), *sorted(PATHS.glob("*.csv"))]:
         traffic, _ = case(path.stem)
         runs = pd.read_csv(path)
+        assert sorted(runs["salt"].unique()) == list(range(1, 13))
         for _, run in runs.groupby("salt"):
             assert list(zip(run["src"], run["dst"], strict=True)) == list(
                 zip(traffic["src"], traffic["dst"], strict=True)
             )
-            assert run["fct_us"].notna().all()
+            if "fct_us" in run:
+                assert run["fct_us"].notna().all()
 
 
 VICTIM = (9, 1)

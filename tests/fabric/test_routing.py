@@ -118,6 +118,47 @@ def test_routes_follow_valid_paths(data: st.DataObject, mode: str, qps: int) -> 
                 assert_walk(topology, row, s, d)
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.data(), st.sampled_from(ROUTING_MODES), st.integers(1, 3))
+def test_pinned_flows_take_their_path_and_the_rest_are_routed_as_before(
+    data: st.DataObject, mode: str, qps: int
+) -> None:
+    topology = data.draw(small_topologies())
+    src, dst = data.draw(host_pairs(topology))
+    counts = equal_cost_path_count(topology, src, dst)
+    pinned = np.array([data.draw(st.integers(-1, int(n) - 1)) for n in counts], dtype=np.int64)
+    kwargs = {"mode": mode, "qps_per_connection": qps, "adaptive_chunks": 2}
+    routes = route(topology, src, dst, pinned_path=pinned, **kwargs)
+    free = route(topology, src, dst, **kwargs)
+    dense, free_dense = routes.incidence.toarray(), free.incidence.toarray()
+    sub_pin = pinned[routes.flow_of_subflow]
+    on = sub_pin >= 0
+    links = path_links(
+        topology,
+        src[routes.flow_of_subflow][on],
+        dst[routes.flow_of_subflow][on],
+        sub_pin[on],
+    )
+    for row, want in zip(dense[on], links, strict=True):
+        assert set(np.flatnonzero(row)) == set(want[want >= 0])
+        np.testing.assert_allclose(row[row != 0], 1.0)
+    np.testing.assert_array_equal(routes.path_index[on], sub_pin[on])
+    if mode != "adaptive":  # adaptive flows choose around the pinned ones' load
+        np.testing.assert_allclose(dense[~on], free_dense[~on])
+
+
+def test_adaptive_flows_choose_around_a_pinned_flow() -> None:
+    topology = build_topology("fat_tree", k=4)
+    src, dst = np.array([0, 1]), np.array([8, 9])  # one leaf to one leaf of another pod
+    for path in range(4):
+        routes = route(
+            topology, src, dst, mode="adaptive", adaptive_chunks=1, pinned_path=np.array([path, -1])
+        )
+        chosen = path_links(topology, src, dst, routes.path_index)
+        assert routes.path_index[0] == path
+        assert not set(chosen[0][1:-1]) & set(chosen[1][1:-1])  # no fabric link shared
+
+
 def test_same_node_flows_use_no_fabric_link() -> None:
     topology = build_topology("rail_optimized", gpus_per_node=8, nodes_per_group=2, groups=1)
     src = np.array([0, 0, 0, 3])
@@ -358,6 +399,10 @@ def test_qp_subflows_and_rates() -> None:
         ({"dst": np.array([1])}, "same length"),
         ({"connection_id": np.array([-1, 0])}, "connection_id"),
         ({"load_weight": np.array([1.0, -1.0])}, "load_weight"),
+        ({"pinned_path": np.array([0])}, "pinned_path"),
+        ({"pinned_path": np.array([0.0, 1.0])}, "pinned_path"),
+        ({"pinned_path": np.array([2, 0])}, "pinned_path of flow 0 is 2; it has 2"),
+        ({"pinned_path": np.array([0, -2])}, "pinned_path of flow 1"),
     ],
 )
 def test_bad_arguments_name_the_argument(kwargs: dict, name: str) -> None:

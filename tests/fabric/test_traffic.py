@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sim.fabric.routing import equal_cost_path_count
+from sim.fabric.topology import build_topology
 from sim.fabric.traffic import (
     MAX_PROBLEMS,
     TRAFFIC_COLUMNS,
@@ -13,6 +15,7 @@ from sim.fabric.traffic import (
     incast,
     parse_size_bytes,
     permutation,
+    read_flow_arrays,
     read_flows,
     write_flows,
 )
@@ -336,3 +339,60 @@ def test_missing_file_and_bad_host_count(tmp_path) -> None:
     assert caught.value.problems == [f"{tmp_path / 'nope.csv'}: no such file"]
     with pytest.raises(ValueError, match="n_hosts must be at least 1"):
         read_flows(tmp_path / "nope.csv", 0)
+
+
+# --------------------------------------------------------------------------- pinned paths
+
+
+def fat_tree_k4_paths(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    return equal_cost_path_count(build_topology("fat_tree", k=4), src, dst)
+
+
+def test_path_columns_pin_flows_and_blank_cells_leave_them_routed(tmp_path) -> None:
+    path = tmp_path / "flows.csv"
+    path.write_text(
+        "src,dst,start_us,size_bytes,ack_path_index,tag,path_index\n"
+        "0,8,0,1000,2,a,3\n"
+        "1,2,0,1000,,b,1\n"
+        "4,5,0,1000,0,c,\n"
+    )
+    flows = read_flow_arrays(path, 16, fat_tree_k4_paths)
+    assert flows["path_index"].tolist() == [3, 1, -1]
+    assert flows["ack_path_index"].tolist() == [2, -1, 0]
+    assert flows["path_index"].dtype == np.int64
+    # Every cell filled: the fast reader gives the same.
+    path.write_text("src,dst,start_us,size_bytes,path_index\n0,8,0,1000,3\n1,2,0,1000,1\n")
+    assert read_flow_arrays(path, 16, fat_tree_k4_paths)["path_index"].tolist() == [3, 1]
+    # Without path columns, nothing is pinned and no such key comes back.
+    path.write_text(HEADER + "0,8,0,1000\n")
+    assert set(read_flow_arrays(path, 16)) == set(TRAFFIC_COLUMNS)
+
+
+def test_bad_paths_name_line_and_column(tmp_path) -> None:
+    path = tmp_path / "flows.csv"
+    path.write_text(
+        "src,dst,start_us,size_bytes,path_index,ack_path_index\n"
+        "0,8,0,1000,4,\n"  # across pods of a k = 4 tree: 4 paths, 0 to 3
+        "0,1,0,1000,1,0\n"  # one switch: one path
+        "0,2,0,1000,-1,x\n"
+        "0,2,0,1000,0.5,nan\n"
+        "0,8,0,1000,0,4\n"
+        "0,99,0,1000,7,\n"  # the host's problem only: no path count for a host that is not
+    )
+    with pytest.raises(ScenarioError) as caught:
+        read_flow_arrays(path, 16, fat_tree_k4_paths)
+    problems = [p.replace(str(path), "flows.csv") for p in caught.value.problems]
+    assert problems == [
+        "flows.csv:2: path_index: 4 is no path: the flow (0 -> 8) has 4 equal-cost paths, 0 to 3",
+        "flows.csv:3: path_index: 1 is no path: the flow (0 -> 1) has one path, 0",
+        "flows.csv:4: path_index: an equal-cost path is a whole number from 0 (blank: not "
+        "pinned), got '-1'",
+        "flows.csv:4: ack_path_index: 'x' is not a number",
+        "flows.csv:5: path_index: an equal-cost path is a whole number from 0 (blank: not "
+        "pinned), got '0.5'",
+        "flows.csv:5: ack_path_index: an equal-cost path is a whole number from 0 (blank: not "
+        "pinned), got 'nan'",
+        "flows.csv:6: ack_path_index: 4 is no path: the ACKs' way back (8 -> 0) has 4 "
+        "equal-cost paths, 0 to 3",
+        "flows.csv:7: dst: no host 99; the fabric has 16 hosts, numbered 0 to 15",
+    ]
