@@ -269,6 +269,8 @@ def test_single_packet_flows_are_sent_before_any_notification_can_slow_them():
     assert dcqcn["fct_slowdown_p50"] == pytest.approx(line_rate["fct_slowdown_p50"], rel=0.1)
     assert dcqcn["makespan_us"] <= line_rate["makespan_us"] * 1.1
     assert dcqcn["pfc_pause_fraction"] == 0.0
+    # PFC alone pauses nothing either: no ingress buffer fills to Xoff in the pulse.
+    assert simulate_flows(fabric(kind="roce", cc="none"), mix).summary["pfc_pause_fraction"] == 0.0
 
 
 def test_a_long_flow_still_gets_dcqcns_rate_and_a_mouse_beside_it_its_line_rate_share():
