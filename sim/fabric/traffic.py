@@ -100,6 +100,9 @@ _DTYPES = {"src": np.int64, "dst": np.int64, "start_us": np.float64, "size_bytes
 
 _NAN_WORDS = ("nan", "+nan", "-nan")
 
+_MAX_PATH_INDEX = 2**31
+"""Path indices at or above this are refused as not whole numbers (no fabric has so many)."""
+
 
 # --------------------------------------------------------------------------- reading
 
@@ -354,7 +357,7 @@ def _path_checks(
         if name not in values:
             continue
         v, read, cells = values[name], readable[name], text[name]
-        whole = read & np.isfinite(v) & (np.floor(v) == v) & (v >= 0)
+        whole = read & np.isfinite(v) & (np.floor(v) == v) & (v >= 0) & (v < _MAX_PATH_INDEX)
         checks.append(
             (
                 order,

@@ -377,6 +377,7 @@ def test_bad_paths_name_line_and_column(tmp_path) -> None:
         "0,2,0,1000,-1,x\n"
         "0,2,0,1000,0.5,nan\n"
         "0,8,0,1000,0,4\n"
+        "0,8,0,1000,1e300,\n"
         "0,99,0,1000,7,\n"  # the host's problem only: no path count for a host that is not
     )
     with pytest.raises(ScenarioError) as caught:
@@ -394,5 +395,7 @@ def test_bad_paths_name_line_and_column(tmp_path) -> None:
         "pinned), got 'nan'",
         "flows.csv:6: ack_path_index: 4 is no path: the ACKs' way back (8 -> 0) has 4 "
         "equal-cost paths, 0 to 3",
-        "flows.csv:7: dst: no host 99; the fabric has 16 hosts, numbered 0 to 15",
+        "flows.csv:7: path_index: an equal-cost path is a whole number from 0 (blank: not "
+        "pinned), got '1e300'",
+        "flows.csv:8: dst: no host 99; the fabric has 16 hosts, numbered 0 to 15",
     ]
