@@ -14,9 +14,13 @@ import math
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 app = typer.Typer(
     name="surplus",
@@ -524,6 +528,7 @@ class TrafficPattern(StrEnum):
     incast = "incast"
     permutation = "permutation"
     alltoall = "alltoall"
+    workload = "workload"
 
 
 @app.command()
@@ -531,8 +536,11 @@ def traffic(
     pattern: Annotated[TrafficPattern, typer.Argument(help="Traffic pattern.")],
     out: Annotated[Path, typer.Option("--out", "-o", metavar="FLOWS.csv", help="File to write.")],
     size: Annotated[
-        str, typer.Option("--size", help="Bytes per flow: 4096, 64KiB, 2MB (decimal), 1GiB.")
-    ],
+        str | None,
+        typer.Option(
+            "--size", help="Bytes per flow: 4096, 64KiB, 2MB (decimal), 1GiB (not for workload)."
+        ),
+    ] = None,
     fabric_file: Annotated[
         Path | None,
         typer.Option("--fabric", metavar="FABRIC.yaml", help="Take the host count from here."),
@@ -545,10 +553,48 @@ def traffic(
         int | None, typer.Option(help="incast: receiving host (default 0).")
     ] = None,
     start_us: Annotated[float, typer.Option("--start-us", help="Start time of every flow.")] = 0.0,
+    flow_count: Annotated[
+        int | None, typer.Option("--flows", help="workload: how many flows (default 10,000).")
+    ] = None,
+    load: Annotated[
+        float | None,
+        typer.Option(help="workload: fraction of each host's link offered (default 0.5)."),
+    ] = None,
+    sizes: Annotated[
+        str | None,
+        typer.Option(
+            help="workload: flow sizes, websearch (default) or a CSV of size_bytes,cdf points."
+        ),
+    ] = None,
+    link_gbps: Annotated[
+        float | None,
+        typer.Option(
+            "--link-gbps", help="workload: host link rate (default: the fabric's, or 100)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random choices.")] = 0,
 ) -> None:
-    """Write a FLOWS.csv of a classic pattern: incast, permutation or alltoall."""
+    """Write a FLOWS.csv: incast, permutation, alltoall, or an open-loop workload.
+
+    A workload is Poisson flow arrivals at every host at --load of its link, to
+    destinations drawn uniformly, with sizes from a measured distribution (DCTCP's
+    web search by default), as transport papers benchmark.
+    """
     problems: list[str] = []
+    workload = pattern is TrafficPattern.workload
+    if workload and size is not None:
+        problems.append("--size: a workload's sizes come from --sizes, not --size")
+    if not workload and size is None:
+        problems.append(f"--size: {pattern.value} needs the bytes per flow, e.g. --size 2MB")
+    if not workload:
+        for flag, value in (
+            ("--flows", flow_count),
+            ("--load", load),
+            ("--sizes", sizes),
+            ("--link-gbps", link_gbps),
+        ):
+            if value is not None:
+                problems.append(f"{flag}: only applies to workload, not {pattern.value}")
     if (fabric_file is None) == (hosts is None):
         problems.append("give exactly one of --fabric FABRIC.yaml and --hosts N")
     if hosts is not None and hosts < 2:
@@ -566,19 +612,25 @@ def traffic(
     _check_out_file(out)
     from sim.fabric.traffic import alltoall, incast, parse_size_bytes, permutation, write_flows
 
-    try:
-        size_bytes = parse_size_bytes(size)
-    except ValueError as exc:
-        _fail([f"--size: {exc}"])
+    size_bytes = 0
+    if size is not None:
+        try:
+            size_bytes = parse_size_bytes(size)
+        except ValueError as exc:
+            _fail([f"--size: {exc}"])
+    nic_gbps = 100.0
     if fabric_file is not None:
-        n_hosts = _load_fabric(fabric_file).build_topology().n_hosts
+        topology = _load_fabric(fabric_file).build_topology()
+        n_hosts, nic_gbps = topology.n_hosts, float(topology.nic_gbps.mean())
     else:
         n_hosts = hosts
     from sim.rng import Streams
 
     rng = Streams(seed).get(f"traffic/{pattern.value}")
     try:
-        if pattern is TrafficPattern.incast:
+        if workload:
+            flows = _workload(n_hosts, flow_count, load, sizes, link_gbps or nic_gbps, rng)
+        elif pattern is TrafficPattern.incast:
             flows = incast(
                 n_hosts,
                 n_hosts - 1 if senders is None else senders,
@@ -595,6 +647,33 @@ def traffic(
         _fail([f"{pattern.value}: {exc}"])
     write_flows(flows, out)
     typer.echo(f"wrote {len(flows):,} flows to {out}")
+
+
+def _workload(
+    n_hosts: int,
+    flow_count: int | None,
+    load: float | None,
+    sizes: str | None,
+    link_gbps: float,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """``surplus traffic workload``: the open-loop flows, or exit 2 naming the bad option."""
+    from sim.fabric.open_loop import SIZE_DISTRIBUTIONS, open_loop, read_sizes
+
+    name = sizes or "websearch"
+    try:
+        distribution = SIZE_DISTRIBUTIONS[name] if name in SIZE_DISTRIBUTIONS else read_sizes(name)
+    except ValueError as exc:
+        known = ", ".join(sorted(SIZE_DISTRIBUTIONS))
+        _fail([f"--sizes: {exc} (built in: {known}; or a CSV file of size_bytes,cdf)"])
+    return open_loop(
+        n_hosts,
+        10_000 if flow_count is None else flow_count,
+        0.5 if load is None else load,
+        distribution,
+        link_gbps,
+        rng=rng,
+    )
 
 
 def _version(value: bool) -> None:
