@@ -414,6 +414,10 @@ class Transport:
         """Whether ports mark ECN for DCQCN."""
         self.backpressure = self.rate_model == "backpressure"
         """Whether rates come from lossless back-pressure (credits, or PFC without DCQCN)."""
+        self.compiled_passes: bool | None = None
+        """Back-pressure's passes: compiled (True, where numba is installed), numpy
+        (False), or chosen by each problem's size (None, see
+        :data:`sim.fabric.backpressure.COMPILED_FROM`)."""
 
     def buffer_thresholds_kbit(self) -> tuple[np.ndarray, np.ndarray]:
         """Lossless back-pressure: where an ingress buffer pauses its link, and resumes it.
@@ -566,7 +570,14 @@ class Transport:
         """
         topo = self.topology
         state = backpressure_rates(
-            incidence, capacity, demand, self.stage, self.topology, crossings, buffer_full
+            incidence,
+            capacity,
+            demand,
+            self.stage,
+            self.topology,
+            crossings,
+            buffer_full,
+            compiled=self.compiled_passes,
         )
         pause_kb, resume_kb = self._pause_resume_kb()
         # PFC's sawtooth between Xon and Xoff; a credit buffer stays full.

@@ -11,6 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim.fabric.backpressure as bp
+import sim.fabric.flows as flows_module
+import sim.fabric.transport as transport_module
+from sim.fabric.config import FabricConfig
+from sim.fabric.flows import simulate_flows
 from sim.fabric.routing import route
 from sim.fabric.topology import build_topology
 from sim.fabric.transport import link_stage
@@ -146,3 +150,44 @@ def test_small_problems_never_import_numba() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False"]
+
+
+def test_a_long_lossless_flow_run_switches_to_the_compiled_passes_and_agrees(monkeypatch) -> None:
+    # 60 flows of an incast beside a permutation's worth of others, arriving over time:
+    # well past the epochs after which a run takes the compiled passes.
+    rng = np.random.default_rng(2)
+    n = 60
+    src = rng.integers(1, 16, n)
+    dst = np.where(np.arange(n) % 3 == 0, 0, (src + rng.integers(1, 15, n)) % 16)
+    dst = np.where(dst == src, (src + 1) % 16, dst)
+    traffic = {
+        "src": src,
+        "dst": dst,
+        "start_us": np.sort(rng.random(n) * 200.0),
+        "size_bytes": rng.integers(10_000, 400_000, n),
+    }
+    config = FabricConfig.model_validate(
+        {"topology": {"kind": "fat_tree", "k": 4}, "transport": {"kind": "roce", "cc": "none"}}
+    )
+    chosen = []
+    real = bp.backpressure_rates
+
+    def spy(*args, **kwargs):
+        chosen.append(kwargs.get("compiled"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transport_module, "backpressure_rates", spy)
+    switched = simulate_flows(config, traffic)
+    # Numpy first (a short run never imports numba), compiled from then on.
+    first = chosen.index(True)
+    assert 0 < first <= flows_module.COMPILED_AFTER_EPOCHS < len(chosen)
+    assert set(chosen[:first]) == {None} and set(chosen[first:]) == {True}
+    chosen.clear()
+    monkeypatch.setattr(flows_module, "COMPILED_AFTER_EPOCHS", 10**9)
+    numpy_only = simulate_flows(config, traffic)
+    assert set(chosen) == {None}
+    np.testing.assert_allclose(switched.flows["fct_us"], numpy_only.flows["fct_us"], rtol=1e-9)
+    assert switched.summary["epochs"] == numpy_only.summary["epochs"]
+    assert switched.summary["pfc_pause_fraction"] == pytest.approx(
+        numpy_only.summary["pfc_pause_fraction"], rel=1e-9
+    )
