@@ -9,38 +9,14 @@ pass stays the reference and serves small problems, which never import this
 module or numba.
 
 The compile cache lives beside this file when that directory is writable,
-otherwise under the user's cache directory (``NUMBA_CACHE_DIR`` overrides
-both).
+otherwise under the user's cache directory (:mod:`sim.fabric.numba_setup`).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import numpy as np
 
-
-def _cache_directory() -> None:
-    """Point numba's cache at a writable directory if the package's is not."""
-    if "NUMBA_CACHE_DIR" in os.environ or os.access(Path(__file__).parent, os.W_OK):
-        return
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    for root in (Path(base), Path(tempfile.gettempdir())):
-        directory = root / "surplus" / "numba"
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(directory, os.W_OK):
-            os.environ["NUMBA_CACHE_DIR"] = str(directory)
-            return
-
-
-_cache_directory()
-
-import numba  # noqa: E402  (after the cache directory is chosen)
+from sim.fabric.numba_setup import numba
 
 __all__ = ["backward", "forward"]
 

@@ -663,6 +663,8 @@ def port_trace(
     params: DcqcnParams | None = None,
     duration_us: float = 100_000.0,
     dt_us: float = 1.0,
+    *,
+    compiled: bool = False,
     **start: Any,
 ) -> DcqcnPortTrace:
     """:func:`simulate` without the per-flow series: the port's queue, marking and arrivals.
@@ -675,6 +677,8 @@ def port_trace(
         params: Model parameters; defaults to :class:`DcqcnParams` ().
         duration_us: Simulated time, µs.
         dt_us: Integration step, µs (as in :func:`simulate`).
+        compiled: Run the time loop compiled (:mod:`sim.fabric.dcqcn_kernels`,
+            where numba is installed); it agrees with the Python loop to rounding.
         **start: :func:`simulate`'s keyword-only arguments (initial state, sizes,
             ``sample_interval_us``).
 
@@ -685,7 +689,7 @@ def port_trace(
         ValueError: On a bad argument, naming it.
     """
     params = params if params is not None else DcqcnParams()
-    _, _, samples = _run(n_flows, params, duration_us, dt_us, **start)
+    _, _, samples = _run(n_flows, params, duration_us, dt_us, compiled=compiled, **start)
     out_t, out_q, out_p, _, _, _, out_arrival = samples
     return DcqcnPortTrace(
         out_t, out_q, out_p, np.asarray(_kb_per_us_to_gbps(out_arrival), dtype=float)
@@ -704,6 +708,7 @@ def _run(
     initial_target_rates_gbps: Sequence[float] | np.ndarray | None = None,
     initial_queue_kb: float = 0.0,
     sizes_kb: Sequence[float] | np.ndarray | None = None,
+    compiled: bool = False,
 ) -> tuple[np.ndarray, int, tuple[np.ndarray, ...]]:
     """Check :func:`simulate`'s arguments, group the flows and integrate.
 
@@ -759,7 +764,8 @@ def _run(
         weights=multiplicity.astype(float),
         sizes_kb=groups[:, 2] if np.isfinite(groups[:, 2]).any() else None,
     )
-    samples = _integrate(params, start, n_steps, float(dt_us), delay_steps, sample_every)
+    integrate = _integrate_compiled if compiled else _integrate
+    samples = integrate(params, start, n_steps, float(dt_us), delay_steps, sample_every)
     return flow_group, delay_steps, samples
 
 
@@ -814,6 +820,62 @@ _ARRAY_OPS = _Ops(
     maximum=np.maximum,
     weighted_sum=lambda rates, weights: float(np.dot(rates, weights)),
 )
+
+
+def _integrate_compiled(
+    params: DcqcnParams,
+    start: _Start,
+    n_steps: int,
+    h: float,
+    delay_steps: int,
+    sample_every: int,
+) -> tuple[np.ndarray, ...]:
+    """:func:`_integrate` by the compiled loop, where numba is installed (else the Python one)."""
+    try:
+        from sim.fabric import dcqcn_kernels
+    except ImportError:
+        return _integrate(params, start, n_steps, h, delay_steps, sample_every)
+    cap = params.capacity_kb_per_us
+    kmin, kmax = params.kmin_kb, params.kmax_kb
+    constants = np.array(
+        [
+            h,
+            cap,
+            kmin,
+            kmax,
+            params.pmax / (kmax - kmin),
+            params.tau_us,
+            params.tau_prime_us,
+            params.timer_us,
+            params.byte_counter_kb,
+            float(params.fast_recovery_steps),
+            1.0 / params.byte_counter_kb,
+            1.0 / params.timer_us,
+            h / (2.0 * params.tau_us),
+            h / params.tau_us,
+            h * params.g / params.tau_prime_us,
+            0.5 * h,
+            h * params.rate_ai_kb_per_us,
+            h * cap,
+            cap * _RATE_FLOOR,
+            _P_NEGLIGIBLE,
+        ]
+    )
+    has_left = start.sizes_kb is not None
+    left = start.sizes_kb if has_left else np.full(start.rc.size, np.inf)
+    return dcqcn_kernels.integrate(
+        constants,
+        start.rc.astype(np.float64),
+        start.rt.astype(np.float64),
+        float(start.alpha),
+        float(start.queue_kb),
+        start.weights.astype(np.float64),
+        np.asarray(left, dtype=np.float64),
+        has_left,
+        int(n_steps),
+        int(delay_steps),
+        int(sample_every),
+    )
 
 
 def _integrate(

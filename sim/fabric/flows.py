@@ -85,19 +85,19 @@ each, and start at most this early (about the time of one 9 KB packet at 100 Gb/
 """
 
 
-COMPILED_AFTER_EPOCHS = 64
-"""Lossless epochs after which a run solves back-pressure with the compiled passes.
+COMPILED_AFTER_MS = 1000.0
+"""Work after which a run takes the compiled loops (``Transport.compile_after``).
 
-An epoch counts one plus its active sub-flows over 256 (a numpy fixed point costs a few
-milliseconds, and more with more flows). A long run pays numba's start-up once
-(about a second with its cache warm) and then saves that on every problem, however
-small (:data:`sim.fabric.backpressure.COMPILED_FROM` picks by one problem's size);
-a short run never imports numba. The two agree to about 1e-13. On a k = 8 fat tree,
-300 web-search flows at half load (696 epochs) take 3.3 s instead of 6.5 s, a
-k = 16 permutation with PFC alone 3.1 s instead of 7.4 s.
+Counted as the milliseconds the numpy back-pressure rounds and Python DCQCN
+traces are estimated to have taken: about what numba's start-up costs with its
+cache warm. A long run pays that once and then saves it on every problem,
+however small (:data:`sim.fabric.backpressure.COMPILED_FROM` picks by one
+problem's size); a short run never imports numba. The two agree to about
+1e-13. On a k = 8 fat tree, 300 web-search flows at half load take 4.6 s
+instead of 6.5 s with PFC alone and 4.7 s instead of 13.3 s with DCQCN; a
+k = 16 permutation with PFC alone 4.9 s instead of 7.4 s (a 15-flow incast with
+PFC alone, 0.8 s in numpy, never switches).
 """
-
-_SUBFLOWS_PER_EPOCH_OF_WORK = 256.0
 
 
 @dataclass
@@ -193,6 +193,7 @@ class _Run:
         self.sub_flow = routes.flow_of_subflow
         self.sub_start = self.start_us[self.sub_flow]
         self.model = Transport(self.transport, topo)
+        self.model.compile_after = COMPILED_AFTER_MS
         self.nic_gbps = self.model.nic_gbps
         self.local = np.diff(self.incidence.indptr) == 0
         self.stage = self.model.stage
@@ -270,7 +271,6 @@ class _Run:
         # fabric if nothing is left), without the queues of the flows that ended with them.
         acking = np.zeros(0, dtype=np.int64)
         buffers = self.buffers = _Buffers.of(self.model)  # fresh for every run
-        lossless_work = 0.0  # epochs of back-pressure solved, counting large ones more
         while next_start < n_sub or active.size:
             starting = order[next_start:]
             new = starting[self.sub_start[starting] <= now + 1e-12]
@@ -292,10 +292,6 @@ class _Run:
             )
             is_new[new] = False
             epochs += 1
-            if self.model.backpressure and self.model.compiled_passes is None:
-                lossless_work += 1.0 + active.size / _SUBFLOWS_PER_EPOCH_OF_WORK
-                if lossless_work >= COMPILED_AFTER_EPOCHS:
-                    self.model.compiled_passes = True
             rates = epoch.rates_gbps
             stall_until[active] = np.maximum(stall_until[active], now + epoch.stall_us)
             if buffers is not None:

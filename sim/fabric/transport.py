@@ -73,6 +73,13 @@ NVLINK_GBPS = 3600.0
 _TRANSIENT_US = 2000.0
 """How long the DCQCN transient after a burst of new flows is simulated."""
 
+_NUMPY_ROUND_MS, _NUMPY_ROW_MS = 1.5, 0.0025
+"""A numpy back-pressure round's cost, for ``Transport.compile_after``: 1.5 ms plus 2.5 us a
+sub-flow (measured: 40 sub-flows about 1.6 ms a round, 1,024 about 4 ms)."""
+
+_PYTHON_TRACE_MS = 55.0
+"""A burst's DCQCN trace in the Python loop (2,000 steps), for ``Transport.compile_after``."""
+
 
 # --------------------------------------------------------------------------- topology helpers
 
@@ -201,7 +208,12 @@ class BurstTransient:
 
 @lru_cache(maxsize=256)
 def _burst_transient(
-    new_kb: tuple[float, ...], old_rates: tuple[float, ...], params: DcqcnParams, xoff_kb: float
+    new_kb: tuple[float, ...],
+    old_rates: tuple[float, ...],
+    params: DcqcnParams,
+    xoff_kb: float,
+    *,
+    compiled: bool = False,
 ) -> BurstTransient:
     """The queue at a port after new flows start at line rate beside ``old_rates``.
 
@@ -209,8 +221,9 @@ def _burst_transient(
     can carry) and stops once it is sent: a flow that fits in what a sender
     pushes before any congestion notification reaches it is a pulse at line
     rate, not a sender that keeps the port overloaded. Simulated for
-    :data:`_TRANSIENT_US` microseconds, sampled every step; the result is
-    cached, so treat its arrays as read-only.
+    :data:`_TRANSIENT_US` microseconds, sampled every step (by the compiled
+    loop where ``compiled``); the result is cached, so treat its arrays as
+    read-only.
     """
     starts = np.array([params.capacity_gbps] * len(new_kb) + list(old_rates))
     sizes = np.array(list(new_kb) + [np.inf] * len(old_rates))
@@ -224,6 +237,7 @@ def _burst_transient(
         initial_rates_gbps=starts,
         sizes_kb=sizes,
         sample_interval_us=dt_us,
+        compiled=compiled,
     )
     dt = np.diff(trace.time_us, append=trace.time_us[-1] + (trace.time_us[1] - trace.time_us[0]))
     above = float(dt[trace.queue_kb >= xoff_kb].sum())
@@ -415,9 +429,23 @@ class Transport:
         self.backpressure = self.rate_model == "backpressure"
         """Whether rates come from lossless back-pressure (credits, or PFC without DCQCN)."""
         self.compiled_passes: bool | None = None
-        """Back-pressure's passes: compiled (True, where numba is installed), numpy
-        (False), or chosen by each problem's size (None, see
-        :data:`sim.fabric.backpressure.COMPILED_FROM`)."""
+        """The fabric's hot loops (back-pressure's passes, DCQCN burst traces):
+        compiled (True, where numba is installed), Python and numpy (False), or
+        chosen by each problem's size (None: back-pressure from
+        :data:`sim.fabric.backpressure.COMPILED_FROM`, traces never)."""
+        self.compile_after: float | None = None
+        """Work after which ``compiled_passes`` turns True by itself (None: never): the
+        milliseconds the numpy and Python loops are estimated to have taken so far in
+        this transport (:data:`_NUMPY_ROUND_MS` and :data:`_PYTHON_TRACE_MS`)."""
+        self._work = 0.0
+        self._traced: set[tuple[Any, ...]] = set()
+
+    def _add_work(self, work: float) -> None:
+        """Count work towards ``compile_after``; switch to the compiled loops once there."""
+        if self.compiled_passes is None and self.compile_after is not None:
+            self._work += work
+            if self._work >= self.compile_after:
+                self.compiled_passes = True
 
     def buffer_thresholds_kbit(self) -> tuple[np.ndarray, np.ndarray]:
         """Lossless back-pressure: where an ingress buffer pauses its link, and resumes it.
@@ -579,6 +607,7 @@ class Transport:
             buffer_full,
             compiled=self.compiled_passes,
         )
+        self._add_work(state.rounds * (_NUMPY_ROUND_MS + _NUMPY_ROW_MS * incidence.shape[0]))
         pause_kb, resume_kb = self._pause_resume_kb()
         # PFC's sawtooth between Xon and Xoff; a credit buffer stays full.
         threshold_kb = (pause_kb + resume_kb) / 2 if self.has_pfc else pause_kb
@@ -683,9 +712,11 @@ class Transport:
                 if remaining_bits is None
                 else remaining_bits[rows][fresh]
             )
-            burst_state = _burst_transient(
-                _bytes_left_kb(left, params), old, params, transport.pfc_xoff_kb
-            )
+            key = (_bytes_left_kb(left, params), old, params, transport.pfc_xoff_kb)
+            if key not in self._traced:
+                self._traced.add(key)
+                self._add_work(_PYTHON_TRACE_MS)
+            burst_state = _burst_transient(*key, compiled=bool(self.compiled_passes))
             transients[int(link)] = (
                 burst_state.time_us,
                 _queue_us(burst_state.queue_kb, speed),
