@@ -4,6 +4,7 @@
     python benchmarks/meta_24k.py --skip-full        # only the scaling table
     python benchmarks/meta_24k.py --scenario roce --horizon 3d
     python benchmarks/meta_24k.py --skip-full --max-job-gpus 3072   # one job mix at all scales
+    python benchmarks/meta_24k.py --scenario roce-131k --horizon 7d  # 43 pods, 132,096 GPUs
 
 Times ``Simulation(...).run()`` (the simulation, not the interpreter or file writing) of
 ``scenarios/meta-24k-roce.yaml`` and ``scenarios/meta-24k-ib.yaml`` (target: each under
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = {
     "roce": ROOT / "scenarios" / "meta-24k-roce.yaml",
     "ib": ROOT / "scenarios" / "meta-24k-ib.yaml",
+    "roce-131k": ROOT / "scenarios" / "meta-131k-roce.yaml",
 }
 FULL_PODS = 8
 
@@ -115,11 +117,13 @@ def main() -> None:
         help="scaling runs: drop job sizes above this at every scale (the same job mix)",
     )
     args = parser.parse_args()
-    for name in args.scenario or sorted(SCENARIOS, reverse=True):
+    for name in args.scenario or ["roce", "ib"]:
         data = yaml.safe_load(SCENARIOS[name].read_text(encoding="utf-8"))
+        cluster = data["provider"]["sites"][0]["clusters"][0]
         if not args.skip_full:
-            report(f"{name} 24,576 GPUs {args.horizon}", *timed(data, args.horizon))
-        if not args.skip_scaling:
+            gpus = cluster["nodes"] * cluster["gpus_per_node"]
+            report(f"{name} {gpus:,} GPUs {args.horizon}", *timed(data, args.horizon))
+        if not args.skip_scaling and cluster["fabric"]["topology"].get("pods", FULL_PODS) == 8:
             for pods in (1, 2, 4, 8):
                 gpus = data["provider"]["sites"][0]["clusters"][0]["nodes"] * 8 * pods // 8
                 label = f"{name} {gpus:6,d} GPUs {args.scaling_horizon}"
