@@ -112,6 +112,9 @@ class BackPressure:
             and drain (see :class:`Filling`); None in the steady state (no
             ``buffer_full`` given).
         rounds: Forward passes the fixed point took.
+        links: The links some sub-flow crosses (sorted ids): every other link
+            is unpaused, not full, fed by nothing and at its capacity, so
+            work per link can be done on these alone (None: all links).
     """
 
     rates_gbps: np.ndarray
@@ -122,6 +125,7 @@ class BackPressure:
     inputs: np.ndarray
     filling: Filling | None
     rounds: int = 0
+    links: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -1180,9 +1184,9 @@ def backpressure_rates(
     paths = Trunked.of(incidence)
     chains = upstream_chains(paths, topology, crossings)
     # Work on the links the sub-flows cross only, numbered from 0.
-    crossed = paths.crossed
-    used = np.flatnonzero(crossed)
-    number = np.cumsum(crossed) - 1
+    used = np.flatnonzero(paths.crossed)
+    number = np.full(paths.shape[1], -1, dtype=np.int64)
+    number[used] = np.arange(used.size)
     local = paths.with_columns(number, used.size)
     chains = chains.renumbered(number)
     pausable = None if buffer_full is None else np.asarray(buffer_full, dtype=bool)[used]
@@ -1190,20 +1194,20 @@ def backpressure_rates(
         local, capacity_gbps[used], demand_gbps, stage[used], chains, pausable, compiled
     )
 
-    def spread(values: np.ndarray, elsewhere: Any) -> np.ndarray:
-        out = np.zeros(capacity_gbps.shape, dtype=values.dtype)
-        out[:] = elsewhere
+    def spread(values: np.ndarray) -> np.ndarray:
+        out = np.zeros(capacity_gbps.shape, dtype=values.dtype)  # zero pages: no pass
         out[used] = values
         return out
 
-    effective = spread(state.effective_gbps, capacity_gbps)
+    effective = np.array(capacity_gbps, dtype=np.float64)
+    effective[used] = state.effective_gbps
     return BackPressure(
         rates_gbps=state.rates_gbps,
-        pause_fraction=spread(state.pause_fraction, 0.0),
-        drain_gbps=spread(state.drain_gbps, 0.0),
+        pause_fraction=spread(state.pause_fraction),
+        drain_gbps=spread(state.drain_gbps),
         effective_gbps=effective,
-        full=spread(state.full, False),
-        inputs=spread(state.inputs, 0),
+        full=spread(state.full),
+        inputs=spread(state.inputs),
         filling=None
         if state.filling is None
         else Filling(
@@ -1214,6 +1218,7 @@ def backpressure_rates(
             effective_gbps=effective,
         ),
         rounds=state.rounds,
+        links=used,
     )
 
 

@@ -612,15 +612,22 @@ class Transport:
         # PFC's sawtooth between Xon and Xoff; a credit buffer stays full.
         threshold_kb = (pause_kb + resume_kb) / 2 if self.has_pfc else pause_kb
         hysteresis_kb = pause_kb - resume_kb
-        held_kb = np.minimum(np.maximum(state.inputs, 1) * threshold_kb, topo.buffer_bytes / 1000.0)
+        # Only crossed links hold queues or pause: work on those (a group's own links).
+        links = state.links if state.links is not None else np.arange(topo.n_links)
+        held_kb = np.minimum(
+            np.maximum(state.inputs[links], 1) * threshold_kb, topo.buffer_bytes[links] / 1000.0
+        )
         # A sender's own backlog waits in its NIC, before the message leaves:
         # only switch ports count as queues; a paused NIC link is a pause wait.
-        switch_port = topo.link_src >= topo.n_hosts
-        queue = np.where(state.full & switch_port, _queue_us(held_kb, state.effective_gbps), 0.0)
+        switch_port = topo.link_src[links] >= topo.n_hosts
+        queue = np.zeros(topo.n_links)
+        queue[links] = np.where(
+            state.full[links] & switch_port, _queue_us(held_kb, state.effective_gbps[links]), 0.0
+        )
+        episode = np.zeros(topo.n_links)
+        drain = state.drain_gbps[links]
         with np.errstate(divide="ignore"):
-            episode = np.where(
-                state.drain_gbps > 0, _queue_us(hysteresis_kb, state.drain_gbps), 0.0
-            )
+            episode[links] = np.where(drain > 0, _queue_us(hysteresis_kb, drain), 0.0)
         return Epoch(
             state.rates_gbps,
             state.pause_fraction,
