@@ -396,19 +396,20 @@ class NetworkFabric:
         if not row_flow.size:
             return np.zeros(0)
         row_ideal = (plan.ideal_rates_gbps() / plan.queue_pairs)[row_flow] * row_count
-        load = np.asarray(incidence.T @ (row_ideal / row_scale)).ravel()
-        capacity = self.transport.capacity
+        # The job's load on its own links only (summed in the order a sparse product sums).
+        entry_row = np.repeat(np.arange(row_flow.size), np.diff(incidence.indptr))
+        links, entry_link = np.unique(incidence.indices, return_inverse=True)
+        weights = incidence.data * (row_ideal / row_scale)[entry_row]
+        load = np.bincount(entry_link, weights=weights, minlength=links.size)
+        capacity = self.transport.capacity[links]
         limit = self.rate_limits_gbps.get(placement.tenant)
         if limit is not None:
-            capacity = capacity.copy()
             up = self._nic_uplinks[np.unique(plan.src)]
-            up = up[up >= 0]
-            capacity[up] = np.minimum(capacity[up], limit)
+            capacity = np.where(np.isin(links, up[up >= 0]), np.minimum(capacity, limit), capacity)
         with np.errstate(divide="ignore", invalid="ignore"):
             room = np.where(load > 0, capacity / load, np.inf)
-        entry_row = np.repeat(np.arange(row_flow.size), np.diff(incidence.indptr))
         row_room = np.full(row_flow.size, np.inf)
-        np.minimum.at(row_room, entry_row, room[incidence.indices])
+        np.minimum.at(row_room, entry_row, room[entry_link])
         flow_room = np.full(plan.n_flows, np.inf)
         np.minimum.at(flow_room, row_flow, row_room)
         pace = np.zeros(plan.n_flows)
@@ -581,12 +582,12 @@ class NetworkFabric:
         )
         rates = epoch.rates_gbps
         load = paths.link_sum(rates)
-        busy = load > 0
+        # Per-link figures on the group's own links only (every other link is idle).
+        crossed = np.flatnonzero(paths.crossed)
+        busy = crossed[load[crossed] > 0]
         pause = epoch.pause_fraction
-        marking = epoch.marking if epoch.marking is not None else np.zeros(load.size)
-        # The mean wait of a message at each port: its queue, and a pause met
-        # with its probability and waited out for half an episode on average.
-        wait_us = epoch.queue_us + pause * epoch.pause_episode_us / 2.0
+        marking = epoch.marking
+        wait_us = None
         start = 0
         for job in with_flows:
             rows = job.incidence.shape[0]
@@ -598,22 +599,33 @@ class NetworkFabric:
             links = job.incidence.indices
             with np.errstate(divide="ignore", invalid="ignore"):
                 flow_slowdown = np.where(flow_rates > 0, job.ideal_rates_gbps / flow_rates, np.inf)
-            # ECN: the marks a queue pair's bytes collect along its path, weighted by its bytes.
-            per_sub_mark = job.per_queue_pair(marking)
             sent = sub_rates * job.row_scale
             serving = None
             if isinstance(job.placement.traffic, ServingSpec):
+                if wait_us is None:
+                    # The mean wait of a message at each port: its queue, and a pause
+                    # met with its probability and waited out for half an episode.
+                    wait_us = epoch.queue_us + pause * epoch.pause_episode_us / 2.0
                 serving = self._serving(job, flow_rates, wait_us)
                 slowdown = 1.0
+            ecn = None
+            if self.has_ecn:
+                # The marks a queue pair's bytes collect along its path, weighted by its bytes.
+                per_sub_mark = job.per_queue_pair(
+                    marking if marking is not None else np.zeros(load.size)
+                )
+                ecn = (
+                    float(np.average(np.minimum(per_sub_mark, 1.0), weights=sent))
+                    if sent.sum() > 0
+                    else 0.0
+                )
             states[job.placement.job_id] = JobNetwork(
                 slowdown=slowdown,
                 serving=serving,
                 pfc_pause_fraction=float(np.average(pause[links], weights=shares))
                 if self.has_pfc
                 else None,
-                ecn_mark_fraction=float(np.average(np.minimum(per_sub_mark, 1.0), weights=sent))
-                if self.has_ecn and sent.sum() > 0
-                else (0.0 if self.has_ecn else None),
+                ecn_mark_fraction=ecn,
                 flow_slowdown_p99=_p99(np.maximum(flow_slowdown, 1.0)),
                 collective_gbps=job.plan.collective_gbps(flow_rates),
             )
@@ -625,16 +637,16 @@ class NetworkFabric:
             tier_busy = tuple(int(n) for n in np.bincount(tier, minlength=tiers))
             paused = np.bincount(tier, weights=pause[busy], minlength=tiers)
             tier_paused = tuple(float(x) for x in paused)
-            links = np.flatnonzero(pause > 0)
+            links = crossed[pause[crossed] > 0]
             links = links[np.lexsort((links, -pause[links]))[:TOP_PORTS]]
             top = tuple((int(link), float(pause[link])) for link in links)
         solution = EpochSolution(
             jobs=states,
-            pfc_pause_fraction=(float(pause[busy].mean()) if busy.any() else 0.0)
+            pfc_pause_fraction=(float(pause[busy].mean()) if busy.size else 0.0)
             if self.has_pfc
             else None,
             ecn_mark_fraction=epoch.marked_share if self.has_ecn else None,
-            busy_links=int(busy.sum()),
+            busy_links=int(busy.size),
             carried_gbps=total,
             tier_busy_links=tier_busy,
             tier_paused_links=tier_paused,
