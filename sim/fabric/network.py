@@ -396,20 +396,19 @@ class NetworkFabric:
         if not row_flow.size:
             return np.zeros(0)
         row_ideal = (plan.ideal_rates_gbps() / plan.queue_pairs)[row_flow] * row_count
-        # The job's load on its own links only (summed in the order a sparse product sums).
-        entry_row = np.repeat(np.arange(row_flow.size), np.diff(incidence.indptr))
-        links, entry_link = np.unique(incidence.indices, return_inverse=True)
-        weights = incidence.data * (row_ideal / row_scale)[entry_row]
-        load = np.bincount(entry_link, weights=weights, minlength=links.size)
-        capacity = self.transport.capacity[links]
+        load = np.asarray(incidence.T @ (row_ideal / row_scale)).ravel()
+        capacity = self.transport.capacity
         limit = self.rate_limits_gbps.get(placement.tenant)
         if limit is not None:
+            capacity = capacity.copy()
             up = self._nic_uplinks[np.unique(plan.src)]
-            capacity = np.where(np.isin(links, up[up >= 0]), np.minimum(capacity, limit), capacity)
+            up = up[up >= 0]
+            capacity[up] = np.minimum(capacity[up], limit)
         with np.errstate(divide="ignore", invalid="ignore"):
             room = np.where(load > 0, capacity / load, np.inf)
+        entry_row = np.repeat(np.arange(row_flow.size), np.diff(incidence.indptr))
         row_room = np.full(row_flow.size, np.inf)
-        np.minimum.at(row_room, entry_row, room[entry_link])
+        np.minimum.at(row_room, entry_row, room[incidence.indices])
         flow_room = np.full(plan.n_flows, np.inf)
         np.minimum.at(flow_room, row_flow, row_room)
         pace = np.zeros(plan.n_flows)
