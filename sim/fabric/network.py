@@ -94,7 +94,8 @@ from sim.workloads.training import CollectiveLibrary, TrainingPlan, TrainingSpec
 __all__ = ["NetworkFabric"]
 
 _SOLUTIONS_KEPT = 256
-"""Solutions of this many distinct traffic mixes (of link-sharing job groups) are kept."""
+"""Solutions of at least this many distinct traffic mixes (of link-sharing job groups) are
+kept, and of twice as many as the groups of the latest epoch where there are more."""
 
 
 @dataclass
@@ -214,6 +215,7 @@ class NetworkFabric:
         self._jobs: dict[int, _JobTraffic] = {}
         self._serials = itertools.count()
         self._solutions: OrderedDict[tuple[int, ...], EpochSolution] = OrderedDict()
+        self._kept = _SOLUTIONS_KEPT
         self.solves = 0
         self.high_priority = frozenset(high_priority)
         """Tenants whose traffic is in the high-priority class (see :meth:`_solve`)."""
@@ -434,7 +436,11 @@ class NetworkFabric:
         for job_id in [j for j in self._jobs if j not in running]:
             del self._jobs[job_id]
         jobs = [self._job(p) for p in modelled]
-        return self._merge([self._component(group) for group in self._components(jobs)])
+        groups = self._components(jobs)
+        # Keep every group of this epoch: a cache smaller than the groups an epoch
+        # visits in order would evict each one just before it is needed again.
+        self._kept = max(_SOLUTIONS_KEPT, 2 * len(groups))
+        return self._merge([self._component(group) for group in groups])
 
     def _merge(self, parts: list[EpochSolution]) -> EpochSolution:
         """Solutions of separate parts as one: pauses by busy link, marks by traffic."""
@@ -496,7 +502,7 @@ class NetworkFabric:
             return cached
         solution = self._solve(jobs)
         self._solutions[key] = solution
-        if len(self._solutions) > _SOLUTIONS_KEPT:
+        while len(self._solutions) > self._kept:
             self._solutions.popitem(last=False)
         return solution
 
