@@ -822,6 +822,41 @@ _ARRAY_OPS = _Ops(
 )
 
 
+def _loop_constants(params: DcqcnParams, h: float) -> tuple[float, ...]:
+    """The time loop's constants, in the order :func:`sim.fabric.dcqcn_kernels.integrate` reads.
+
+    Step, capacity, Kmin, Kmax, ramp slope, τ, τ′, T, B, F, then 1/B, 1/T and the
+    per-step factors h/2τ, h/τ, h·g/τ′, h/2, h·R_AI, h·C, the rate floor and the
+    marking probability below which the p -> 0 limits are used.
+    """
+    cap = params.capacity_kb_per_us
+    kmin, kmax = params.kmin_kb, params.kmax_kb
+    tau, tau_p, big_t = params.tau_us, params.tau_prime_us, params.timer_us
+    big_b = params.byte_counter_kb
+    return (
+        h,
+        cap,
+        kmin,
+        kmax,
+        params.pmax / (kmax - kmin),
+        tau,
+        tau_p,
+        big_t,
+        big_b,
+        float(params.fast_recovery_steps),
+        1.0 / big_b,
+        1.0 / big_t,
+        h / (2.0 * tau),
+        h / tau,
+        h * params.g / tau_p,
+        0.5 * h,
+        h * params.rate_ai_kb_per_us,
+        h * cap,
+        cap * _RATE_FLOOR,
+        _P_NEGLIGIBLE,
+    )
+
+
 def _integrate_compiled(
     params: DcqcnParams,
     start: _Start,
@@ -835,32 +870,7 @@ def _integrate_compiled(
         from sim.fabric import dcqcn_kernels
     except ImportError:
         return _integrate(params, start, n_steps, h, delay_steps, sample_every)
-    cap = params.capacity_kb_per_us
-    kmin, kmax = params.kmin_kb, params.kmax_kb
-    constants = np.array(
-        [
-            h,
-            cap,
-            kmin,
-            kmax,
-            params.pmax / (kmax - kmin),
-            params.tau_us,
-            params.tau_prime_us,
-            params.timer_us,
-            params.byte_counter_kb,
-            float(params.fast_recovery_steps),
-            1.0 / params.byte_counter_kb,
-            1.0 / params.timer_us,
-            h / (2.0 * params.tau_us),
-            h / params.tau_us,
-            h * params.g / params.tau_prime_us,
-            0.5 * h,
-            h * params.rate_ai_kb_per_us,
-            h * cap,
-            cap * _RATE_FLOOR,
-            _P_NEGLIGIBLE,
-        ]
-    )
+    constants = np.array(_loop_constants(params, h))
     has_left = start.sizes_kb is not None
     left = start.sizes_kb if has_left else np.full(start.rc.size, np.inf)
     return dcqcn_kernels.integrate(
@@ -933,22 +943,11 @@ def _integrate(
     hist_rc = [rc] * depth
 
     # Constants bound to locals for the hot loop.
-    kmin, kmax = params.kmin_kb, params.kmax_kb
-    ramp = params.pmax / (kmax - kmin)
-    tau, tau_p, big_t = params.tau_us, params.tau_prime_us, params.timer_us
-    big_b = params.byte_counter_kb
-    big_f = float(params.fast_recovery_steps)
-    inv_b = 1.0 / big_b
-    inv_t = 1.0 / big_t
-    h_cut = h / (2.0 * tau)
-    h_tau = h / tau
-    h_g = h * params.g / tau_p
-    h_half = 0.5 * h
-    h_rai = h * params.rate_ai_kb_per_us
-    h_cap = h * cap
+    constants = _loop_constants(params, h)
+    _, _, kmin, kmax, ramp, tau, tau_p, big_t, big_b, big_f = constants[:10]
+    inv_b, inv_t, h_cut, h_tau, h_g, h_half, h_rai, h_cap, floor, _ = constants[10:]
     expm1, exp, minimum, weighted_sum = ops.expm1, ops.exp, ops.minimum, ops.weighted_sum
     maximum = ops.maximum
-    floor = cap * _RATE_FLOOR
     log1p, m_expm1, m_exp = math.log1p, math.expm1, math.exp
 
     def p_of(queue: float) -> float:

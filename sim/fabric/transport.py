@@ -440,9 +440,13 @@ class Transport:
         self._work = 0.0
         self._traced: set[tuple[Any, ...]] = set()
 
+    def _counting(self) -> bool:
+        """Whether work still counts towards ``compile_after`` (not yet switched, nor fixed)."""
+        return self.compiled_passes is None and self.compile_after is not None
+
     def _add_work(self, work: float) -> None:
         """Count work towards ``compile_after``; switch to the compiled loops once there."""
-        if self.compiled_passes is None and self.compile_after is not None:
+        if self._counting():
             self._work += work
             if self._work >= self.compile_after:
                 self.compiled_passes = True
@@ -720,7 +724,7 @@ class Transport:
                 else remaining_bits[rows][fresh]
             )
             key = (_bytes_left_kb(left, params), old, params, transport.pfc_xoff_kb)
-            if key not in self._traced:
+            if self._counting() and key not in self._traced:
                 self._traced.add(key)
                 self._add_work(_PYTHON_TRACE_MS)
             burst_state = _burst_transient(*key, compiled=bool(self.compiled_passes))
