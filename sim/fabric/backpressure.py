@@ -971,50 +971,59 @@ class _Relays:
 
 
 class _CompiledNetwork(_Network):
-    """The same passes compiled (:mod:`sim.fabric.backpressure_kernels`), for large problems."""
+    """The same passes compiled (:mod:`sim.fabric.backpressure_kernels`), for large problems.
 
-    def __init__(
+    Its arrays are built by a compiled pass too (``backpressure_kernels.build``,
+    counting sorts in place of the numpy construction's sorts), equal array for
+    array to those :class:`_Network` derives.
+    """
+
+    def __init__(  # the numpy construction (super().__init__) is what this replaces
         self, paths: Trunked, stage: np.ndarray, chains: _Chains, demand: np.ndarray, kernels: Any
     ):
-        super().__init__(paths, stage, chains, demand)
+        self.paths = paths
+        self.chains = chains
         self.kernels = kernels
-        n_stages = len(self.stages)
-        self.stage_links, self.stage_ptr = _grouped(stage, n_stages)
-        order, self.nic_ptr = _grouped(self.nic_link, self.n_links)
-        self.nic_order = (self.nic_flow[order], self.nic_share[order].astype(np.float64))
-        self.out_pairs, self.out_ptr = _grouped(chains.pair_u, self.n_links)
-        pair_stage = stage[chains.pair_l]
-        own_stage = pair_stage[chains.pair]
-        _, self.own_ptr = _grouped(own_stage, n_stages)
-        order = np.lexsort((chains.flow, own_stage))  # each stage's sub-flow by sub-flow
-        relays = self.relays
-        self.own = (
-            chains.flow[order],
-            chains.pair[order],
-            self.weight[order],
-            relays.of_crossing[order],
+        self.n_links = stage.size
+        self.n_flows = paths.shape[0]
+        own = paths.own
+        (
+            self.stage_links,
+            self.stage_ptr,
+            self.nic_ptr,
+            nic_flow,
+            nic_share,
+            self.into_pairs,
+            self.into_ptr,
+            self.inputs,
+            self.out_pairs,
+            self.out_ptr,
+            self.stage_has_out,
+            self.own_ptr,
+            self.own,
+            self.relay_output,
+            self.relay_input,
+            self.relay_ptr,
+            self.trunk_ptr,
+            self.trunk,
+            self.head_arrays,
+        ) = kernels.build(
+            np.asarray(stage, dtype=np.int64),
+            own.indptr.astype(np.int64, copy=False),
+            own.indices.astype(np.int64, copy=False),
+            own.data.astype(np.float64, copy=False),
+            *(
+                np.asarray(a, dtype=np.int64)
+                for a in (chains.flow, chains.pair, chains.pair_u, chains.pair_l)
+            ),
+            np.asarray(chains.weight, dtype=np.float64),
+            np.asarray(chains.feeder, dtype=np.int64),
+            np.asarray(chains.trunk, dtype=np.int64),
+            np.asarray(chains.trunk_pair, dtype=np.int64),
+            np.asarray(chains.trunk_weight, dtype=np.float64),
+            demand,
         )
-        _, self.relay_ptr = _grouped(relays.output, chains.n_pairs)
-        order, self.trunk_ptr = _grouped(pair_stage[chains.trunk_pair], n_stages)
-        self.trunk = (chains.trunk[order], chains.trunk_pair[order], self.trunk_weight[order])
-        self.stage_has_out = np.array([part.out.size > 0 for part in self.stages], dtype=bool)
-        heads = self.heads
-        empty_i, empty_f = np.zeros(1, dtype=np.int64), np.zeros(0)
-        self.head_arrays = (
-            (empty_i[:0], empty_i, empty_f, empty_f, empty_f, empty_i)
-            if heads is None
-            else (
-                heads.pair,
-                heads.start,
-                heads.asked,
-                heads.brought,
-                heads.entry_asked,
-                np.append(
-                    np.searchsorted(heads.entry_run, np.arange(heads.pair.size)),
-                    heads.entry_run.size,
-                ),
-            )
-        )
+        self.nic_order = (nic_flow, nic_share)
 
     def forward(self, effective: np.ndarray, demand: np.ndarray) -> tuple[np.ndarray, ...]:
         """:meth:`_Network.forward`, compiled."""
@@ -1034,7 +1043,7 @@ class _CompiledNetwork(_Network):
             self.paths.slot,
             self.paths.n_trunks,
             self.chains.n_pairs,
-            self.relays.n_relays,
+            self.relay_output.size,
         )
 
     def backward(
@@ -1066,7 +1075,7 @@ class _CompiledNetwork(_Network):
             *self.head_arrays,
             relayed,
             self.relay_ptr,
-            self.relays.input,
+            self.relay_input,
         )
 
 

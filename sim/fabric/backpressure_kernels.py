@@ -359,3 +359,320 @@ def backward(
                 asked[j - p0] = 2.0 * effective[link] + 1.0 if held[p] else offered[p]
             level[link] = _level(asked, effective[link])
     return effective, bound, per_pair, through
+
+
+# --------------------------------------------------------------------------- building
+
+
+@numba.njit(cache=True, nogil=True)
+def _grouped(key: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
+    """``backpressure._grouped``: indices stably sorted by ``key`` (a counting sort), and where
+    each key's run starts."""
+    ptr = np.zeros(n_keys + 1, dtype=np.int64)
+    for i in range(key.size):
+        ptr[key[i] + 1] += 1
+    for k in range(n_keys):
+        ptr[k + 1] += ptr[k]
+    at = ptr[:-1].copy()
+    order = np.empty(key.size, dtype=np.int64)
+    for i in range(key.size):
+        order[at[key[i]]] = i
+        at[key[i]] += 1
+    return order, ptr
+
+
+@numba.njit(cache=True, nogil=True)
+def _sorted_within(order: np.ndarray, ptr: np.ndarray, value: np.ndarray) -> None:
+    """Sort each run ``order[ptr[g]:ptr[g + 1]]`` by ``value``, stably, in place."""
+    for g in range(ptr.size - 1):
+        start, end = ptr[g], ptr[g + 1]
+        if end - start <= 32:
+            for i in range(start + 1, end):
+                x = order[i]
+                v = value[x]
+                j = i - 1
+                while j >= start and value[order[j]] > v:
+                    order[j + 1] = order[j]
+                    j -= 1
+                order[j + 1] = x
+        elif end - start > 1:
+            run = order[start:end].copy()
+            order[start:end] = run[np.argsort(value[run], kind="mergesort")]
+
+
+@numba.njit(cache=True, nogil=True)
+def _relays(
+    stage: np.ndarray,
+    pair: np.ndarray,
+    feeder: np.ndarray,
+    weight: np.ndarray,
+    pair_u: np.ndarray,
+    trunk_pair: np.ndarray,
+    into_pairs: np.ndarray,
+    into_ptr: np.ndarray,
+    n_pairs: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``backpressure._Relays.of``: per own crossing its relay, and per relay its output and
+    input pair, relays sorted by (output pair, the input's place among the pairs into ``u``)."""
+    n = pair.size
+    spoiled = np.zeros(n_pairs, dtype=np.bool_)
+    for p in trunk_pair:
+        spoiled[p] = True
+    exact = np.zeros(n, dtype=np.bool_)
+    for c in range(n):
+        if stage[pair_u[pair[c]]] < 1:
+            continue
+        f = feeder[c]
+        if f >= 0 and weight[c] == 1.0 and weight[f] == 1.0:
+            exact[c] = True
+        else:
+            spoiled[pair[c]] = True
+    place = np.empty(n_pairs, dtype=np.int64)
+    for link in range(into_ptr.size - 1):
+        for j in range(into_ptr[link], into_ptr[link + 1]):
+            place[into_pairs[j]] = j - into_ptr[link]
+    radix = 1
+    for link in range(into_ptr.size - 1):
+        radix = max(radix, into_ptr[link + 1] - into_ptr[link])
+    # The exact crossings of unspoiled output pairs, by (output pair, input's place).
+    m = 0
+    for c in range(n):
+        if exact[c] and not spoiled[pair[c]]:
+            m += 1
+    out = np.empty(m, dtype=np.int64)
+    out_place = np.empty(m, dtype=np.int64)
+    m = 0
+    for c in range(n):
+        if exact[c] and not spoiled[pair[c]]:
+            out[m] = c
+            out_place[m] = place[pair[feeder[c]]]
+            m += 1
+    by_place, _ = _grouped(out_place, radix)
+    out = out[by_place]
+    out_pair = np.empty(m, dtype=np.int64)
+    for i in range(m):
+        out_pair[i] = pair[out[i]]
+    by_pair, _ = _grouped(out_pair, n_pairs)
+    of_crossing = np.full(n, -1, dtype=np.int64)
+    output = np.empty(m, dtype=np.int64)
+    input_pair = np.empty(m, dtype=np.int64)
+    n_relays = 0
+    last_pair, last_place = -1, -1
+    for i in range(m):
+        c = out[by_pair[i]]
+        c_in = feeder[c]
+        p, q = pair[c], place[pair[c_in]]
+        if p != last_pair or q != last_place:
+            output[n_relays] = p
+            input_pair[n_relays] = pair[c_in]
+            n_relays += 1
+            last_pair, last_place = p, q
+        of_crossing[c_in] = n_relays - 1
+    return of_crossing, output[:n_relays], input_pair[:n_relays]
+
+
+@numba.njit(cache=True, nogil=True)
+def build(
+    stage: np.ndarray,
+    own_indptr: np.ndarray,
+    own_indices: np.ndarray,
+    own_data: np.ndarray,
+    flow: np.ndarray,
+    pair: np.ndarray,
+    pair_u: np.ndarray,
+    pair_l: np.ndarray,
+    weight: np.ndarray,
+    feeder: np.ndarray,
+    trunk: np.ndarray,
+    trunk_pair: np.ndarray,
+    trunk_weight: np.ndarray,
+    demand: np.ndarray,
+):
+    """The arrays of ``backpressure._CompiledNetwork`` from a problem's links and crossings.
+
+    Equal, array for array, to what the numpy construction (``_Network``, its
+    ``_Relays`` and ``_NicHeads``) gives, with counting sorts in place of its
+    sorts (a test checks). ``stage`` is per local link; the own incidence is
+    given as CSR; the crossings are those of ``backpressure._Chains``.
+    """
+    n_links = stage.size
+    n_pairs = pair_u.size
+    n_flows = own_indptr.size - 1
+    n_stages = 0
+    for k in stage:
+        n_stages = max(n_stages, k + 1)
+    stage_links, stage_ptr = _grouped(stage, n_stages)
+    # NIC links' entries, link by link and sub-flow by sub-flow (the order of CSC).
+    nic_ptr = np.zeros(n_links + 1, dtype=np.int64)
+    for f in range(n_flows):
+        for e in range(own_indptr[f], own_indptr[f + 1]):
+            if stage[own_indices[e]] == 0:
+                nic_ptr[own_indices[e] + 1] += 1
+    for link in range(n_links):
+        nic_ptr[link + 1] += nic_ptr[link]
+    at = nic_ptr[:-1].copy()
+    nic_flow = np.empty(nic_ptr[n_links], dtype=np.int64)
+    nic_share = np.empty(nic_ptr[n_links])
+    for f in range(n_flows):
+        for e in range(own_indptr[f], own_indptr[f + 1]):
+            link = own_indices[e]
+            if stage[link] == 0:
+                nic_flow[at[link]] = f
+                nic_share[at[link]] = own_data[e]
+                at[link] += 1
+    into_pairs, into_ptr = _grouped(pair_l, n_links)
+    inputs = np.diff(into_ptr)
+    out_pairs, out_ptr = _grouped(pair_u, n_links)
+    pair_stage = np.empty(n_pairs, dtype=np.int64)
+    for p in range(n_pairs):
+        pair_stage[p] = stage[pair_l[p]]
+    stage_has_out = np.zeros(max(n_stages, 0), dtype=np.bool_)
+    for p in range(n_pairs):
+        stage_has_out[stage[pair_u[p]]] = True
+    own_stage = np.empty(pair.size, dtype=np.int64)
+    for c in range(pair.size):
+        own_stage[c] = pair_stage[pair[c]]
+    # Crossings stage by stage, sub-flow by sub-flow (numpy's lexsort), by two counting sorts.
+    in_flow_order = True
+    for c in range(1, flow.size):
+        if flow[c] < flow[c - 1]:
+            in_flow_order = False
+            break
+    if in_flow_order:
+        order, own_ptr = _grouped(own_stage, n_stages)
+    else:
+        by_flow, _ = _grouped(flow, n_flows)
+        by_stage, own_ptr = _grouped(own_stage[by_flow], n_stages)
+        order = by_flow[by_stage]
+    of_crossing, relay_output, relay_input = _relays(
+        stage, pair, feeder, weight, pair_u, trunk_pair, into_pairs, into_ptr, n_pairs
+    )
+    relay_ptr = np.zeros(n_pairs + 1, dtype=np.int64)
+    for r in range(relay_output.size):
+        relay_ptr[relay_output[r] + 1] += 1
+    for p in range(n_pairs):
+        relay_ptr[p + 1] += relay_ptr[p]
+    trunk_stage = np.empty(trunk_pair.size, dtype=np.int64)
+    for c in range(trunk_pair.size):
+        trunk_stage[c] = pair_stage[trunk_pair[c]]
+    trunk_order, trunk_ptr = _grouped(trunk_stage, n_stages)
+    heads = _heads(
+        n_stages,
+        n_flows,
+        nic_ptr,
+        nic_flow,
+        nic_share,
+        own_stage,
+        flow,
+        pair,
+        weight,
+        pair_u,
+        demand,
+    )
+    return (
+        stage_links,
+        stage_ptr,
+        nic_ptr,
+        nic_flow,
+        nic_share,
+        into_pairs,
+        into_ptr,
+        inputs,
+        out_pairs,
+        out_ptr,
+        stage_has_out,
+        own_ptr,
+        (flow[order], pair[order], weight[order], of_crossing[order]),
+        relay_output,
+        relay_input,
+        relay_ptr,
+        trunk_ptr,
+        (trunk[trunk_order], trunk_pair[trunk_order], trunk_weight[trunk_order]),
+        heads,
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _heads(
+    n_stages: int,
+    n_flows: int,
+    nic_ptr: np.ndarray,
+    nic_flow: np.ndarray,
+    nic_share: np.ndarray,
+    own_stage: np.ndarray,
+    flow: np.ndarray,
+    pair: np.ndarray,
+    weight: np.ndarray,
+    pair_u: np.ndarray,
+    demand: np.ndarray,
+):
+    """``backpressure._NicHeads.of`` as the compiled backward pass takes it: ``(pair, start,
+    asked, brought, entry_asked, entry_ptr)``, all empty where its rule does not apply."""
+    empty_i, empty_f = np.zeros(1, dtype=np.int64), np.zeros(0)
+    none = (empty_i[:0], empty_i.copy(), empty_f, empty_f.copy(), empty_f.copy(), empty_i.copy())
+    if n_stages < 2 or nic_flow.size == 0:
+        return none
+    entries = np.zeros(n_flows, dtype=np.int64)
+    for f in nic_flow:
+        entries[f] += 1
+    for f in range(n_flows):
+        if entries[f] > 1:
+            return none
+    n_first = 0
+    for c in range(own_stage.size):
+        if own_stage[c] == 1:
+            if entries[flow[c]] == 0:
+                return none
+            n_first += 1
+    if n_first == 0:
+        return none
+    entry_of_flow = np.full(n_flows, -1, dtype=np.int64)
+    for e in range(nic_flow.size):
+        entry_of_flow[nic_flow[e]] = e
+    nic_asked = np.empty(nic_flow.size)
+    for e in range(nic_flow.size):
+        nic_asked[e] = demand[nic_flow[e]] * nic_share[e]
+    crossings = np.empty(n_first, dtype=np.int64)
+    i = 0
+    for c in range(own_stage.size):
+        if own_stage[c] == 1:
+            crossings[i] = c
+            i += 1
+    asked_of = np.empty(n_first)
+    pair_of = np.empty(n_first, dtype=np.int64)
+    for i in range(n_first):
+        asked_of[i] = nic_asked[entry_of_flow[flow[crossings[i]]]]
+        pair_of[i] = pair[crossings[i]]
+    n_pairs = pair_u.size
+    order, ptr = _grouped(pair_of, n_pairs)
+    _sorted_within(order, ptr, asked_of)
+    n_heads = 0
+    for p in range(n_pairs):
+        if ptr[p + 1] > ptr[p]:
+            n_heads += 1
+    head_pair = np.empty(n_heads, dtype=np.int64)
+    start = np.empty(n_heads + 1, dtype=np.int64)
+    entry_ptr = np.zeros(n_heads + 1, dtype=np.int64)
+    h = 0
+    for p in range(n_pairs):
+        if ptr[p + 1] > ptr[p]:
+            head_pair[h] = p
+            start[h] = ptr[p]
+            u = pair_u[p]
+            entry_ptr[h + 1] = entry_ptr[h] + nic_ptr[u + 1] - nic_ptr[u]
+            h += 1
+    start[n_heads] = n_first
+    asked = np.empty(n_first)
+    brought = np.empty(n_first)
+    for i in range(n_first):
+        j = order[i]
+        c = crossings[j]
+        e = entry_of_flow[flow[c]]
+        asked[i] = asked_of[j]
+        brought[i] = asked_of[j] * weight[c] / nic_share[e]
+    entry_asked = np.empty(entry_ptr[n_heads])
+    for h in range(n_heads):
+        u = pair_u[head_pair[h]]
+        for k in range(nic_ptr[u + 1] - nic_ptr[u]):
+            entry_asked[entry_ptr[h] + k] = nic_asked[nic_ptr[u] + k]
+    return head_pair, start, asked, brought, entry_asked, entry_ptr

@@ -86,6 +86,86 @@ def test_compiled_passes_equal_the_numpy_passes(problem) -> None:
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
+def numpy_arrays(network: bp._Network, stage: np.ndarray) -> dict[str, np.ndarray]:
+    """The compiled passes' arrays as the numpy construction gives them (argsorts, lexsorts)."""
+    chains, relays, heads = network.chains, network.relays, network.heads
+    n_stages = len(network.stages)
+    stage_links, stage_ptr = bp._grouped(stage, n_stages)
+    order, nic_ptr = bp._grouped(network.nic_link, network.n_links)
+    own_stage = stage[chains.pair_l][chains.pair]
+    own_order = np.lexsort((chains.flow, own_stage))
+    trunk_order, trunk_ptr = bp._grouped(stage[chains.pair_l][chains.trunk_pair], n_stages)
+    arrays = {
+        "stage_links": stage_links,
+        "stage_ptr": stage_ptr,
+        "nic_ptr": nic_ptr,
+        "nic_flow": network.nic_flow[order],
+        "nic_share": network.nic_share[order],
+        "into_pairs": network.into_pairs,
+        "into_ptr": network.into_ptr,
+        "inputs": network.inputs,
+        "out_pairs": bp._grouped(chains.pair_u, network.n_links)[0],
+        "out_ptr": bp._grouped(chains.pair_u, network.n_links)[1],
+        "stage_has_out": np.array([part.out.size > 0 for part in network.stages], dtype=bool),
+        "own_ptr": bp._grouped(own_stage, n_stages)[1],
+        "own_flow": chains.flow[own_order],
+        "own_pair": chains.pair[own_order],
+        "own_weight": network.weight[own_order],
+        "own_relay": relays.of_crossing[own_order],
+        "relay_output": relays.output,
+        "relay_input": relays.input,
+        "relay_ptr": bp._grouped(relays.output, chains.n_pairs)[1],
+        "trunk_ptr": trunk_ptr,
+        "trunk_trunk": chains.trunk[trunk_order],
+        "trunk_pair": chains.trunk_pair[trunk_order],
+        "trunk_weight": network.trunk_weight[trunk_order],
+    }
+    if heads is not None:
+        arrays.update(
+            head_pair=heads.pair,
+            head_start=heads.start,
+            head_asked=heads.asked,
+            head_brought=heads.brought,
+            entry_asked=heads.entry_asked,
+            entry_ptr=np.append(
+                np.searchsorted(heads.entry_run, np.arange(heads.pair.size)), heads.entry_run.size
+            ),
+        )
+    else:
+        arrays.update(head_pair=np.zeros(0, dtype=np.int64))
+    return arrays
+
+
+def compiled_arrays(network: bp._CompiledNetwork) -> dict[str, np.ndarray]:
+    names = ("head_pair", "head_start", "head_asked", "head_brought", "entry_asked", "entry_ptr")
+    heads = dict(zip(names, network.head_arrays, strict=True))
+    own = dict(zip(("own_flow", "own_pair", "own_weight", "own_relay"), network.own, strict=True))
+    trunk = dict(zip(("trunk_trunk", "trunk_pair", "trunk_weight"), network.trunk, strict=True))
+    fields = (
+        "stage_links stage_ptr nic_ptr into_pairs into_ptr inputs out_pairs out_ptr "
+        "stage_has_out own_ptr relay_output relay_input relay_ptr trunk_ptr"
+    ).split()
+    arrays = {name: getattr(network, name) for name in fields}
+    arrays.update(nic_flow=network.nic_order[0], nic_share=network.nic_order[1])
+    return {**arrays, **own, **trunk, **heads}
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems())
+def test_the_compiled_construction_builds_the_numpy_arrays(problem) -> None:
+    """Counting sorts in place of argsort and lexsort: the same arrays, entry for entry."""
+    topology, src, dst, mode, qps, seed = problem
+    if not src.size:
+        return
+    reference, compiled, _, _ = networks(topology, src, dst, mode, qps, np.random.default_rng(seed))
+    expected = numpy_arrays(reference, reference.link_stage)
+    got = compiled_arrays(compiled)
+    names = expected.keys() if reference.heads is not None else expected.keys() - {"head_pair"}
+    for name in names:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    assert (reference.heads is None) == (got["head_pair"].size == 0)
+
+
 @pytest.mark.parametrize("mode", ["ecmp", "spray"])
 def test_a_compiled_fixed_point_equals_the_numpy_one(monkeypatch, mode) -> None:
     """A zone shared by many flows and an incast, with deep pause trees: the whole solve."""
