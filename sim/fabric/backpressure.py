@@ -978,7 +978,7 @@ class _CompiledNetwork(_Network):
     array to those :class:`_Network` derives.
     """
 
-    def __init__(  # the numpy construction (super().__init__) is what this replaces
+    def __init__(  # builds its arrays itself: no super().__init__ (the numpy construction)
         self, paths: Trunked, stage: np.ndarray, chains: _Chains, demand: np.ndarray, kernels: Any
     ):
         self.paths = paths

@@ -427,13 +427,13 @@ def _relays(
             exact[c] = True
         else:
             spoiled[pair[c]] = True
+    # Each pair's place among the pairs into its downstream link, and the most there are.
     place = np.empty(n_pairs, dtype=np.int64)
-    for link in range(into_ptr.size - 1):
-        for j in range(into_ptr[link], into_ptr[link + 1]):
-            place[into_pairs[j]] = j - into_ptr[link]
     radix = 1
     for link in range(into_ptr.size - 1):
         radix = max(radix, into_ptr[link + 1] - into_ptr[link])
+        for j in range(into_ptr[link], into_ptr[link + 1]):
+            place[into_pairs[j]] = j - into_ptr[link]
     # The exact crossings of unspoiled output pairs, by (output pair, input's place).
     m = 0
     for c in range(n):
@@ -526,7 +526,7 @@ def build(
     pair_stage = np.empty(n_pairs, dtype=np.int64)
     for p in range(n_pairs):
         pair_stage[p] = stage[pair_l[p]]
-    stage_has_out = np.zeros(max(n_stages, 0), dtype=np.bool_)
+    stage_has_out = np.zeros(n_stages, dtype=np.bool_)
     for p in range(n_pairs):
         stage_has_out[stage[pair_u[p]]] = True
     own_stage = np.empty(pair.size, dtype=np.int64)
@@ -609,7 +609,7 @@ def _heads(
     """``backpressure._NicHeads.of`` as the compiled backward pass takes it: ``(pair, start,
     asked, brought, entry_asked, entry_ptr)``, all empty where its rule does not apply."""
     empty_i, empty_f = np.zeros(1, dtype=np.int64), np.zeros(0)
-    none = (empty_i[:0], empty_i.copy(), empty_f, empty_f.copy(), empty_f.copy(), empty_i.copy())
+    none = (empty_i[:0], empty_i, empty_f, empty_f, empty_f, empty_i)
     if n_stages < 2 or nic_flow.size == 0:
         return none
     entries = np.zeros(n_flows, dtype=np.int64)

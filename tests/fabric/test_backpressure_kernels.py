@@ -95,6 +95,7 @@ def numpy_arrays(network: bp._Network, stage: np.ndarray) -> dict[str, np.ndarra
     own_stage = stage[chains.pair_l][chains.pair]
     own_order = np.lexsort((chains.flow, own_stage))
     trunk_order, trunk_ptr = bp._grouped(stage[chains.pair_l][chains.trunk_pair], n_stages)
+    out_pairs, out_ptr = bp._grouped(chains.pair_u, network.n_links)
     arrays = {
         "stage_links": stage_links,
         "stage_ptr": stage_ptr,
@@ -104,8 +105,8 @@ def numpy_arrays(network: bp._Network, stage: np.ndarray) -> dict[str, np.ndarra
         "into_pairs": network.into_pairs,
         "into_ptr": network.into_ptr,
         "inputs": network.inputs,
-        "out_pairs": bp._grouped(chains.pair_u, network.n_links)[0],
-        "out_ptr": bp._grouped(chains.pair_u, network.n_links)[1],
+        "out_pairs": out_pairs,
+        "out_ptr": out_ptr,
         "stage_has_out": np.array([part.out.size > 0 for part in network.stages], dtype=bool),
         "own_ptr": bp._grouped(own_stage, n_stages)[1],
         "own_flow": chains.flow[own_order],
