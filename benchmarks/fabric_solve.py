@@ -15,7 +15,7 @@ import numpy as np
 
 from sim.fabric.routing import route
 from sim.fabric.solver import max_min_rates
-from sim.fabric.topology import build_topology
+from sim.fabric.topology_kinds import build_topology
 
 
 def best_of(repeats: int, action) -> tuple[float, object]:

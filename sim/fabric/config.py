@@ -54,9 +54,8 @@ from sim.fabric.topology import (
     DEFAULT_MTU_BYTES,
     DEFAULT_PROP_DELAY_US,
     Topology,
-    build_topology,
-    size_problem,
 )
+from sim.fabric.topology_kinds import build_topology, size_problem
 from sim.scenario.base import Strict
 from sim.scenario.loader import ScenarioError, parse_yaml, read_input, validation_problems
 

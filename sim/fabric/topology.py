@@ -38,33 +38,18 @@ networkx is used only to *check* a compiled topology (connectivity, degrees)
 when it is small enough for that to be cheap; the arrays are built directly so
 Meta's 24,576-GPU zone compiles in well under a second.
 
-Every builder checks its parameters against the ranges of
-:mod:`sim.fabric.limits` (switch counts up to 512, link speeds from 1 to
-3,200 Gb/s, ...) and, from the counts alone, refuses a topology too big to
-build (:func:`size_problem`) before any array is allocated.
+This module holds the compiled form only. The kinds' builders (the wiring of
+each family, :mod:`sim.fabric.two_tier` and :mod:`sim.fabric.three_tier`) and
+the registry that checks their parameters and builds them
+(:mod:`sim.fabric.topology_kinds`) live beside it.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from sim.fabric.limits import (
-    MAX_BUFFER_BYTES,
-    MAX_GPUS_PER_NODE,
-    MAX_LINK_GBPS,
-    MAX_MTU_BYTES,
-    MAX_OVERSUBSCRIPTION,
-    MAX_PROP_DELAY_US,
-    MAX_SWITCH_PORTS,
-    MIN_LINK_GBPS,
-    MIN_OVERSUBSCRIPTION,
-    topology_size,
-)
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -85,7 +70,8 @@ LINK_TIER_HOST, LINK_TIER_LEAF_AGG, LINK_TIER_AGG_CORE = 0, 1, 2
 """Values of :attr:`Topology.link_tier`: host-leaf, leaf-aggregation, aggregation-core."""
 
 
-def _readonly(array: np.ndarray) -> np.ndarray:
+def readonly(array: np.ndarray) -> np.ndarray:
+    """The array itself, made read-only: arrays the fabric hands out or caches are never written."""
     array.setflags(write=False)
     return array
 
@@ -215,7 +201,8 @@ class Topology:
     at ``link_src``.
 
     Attributes:
-        kind: The registered kind that built it (a key of :data:`TOPOLOGIES`).
+        kind: The registered kind that built it (a key of
+            :data:`sim.fabric.topology_kinds.TOPOLOGIES`).
         params: The resolved build parameters, defaults included.
         n_hosts: Number of hosts (one per NIC; for GPU kinds one per GPU).
         n_switches: Number of switches.
@@ -367,127 +354,49 @@ def check_topology(topology: Topology) -> None:
         raise ValueError(f"{t.kind}: switch nodes labelled as hosts")
 
 
-# --------------------------------------------------------------------------- validation
+@dataclass(frozen=True, eq=False)
+class ClosWiring:
+    """How one kind wires its folded Clos: what a builder decides from its parameters.
+
+    The parameters every kind shares (``link_gbps`` for the host links,
+    ``prop_delay_us``, ``buffer_bytes``, ``mtu_bytes``) are applied by
+    :func:`compile_clos` to every link alike.
+
+    Attributes:
+        layout: The Clos arithmetic (counts and the host-to-leaf map).
+        leaf_agg_gbps: Speed of every leaf-aggregation link in Gb/s.
+        agg_core_gbps: Speed of every aggregation-core link in Gb/s (0 without a core).
+        tier_names: Name of each link tier, host side first.
+        node_tier_names: Name of each node tier, hosts first.
+        node_names: Human-readable name of every node, in node id order.
+        hosts_per_node: Hosts (GPUs / NICs) per server.
+    """
+
+    layout: ClosLayout
+    leaf_agg_gbps: float
+    agg_core_gbps: float
+    tier_names: tuple[str, ...]
+    node_tier_names: tuple[str, ...]
+    node_names: list[str]
+    hosts_per_node: int
 
 
-def _int_param(
-    kind: str, name: str, value: Any, *, minimum: int = 1, maximum: int | None = None
-) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{kind}: parameter '{name}' must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{kind}: parameter '{name}' must be >= {minimum}, got {value:.6g}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{kind}: parameter '{name}' must be <= {maximum:,}, got {value:.6g}")
-    return int(value)
-
-
-def _float_param(
-    kind: str,
-    name: str,
-    value: Any,
-    *,
-    maximum: float,
-    minimum: float = 0.0,
-    allow_zero: bool = False,
-) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{kind}: parameter '{name}' must be a number, got {value!r}")
-    number = float(value)
-    if not np.isfinite(number):
-        raise ValueError(f"{kind}: parameter '{name}' must be a finite number, got {value!r}")
-    if number < minimum or (number == 0 and not allow_zero):
-        bound = f">= {minimum:g}" if minimum > 0 or allow_zero else "> 0"
-        raise ValueError(f"{kind}: parameter '{name}' must be {bound}, got {value!r}")
-    if number > maximum:
-        raise ValueError(f"{kind}: parameter '{name}' must be <= {maximum:g}, got {value!r}")
-    return number
-
-
-def _count(kind: str, name: str, value: Any, maximum: int = MAX_SWITCH_PORTS) -> int:
-    """A switch or host count: an integer from 1 to ``maximum``."""
-    return _int_param(kind, name, value, maximum=maximum)
-
-
-def _oversubscription(kind: str, value: Any) -> float:
-    return _float_param(
-        kind,
-        "oversubscription",
-        value,
-        minimum=MIN_OVERSUBSCRIPTION,
-        maximum=MAX_OVERSUBSCRIPTION,
-    )
-
-
-def _common(
-    kind: str, link_gbps: Any, prop_delay_us: Any, buffer_bytes: Any, mtu_bytes: Any
-) -> tuple[float, float, int, int]:
-    return (
-        _float_param(kind, "link_gbps", link_gbps, minimum=MIN_LINK_GBPS, maximum=MAX_LINK_GBPS),
-        _float_param(
-            kind, "prop_delay_us", prop_delay_us, maximum=MAX_PROP_DELAY_US, allow_zero=True
-        ),
-        _int_param(kind, "buffer_bytes", buffer_bytes, minimum=0, maximum=MAX_BUFFER_BYTES),
-        _int_param(kind, "mtu_bytes", mtu_bytes, minimum=64, maximum=MAX_MTU_BYTES),
-    )
-
-
-def size_problem(kind: str, params: dict[str, Any]) -> tuple[str, str] | None:
-    """Why a topology would be too big to build, from its parameters alone.
-
-    The sizes come from :func:`sim.fabric.limits.topology_size` (arithmetic,
-    nothing is allocated); the blamed parameter is the count furthest above
-    its builder default, the one a user most likely mistyped.
+def compile_clos(kind: str, params: dict[str, Any], wiring: ClosWiring) -> Topology:
+    """Lay out the six link blocks of a folded Clos as arrays.
 
     Args:
-        kind: A key of :data:`TOPOLOGIES`.
-        params: The builder's count parameters (others are ignored), each a
-            valid count.
+        kind: The registered kind being built.
+        params: Its checked parameters, defaults included; ``link_gbps`` is the
+            host links' speed, ``prop_delay_us``, ``buffer_bytes`` and
+            ``mtu_bytes`` apply to every link.
+        wiring: The kind's wiring.
 
     Returns:
-        ``(parameter, message)``, or ``None`` if the topology fits within
-        :data:`sim.fabric.limits.MAX_HOSTS` hosts and
-        :data:`sim.fabric.limits.MAX_LINKS` links.
+        The compiled topology.
     """
-    signature = inspect.signature(TOPOLOGIES[kind]).parameters
-    defaults = {name: p.default for name, p in signature.items() if type(p.default) is int}
-    counts = {name: params.get(name, default) for name, default in defaults.items()}
-    counts = {k: v for k, v in counts.items() if k not in ("buffer_bytes", "mtu_bytes")}
-    problem = topology_size(kind, counts).problem()
-    if problem is None:
-        return None
-    blamed = max(counts, key=lambda name: counts[name] / defaults[name])
-    return blamed, problem
-
-
-def _check_size(kind: str, **counts: int) -> None:
-    """Refuse a topology too big to build before any of its arrays exists."""
-    found = size_problem(kind, counts)
-    if found is not None:
-        raise ValueError(f"{kind}: parameter '{found[0]}': {found[1]}")
-
-
-# --------------------------------------------------------------------------- compilation
-
-
-def _compile(
-    *,
-    kind: str,
-    params: dict[str, Any],
-    layout: ClosLayout,
-    host_gbps: float,
-    leaf_agg_gbps: float,
-    agg_core_gbps: float,
-    prop_delay_us: float,
-    buffer_bytes: int,
-    mtu_bytes: int,
-    tier_names: tuple[str, ...],
-    node_tier_names: tuple[str, ...],
-    node_names: list[str],
-    hosts_per_node: int,
-) -> Topology:
-    """Lay out the six link blocks of a folded Clos as arrays."""
-    lay = layout
+    lay = wiring.layout
+    host_gbps = params["link_gbps"]
+    leaf_agg_gbps, agg_core_gbps = wiring.leaf_agg_gbps, wiring.agg_core_gbps
     n_h, n_l, a_n, j_n, p_n = (
         lay.n_hosts,
         lay.n_leaves,
@@ -544,421 +453,20 @@ def _compile(
         params=dict(params),
         n_hosts=n_h,
         n_switches=lay.n_switches,
-        link_src=_readonly(link_src),
-        link_dst=_readonly(link_dst),
-        capacity_gbps=_readonly(capacity.astype(np.float64)),
-        prop_delay_us=_readonly(np.full(n_links, prop_delay_us)),
-        buffer_bytes=_readonly(np.full(n_links, buffer_bytes, dtype=np.int64)),
-        link_tier=_readonly(tier),
-        tier_names=tier_names,
-        link_is_up=_readonly(is_up),
-        reverse_link=_readonly(reverse),
-        node_tier=_readonly(node_tier),
-        node_tier_names=node_tier_names,
-        node_names=tuple(node_names),
-        mtu_bytes=mtu_bytes,
-        node_of_host=_readonly(hosts // hosts_per_node),
-        hosts_per_node=hosts_per_node,
+        link_src=readonly(link_src),
+        link_dst=readonly(link_dst),
+        capacity_gbps=readonly(capacity.astype(np.float64)),
+        prop_delay_us=readonly(np.full(n_links, params["prop_delay_us"])),
+        buffer_bytes=readonly(np.full(n_links, params["buffer_bytes"], dtype=np.int64)),
+        link_tier=readonly(tier),
+        tier_names=wiring.tier_names,
+        link_is_up=readonly(is_up),
+        reverse_link=readonly(reverse),
+        node_tier=readonly(node_tier),
+        node_tier_names=wiring.node_tier_names,
+        node_names=tuple(wiring.node_names),
+        mtu_bytes=params["mtu_bytes"],
+        node_of_host=readonly(hosts // wiring.hosts_per_node),
+        hosts_per_node=wiring.hosts_per_node,
         layout=lay,
     )
-
-
-# --------------------------------------------------------------------------- kinds
-
-
-def leaf_spine(
-    hosts_per_leaf: int = 16,
-    leaves: int = 8,
-    spines: int = 4,
-    *,
-    oversubscription: float = 1.0,
-    link_gbps: float = 100.0,
-    prop_delay_us: float = DEFAULT_PROP_DELAY_US,
-    buffer_bytes: int = DEFAULT_BUFFER_BYTES,
-    mtu_bytes: int = DEFAULT_MTU_BYTES,
-) -> Topology:
-    """Two-tier leaf-spine: every leaf has one uplink to every spine.
-
-    Oversubscription is realised by **uplink speed**, not count: each leaf has
-    exactly one uplink per spine, of speed
-    ``hosts_per_leaf * link_gbps / (oversubscription * spines)``, so a leaf's
-    uplink capacity is its downlink capacity divided by ``oversubscription``
-    (1.0 is non-blocking, 3.0 is 3:1).
-
-    Args:
-        hosts_per_leaf: Hosts under each leaf.
-        leaves: Number of leaf switches.
-        spines: Number of spine switches.
-        oversubscription: Leaf downlink capacity over uplink capacity.
-        link_gbps: Host NIC speed in Gb/s.
-        prop_delay_us: Propagation delay of every link in microseconds.
-        buffer_bytes: Buffer per egress port in bytes.
-        mtu_bytes: MTU in bytes.
-
-    Returns:
-        The compiled topology.
-    """
-    kind = "leaf_spine"
-    hpl = _count(kind, "hosts_per_leaf", hosts_per_leaf)
-    n_leaves = _count(kind, "leaves", leaves)
-    n_spines = _count(kind, "spines", spines)
-    over = _oversubscription(kind, oversubscription)
-    gbps, delay, buf, mtu = _common(kind, link_gbps, prop_delay_us, buffer_bytes, mtu_bytes)
-    _check_size(kind, hosts_per_leaf=hpl, leaves=n_leaves, spines=n_spines)
-    n_hosts = hpl * n_leaves
-    layout = ClosLayout(
-        n_hosts=n_hosts,
-        n_pods=1,
-        leaves_per_pod=n_leaves,
-        aggs_per_pod=n_spines,
-        cores_per_plane=0,
-        leaf_of_host=_readonly(np.arange(n_hosts, dtype=np.int64) // hpl),
-    )
-    names = [f"host{h}" for h in range(n_hosts)]
-    names += [f"leaf{i}" for i in range(n_leaves)]
-    names += [f"spine{s}" for s in range(n_spines)]
-    return _compile(
-        kind=kind,
-        params={
-            "hosts_per_leaf": hpl,
-            "leaves": n_leaves,
-            "spines": n_spines,
-            "oversubscription": over,
-            "link_gbps": gbps,
-            "prop_delay_us": delay,
-            "buffer_bytes": buf,
-            "mtu_bytes": mtu,
-        },
-        layout=layout,
-        host_gbps=gbps,
-        leaf_agg_gbps=hpl * gbps / (over * n_spines),
-        agg_core_gbps=0.0,
-        prop_delay_us=delay,
-        buffer_bytes=buf,
-        mtu_bytes=mtu,
-        tier_names=("host-leaf", "leaf-spine"),
-        node_tier_names=("host", "leaf", "spine"),
-        node_names=names,
-        hosts_per_node=1,
-    )
-
-
-def fat_tree(
-    k: int = 8,
-    *,
-    link_gbps: float = 100.0,
-    prop_delay_us: float = DEFAULT_PROP_DELAY_US,
-    buffer_bytes: int = DEFAULT_BUFFER_BYTES,
-    mtu_bytes: int = DEFAULT_MTU_BYTES,
-) -> Topology:
-    """The k-ary three-tier fat tree (Al-Fares et al., SIGCOMM 2008).
-
-    ``k`` pods, each with ``k/2`` edge and ``k/2`` aggregation switches;
-    ``k/2`` hosts per edge (``k**3/4`` hosts); ``(k/2)**2`` core switches.
-    Aggregation switch ``a`` of every pod connects to cores
-    ``a*k/2 .. a*k/2 + k/2 - 1``. All links run at ``link_gbps``: non-blocking.
-
-    Args:
-        k: Switch radix; even, at least 2.
-        link_gbps: Speed of every link in Gb/s.
-        prop_delay_us: Propagation delay of every link in microseconds.
-        buffer_bytes: Buffer per egress port in bytes.
-        mtu_bytes: MTU in bytes.
-
-    Returns:
-        The compiled topology.
-    """
-    kind = "fat_tree"
-    radix = _int_param(kind, "k", k, minimum=2)
-    if radix % 2:
-        raise ValueError(f"{kind}: parameter 'k' must be even, got {radix:.6g}")
-    gbps, delay, buf, mtu = _common(kind, link_gbps, prop_delay_us, buffer_bytes, mtu_bytes)
-    _check_size(kind, k=radix)
-    half = radix // 2
-    n_hosts = radix * half * half
-    layout = ClosLayout(
-        n_hosts=n_hosts,
-        n_pods=radix,
-        leaves_per_pod=half,
-        aggs_per_pod=half,
-        cores_per_plane=half,
-        leaf_of_host=_readonly(np.arange(n_hosts, dtype=np.int64) // half),
-    )
-    names = [f"host{h}" for h in range(n_hosts)]
-    names += [f"edge{p}-{e}" for p in range(radix) for e in range(half)]
-    names += [f"agg{p}-{a}" for p in range(radix) for a in range(half)]
-    names += [f"core{a}-{j}" for a in range(half) for j in range(half)]
-    return _compile(
-        kind=kind,
-        params={
-            "k": radix,
-            "link_gbps": gbps,
-            "prop_delay_us": delay,
-            "buffer_bytes": buf,
-            "mtu_bytes": mtu,
-        },
-        layout=layout,
-        host_gbps=gbps,
-        leaf_agg_gbps=gbps,
-        agg_core_gbps=gbps,
-        prop_delay_us=delay,
-        buffer_bytes=buf,
-        mtu_bytes=mtu,
-        tier_names=("host-edge", "edge-aggregation", "aggregation-core"),
-        node_tier_names=("host", "edge", "aggregation", "core"),
-        node_names=names,
-        hosts_per_node=1,
-    )
-
-
-def rail_optimized(
-    gpus_per_node: int = 8,
-    nodes_per_group: int = 16,
-    groups: int = 4,
-    spines: int = 8,
-    *,
-    oversubscription: float = 1.0,
-    link_gbps: float = 400.0,
-    prop_delay_us: float = DEFAULT_PROP_DELAY_US,
-    buffer_bytes: int = DEFAULT_BUFFER_BYTES,
-    mtu_bytes: int = DEFAULT_MTU_BYTES,
-) -> Topology:
-    """Rail-optimised fabric: GPU ``r`` of every node in a group shares rail switch ``r``.
-
-    Each GPU is one host with its own NIC; hosts are numbered
-    ``(group * nodes_per_group + node) * gpus_per_node + gpu``. A group of
-    ``nodes_per_group`` nodes has ``gpus_per_node`` rail switches; every rail
-    switch of every group has one uplink to every spine, of speed
-    ``nodes_per_group * link_gbps / (oversubscription * spines)`` (as in
-    :func:`leaf_spine`, oversubscription is realised by uplink speed).
-    Same-rail traffic within a group crosses one switch; cross-rail traffic
-    goes through a spine (no PXN forwarding over NVLink is modelled); traffic
-    between GPUs of one node uses NVLink and never touches the fabric
-    (:meth:`Topology.same_node`).
-
-    Args:
-        gpus_per_node: GPUs (and NICs) per server; also rails per group.
-        nodes_per_group: Servers per rail group.
-        groups: Number of rail groups.
-        spines: Number of spine switches joining all rail switches.
-        oversubscription: Rail switch downlink capacity over uplink capacity.
-        link_gbps: GPU NIC speed in Gb/s.
-        prop_delay_us: Propagation delay of every link in microseconds.
-        buffer_bytes: Buffer per egress port in bytes.
-        mtu_bytes: MTU in bytes.
-
-    Returns:
-        The compiled topology.
-    """
-    kind = "rail_optimized"
-    gpn = _count(kind, "gpus_per_node", gpus_per_node, MAX_GPUS_PER_NODE)
-    npg = _count(kind, "nodes_per_group", nodes_per_group)
-    n_groups = _count(kind, "groups", groups)
-    n_spines = _count(kind, "spines", spines)
-    over = _oversubscription(kind, oversubscription)
-    gbps, delay, buf, mtu = _common(kind, link_gbps, prop_delay_us, buffer_bytes, mtu_bytes)
-    _check_size(kind, gpus_per_node=gpn, nodes_per_group=npg, groups=n_groups, spines=n_spines)
-    n_hosts = gpn * npg * n_groups
-    hosts = np.arange(n_hosts, dtype=np.int64)
-    leaf_of_host = (hosts // (gpn * npg)) * gpn + hosts % gpn
-    layout = ClosLayout(
-        n_hosts=n_hosts,
-        n_pods=1,
-        leaves_per_pod=n_groups * gpn,
-        aggs_per_pod=n_spines,
-        cores_per_plane=0,
-        leaf_of_host=_readonly(leaf_of_host),
-    )
-    names = [
-        f"group{g}.node{n}.gpu{r}" for g in range(n_groups) for n in range(npg) for r in range(gpn)
-    ]
-    names += [f"group{g}.rail{r}" for g in range(n_groups) for r in range(gpn)]
-    names += [f"spine{s}" for s in range(n_spines)]
-    return _compile(
-        kind=kind,
-        params={
-            "gpus_per_node": gpn,
-            "nodes_per_group": npg,
-            "groups": n_groups,
-            "spines": n_spines,
-            "oversubscription": over,
-            "link_gbps": gbps,
-            "prop_delay_us": delay,
-            "buffer_bytes": buf,
-            "mtu_bytes": mtu,
-        },
-        layout=layout,
-        host_gbps=gbps,
-        leaf_agg_gbps=npg * gbps / (over * n_spines),
-        agg_core_gbps=0.0,
-        prop_delay_us=delay,
-        buffer_bytes=buf,
-        mtu_bytes=mtu,
-        tier_names=("gpu-rail", "rail-spine"),
-        node_tier_names=("gpu", "rail", "spine"),
-        node_names=names,
-        hosts_per_node=gpn,
-    )
-
-
-def meta_ai_zone(
-    gpus_per_node: int = 8,
-    nodes_per_rack: int = 2,
-    racks_per_pod: int = 192,
-    pods: int = 8,
-    ctsw_per_pod: int = 16,
-    atsw_per_plane: int = 4,
-    *,
-    oversubscription: float = 7.0,
-    link_gbps: float = 400.0,
-    prop_delay_us: float = DEFAULT_PROP_DELAY_US,
-    buffer_bytes: int = DEFAULT_BUFFER_BYTES,
-    mtu_bytes: int = DEFAULT_MTU_BYTES,
-) -> Topology:
-    """Meta's 24,576-GPU training cluster (Llama 3 paper; Meta's RoCE paper, SIGCOMM 2024).
-
-    Defaults reproduce the production layout: 8 GPUs per Grand Teton node,
-    one 400 Gb/s NIC per GPU, two nodes (16 GPUs) per rack on one RTSW;
-    192 racks make a non-blocking pod of 3,072 GPUs through CTSWs; 8 pods are
-    joined by ATSWs at 1:7 oversubscription: 24,576 GPUs.
-
-    Switch counts (the published figures do not fix them; these defaults are
-    ours): ``ctsw_per_pod = 16`` so that each RTSW has one uplink per CTSW at
-    the NIC speed (16 x 400G down, 16 x 400G up). In general every RTSW has one
-    uplink to every CTSW of its pod of speed
-    ``gpus_per_rack * link_gbps / ctsw_per_pod``, so the pod is always
-    non-blocking. ATSWs are arranged in ``ctsw_per_pod`` planes of
-    ``atsw_per_plane`` switches (default 4, so 64 ATSWs): CTSW number ``a`` of
-    every pod connects to every ATSW of plane ``a`` with one (bundled) link of
-    speed ``pod_gpus * link_gbps / (oversubscription * ctsw_per_pod *
-    atsw_per_plane)``, so a pod's uplink capacity is its GPU capacity over
-    ``oversubscription`` (1:7 means uplink : downlink = 1 : 7). A bundle of
-    parallel cables is modelled as one link of their summed speed.
-
-    Args:
-        gpus_per_node: GPUs (and 1 NIC each) per server.
-        nodes_per_rack: Servers per rack (one RTSW each rack).
-        racks_per_pod: Racks per pod.
-        pods: Number of pods.
-        ctsw_per_pod: Cluster switches per pod (and ATSW planes).
-        atsw_per_plane: Aggregator switches per plane.
-        oversubscription: Pod GPU capacity over pod CTSW-to-ATSW capacity.
-        link_gbps: GPU NIC speed in Gb/s.
-        prop_delay_us: Propagation delay of every link in microseconds.
-        buffer_bytes: Buffer per egress port in bytes.
-        mtu_bytes: MTU in bytes.
-
-    Returns:
-        The compiled topology.
-    """
-    kind = "meta_ai_zone"
-    gpn = _count(kind, "gpus_per_node", gpus_per_node, MAX_GPUS_PER_NODE)
-    npr = _count(kind, "nodes_per_rack", nodes_per_rack)
-    rpp = _count(kind, "racks_per_pod", racks_per_pod)
-    n_pods = _count(kind, "pods", pods)
-    n_ctsw = _count(kind, "ctsw_per_pod", ctsw_per_pod)
-    n_atsw = _count(kind, "atsw_per_plane", atsw_per_plane)
-    over = _oversubscription(kind, oversubscription)
-    gbps, delay, buf, mtu = _common(kind, link_gbps, prop_delay_us, buffer_bytes, mtu_bytes)
-    _check_size(
-        kind,
-        gpus_per_node=gpn,
-        nodes_per_rack=npr,
-        racks_per_pod=rpp,
-        pods=n_pods,
-        ctsw_per_pod=n_ctsw,
-        atsw_per_plane=n_atsw,
-    )
-    gpus_per_rack = gpn * npr
-    pod_gpus = gpus_per_rack * rpp
-    n_hosts = pod_gpus * n_pods
-    hosts = np.arange(n_hosts, dtype=np.int64)
-    layout = ClosLayout(
-        n_hosts=n_hosts,
-        n_pods=n_pods,
-        leaves_per_pod=rpp,
-        aggs_per_pod=n_ctsw,
-        cores_per_plane=n_atsw,
-        leaf_of_host=_readonly(hosts // gpus_per_rack),
-    )
-    names = [
-        f"pod{p}.rack{r}.node{n}.gpu{g}"
-        for p in range(n_pods)
-        for r in range(rpp)
-        for n in range(npr)
-        for g in range(gpn)
-    ]
-    names += [f"pod{p}.rtsw{r}" for p in range(n_pods) for r in range(rpp)]
-    names += [f"pod{p}.ctsw{a}" for p in range(n_pods) for a in range(n_ctsw)]
-    names += [f"plane{a}.atsw{j}" for a in range(n_ctsw) for j in range(n_atsw)]
-    return _compile(
-        kind=kind,
-        params={
-            "gpus_per_node": gpn,
-            "nodes_per_rack": npr,
-            "racks_per_pod": rpp,
-            "pods": n_pods,
-            "ctsw_per_pod": n_ctsw,
-            "atsw_per_plane": n_atsw,
-            "oversubscription": over,
-            "link_gbps": gbps,
-            "prop_delay_us": delay,
-            "buffer_bytes": buf,
-            "mtu_bytes": mtu,
-        },
-        layout=layout,
-        host_gbps=gbps,
-        leaf_agg_gbps=gpus_per_rack * gbps / n_ctsw,
-        agg_core_gbps=pod_gpus * gbps / (over * n_ctsw * n_atsw),
-        prop_delay_us=delay,
-        buffer_bytes=buf,
-        mtu_bytes=mtu,
-        tier_names=("gpu-rtsw", "rtsw-ctsw", "ctsw-atsw"),
-        node_tier_names=("gpu", "rtsw", "ctsw", "atsw"),
-        node_names=names,
-        hosts_per_node=gpn,
-    )
-
-
-TOPOLOGIES: dict[str, Callable[..., Topology]] = {
-    "leaf_spine": leaf_spine,
-    "fat_tree": fat_tree,
-    "rail_optimized": rail_optimized,
-    "meta_ai_zone": meta_ai_zone,
-}
-"""Topology builders by the scenario's ``topology.kind``."""
-
-
-def build_topology(kind: str, *, check: bool = False, **params: Any) -> Topology:
-    """Build and compile a topology of a registered kind.
-
-    Args:
-        kind: A key of :data:`TOPOLOGIES`.
-        check: Also run :func:`check_topology` (networkx). The test suite
-            checks every builder this way; runs skip it, as networkx alone
-            takes longer to import than most fabric runs take.
-        **params: Parameters of the kind's builder.
-
-    Returns:
-        The compiled topology.
-
-    Raises:
-        ValueError: Unknown kind (the message lists the valid ones), unknown
-            parameter, a bad parameter value, or a topology too big to build
-            (the message names the parameter, and the sizes).
-    """
-    if kind not in TOPOLOGIES:
-        raise ValueError(
-            f"unknown topology kind {kind!r}; valid kinds: {', '.join(sorted(TOPOLOGIES))}"
-        )
-    builder = TOPOLOGIES[kind]
-    accepted = inspect.signature(builder).parameters
-    for name in sorted(params):
-        if name not in accepted:
-            raise ValueError(
-                f"{kind}: unknown parameter '{name}'; valid parameters: {', '.join(accepted)}"
-            )
-    topology = builder(**params)
-    if check:
-        check_topology(topology)
-    return topology

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from sim.fabric.config import TOPOLOGY_KINDS, TRANSPORT_KINDS, DcqcnSettings, FabricConfig
-from sim.fabric.topology import Topology, build_topology
+from sim.fabric.topology import Topology
+from sim.fabric.topology_kinds import build_topology
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import sim.fabric.transport as transport_module
 from sim.fabric.config import FabricConfig
 from sim.fabric.flows import simulate_flows
 from sim.fabric.routing import route
-from sim.fabric.topology import build_topology
+from sim.fabric.topology_kinds import build_topology
 from sim.fabric.transport import link_stage
 from sim.fabric.trunks import Trunked, factor
 from tests.fabric.strategies import host_pairs, small_topologies
@@ -220,7 +220,7 @@ def test_small_problems_never_import_numba() -> None:
         "import sys, numpy as np\n"
         "from sim.fabric.backpressure import backpressure_rates\n"
         "from sim.fabric.routing import route\n"
-        "from sim.fabric.topology import build_topology\n"
+        "from sim.fabric.topology_kinds import build_topology\n"
         "from sim.fabric.transport import link_stage\n"
         "t = build_topology('fat_tree', k=4)\n"
         "src = np.arange(1, 16); dst = np.zeros(15, dtype=int)\n"

@@ -19,7 +19,7 @@ from sim.fabric.config import (
     load_fabric,
 )
 from sim.fabric.dcqcn import DcqcnParams
-from sim.fabric.topology import TOPOLOGIES, build_topology
+from sim.fabric.topology_kinds import TOPOLOGIES, build_topology
 from sim.scenario.loader import ScenarioError
 
 SMALL = {

@@ -28,7 +28,7 @@ from sim.fabric.limits import (
     estimate_run,
     topology_size,
 )
-from sim.fabric.topology import build_topology
+from sim.fabric.topology_kinds import build_topology
 from sim.fabric.traffic import read_flow_arrays
 from sim.scenario.loader import ScenarioError, load_scenario
 from tests.fabric.strategies import small_topologies

@@ -23,7 +23,8 @@ from sim.fabric.routing import (
     route,
 )
 from sim.fabric.solver import max_min_certificate_ok, max_min_rates
-from sim.fabric.topology import Topology, build_topology
+from sim.fabric.topology import Topology
+from sim.fabric.topology_kinds import build_topology
 from tests.fabric.strategies import host_pairs, small_topologies
 
 

@@ -15,7 +15,7 @@ from sim.fabric.solver import (
     max_min_certificate_ok,
     max_min_rates,
 )
-from sim.fabric.topology import build_topology
+from sim.fabric.topology_kinds import build_topology
 from tests.fabric.strategies import RateProblem, rate_problems
 
 

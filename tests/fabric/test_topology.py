@@ -7,12 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from sim.fabric.topology import (
-    TOPOLOGIES,
-    Topology,
-    build_topology,
-    check_topology,
-)
+from sim.fabric.topology import Topology, check_topology
+from sim.fabric.topology_kinds import TOPOLOGIES, build_topology
 from tests.fabric.strategies import small_topologies
 
 

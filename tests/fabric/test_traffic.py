@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from sim.fabric.routing import equal_cost_path_count
-from sim.fabric.topology import build_topology
+from sim.fabric.topology_kinds import build_topology
 from sim.fabric.traffic import (
     MAX_PROBLEMS,
     TRAFFIC_COLUMNS,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sim.fabric.backpressure import backpressure_rates
 from sim.fabric.routing import route
 from sim.fabric.solver import MaxMinProblem, max_min_certificate_ok, max_min_rates
-from sim.fabric.topology import build_topology
+from sim.fabric.topology_kinds import build_topology
 from sim.fabric.transport import line_rate_arrivals, link_stage
 from sim.fabric.trunks import Trunked, factor
 
