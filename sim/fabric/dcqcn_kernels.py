@@ -1,6 +1,6 @@
 """The DCQCN fluid model's time loop compiled (numba), for long runs.
 
-:func:`integrate` is :func:`sim.fabric.dcqcn._integrate` (explicit Euler over the
+:func:`integrate` is :func:`sim.fabric.dcqcn_dynamics._integrate` (explicit Euler over the
 flow groups with the feedback delay's ring buffer) written as loops over the
 groups, compiled once and cached on disk (:mod:`sim.fabric.numba_setup`). It
 computes what the Python loop computes, term by term in the same order, so the

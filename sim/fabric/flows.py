@@ -40,6 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sim.fabric.backpressure import Filling
+from sim.fabric.epoch import Epoch
 from sim.fabric.latency import (
     LATENCY_COLUMNS,
     MessageSampler,
@@ -51,7 +52,7 @@ from sim.fabric.latency import (
 )
 from sim.fabric.limits import RunEstimate, estimate_run
 from sim.fabric.routing import Routes, route
-from sim.fabric.transport import NVLINK_GBPS, Epoch, Transport, routing_args
+from sim.fabric.transport import NVLINK_GBPS, Transport, routing_args
 from sim.rng import Streams
 from sim.scenario.loader import ScenarioError
 

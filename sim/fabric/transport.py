@@ -1,7 +1,7 @@
 """How a transport shares a fabric: rates, queues and pauses for a set of flows.
 
 Given the sub-flows crossing a fabric (their routes as a sparse incidence
-matrix), a transport answers with one :class:`Epoch`: the rate of every
+matrix), a transport answers with one :class:`~sim.fabric.epoch.Epoch`: the rate of every
 sub-flow and what the ports hold meanwhile (queues, pauses, drops, ECN
 marks). The answer depends on the transport:
 
@@ -32,35 +32,28 @@ marks). The answer depends on the transport:
   drops the rest, so upstream links still carry the doomed traffic.
 
 Pure numpy and scipy.sparse: the flow simulator (:mod:`sim.fabric.flows`) and
-the marketplace's fabric (:mod:`sim.fabric.network`) both call it.
+the marketplace's fabric (:mod:`sim.fabric.network`) both call it. What DCQCN
+holds at one port (steady state, burst transient) is :mod:`sim.fabric.dcqcn_ports`;
+the answer's fields are :mod:`sim.fabric.epoch`'s.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from sim.fabric.backpressure import Crossings, Filling, backpressure_rates
-from sim.fabric.dcqcn import (
-    DcqcnCycle,
-    DcqcnParams,
-    fixed_point,
-    limit_cycle,
-    marking_probability,
-    port_trace,
-    stability,
-)
+from sim.fabric.backpressure import Crossings, backpressure_rates
+from sim.fabric.dcqcn import DcqcnParams
+from sim.fabric.dcqcn_ports import SteadyLinks, burst_transient, bytes_left_kb, steady_port
+from sim.fabric.epoch import Epoch
 from sim.fabric.solver import MaxMinProblem, max_min_rates
 from sim.fabric.topology import Topology
 from sim.fabric.trunks import Trunked
 
 __all__ = [
     "NVLINK_GBPS",
-    "Epoch",
     "Transport",
     "line_rate_arrivals",
     "link_stage",
@@ -69,9 +62,6 @@ __all__ = [
 
 NVLINK_GBPS = 3600.0
 """Per-direction NVLink bandwidth of an H100 SXM (NVLink 4: 900 GB/s both ways)."""
-
-_TRANSIENT_US = 2000.0
-"""How long the DCQCN transient after a burst of new flows is simulated."""
 
 _NUMPY_ROUND_MS, _NUMPY_ROW_MS = 1.5, 0.0025
 """A numpy back-pressure round's cost, for ``Transport.compile_after``: 1.5 ms plus 2.5 us a
@@ -181,122 +171,6 @@ def line_rate_arrivals(
     return arriving, rates, offered
 
 
-# --------------------------------------------------------------------------- DCQCN transient
-
-
-@dataclass(frozen=True)
-class BurstTransient:
-    """A port's queue after new flows start at line rate, from the DCQCN fluid model.
-
-    Attributes:
-        above_xoff_us: Time the queue spends above the PFC Xoff threshold.
-        mean_marking: Mean ECN marking probability over the trace.
-        time_us: Sample times of the queue trace, from the burst.
-        marked_us: The marking probability integrated over time up to
-            each sample (trapezoids), µs.
-        queue_kb: The queue at those times (1 KB = 1000 bytes).
-        arrival_gbps: What the senders push into the port at those times.
-    """
-
-    above_xoff_us: float
-    mean_marking: float
-    time_us: np.ndarray
-    marked_us: np.ndarray
-    queue_kb: np.ndarray
-    arrival_gbps: np.ndarray
-
-
-@lru_cache(maxsize=256)
-def _burst_transient(
-    new_kb: tuple[float, ...],
-    old_rates: tuple[float, ...],
-    params: DcqcnParams,
-    xoff_kb: float,
-    *,
-    compiled: bool = False,
-) -> BurstTransient:
-    """The queue at a port after new flows start at line rate beside ``old_rates``.
-
-    Each new flow has ``new_kb`` left to send (``inf``: more than the trace
-    can carry) and stops once it is sent: a flow that fits in what a sender
-    pushes before any congestion notification reaches it is a pulse at line
-    rate, not a sender that keeps the port overloaded. Simulated for
-    :data:`_TRANSIENT_US` microseconds, sampled every step (by the compiled
-    loop where ``compiled``); the result is cached, so treat its arrays as
-    read-only.
-    """
-    starts = np.array([params.capacity_gbps] * len(new_kb) + list(old_rates))
-    sizes = np.array(list(new_kb) + [np.inf] * len(old_rates))
-    # 1 us steps resolve the default periods (50 us); shorter periods need a tenth of them.
-    dt_us = min(1.0, min(params.tau_us, params.tau_prime_us, params.timer_us) / 10.0)
-    trace = port_trace(
-        len(starts),
-        params,
-        _TRANSIENT_US,
-        dt_us,
-        initial_rates_gbps=starts,
-        sizes_kb=sizes,
-        sample_interval_us=dt_us,
-        compiled=compiled,
-    )
-    dt = np.diff(trace.time_us, append=trace.time_us[-1] + (trace.time_us[1] - trace.time_us[0]))
-    above = float(dt[trace.queue_kb >= xoff_kb].sum())
-    mean_p = float(np.average(trace.marking_probability, weights=dt))
-    p = trace.marking_probability
-    marked_us = np.concatenate([[0.0], np.cumsum(0.5 * (p[1:] + p[:-1]) * np.diff(trace.time_us))])
-    return BurstTransient(
-        above, mean_p, trace.time_us, marked_us, trace.queue_kb, trace.arrival_gbps
-    )
-
-
-def _bytes_left_kb(bits: np.ndarray, params: DcqcnParams) -> tuple[float, ...]:
-    """What new flows have left to send, in KB to 0.1 KB (a cache key), sorted.
-
-    A flow with more than line rate carries over :data:`_TRANSIENT_US` never
-    runs out within the trace: ``inf``, so that the key does not depend on it.
-    """
-    kb = np.round(np.asarray(bits, dtype=np.float64) / 8000.0, 1)
-    kb = np.where(kb >= params.capacity_kb_per_us * _TRANSIENT_US, np.inf, np.maximum(kb, 0.1))
-    return tuple(sorted(float(x) for x in kb))
-
-
-@dataclass(frozen=True)
-class PortSteady:
-    """What DCQCN holds at a saturated port once the burst is over.
-
-    Attributes:
-        queue_kb: Queue the mean arriving byte meets (1 KB = 1000 bytes).
-        marking: Share of the bytes marked.
-        utilisation: Share of the port's capacity the flows get: 1 at a
-            stable fixed point, less where the queue oscillates and runs empty.
-        cycle: The oscillation, where the fixed point is unstable (None where
-            it is stable).
-    """
-
-    queue_kb: float
-    marking: float
-    utilisation: float
-    cycle: DcqcnCycle | None
-
-
-@lru_cache(maxsize=1024)
-def steady_port(n_flows: int, params: DcqcnParams) -> PortSteady:
-    """A port's steady state under DCQCN: the fixed point where stable, else its limit cycle.
-
-    The verdict is the linearised model's (:func:`sim.fabric.dcqcn.stability`);
-    an unstable port (or one pinned at Kmax, where no smooth equilibrium
-    exists) carries, queues and marks what the oscillation does on average
-    (:func:`sim.fabric.dcqcn.limit_cycle`). Cached by flow count and
-    parameters, as the fixed points are.
-    """
-    if stability(n_flows, params).stable:
-        queue_kb = float(fixed_point(n_flows, params).queue_kb_exact)
-        return PortSteady(queue_kb, float(marking_probability(queue_kb, params)), 1.0, None)
-    cycle = limit_cycle(n_flows, params)
-    utilisation = min(cycle.utilisation, 1.0)
-    return PortSteady(cycle.queue_seen_kb, cycle.ecn_mark_fraction, utilisation, cycle)
-
-
 def _copies(incidence: sp.csr_matrix) -> np.ndarray:
     """How many queue pairs each row stands for: its largest entry.
 
@@ -332,70 +206,6 @@ def _queue_us(queue_kb: np.ndarray | float, capacity_gbps: np.ndarray | float) -
     """Time to drain a queue of ``queue_kb`` (1 KB = 1000 bytes) at ``capacity_gbps``."""
     with np.errstate(divide="ignore"):  # a link left no capacity: an unbounded wait
         return np.asarray(queue_kb) * 8.0 / np.asarray(capacity_gbps)
-
-
-@dataclass
-class Epoch:
-    """The transport's answer for one epoch.
-
-    Attributes:
-        rates_gbps: Rate of every active sub-flow.
-        pause_fraction: Per link, the fraction of the epoch it is paused.
-        stall_us: Per active sub-flow, a one-off stall at the epoch's start.
-        paused_us: Per link, the one-off pause behind those stalls.
-        queue_us: Per link, the queueing delay ahead of a message.
-        pause_episode_us: Per link, how long one steady pause lasts.
-        transients: Queue traces of ports hit by a burst, and
-        queue_cap_us: what those ports can hold (see
-            :class:`sim.fabric.latency.PortState`).
-        drop_probability: Per active sub-flow, the share of its bits dropped.
-        marked_share: Fraction of the epoch's bits that are ECN-marked in
-            its steady state (ports hit by a burst mark as their trace does
-            first: see :meth:`marked_fraction`).
-        drop_gbps: Rate at which bits are dropped (lossy mode).
-        marking: Per link, the ECN marking probability (None without ECN).
-        cycles: Ports whose DCQCN fixed point is unstable: link ->
-            ``(queue_us, weight)``, the queue over the oscillation's periods
-            (as drain time) and the share of the arriving bytes that meets
-            each sample; ``queue_us`` of the link holds its mean.
-    """
-
-    rates_gbps: np.ndarray
-    pause_fraction: np.ndarray
-    stall_us: np.ndarray
-    paused_us: np.ndarray
-    queue_us: np.ndarray
-    pause_episode_us: np.ndarray
-    transients: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
-    queue_cap_us: np.ndarray | None = None
-    drop_probability: np.ndarray | None = None
-    marked_share: float = 0.0
-    drop_gbps: float = 0.0
-    marking: np.ndarray | None = None
-    cycles: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    filling: Filling | None = None
-    """Lossless back-pressure: how the ingress buffers fill and drain (see
-    :class:`~sim.fabric.backpressure.Filling`); None for other transports."""
-    burst_marking: tuple[tuple[float, np.ndarray, np.ndarray, float], ...] = ()
-    """Per port hit by a burst: its load, its trace's times, the marking integrated
-    over them (see :class:`BurstTransient`) and its steady marking after the trace."""
-    carried_gbps: float = 0.0
-    """What the sub-flows send in all, the weight of ``marked_share``."""
-
-    def marked_fraction(self, epoch_us: float) -> float:
-        """Fraction of the bits sent in the first ``epoch_us`` of the epoch that are marked.
-
-        A port hit by a burst marks as its traced queue does while the trace
-        lasts, then as in the steady state; every other port marks at its
-        steady rate all along.
-        """
-        if not self.burst_marking or epoch_us <= 0 or self.carried_gbps <= 0:
-            return self.marked_share
-        extra = 0.0
-        for load_gbps, times_us, marked_us, steady in self.burst_marking:
-            span = min(epoch_us, float(times_us[-1]))
-            extra += load_gbps * (float(np.interp(span, times_us, marked_us)) - steady * span)
-        return self.marked_share + extra / (self.carried_gbps * epoch_us)
 
 
 _STABILITY_ROUNDS = 8
@@ -538,7 +348,14 @@ class Transport:
                 rates = MaxMinProblem(incidence).solve(capacity, demand_gbps=demand)
             else:
                 rates = max_min_rates(incidence, capacity, demand_gbps=demand)
-            return Epoch(rates, zero_links, zero_flows, zero_links, zero_links, zero_links)
+            return Epoch(
+                rates_gbps=rates,
+                pause_fraction=zero_links,
+                stall_us=zero_flows,
+                paused_us=zero_links,
+                queue_us=zero_links,
+                pause_episode_us=zero_links,
+            )
         if self.backpressure:
             return self._backpressure(incidence, demand, crossings, capacity, buffer_full)
         if isinstance(incidence, Trunked):
@@ -551,12 +368,12 @@ class Transport:
             queue = np.where(full, _queue_us(buffer_kb, capacity), 0.0)
             lost = float((demand - rates).sum())
             return Epoch(
-                rates,
-                zero_links,
-                zero_flows,
-                zero_links,
-                queue,
-                zero_links,
+                rates_gbps=rates,
+                pause_fraction=zero_links,
+                stall_us=zero_flows,
+                paused_us=zero_links,
+                queue_us=queue,
+                pause_episode_us=zero_links,
                 drop_probability=np.clip(1.0 - rates / demand, 0.0, 1.0),
                 drop_gbps=lost,
             )
@@ -633,12 +450,12 @@ class Transport:
         with np.errstate(divide="ignore"):
             episode[links] = np.where(drain > 0, _queue_us(hysteresis_kb, drain), 0.0)
         return Epoch(
-            state.rates_gbps,
-            state.pause_fraction,
-            np.zeros(incidence.shape[0]),
-            np.zeros(capacity.size),
-            queue,
-            episode,
+            rates_gbps=state.rates_gbps,
+            pause_fraction=state.pause_fraction,
+            stall_us=np.zeros(incidence.shape[0]),
+            paused_us=np.zeros(capacity.size),
+            queue_us=queue,
+            pause_episode_us=episode,
             filling=state.filling,
         )
 
@@ -723,11 +540,11 @@ class Transport:
                 if remaining_bits is None
                 else remaining_bits[rows][fresh]
             )
-            key = (_bytes_left_kb(left, params), old, params, transport.pfc_xoff_kb)
+            key = (bytes_left_kb(left, params), old, params, transport.pfc_xoff_kb)
             if self._counting() and key not in self._traced:
                 self._traced.add(key)
                 self._add_work(_PYTHON_TRACE_MS)
-            burst_state = _burst_transient(*key, compiled=bool(self.compiled_passes))
+            burst_state = burst_transient(*key, compiled=bool(self.compiled_passes))
             transients[int(link)] = (
                 burst_state.time_us,
                 _queue_us(burst_state.queue_kb, speed),
@@ -765,12 +582,12 @@ class Transport:
                 line_rate_us,
             )
         return Epoch(
-            rates,
-            pause_fraction,
-            stall,
-            paused_us,
-            queue,
-            pause_episode,
+            rates_gbps=rates,
+            pause_fraction=pause_fraction,
+            stall_us=stall,
+            paused_us=paused_us,
+            queue_us=queue,
+            pause_episode_us=pause_episode,
             transients=transients,
             queue_cap_us=queue_cap,
             marked_share=_marked_share(binary, rates, copies, steady_marking),
@@ -837,7 +654,7 @@ class Transport:
         demand: np.ndarray,
         capacity: np.ndarray,
         flows_per_link: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _SteadyLinks]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, SteadyLinks]:
         """Max-min rates on what each saturated port carries under DCQCN.
 
         A port whose fixed point is stable carries its capacity; one whose
@@ -852,7 +669,7 @@ class Transport:
             load per link, which links are saturated (at least two flows, at
             what they carry) and the steady state of the saturated ports.
         """
-        steady = _SteadyLinks.empty(capacity.size)
+        steady = SteadyLinks.empty(capacity.size)
         effective = capacity
         for _ in range(_STABILITY_ROUNDS):
             rates = max_min_rates(incidence, effective, demand_gbps=demand)
@@ -870,7 +687,7 @@ class Transport:
 
     def _fill_steady(
         self,
-        steady: _SteadyLinks,
+        steady: SteadyLinks,
         links: np.ndarray,
         capacity: np.ndarray,
         flows_per_link: np.ndarray,
@@ -889,32 +706,3 @@ class Transport:
                 for link in at[which == k].tolist():
                     steady.cycles[link] = ports[k].cycle
         steady.known |= links
-
-
-@dataclass
-class _SteadyLinks:
-    """Per link, the :class:`PortSteady` figures of the saturated ports found so far.
-
-    Attributes:
-        known: Which links have their figures.
-        queue_kb: Queue the mean arriving byte meets.
-        marking: Share of bytes marked.
-        utilisation: Share of capacity carried (1 where stable).
-        cycles: The oscillation of each unstable port.
-    """
-
-    known: np.ndarray
-    queue_kb: np.ndarray
-    marking: np.ndarray
-    utilisation: np.ndarray
-    cycles: dict[int, DcqcnCycle]
-
-    @classmethod
-    def empty(cls, n_links: int) -> _SteadyLinks:
-        return cls(
-            np.zeros(n_links, dtype=bool),
-            np.zeros(n_links),
-            np.zeros(n_links),
-            np.ones(n_links),
-            {},
-        )

@@ -15,17 +15,13 @@ from hypothesis import strategies as st
 
 from sim.fabric.dcqcn import (
     DcqcnParams,
-    DcqcnTrace,
-    _rightmost_root,
     approximate_marking_probability,
     fixed_point,
-    limit_cycle,
     marking_probability,
-    port_trace,
-    simulate,
-    stability,
     steady_state,
 )
+from sim.fabric.dcqcn_dynamics import DcqcnTrace, limit_cycle, port_trace, simulate
+from sim.fabric.dcqcn_stability import _rightmost_root, stability
 
 PACKET_BITS = 8 * 1000  # one fluid-model packet is 1 KB (decimal)
 LINE_RATE_GBPS = 40.0

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 import sim.fabric.flows as flows_module
 import sim.fabric.transport as transport_module
-from sim.fabric import dcqcn
+from sim.fabric import dcqcn_dynamics
 from sim.fabric.config import FabricConfig
+from sim.fabric.dcqcn import DcqcnParams
 from sim.fabric.flows import simulate_flows
 
 
@@ -28,10 +29,10 @@ from sim.fabric.flows import simulate_flows
 )
 def test_the_compiled_loop_equals_the_python_loop(groups, delay_us, sized, queue_kb, alpha, seed):
     rng = np.random.default_rng(seed)
-    params = dcqcn.DcqcnParams(feedback_delay_us=delay_us)
+    params = DcqcnParams(feedback_delay_us=delay_us)
     cap = params.capacity_kb_per_us
     sizes = np.where(rng.random(groups) < 0.3, np.inf, rng.random(groups) * 800 + 1)
-    start = dcqcn._Start(
+    start = dcqcn_dynamics._Start(
         rc=rng.random(groups) * cap + 1e-3,
         rt=rng.random(groups) * cap + 1e-3,
         alpha=alpha,
@@ -41,8 +42,8 @@ def test_the_compiled_loop_equals_the_python_loop(groups, delay_us, sized, queue
     )
     steps = int(rng.integers(1, 3000))
     every = int(rng.integers(1, 7))
-    reference = dcqcn._integrate(params, start, steps, 1.0, round(delay_us), every)
-    compiled = dcqcn._integrate_compiled(params, start, steps, 1.0, round(delay_us), every)
+    reference = dcqcn_dynamics._integrate(params, start, steps, 1.0, round(delay_us), every)
+    compiled = dcqcn_dynamics._integrate_compiled(params, start, steps, 1.0, round(delay_us), every)
     for want, got in zip(reference, compiled, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
@@ -66,13 +67,13 @@ def test_a_long_dcqcn_flow_run_traces_bursts_compiled_and_agrees(monkeypatch):
     )
     monkeypatch.setattr(flows_module, "COMPILED_AFTER_MS", 100.0)
     flags = []
-    real = transport_module._burst_transient
+    real = transport_module.burst_transient
 
     def spy(*key, compiled=False):
         flags.append(compiled)
         return real(*key, compiled=compiled)
 
-    monkeypatch.setattr(transport_module, "_burst_transient", spy)
+    monkeypatch.setattr(transport_module, "burst_transient", spy)
     switched = simulate_flows(config, traffic)
     assert flags[0] is False and flags[-1] is True
     first = flags.index(True)

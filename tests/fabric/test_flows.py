@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from sim.fabric.config import FabricConfig
-from sim.fabric.dcqcn import DcqcnParams, fixed_point, limit_cycle
+from sim.fabric.dcqcn import DcqcnParams, fixed_point
+from sim.fabric.dcqcn_dynamics import limit_cycle
 from sim.fabric.flows import FLOW_COLUMNS, NVLINK_GBPS, simulate_flows, wire_bytes
 
 MB2 = 2_000_000

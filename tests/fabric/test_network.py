@@ -8,7 +8,8 @@ import scipy.sparse as sp
 
 import sim.fabric.network as network_module
 from sim.fabric.config import FabricConfig
-from sim.fabric.dcqcn import fixed_point, limit_cycle
+from sim.fabric.dcqcn import fixed_point
+from sim.fabric.dcqcn_dynamics import limit_cycle
 from sim.fabric.model import RunningPlacement
 from sim.fabric.network import NetworkFabric
 from sim.fabric.routing import route

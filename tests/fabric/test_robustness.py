@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from sim.cli import app
 from sim.fabric.config import FabricConfig, fabric_from_text
-from sim.fabric.dcqcn import DcqcnParams, fixed_point, marking_probability, simulate
+from sim.fabric.dcqcn import DcqcnParams, fixed_point, marking_probability
+from sim.fabric.dcqcn_dynamics import simulate
 from sim.fabric.flows import check_run, simulate_flows
 from sim.fabric.limits import (
     MAX_FAT_TREE_K,
