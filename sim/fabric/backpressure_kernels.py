@@ -1,6 +1,6 @@
 """Compiled passes of the lossless back-pressure solver (numba), for large problems.
 
-The forward and backward passes of :class:`sim.fabric.backpressure._Network`
+The forward and backward passes of :class:`sim.fabric.backpressure_passes._Network`
 written as loops over link-, pair- and crossing-ordered arrays, compiled once
 and cached on disk. Each pass computes exactly what the numpy pass computes,
 in the same order of summation wherever the order is the numpy pass's, so the
@@ -21,7 +21,7 @@ from sim.fabric.numba_setup import numba
 __all__ = ["backward", "forward"]
 
 _TOLERANCE = 1e-9
-"""Must equal :data:`sim.fabric.backpressure.TOLERANCE` (a test checks it; importing it
+"""Must equal :data:`sim.fabric.backpressure_passes.TOLERANCE` (a test checks it; importing it
 from there would make the two modules import each other)."""
 
 
@@ -191,7 +191,7 @@ def forward(
 def _inverted_cap(
     value: np.ndarray, carried: np.ndarray, target: float, feeders: np.ndarray
 ) -> float:
-    """One pair's cap on its upstream link ``u`` (see ``backpressure._inverted_caps``).
+    """One pair's cap on its upstream link ``u`` (see ``backpressure_passes._inverted_caps``).
 
     ``value`` and ``carried`` are the pair's feeders (scratch: sorted here by
     ``value``); ``feeders`` what every feeder of ``u`` brings.
@@ -366,8 +366,8 @@ def backward(
 
 @numba.njit(cache=True, nogil=True)
 def _grouped(key: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
-    """``backpressure._grouped``: indices stably sorted by ``key`` (a counting sort), and where
-    each key's run starts."""
+    """``backpressure_passes.grouped``: indices stably sorted by ``key`` (a counting sort),
+    and where each key's run starts."""
     ptr = np.zeros(n_keys + 1, dtype=np.int64)
     for i in range(key.size):
         ptr[key[i] + 1] += 1
@@ -412,7 +412,7 @@ def _relays(
     into_ptr: np.ndarray,
     n_pairs: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``backpressure._Relays.of``: per own crossing its relay, and per relay its output and
+    """``backpressure_passes._Relays.of``: per own crossing its relay, and per relay its output and
     input pair, relays sorted by (output pair, the input's place among the pairs into ``u``)."""
     n = pair.size
     spoiled = np.zeros(n_pairs, dtype=np.bool_)
@@ -488,12 +488,12 @@ def build(
     trunk_weight: np.ndarray,
     demand: np.ndarray,
 ):
-    """The arrays of ``backpressure._CompiledNetwork`` from a problem's links and crossings.
+    """The arrays of ``backpressure_passes._CompiledNetwork`` from a problem's links and crossings.
 
     Equal, array for array, to what the numpy construction (``_Network``, its
     ``_Relays`` and ``_NicHeads``) gives, with counting sorts in place of its
     sorts (a test checks). ``stage`` is per local link; the own incidence is
-    given as CSR; the crossings are those of ``backpressure._Chains``.
+    given as CSR; the crossings are those of ``link_pairs.Chains``.
     """
     n_links = stage.size
     n_pairs = pair_u.size
@@ -606,7 +606,7 @@ def _heads(
     pair_u: np.ndarray,
     demand: np.ndarray,
 ):
-    """``backpressure._NicHeads.of`` as the compiled backward pass takes it: ``(pair, start,
+    """``backpressure_passes._NicHeads.of`` as the compiled backward pass takes it: ``(pair, start,
     asked, brought, entry_asked, entry_ptr)``, all empty where its rule does not apply."""
     empty_i, empty_f = np.zeros(1, dtype=np.int64), np.zeros(0)
     none = (empty_i[:0], empty_i, empty_f, empty_f, empty_f, empty_i)

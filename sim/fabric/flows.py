@@ -92,7 +92,7 @@ COMPILED_AFTER_MS = 1000.0
 Counted as the milliseconds the numpy back-pressure rounds and Python DCQCN
 traces are estimated to have taken: about what numba's start-up costs with its
 cache warm. A long run pays that once and then saves it on every problem,
-however small (:data:`sim.fabric.backpressure.COMPILED_FROM` picks by one
+however small (:data:`sim.fabric.backpressure_passes.COMPILED_FROM` picks by one
 problem's size); a short run never imports numba. The two agree to about
 1e-13. On a k = 8 fat tree, 300 web-search flows at half load take 4.6 s
 instead of 6.5 s with PFC alone and 4.7 s instead of 13.3 s with DCQCN; a

@@ -83,7 +83,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from sim.fabric.backpressure import Crossings, link_crossings
+from sim.fabric.link_pairs import Crossings, link_crossings
 from sim.fabric.model import TOP_PORTS, EpochSolution, JobNetwork, RunningPlacement
 from sim.fabric.routing import route
 from sim.fabric.transport import NVLINK_GBPS, Transport, routing_args

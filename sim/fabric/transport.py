@@ -44,10 +44,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from sim.fabric.backpressure import Crossings, backpressure_rates
+from sim.fabric.backpressure import backpressure_rates
 from sim.fabric.dcqcn import DcqcnParams
 from sim.fabric.dcqcn_ports import SteadyLinks, burst_transient, bytes_left_kb, steady_port
 from sim.fabric.epoch import Epoch
+from sim.fabric.link_pairs import Crossings
 from sim.fabric.solver import MaxMinProblem, max_min_rates
 from sim.fabric.topology import Topology
 from sim.fabric.trunks import Trunked
@@ -242,7 +243,7 @@ class Transport:
         """The fabric's hot loops (back-pressure's passes, DCQCN burst traces):
         compiled (True, where numba is installed), Python and numpy (False), or
         chosen by each problem's size (None: back-pressure from
-        :data:`sim.fabric.backpressure.COMPILED_FROM`, traces never)."""
+        :data:`sim.fabric.backpressure_passes.COMPILED_FROM`, traces never)."""
         self.compile_after: float | None = None
         """Work after which ``compiled_passes`` turns True by itself (None: never): the
         milliseconds the numpy and Python loops are estimated to have taken so far in

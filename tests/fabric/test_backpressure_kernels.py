@@ -11,10 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim.fabric.backpressure as bp
+import sim.fabric.backpressure_passes as passes
 import sim.fabric.flows as flows_module
 import sim.fabric.transport as transport_module
 from sim.fabric.config import FabricConfig
 from sim.fabric.flows import simulate_flows
+from sim.fabric.link_pairs import upstream_chains
 from sim.fabric.routing import route
 from sim.fabric.topology_kinds import build_topology
 from sim.fabric.transport import link_stage
@@ -30,7 +32,7 @@ def networks(topology, src, dst, mode: str, qps: int, rng: np.random.Generator):
     demand = rng.uniform(1.0, 200.0, incidence.shape[0])
     shareable = (topology.link_src >= topology.n_hosts) & (topology.link_dst >= topology.n_hosts)
     paths = factor(incidence, shareable) if mode == "spray" else Trunked.of(incidence)
-    chains = bp.upstream_chains(paths, topology)
+    chains = upstream_chains(paths, topology)
     crossed = paths.crossed
     used = np.flatnonzero(crossed)
     number = np.cumsum(crossed) - 1
@@ -39,15 +41,15 @@ def networks(topology, src, dst, mode: str, qps: int, rng: np.random.Generator):
     stage = link_stage(topology)[used]
     capacity = topology.capacity_gbps[used].astype(float)
     return (
-        bp._Network(local, stage, chains, demand),
-        bp._CompiledNetwork(local, stage, chains, demand, kernels),
+        passes._Network(local, stage, chains, demand),
+        passes._CompiledNetwork(local, stage, chains, demand, kernels),
         capacity,
         demand,
     )
 
 
 def test_the_kernels_fill_to_the_solvers_tolerance() -> None:
-    assert kernels._TOLERANCE == bp.TOLERANCE
+    assert kernels._TOLERANCE == passes.TOLERANCE
 
 
 @st.composite
@@ -86,16 +88,16 @@ def test_compiled_passes_equal_the_numpy_passes(problem) -> None:
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
-def numpy_arrays(network: bp._Network, stage: np.ndarray) -> dict[str, np.ndarray]:
+def numpy_arrays(network: passes._Network, stage: np.ndarray) -> dict[str, np.ndarray]:
     """The compiled passes' arrays as the numpy construction gives them (argsorts, lexsorts)."""
     chains, relays, heads = network.chains, network.relays, network.heads
     n_stages = len(network.stages)
-    stage_links, stage_ptr = bp._grouped(stage, n_stages)
-    order, nic_ptr = bp._grouped(network.nic_link, network.n_links)
+    stage_links, stage_ptr = passes.grouped(stage, n_stages)
+    order, nic_ptr = passes.grouped(network.nic_link, network.n_links)
     own_stage = stage[chains.pair_l][chains.pair]
     own_order = np.lexsort((chains.flow, own_stage))
-    trunk_order, trunk_ptr = bp._grouped(stage[chains.pair_l][chains.trunk_pair], n_stages)
-    out_pairs, out_ptr = bp._grouped(chains.pair_u, network.n_links)
+    trunk_order, trunk_ptr = passes.grouped(stage[chains.pair_l][chains.trunk_pair], n_stages)
+    out_pairs, out_ptr = passes.grouped(chains.pair_u, network.n_links)
     arrays = {
         "stage_links": stage_links,
         "stage_ptr": stage_ptr,
@@ -108,14 +110,14 @@ def numpy_arrays(network: bp._Network, stage: np.ndarray) -> dict[str, np.ndarra
         "out_pairs": out_pairs,
         "out_ptr": out_ptr,
         "stage_has_out": np.array([part.out.size > 0 for part in network.stages], dtype=bool),
-        "own_ptr": bp._grouped(own_stage, n_stages)[1],
+        "own_ptr": passes.grouped(own_stage, n_stages)[1],
         "own_flow": chains.flow[own_order],
         "own_pair": chains.pair[own_order],
         "own_weight": network.weight[own_order],
         "own_relay": relays.of_crossing[own_order],
         "relay_output": relays.output,
         "relay_input": relays.input,
-        "relay_ptr": bp._grouped(relays.output, chains.n_pairs)[1],
+        "relay_ptr": passes.grouped(relays.output, chains.n_pairs)[1],
         "trunk_ptr": trunk_ptr,
         "trunk_trunk": chains.trunk[trunk_order],
         "trunk_pair": chains.trunk_pair[trunk_order],
@@ -137,7 +139,7 @@ def numpy_arrays(network: bp._Network, stage: np.ndarray) -> dict[str, np.ndarra
     return arrays
 
 
-def compiled_arrays(network: bp._CompiledNetwork) -> dict[str, np.ndarray]:
+def compiled_arrays(network: passes._CompiledNetwork) -> dict[str, np.ndarray]:
     names = ("head_pair", "head_start", "head_asked", "head_brought", "entry_asked", "entry_ptr")
     heads = dict(zip(names, network.head_arrays, strict=True))
     own = dict(zip(("own_flow", "own_pair", "own_weight", "own_relay"), network.own, strict=True))
@@ -192,7 +194,7 @@ def test_a_compiled_fixed_point_equals_the_numpy_one(monkeypatch, mode) -> None:
     for buffer_full in (None, filled):
         solved = {}
         for name, threshold in (("numpy", 10**12), ("compiled", 0)):
-            monkeypatch.setattr(bp, "COMPILED_FROM", threshold)
+            monkeypatch.setattr(passes, "COMPILED_FROM", threshold)
             solved[name] = bp.backpressure_rates(
                 incidence, capacity, demand, stage, topology, buffer_full=buffer_full
             )

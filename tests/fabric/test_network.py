@@ -225,7 +225,7 @@ def test_jobs_that_share_no_link_are_solved_apart_and_exactly():
 
 
 def test_link_pairs_kept_per_job_stack_into_those_of_the_group():
-    from sim.fabric.backpressure import Crossings, link_crossings, upstream_chains
+    from sim.fabric.link_pairs import Crossings, link_crossings, upstream_chains
     from sim.fabric.trunks import Trunked
 
     fabric = network({"kind": "infiniband", "adaptive_routing": True})
@@ -343,7 +343,7 @@ def test_an_epoch_takes_an_unstable_port_from_its_limit_cycle():
 
 
 def test_each_hop_of_a_single_path_is_fed_by_the_hop_before_also_when_stacked():
-    from sim.fabric.backpressure import Crossings, link_crossings, upstream_chains
+    from sim.fabric.link_pairs import Crossings, link_crossings, upstream_chains
     from sim.fabric.trunks import Trunked
 
     fabric = network({"kind": "roce", "pfc": True, "cc": "none"})
