@@ -479,7 +479,7 @@ def fabric(
 ) -> None:
     """Run the fabric alone: push the flows of FLOWS.csv through FABRIC.yaml."""
     config = _load_fabric(fabric_file)
-    from sim.fabric.routing import equal_cost_path_count
+    from sim.fabric.paths import equal_cost_path_count
     from sim.fabric.traffic import read_flow_arrays
     from sim.scenario import ScenarioError
 

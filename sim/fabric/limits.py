@@ -33,6 +33,14 @@ from typing import Any
 
 import numpy as np
 
+from sim.fabric.paths import (
+    CLASS_CROSS_POD,
+    CLASS_LOCAL,
+    CLASS_SAME_LEAF,
+    CLASS_SAME_POD,
+    flow_class,
+)
+
 __all__ = [
     "BYTES_PER_LINK",
     "BYTES_PER_NODE",
@@ -457,14 +465,6 @@ def estimate_run(
     Returns:
         The estimate; :meth:`RunEstimate.problem` says whether it is too big.
     """
-    from sim.fabric.routing import (
-        CLASS_CROSS_POD,
-        CLASS_LOCAL,
-        CLASS_SAME_LEAF,
-        CLASS_SAME_POD,
-        flow_class,
-    )
-
     n_flows = int(src.size)
     lay = topology.layout
     a_n, j_n = lay.aggs_per_pod, lay.cores_per_plane

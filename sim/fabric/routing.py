@@ -1,11 +1,12 @@
-"""Equal-cost paths between hosts and how transports pick among them.
+"""How transports pick among the equal-cost paths between hosts.
 
 In a folded Clos every shortest path climbs to the lowest layer the two hosts
 share and comes straight down, so the equal-cost paths are just the choices of
 switch on the way up: an aggregation switch ``a`` (``A`` choices) and, between
-pods, a core switch ``j`` of plane ``a`` (``J`` choices). This module
-enumerates them arithmetically from a :class:`~sim.fabric.topology.ClosLayout`
-and turns a choice into link ids, for whole arrays of flows at once.
+pods, a core switch ``j`` of plane ``a`` (``J`` choices). :mod:`sim.fabric.paths`
+enumerates them arithmetically from a :class:`~sim.fabric.topology.ClosLayout`;
+this module picks one (or several) per sub-flow, for whole arrays of flows at
+once, and builds the sub-flows' incidence matrix.
 
 How a flow picks its path depends on the transport:
 
@@ -32,26 +33,37 @@ How a flow picks its path depends on the transport:
     (packet spraying), giving fractional entries in the incidence matrix.
 
 Whatever the mode, a flow may be pinned to one of its equal-cost paths
-(``pinned_path``, numbered as :func:`path_links` numbers them): all its queue
+(``pinned_path``, numbered as :func:`sim.fabric.paths.path_links` numbers them): all its queue
 pairs take that path. This replays the paths another simulator or a real
 fabric's hash chose (a traffic file's ``path_index`` column).
 
 Hosts of one server (and a host to itself) use no fabric link at all: their
 incidence rows are empty.
 
-The result is a :class:`Routes`, whose ``incidence`` (sub-flows x links,
-``scipy.sparse.csr_matrix``) is what :func:`sim.fabric.solver.max_min_rates`
-consumes.
+The paths themselves are :mod:`sim.fabric.paths`'s arithmetic and the hashes
+:mod:`sim.fabric.hashing`'s. The result is a :class:`Routes`, whose
+``incidence`` (sub-flows x links, ``scipy.sparse.csr_matrix``) is what
+:func:`sim.fabric.solver.max_min_rates` consumes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
+from sim.fabric.hashing import flow_hash, hash_choice, mix64, roce_source_port
+from sim.fabric.paths import (
+    CLASS_CROSS_POD,
+    CLASS_LOCAL,
+    CLASS_SAME_POD,
+    checked_hosts,
+    clos_path_links,
+    flow_class,
+    max_hops,
+    path_counts,
+)
 from sim.fabric.topology import ClosLayout, Topology
 
 ROUTING_MODES: tuple[str, ...] = ("adaptive", "dmodk", "ecmp", "spray")
@@ -65,216 +77,6 @@ ROCE_UDP_DPORT = 4791
 
 UDP_PROTOCOL = 17
 """IP protocol number of UDP."""
-
-CLASS_LOCAL, CLASS_SAME_LEAF, CLASS_SAME_POD, CLASS_CROSS_POD = 0, 1, 2, 3
-"""Flow classes: same server or host (no fabric), same leaf, same pod, different pods."""
-
-_MASK64 = (1 << 64) - 1
-_GAMMA = np.uint64(0x9E3779B97F4A7C15)
-_MUL1 = np.uint64(0xBF58476D1CE4E5B9)
-_MUL2 = np.uint64(0x94D049BB133111EB)
-
-
-# --------------------------------------------------------------------------- hashing
-
-
-def mix64(values: np.ndarray) -> np.ndarray:
-    """A 64-bit avalanche mix (the splitmix64 finaliser), elementwise.
-
-    Deterministic across processes and platforms, unlike Python's salted
-    ``hash()``.
-
-    Args:
-        values: Array of unsigned 64-bit integers.
-
-    Returns:
-        Array of mixed unsigned 64-bit integers, same shape.
-    """
-    z = np.asarray(values, dtype=np.uint64) + _GAMMA
-    z = (z ^ (z >> np.uint64(30))) * _MUL1
-    z = (z ^ (z >> np.uint64(27))) * _MUL2
-    return z ^ (z >> np.uint64(31))
-
-
-def flow_hash(fields: Sequence[np.ndarray], seed: int = 0) -> np.ndarray:
-    """Hash header fields of many flows into one 64-bit value per flow.
-
-    Args:
-        fields: Non-negative integer arrays of equal length, e.g. the 5-tuple
-            and queue-pair number.
-        seed: Salt; different seeds give independent hash functions.
-
-    Returns:
-        ``uint64`` array, one value per flow.
-    """
-    if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
-        raise ValueError(f"hash_seed must be an integer, got {seed!r}")
-    n = len(fields[0]) if fields else 0
-    h = mix64(np.full(n, int(seed) & _MASK64, dtype=np.uint64))
-    for i, values in enumerate(fields):
-        salt = np.uint64(((i + 1) * int(_GAMMA)) & _MASK64)
-        salted = np.asarray(values).astype(np.uint64) + salt
-        h = mix64(h ^ salted)
-    return h
-
-
-def hash_choice(hashes: np.ndarray, n_choices: np.ndarray | int) -> np.ndarray:
-    """Map 64-bit hashes uniformly onto ``0 .. n_choices-1`` (multiply-shift on the top bits).
-
-    Args:
-        hashes: ``uint64`` hash values.
-        n_choices: Number of choices (``1 <= n < 2**32``), scalar or per hash.
-
-    Returns:
-        ``int64`` choice per hash.
-    """
-    top = np.asarray(hashes, dtype=np.uint64) >> np.uint64(32)
-    n = np.asarray(n_choices).astype(np.uint64)
-    return ((top * n) >> np.uint64(32)).astype(np.int64)
-
-
-def roce_source_port(qpn: np.ndarray) -> np.ndarray:
-    """UDP source port a RoCEv2 NIC derives from a queue-pair number (0xC000-0xFFFF)."""
-    q = np.asarray(qpn, dtype=np.uint64)
-    return (np.uint64(0xC000) | ((q ^ (q >> np.uint64(14))) & np.uint64(0x3FFF))).astype(np.int64)
-
-
-# --------------------------------------------------------------------------- paths
-
-
-def _check_hosts(topology: Topology, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, ...]:
-    arrays = []
-    for name, values in (("src", src), ("dst", dst)):
-        arr = np.asarray(values)
-        if arr.ndim != 1:
-            raise ValueError(f"{name} must be a 1-D array of host indices, got shape {arr.shape}")
-        if arr.size and not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f"{name} must hold integer host indices, got dtype {arr.dtype}")
-        arr = arr.astype(np.int64)
-        if arr.size and (arr.min() < 0 or arr.max() >= topology.n_hosts):
-            bad = arr[(arr < 0) | (arr >= topology.n_hosts)][0]
-            raise ValueError(
-                f"{name} holds host {bad}, outside 0..{topology.n_hosts - 1} of this topology"
-            )
-        arrays.append(arr)
-    if arrays[0].size != arrays[1].size:
-        raise ValueError(
-            f"src and dst must have the same length, got {arrays[0].size} and {arrays[1].size}"
-        )
-    return tuple(arrays)
-
-
-def flow_class(topology: Topology, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Classify flows by the lowest layer their hosts share.
-
-    Args:
-        topology: The fabric.
-        src: Source host per flow.
-        dst: Destination host per flow.
-
-    Returns:
-        ``int8`` array of :data:`CLASS_LOCAL`, :data:`CLASS_SAME_LEAF`,
-        :data:`CLASS_SAME_POD` or :data:`CLASS_CROSS_POD`.
-    """
-    src, dst = _check_hosts(topology, src, dst)
-    lay = topology.layout
-    leaf_s, leaf_d = lay.leaf_of_host[src], lay.leaf_of_host[dst]
-    pod_s, pod_d = lay.pod_of_leaf(leaf_s), lay.pod_of_leaf(leaf_d)
-    cls = np.full(src.size, CLASS_CROSS_POD, dtype=np.int8)
-    cls[pod_s == pod_d] = CLASS_SAME_POD
-    cls[leaf_s == leaf_d] = CLASS_SAME_LEAF
-    cls[topology.node_of_host[src] == topology.node_of_host[dst]] = CLASS_LOCAL
-    return cls
-
-
-def equal_cost_path_count(topology: Topology, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Number of equal-cost shortest paths per flow (1 for local and same-leaf flows).
-
-    Args:
-        topology: The fabric.
-        src: Source host per flow.
-        dst: Destination host per flow.
-
-    Returns:
-        ``int64`` count per flow.
-    """
-    return _n_paths(topology.layout, flow_class(topology, src, dst))
-
-
-def _n_paths(layout: ClosLayout, cls: np.ndarray) -> np.ndarray:
-    counts = np.array(
-        [1, 1, layout.aggs_per_pod, layout.aggs_per_pod * layout.cores_per_plane], dtype=np.int64
-    )
-    return counts[cls]
-
-
-def max_hops(topology: Topology) -> int:
-    """Most links on any shortest path: 6 in three-tier fabrics, 4 in two-tier ones."""
-    return 6 if topology.layout.cores_per_plane else 4
-
-
-def path_links(
-    topology: Topology, src: np.ndarray, dst: np.ndarray, path_index: np.ndarray
-) -> np.ndarray:
-    """Link ids of the chosen equal-cost path of every flow.
-
-    Path ``i`` of a same-pod flow goes through aggregation switch ``i``; path
-    ``i`` of a cross-pod flow through aggregation ``i // J`` and core
-    ``i % J`` of that plane.
-
-    Args:
-        topology: The fabric.
-        src: Source host per flow.
-        dst: Destination host per flow.
-        path_index: Chosen path per flow, ``0 <= i < equal_cost_path_count``.
-
-    Returns:
-        ``(n_flows, max_hops)`` ``int64`` array of link ids in path order,
-        padded with -1.
-    """
-    src, dst = _check_hosts(topology, src, dst)
-    cls = flow_class(topology, src, dst)
-    path_index = np.asarray(path_index, dtype=np.int64)
-    n_paths = _n_paths(topology.layout, cls)
-    if path_index.shape != src.shape or np.any((path_index < 0) | (path_index >= n_paths)):
-        raise ValueError("path_index must give, per flow, an index below its number of paths")
-    return _path_links(topology.layout, src, dst, cls, path_index, max_hops(topology))
-
-
-def _path_links(
-    lay: ClosLayout,
-    src: np.ndarray,
-    dst: np.ndarray,
-    cls: np.ndarray,
-    path_index: np.ndarray,
-    hops: int,
-) -> np.ndarray:
-    n = src.size
-    out = np.full((n, hops), -1, dtype=np.int64)
-    j_n = max(lay.cores_per_plane, 1)
-    leaf_s, leaf_d = lay.leaf_of_host[src], lay.leaf_of_host[dst]
-    fabric = cls != CLASS_LOCAL
-    out[fabric, 0] = src[fabric]
-
-    one = cls == CLASS_SAME_LEAF
-    out[one, 1] = lay.host_down0 + dst[one]
-
-    two = cls == CLASS_SAME_POD
-    a2 = path_index[two]
-    out[two, 1] = lay.leaf_up_link(leaf_s[two], a2)
-    out[two, 2] = lay.agg_down_link(leaf_d[two], a2)
-    out[two, 3] = lay.host_down0 + dst[two]
-
-    three = cls == CLASS_CROSS_POD
-    if np.any(three):
-        a3, j3 = path_index[three] // j_n, path_index[three] % j_n
-        ls, ld = leaf_s[three], leaf_d[three]
-        out[three, 1] = lay.leaf_up_link(ls, a3)
-        out[three, 2] = lay.agg_up_link(lay.pod_of_leaf(ls), a3, j3)
-        out[three, 3] = lay.core_down_link(lay.pod_of_leaf(ld), a3, j3)
-        out[three, 4] = lay.agg_down_link(ld, a3)
-        out[three, 5] = lay.host_down0 + dst[three]
-    return out
 
 
 # --------------------------------------------------------------------------- routes
@@ -295,7 +97,7 @@ class Routes:
             empty rows for flows that stay inside a server).
         flow_of_subflow: Input flow index of each sub-flow.
         share: Fraction of its connection's bytes each sub-flow carries (``1/q``).
-        flow_class: :data:`CLASS_LOCAL` .. :data:`CLASS_CROSS_POD` per sub-flow.
+        flow_class: :data:`~sim.fabric.paths.CLASS_LOCAL` .. ``CLASS_CROSS_POD`` per sub-flow.
         n_paths: Equal-cost paths available to each sub-flow.
         path_index: Chosen path per sub-flow; -1 where the sub-flow is split
             over several paths (``spray``, or ``adaptive`` chunks that differ).
@@ -602,7 +404,7 @@ def _pin(
     """The pinned sub-flows' rows replaced by their one path, and their path index."""
     on = pinned >= 0
     links = np.full((src.size, hops), -1, dtype=np.int64)
-    links[on] = _path_links(lay, src[on], dst[on], cls[on], pinned[on], hops)
+    links[on] = clos_path_links(lay, src[on], dst[on], cls[on], pinned[on], hops)
     keep = sp.diags((~on).astype(np.float64))
     incidence = (
         keep @ incidence.tocsr() + _single_path_incidence(links, incidence.shape[1])
@@ -635,8 +437,10 @@ def _chunked_incidence(
     """Incidence of sub-flows split into equal chunks, chunk ``c`` on path ``choices[:, c]``."""
     n, chunks = choices.shape
     if chunks == 1:
-        return _single_path_incidence(_path_links(lay, src, dst, cls, choices[:, 0], hops), n_links)
-    links = _path_links(
+        return _single_path_incidence(
+            clos_path_links(lay, src, dst, cls, choices[:, 0], hops), n_links
+        )
+    links = clos_path_links(
         lay,
         np.repeat(src, chunks),
         np.repeat(dst, chunks),
@@ -729,7 +533,7 @@ def route(
             spreads over several paths; 1 models a per-flow path choice.
         pinned_path: Per flow, the equal-cost path all its queue pairs take
             (``0 <= i < equal_cost_path_count``, numbered as in
-            :func:`path_links`), or -1 to route it by ``mode``; default: none
+            :func:`sim.fabric.paths.path_links`), or -1 to route it by ``mode``; default: none
             pinned.
 
     Returns:
@@ -754,7 +558,7 @@ def route(
         or adaptive_chunks < 1
     ):
         raise ValueError(f"adaptive_chunks must be an integer >= 1, got {adaptive_chunks!r}")
-    src, dst = _check_hosts(topology, src, dst)
+    src, dst = checked_hosts(topology, src, dst)
     n_flows = src.size
     q = int(qps_per_connection)
     if connection_id is None:
@@ -778,7 +582,7 @@ def route(
     qpn = conn[flow_of] * q + np.tile(np.arange(q, dtype=np.int64), n_flows)
     lay = topology.layout
     cls = flow_class(topology, sub_src, sub_dst)
-    n_paths = _n_paths(lay, cls)
+    n_paths = path_counts(lay, cls)
     pinned = _pinned_paths(pinned_path, n_flows, n_paths[::q])[flow_of]
 
     hops = max_hops(topology)
@@ -798,7 +602,7 @@ def route(
         else:
             path = _dmodk_choice(lay, sub_dst, cls)
         incidence = _single_path_incidence(
-            _path_links(lay, sub_src, sub_dst, cls, path, hops), topology.n_links
+            clos_path_links(lay, sub_src, sub_dst, cls, path, hops), topology.n_links
         )
     if np.any(pinned >= 0):
         incidence, path = _pin(lay, sub_src, sub_dst, cls, pinned, incidence, path, hops)

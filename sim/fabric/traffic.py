@@ -16,7 +16,7 @@ are.
 
 Two optional columns pin flows to paths (:data:`PATH_COLUMNS`): ``path_index``
 is the equal-cost path a flow's packets take and ``ack_path_index`` the one
-its ACKs take back, numbered as :func:`sim.fabric.routing.path_links`
+its ACKs take back, numbered as :func:`sim.fabric.paths.path_links`
 numbers them (same pod: the aggregation switch ``a``; across pods:
 ``a * J + j``, core ``j`` of plane ``a``). A blank cell leaves that flow to
 the transport's routing. They replay the paths another simulator's or a real
@@ -84,7 +84,7 @@ PATH_COLUMNS = ("path_index", "ack_path_index")
 
 PathCount = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """Per (src, dst) pair, its number of equal-cost paths (e.g.
-:func:`sim.fabric.routing.equal_cost_path_count` bound to a topology)."""
+:func:`sim.fabric.paths.equal_cost_path_count` bound to a topology)."""
 
 MAX_PROBLEMS = 20
 """At most this many problems of a bad traffic file are listed; the rest are counted."""

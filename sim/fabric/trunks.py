@@ -26,6 +26,8 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from sim.fabric.hashing import mix64
+
 __all__ = ["Trunked", "factor", "link_entries"]
 
 _WORTHWHILE = 0.6
@@ -239,8 +241,6 @@ def factor(incidence: sp.csr_matrix, shareable: np.ndarray) -> Trunked:
         The factored matrix, or the matrix itself with no trunks when
         factoring would keep more than :data:`_WORTHWHILE` of its nonzeros.
     """
-    from sim.fabric.routing import mix64
-
     matrix = sp.csr_matrix(incidence)
     matrix.sort_indices()
     n_rows = matrix.shape[0]

@@ -34,7 +34,7 @@ from typer.testing import CliRunner
 from sim.cli import app
 from sim.fabric.config import fabric_from_text
 from sim.fabric.flows import simulate_flows
-from sim.fabric.routing import equal_cost_path_count
+from sim.fabric.paths import equal_cost_path_count
 from sim.fabric.traffic import read_flow_arrays
 from sim.scenario.loader import ScenarioError
 from tests.fabric.strategies import fabric_documents, fabric_text, flows_texts

@@ -9,19 +9,17 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.fabric.routing import (
+from sim.fabric.hashing import flow_hash, hash_choice
+from sim.fabric.paths import (
     CLASS_CROSS_POD,
     CLASS_LOCAL,
     CLASS_SAME_LEAF,
     CLASS_SAME_POD,
-    ROUTING_MODES,
     equal_cost_path_count,
     flow_class,
-    flow_hash,
-    hash_choice,
     path_links,
-    route,
 )
+from sim.fabric.routing import ROUTING_MODES, route
 from sim.fabric.solver import max_min_certificate_ok, max_min_rates
 from sim.fabric.topology import Topology
 from sim.fabric.topology_kinds import build_topology

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.fabric.routing import equal_cost_path_count
+from sim.fabric.paths import equal_cost_path_count
 from sim.fabric.topology_kinds import build_topology
 from sim.fabric.traffic import (
     MAX_PROBLEMS,

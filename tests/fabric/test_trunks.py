@@ -100,12 +100,12 @@ def test_sprayed_routes_factor_exactly_and_far_smaller():
 
 
 def test_a_hash_collision_leaves_the_matrix_whole(monkeypatch):
-    import sim.fabric.routing as routing
+    import sim.fabric.trunks as trunks
 
     topology = zone()
     incidence = sprayed(topology)
     shareable = (topology.link_src >= topology.n_hosts) & (topology.link_dst >= topology.n_hosts)
-    monkeypatch.setattr(routing, "mix64", lambda values: np.zeros_like(values, dtype=np.uint64))
+    monkeypatch.setattr(trunks, "mix64", lambda values: np.zeros_like(values, dtype=np.uint64))
     paths = factor(incidence, shareable)
     assert paths.n_trunks == 0
     assert (paths.tocsr() != incidence).nnz == 0
