@@ -50,7 +50,7 @@ from sim.fabric.dcqcn_ports import SteadyLinks, burst_transient, bytes_left_kb, 
 from sim.fabric.epoch import Epoch
 from sim.fabric.link_pairs import Crossings
 from sim.fabric.solver import MaxMinProblem, max_min_rates
-from sim.fabric.topology import Topology
+from sim.fabric.topology import Topology, readonly
 from sim.fabric.trunks import Trunked
 
 __all__ = [
@@ -226,8 +226,10 @@ class Transport:
     def __init__(self, transport: Any, topology: Topology):
         self.transport = transport
         self.topology = topology
-        self.stage = link_stage(topology)
-        self.capacity = topology.capacity_gbps.astype(np.float64)
+        self.stage = readonly(link_stage(topology))
+        """Per link, its position along any path (read-only; see :func:`link_stage`)."""
+        self.capacity = readonly(topology.capacity_gbps.astype(np.float64))
+        """Per link, its capacity in Gb/s (read-only: copy it to shape it)."""
         nic = topology.capacity_gbps[topology.link_is_up & (topology.link_src < topology.n_hosts)]
         self.nic_gbps = float(nic.max()) if nic.size else float(topology.capacity_gbps.max())
         self._dcqcn_params: dict[float, DcqcnParams] = {}

@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sim.fabric.hashing import mix64
+from sim.fabric.topology import readonly
 
 __all__ = ["Trunked", "factor", "link_entries"]
 
@@ -108,13 +109,13 @@ class Trunked:
 
     @cached_property
     def own_row(self) -> np.ndarray:
-        """The sub-flow of each nonzero of ``own``."""
-        return np.repeat(np.arange(self.own.shape[0]), np.diff(self.own.indptr))
+        """The sub-flow of each nonzero of ``own`` (read-only)."""
+        return readonly(np.repeat(np.arange(self.own.shape[0]), np.diff(self.own.indptr)))
 
     @cached_property
     def trunk_row(self) -> np.ndarray:
-        """The trunk of each nonzero of ``trunks``."""
-        return np.repeat(np.arange(self.n_trunks), np.diff(self.trunks.indptr))
+        """The trunk of each nonzero of ``trunks`` (read-only)."""
+        return readonly(np.repeat(np.arange(self.n_trunks), np.diff(self.trunks.indptr)))
 
     def trunk_sum(self, per_flow: np.ndarray) -> np.ndarray:
         """Per trunk, the sum of ``per_flow`` over its members (plus a last entry: no trunk)."""
@@ -142,8 +143,7 @@ class Trunked:
         if self.n_trunks:
             used = np.bincount(self.trunk_of[self.trunk_of >= 0], minlength=self.n_trunks) > 0
             crossed[self.trunks.indices[used[self.trunk_row]]] = True
-        crossed.flags.writeable = False
-        return crossed
+        return readonly(crossed)
 
     def crosses_nothing(self) -> np.ndarray:
         """Per sub-flow, whether it crosses no link (it stays inside a server)."""
