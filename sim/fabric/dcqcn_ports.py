@@ -129,10 +129,10 @@ class PortSteady:
 def steady_port(n_flows: int, params: DcqcnParams) -> PortSteady:
     """A port's steady state under DCQCN: the fixed point where stable, else its limit cycle.
 
-    The verdict is the linearised model's (:func:`sim.fabric.dcqcn.stability`);
+    The verdict is the linearised model's (:func:`sim.fabric.dcqcn_stability.stability`);
     an unstable port (or one pinned at Kmax, where no smooth equilibrium
     exists) carries, queues and marks what the oscillation does on average
-    (:func:`sim.fabric.dcqcn.limit_cycle`). Cached by flow count and
+    (:func:`sim.fabric.dcqcn_dynamics.limit_cycle`). Cached by flow count and
     parameters, as the fixed points are.
     """
     if stability(n_flows, params).stable:

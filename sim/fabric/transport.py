@@ -326,7 +326,8 @@ class Transport:
             fresh: Which sub-flows start now at line rate (a burst); none if
                 omitted, i.e. the steady state.
             crossings: The sub-flows' adjacent link pairs, if the caller kept
-                them (used by back-pressure; see :func:`link_crossings`).
+                them (used by back-pressure; see
+                :func:`~sim.fabric.link_pairs.link_crossings`).
             capacity_gbps: Link capacities, if not the topology's (a NIC shaped
                 below its line rate, for instance).
             remaining_bits: What each sub-flow has left to send, if known: a
