@@ -9,7 +9,7 @@ from sim.fabric.network import NetworkFabric
 from sim.policies.isolation import DedicatedPods
 from sim.runner import simulate
 from sim.scenario import ScenarioError, load_scenario
-from sim.scenario.models import DedicatedPodsIsolation
+from sim.scenario.policies import DedicatedPodsIsolation
 from tests.conftest import SCENARIOS
 from tests.test_placement import GPN, zone_fabric, zone_inventory
 

@@ -88,6 +88,7 @@ from sim.fabric.model import TOP_PORTS, EpochSolution, JobNetwork, RunningPlacem
 from sim.fabric.routing import route
 from sim.fabric.transport import NVLINK_GBPS, Transport, routing_args
 from sim.fabric.trunks import Trunked, factor
+from sim.scenario.fabric import NetworkFabricConfig
 from sim.workloads.inference import ServingNetwork, ServingSpec, serving_network
 from sim.workloads.training import CollectiveLibrary, TrainingPlan, TrainingSpec, training_plan
 
@@ -176,7 +177,7 @@ class NetworkFabric:
 
     def __init__(
         self,
-        config: Any,
+        config: NetworkFabricConfig,
         gpus_per_node: int = 8,
         accelerator: str | Sequence[str] = "H100",
         first_node: int = 0,
@@ -205,9 +206,8 @@ class NetworkFabric:
         if self._routing["mode"] == "adaptive":
             # The steady state per-packet adaptive routing approaches: an even spread.
             self._routing = {"mode": "spray"}
-        settings = getattr(config, "collectives", None)
         self.library = CollectiveLibrary(
-            **({"channels_per_nic": settings.channels_per_nic} if settings is not None else {}),
+            channels_per_nic=config.collectives.channels_per_nic,
             qps_per_connection=int(self._routing.get("qps_per_connection", 1)),
         )
         self.has_pfc = self.transport.has_pfc

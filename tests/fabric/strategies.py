@@ -13,8 +13,8 @@ import scipy.sparse as sp
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from sim.fabric.config import TOPOLOGY_KINDS, TRANSPORT_KINDS, DcqcnSettings, FabricConfig
 from sim.fabric.topology import Topology, build_topology
+from sim.scenario.fabric import TOPOLOGY_KINDS, TRANSPORT_KINDS, DcqcnSettings, FabricConfig
 
 
 @dataclass(frozen=True)

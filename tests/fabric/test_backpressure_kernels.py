@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 import sim.fabric.backpressure as bp
 import sim.fabric.flows as flows_module
 import sim.fabric.transport as transport_module
-from sim.fabric.config import FabricConfig
 from sim.fabric.flows import simulate_flows
 from sim.fabric.routing import route
 from sim.fabric.topology import build_topology
 from sim.fabric.transport import link_stage
 from sim.fabric.trunks import Trunked, factor
+from sim.scenario.fabric import FabricConfig
 from tests.fabric.strategies import host_pairs, small_topologies
 
 kernels = pytest.importorskip("sim.fabric.backpressure_kernels")
