@@ -158,17 +158,20 @@ class NetworkFabric:
     """A cluster's modelled network, solved once per epoch for all its jobs.
 
     Args:
-        config: The cluster's ``fabric`` section (kind ``network``): a
-            topology and a transport.
+        config: The cluster's ``fabric`` section (kind ``network``,
+            :class:`sim.scenario.fabric.NetworkFabricConfig`): a topology, a
+            transport and the collective library's settings.
         gpus_per_node: GPUs per node; GPU ``g`` of the cluster is host ``g``.
         accelerator: The cluster's accelerator, or each node's for a cluster
             that mixes them (its dense BF16 TFLOP/s set the compute time of an
             iteration; a job runs on nodes of one type).
         first_node: Global index of the cluster's first node in the inventory.
-        rate_limits_gbps: Per tenant, the rate each of its GPUs may send at.
+        rate_limits_gbps: Per tenant, the rate each of its GPUs may send at (the
+            isolation section's ``rate_limits_gbps()``).
         high_priority: Tenants whose traffic has a class of its own, served first,
-            with its own queues and PFC.
-        low_min_share: Share of each link the other traffic keeps (0 to 1).
+            with its own queues and PFC (its ``high_priority_tenants()``).
+        low_min_share: Share of each link the other traffic keeps, 0 to 1 (its
+            ``low_priority_share()``).
 
     Attributes:
         library: The collective library's channels and queue pairs (the

@@ -25,26 +25,17 @@ class Strict(BaseModel):
 
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64)]
+"""A name in a file (a site, cluster, tenant or policy): a letter, then letters, digits,
+``_``, ``.`` or ``-``; at most 64 characters."""
 
-# Bounds of every number a scenario holds: finite, and far beyond any real cluster, so
-# that a typing slip is refused with the bound named rather than run for hours.
+# Bounds shared by several sections (each section's own are beside it). Every number a
+# scenario holds is bounded: finite, and far beyond any real cluster, so that a typing slip
+# is refused with the bound named rather than run for hours.
 MAX_GPUS = 1_048_576
 """2**20 GPUs: a job, block, cluster or quota larger than a million GPUs is refused."""
 
 MAX_PRICE = 10_000.0
 """USD per GPU-hour: thousands of times any public GPU price."""
-
-MAX_PARAMS_BILLION = 100_000.0
-"""100 trillion parameters: a hundred times the largest models trained."""
-
-MAX_TOKENS = 10_000_000
-"""Tokens in a sequence, prompt or answer: ten times the longest context windows."""
-
-MAX_RATE_PER_HOUR = 10_000.0
-"""Job arrivals per hour of one workload: ten times a busy public cluster trace's."""
-
-MAX_REQUESTS_PER_SECOND = 10_000_000.0
-"""Requests per second to one served model: far beyond any public service's."""
 
 MAX_DEGREE = 65_536
 """A parallel degree, microbatch count or queue depth."""

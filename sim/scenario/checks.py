@@ -110,8 +110,12 @@ def isolation_problems(isolation: Isolation, names: list[str]) -> list[str]:
 
 
 def provider_problems(provider: Provider, known: dict[str, Any]) -> list[str]:
-    """``provider.sites``: power caps that can work, spares that leave nodes in service,
-    known accelerators, and a network fabric with one host per GPU."""
+    """``provider.sites``: caps, spares, accelerators and fabrics that can work.
+
+    A site's power cap must run its nodes, the spares must leave nodes in
+    service, every accelerator must be in the catalog, and a network fabric
+    must have one host per GPU.
+    """
     problems: list[str] = []
     spares = provider.failures.spares if provider.failures is not None else 0
     for i, site in enumerate(provider.sites):
@@ -140,8 +144,11 @@ def provider_problems(provider: Provider, known: dict[str, Any]) -> list[str]:
 def tenant_problems(
     tenants: list[Tenant], clusters: dict[str, Cluster], known: dict[str, Any], horizon: float
 ) -> list[str]:
-    """``tenants``: each tenant's cluster and accelerators exist, and its jobs,
-    reserved block or replicas fit what they may use."""
+    """``tenants``: each tenant's demand fits where it may run.
+
+    Its cluster and accelerators must exist, and its jobs, reserved block or
+    replicas must fit the clusters it may use.
+    """
     problems: list[str] = []
     for i, tenant in enumerate(tenants):
         where = f"tenants[{i}]"

@@ -14,8 +14,6 @@ from pydantic import Field, model_validator
 from sim.scenario.base import MAX_DEGREE, MAX_GPUS, MAX_PRICE, Name, Price, Strict
 from sim.scenario.durations import Duration
 
-# --------------------------------------------------------------------------- policies
-
 
 class FirstFitPlacement(Strict):
     """Place a job on the lowest-numbered nodes that fit it."""
@@ -150,8 +148,13 @@ class Preemption(Strict):
 
 
 class IsolationConfigBase(Strict):
-    """What every isolation section answers: the tenants it names and what it asks of
-    the placement and the fabric (nothing, unless a kind says otherwise)."""
+    """What every isolation section answers, so that nothing else reads its fields.
+
+    The scenario's checks ask which tenants it names (:meth:`tenant_fields`), the
+    isolation policy which pods it gives (:meth:`pods_per_tenant`), and the fabric
+    what it enforces (:meth:`rate_limits_gbps`, :meth:`high_priority_tenants`,
+    :meth:`low_priority_share`): nothing, unless a kind says otherwise.
+    """
 
     def tenant_fields(self) -> dict[str, list[str]]:
         """Per field of this section that names tenants, the names it lists."""

@@ -15,8 +15,8 @@ from pydantic import BaseModel, BeforeValidator, Discriminator, Field, Tag, mode
 from sim.scenario.base import MAX_DEGREE, MAX_GPUS, Count, Strict
 from sim.scenario.durations import Duration, Step
 
-MAX_PRICE = 10_000.0
-"""USD per GPU-hour: thousands of times any public GPU price."""
+# Bounds of a workload's numbers: far beyond any real model or service (as in
+# sim.scenario.base).
 MAX_PARAMS_BILLION = 100_000.0
 """100 trillion parameters: a hundred times the largest models trained."""
 
