@@ -26,7 +26,7 @@ import time
 t0 = time.perf_counter()
 import sim.cli
 t1 = time.perf_counter()
-from sim.fabric.config import load_fabric
+from sim.scenario.fabric_loader import load_fabric
 from sim.fabric.flows import simulate_flows
 from sim.fabric.traffic import read_flow_arrays
 t2 = time.perf_counter()

@@ -421,8 +421,8 @@ FABRIC_SUMMARY = (
 
 
 def _load_fabric(path: Path) -> Any:
-    from sim.fabric.config import load_fabric
     from sim.scenario import ScenarioError
+    from sim.scenario.fabric_loader import load_fabric
 
     try:
         return load_fabric(path)

@@ -21,7 +21,7 @@ import pandas as pd
 import simpy
 
 from sim.catalog import accelerator
-from sim.fabric.model import FABRICS
+from sim.fabric.fabrics import FABRICS
 from sim.market.energy import price_curve
 from sim.market.failures import FailureModel
 from sim.market.inventory import PARKED, SHARED, ClusterInfo, Inventory
@@ -37,13 +37,9 @@ from sim.policies.preemption import make_preemption
 from sim.policies.pricing import make_pricing
 from sim.rng import Streams
 from sim.scenario.loader import dump_scenario
-from sim.scenario.models import (
-    BatchWorkload,
-    InferenceWorkload,
-    InternalTraining,
-    ReservedContract,
-    Scenario,
-)
+from sim.scenario.models import Scenario
+from sim.scenario.tenants import InternalTraining, ReservedContract
+from sim.scenario.workloads import BatchWorkload, InferenceWorkload
 from sim.workloads.jobs import Job
 from sim.workloads.sampling import draw_duration_hours, draw_gap_hours, draw_gpus
 
@@ -113,15 +109,16 @@ class Simulation:
         self.inventory = Inventory(infos)
         self.pricing = make_pricing(scenario.policies.pricing)
         self.accounting = Accounting(self.inventory.gpus_total, prices=self._spot_prices())
+        isolation = scenario.policies.isolation
         fabrics = [
             FABRICS[c.fabric.kind](
                 c.fabric,
                 gpus_per_node=c.gpus_per_node,
                 accelerator=tuple(self.inventory.node_type[i.node_slice]),
                 first_node=i.first_node,
-                rate_limits_gbps=getattr(scenario.policies.isolation, "gbps", None),
-                high_priority=getattr(scenario.policies.isolation, "high", ()),
-                low_min_share=getattr(scenario.policies.isolation, "low_min_share", 0.0),
+                rate_limits_gbps=isolation.rate_limits_gbps(),
+                high_priority=isolation.high_priority_tenants(),
+                low_min_share=isolation.low_priority_share(),
             )
             for c, i in zip(scenario.provider.clusters(), infos, strict=True)
         ]

@@ -10,7 +10,7 @@ from sim.market.marketplace import Marketplace
 from sim.policies.admission import Quotas
 from sim.runner import simulate
 from sim.scenario import load_scenario
-from sim.scenario.models import QuotaAdmission
+from sim.scenario.policies import QuotaAdmission
 
 
 def quotas(**per_tenant) -> Quotas:

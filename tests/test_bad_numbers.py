@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from sim.cli import app
 from sim.scenario import ScenarioError, scenario_from_text
-from sim.scenario.loader import parse_yaml
+from sim.scenario.yaml_input import parse_yaml
 
 SCENARIOS = Path(__file__).parent.parent / "scenarios"
 QUICKSTART = SCENARIOS / "quickstart.yaml"

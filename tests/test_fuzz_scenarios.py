@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 
 from sim.cli import app
 from sim.scenario import ScenarioError
-from sim.scenario.loader import parse_yaml, scenario_from_text
+from sim.scenario.loader import scenario_from_text
+from sim.scenario.yaml_input import parse_yaml
 from tests.timing import time_limit
 
 SCENARIOS = sorted((Path(__file__).parent.parent / "scenarios").glob("*.yaml"))

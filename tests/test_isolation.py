@@ -9,7 +9,12 @@ from sim.fabric.network import NetworkFabric
 from sim.policies.isolation import DedicatedPods
 from sim.runner import simulate
 from sim.scenario import ScenarioError, load_scenario
-from sim.scenario.models import DedicatedPodsIsolation
+from sim.scenario.policies import (
+    DedicatedPodsIsolation,
+    RateLimitsIsolation,
+    SharedIsolation,
+    TrafficClassesIsolation,
+)
 from tests.conftest import SCENARIOS
 from tests.test_placement import GPN, zone_fabric, zone_inventory
 
@@ -28,6 +33,29 @@ def test_dedicated_pods_give_tenants_their_own_pods_and_the_rest_to_everyone():
     too_many = DedicatedPods(DedicatedPodsIsolation(kind="dedicated_pods", pods={"a": 5}))
     with pytest.raises(ScenarioError, match="has 4 pod"):
         too_many.bind(inventory)
+
+
+def test_each_isolation_kind_says_what_it_names_and_what_the_fabric_enforces():
+    """The checks, the pods policy and the fabric ask the section; none reads its fields."""
+    shared = SharedIsolation()
+    pods = DedicatedPodsIsolation(kind="dedicated_pods", pods={"b": 2, "a": 1})
+    limits = RateLimitsIsolation(kind="rate_limits", gbps={"swarm": 100.0})
+    classes = TrafficClassesIsolation(kind="traffic_classes", high=["atlas"], low_min_share=0.1)
+    assert [s.tenant_fields() for s in (shared, pods, limits, classes)] == [
+        {},
+        {"pods": ["b", "a"]},
+        {"gbps": ["swarm"]},
+        {"high": ["atlas"]},
+    ]
+    assert list(pods.pods_per_tenant().items()) == [("b", 2), ("a", 1)]  # the order listed
+    assert limits.rate_limits_gbps() == {"swarm": 100.0}
+    assert classes.high_priority_tenants() == frozenset({"atlas"})
+    assert classes.low_priority_share() == 0.1
+    for section in (shared, pods, limits):
+        assert section.high_priority_tenants() == frozenset()
+        assert section.low_priority_share() == 0.0
+    for section in (shared, pods, classes):
+        assert section.rate_limits_gbps() == {}
 
 
 def test_with_dedicated_pods_no_two_tenants_share_a_link(monkeypatch, tmp_path):

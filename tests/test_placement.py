@@ -18,8 +18,8 @@ from sim.policies.placement import (
     Spread,
     TopologyAware,
 )
-from sim.scenario.models import NetworkFabric as NetworkFabricConfig
-from sim.scenario.models import TopologyAwarePlacement
+from sim.scenario.fabric import NetworkFabricConfig
+from sim.scenario.policies import TopologyAwarePlacement
 from sim.workloads.training import ModelShape, TrainingSpec
 
 # 4 pods of 4 racks of 2 nodes of 8 GPUs (256 GPUs), Meta's layout in small.

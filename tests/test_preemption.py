@@ -7,7 +7,7 @@ import pytest
 from sim.policies.preemption import PREEMPTIONS, make_preemption
 from sim.runner import simulate
 from sim.scenario import load_scenario
-from sim.scenario.models import Preemption
+from sim.scenario.policies import Preemption
 from sim.workloads.jobs import Job
 
 

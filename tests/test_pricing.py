@@ -10,7 +10,7 @@ from sim.metrics.accounting import Accounting
 from sim.policies.pricing import SurplusUtilisation, surplus_utilisation
 from sim.runner import simulate
 from sim.scenario import load_scenario
-from sim.scenario.models import SurplusUtilisationPricing
+from sim.scenario.policies import SurplusUtilisationPricing
 
 PRICED = [
     "horizon=12h",

@@ -15,8 +15,8 @@ from sim.fabric.network import NetworkFabric
 from sim.fabric.transport import NVLINK_GBPS
 from sim.runner import simulate
 from sim.scenario import ScenarioError, scenario_from_text
-from sim.scenario.models import NetworkFabric as NetworkFabricConfig
-from sim.scenario.models import Serving
+from sim.scenario.fabric import NetworkFabricConfig
+from sim.scenario.workloads import Serving
 from sim.workloads.inference import latency_quantile_s, service_point, serving_network
 from sim.workloads.serving import ServingLog, mean_diurnal_factor, serving_figures
 from sim.workloads.training import ModelShape, TrainingSpec

@@ -460,7 +460,7 @@ def test_bad_library_settings_are_named(kwargs, match):
 
 
 def test_the_scenario_bounds_channels_as_the_library_does():
-    from sim.scenario.models import CollectiveSettings
+    from sim.scenario.fabric import CollectiveSettings
     from sim.workloads.training import MAX_CHANNELS
 
     field = CollectiveSettings.model_fields["channels_per_nic"]

@@ -50,11 +50,12 @@ from sim.fabric.latency import (
     path_delays,
     sample_latencies,
 )
-from sim.fabric.limits import RunEstimate, estimate_run
 from sim.fabric.routing import Routes, route
+from sim.fabric.run_size import RunEstimate, estimate_run
 from sim.fabric.transport import NVLINK_GBPS, Transport, routing_args
 from sim.rng import Streams
-from sim.scenario.loader import ScenarioError
+from sim.scenario.fabric import FabricConfig
+from sim.scenario.yaml_input import ScenarioError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -173,7 +174,7 @@ def wire_bytes(
 class _Run:
     """State of one fluid simulation."""
 
-    def __init__(self, config: Any, flows: Mapping[str, Any]):
+    def __init__(self, config: FabricConfig, flows: Mapping[str, Any]):
         self.config = config
         self.transport = config.transport
         self.topology = config.build_topology()
@@ -664,13 +665,15 @@ class _Buffers:
         return np.minimum(held / drain, cap_us), rate / drain, cap_us
 
 
-def check_run(config: Any, flows: Mapping[str, Any], source: str = "<traffic>") -> RunEstimate:
+def check_run(
+    config: FabricConfig, flows: Mapping[str, Any], source: str = "<traffic>"
+) -> RunEstimate:
     """Estimate a run's memory and time from its flows, and refuse one that is too big.
 
-    Nothing is routed: see :func:`sim.fabric.limits.estimate_run`.
+    Nothing is routed: see :func:`sim.fabric.run_size.estimate_run`.
 
     Args:
-        config: A :class:`sim.fabric.config.FabricConfig`.
+        config: A :class:`sim.scenario.fabric.FabricConfig`.
         flows: Columns ``src, dst, start_us, size_bytes``.
         source: The traffic's name in the message (usually the file).
 
@@ -679,8 +682,8 @@ def check_run(config: Any, flows: Mapping[str, Any], source: str = "<traffic>") 
 
     Raises:
         ScenarioError: If there are no flows, or the run would need more than
-            :data:`sim.fabric.limits.MAX_RUN_BYTES` of memory or take more than
-            :data:`sim.fabric.limits.MAX_RUN_SECONDS`; the message gives the
+            :data:`sim.fabric.run_size.MAX_RUN_BYTES` of memory or take more than
+            :data:`sim.fabric.run_size.MAX_RUN_SECONDS`; the message gives the
             estimate.
     """
     if np.size(flows["src"]) == 0:
@@ -705,7 +708,7 @@ def _pinned(flows: Mapping[str, Any], column: str) -> np.ndarray | None:
 
 
 def simulate_flows(
-    config: Any,
+    config: FabricConfig,
     flows: Mapping[str, Any],
     *,
     progress: Callable[[int, int], None] | None = None,
@@ -714,7 +717,7 @@ def simulate_flows(
     """Simulate a traffic file on a fabric.
 
     Args:
-        config: A :class:`sim.fabric.config.FabricConfig` (topology and transport).
+        config: A :class:`sim.scenario.fabric.FabricConfig` (topology and transport).
         flows: Columns ``src, dst, start_us, size_bytes`` (a DataFrame or a
             mapping of arrays), hosts numbered in topology order, and
             optionally ``path_index`` and ``ack_path_index``, the equal-cost

@@ -6,15 +6,22 @@ marketplace hands the cluster's fabric model every running placement at once
 and gets back each job's slowdown (actual / ideal iteration time) for the
 epoch that starts now. Jobs then progress at ``1 / slowdown`` until the next
 change. Models cache solutions of traffic mixes they have seen.
+
+The fabric models themselves, by the scenario's ``fabric.kind``, are in
+:data:`sim.fabric.fabrics.FABRICS`: :class:`IdealFabric` here and
+:class:`sim.fabric.network.NetworkFabric`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sim.scenario.fabric import IdealFabricConfig
 
 
 @dataclass(frozen=True)
@@ -125,7 +132,7 @@ class FabricModel(Protocol):
 class IdealFabric:
     """A fabric with infinite capacity and no latency: nothing is ever slowed."""
 
-    def __init__(self, config: object = None, **options: Any):
+    def __init__(self, config: IdealFabricConfig | None = None, **options: Any):
         """Takes a network fabric's options (cluster layout, traffic policies) and ignores them."""
         self.config = config
 
@@ -136,14 +143,3 @@ class IdealFabric:
     def solve(self, placements: Sequence[RunningPlacement]) -> EpochSolution:
         """Every job runs at its ideal speed."""
         return EpochSolution()
-
-
-def _network(config: Any, **options: Any) -> FabricModel:
-    """A :class:`sim.fabric.network.NetworkFabric` (its options as its arguments)."""
-    from sim.fabric.network import NetworkFabric  # numpy and scipy work, loaded when used
-
-    return NetworkFabric(config, **options)
-
-
-FABRICS: dict[str, Any] = {"ideal": IdealFabric, "network": _network}
-"""Fabric models by the scenario's ``fabric.kind``."""

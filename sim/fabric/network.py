@@ -88,6 +88,7 @@ from sim.fabric.model import TOP_PORTS, EpochSolution, JobNetwork, RunningPlacem
 from sim.fabric.routing import route
 from sim.fabric.transport import NVLINK_GBPS, Transport, routing_args
 from sim.fabric.trunks import Trunked, factor
+from sim.scenario.fabric import NetworkFabricConfig
 from sim.workloads.inference import ServingNetwork, ServingSpec, serving_network
 from sim.workloads.training import CollectiveLibrary, TrainingPlan, TrainingSpec, training_plan
 
@@ -157,17 +158,20 @@ class NetworkFabric:
     """A cluster's modelled network, solved once per epoch for all its jobs.
 
     Args:
-        config: The cluster's ``fabric`` section (kind ``network``): a
-            topology and a transport.
+        config: The cluster's ``fabric`` section (kind ``network``,
+            :class:`sim.scenario.fabric.NetworkFabricConfig`): a topology, a
+            transport and the collective library's settings.
         gpus_per_node: GPUs per node; GPU ``g`` of the cluster is host ``g``.
         accelerator: The cluster's accelerator, or each node's for a cluster
             that mixes them (its dense BF16 TFLOP/s set the compute time of an
             iteration; a job runs on nodes of one type).
         first_node: Global index of the cluster's first node in the inventory.
-        rate_limits_gbps: Per tenant, the rate each of its GPUs may send at.
+        rate_limits_gbps: Per tenant, the rate each of its GPUs may send at (the
+            isolation section's ``rate_limits_gbps()``).
         high_priority: Tenants whose traffic has a class of its own, served first,
-            with its own queues and PFC.
-        low_min_share: Share of each link the other traffic keeps (0 to 1).
+            with its own queues and PFC (its ``high_priority_tenants()``).
+        low_min_share: Share of each link the other traffic keeps, 0 to 1 (its
+            ``low_priority_share()``).
 
     Attributes:
         library: The collective library's channels and queue pairs (the
@@ -176,7 +180,7 @@ class NetworkFabric:
 
     def __init__(
         self,
-        config: Any,
+        config: NetworkFabricConfig,
         gpus_per_node: int = 8,
         accelerator: str | Sequence[str] = "H100",
         first_node: int = 0,
@@ -205,9 +209,8 @@ class NetworkFabric:
         if self._routing["mode"] == "adaptive":
             # The steady state per-packet adaptive routing approaches: an even spread.
             self._routing = {"mode": "spray"}
-        settings = getattr(config, "collectives", None)
         self.library = CollectiveLibrary(
-            **({"channels_per_nic": settings.channels_per_nic} if settings is not None else {}),
+            channels_per_nic=config.collectives.channels_per_nic,
             qps_per_connection=int(self._routing.get("qps_per_connection", 1)),
         )
         self.has_pfc = self.transport.has_pfc

@@ -55,7 +55,7 @@ from sim.fabric.limits import (
     MAX_START_US,
 )
 from sim.files import atomic_write
-from sim.scenario.loader import ScenarioError
+from sim.scenario.yaml_input import ScenarioError
 
 if TYPE_CHECKING:  # pandas is imported where used: it takes longer to import than a fabric run
     import pandas as pd

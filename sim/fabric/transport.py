@@ -219,7 +219,7 @@ class Transport:
 
     Args:
         transport: The ``transport`` section of a fabric (see
-            :mod:`sim.fabric.config`): ``roce``, ``infiniband`` or ``ideal``.
+            :mod:`sim.scenario.fabric`): ``roce``, ``infiniband`` or ``ideal``.
         topology: The compiled topology.
     """
 

@@ -28,13 +28,18 @@ from __future__ import annotations
 import numpy as np
 
 from sim.market.inventory import Inventory
-from sim.scenario import ScenarioError
+from sim.scenario.policies import Isolation, IsolationConfigBase
+from sim.scenario.yaml_input import ScenarioError
 
 
 class Shared:
-    """Every tenant may use every node."""
+    """Every tenant may use every node.
 
-    def __init__(self, config: object = None):
+    What the fabric enforces (rate limits, traffic classes) it reads from the
+    scenario's section itself (:class:`sim.scenario.policies.IsolationConfigBase`).
+    """
+
+    def __init__(self, config: IsolationConfigBase | None = None):
         self.config = config
 
     def bind(self, inventory: Inventory) -> None:
@@ -48,9 +53,9 @@ class Shared:
 class DedicatedPods(Shared):
     """Pods of their own for some tenants (see the module docstring)."""
 
-    def __init__(self, config: object = None):
+    def __init__(self, config: IsolationConfigBase | None = None):
         super().__init__(config)
-        self.pods_per_tenant: dict[str, int] = dict(getattr(config, "pods", {}) or {})
+        self.pods_per_tenant = config.pods_per_tenant() if config is not None else {}
         self.zone: dict[str, np.ndarray] = {}
         """Per tenant with pods, its nodes (a boolean mask over the inventory)."""
         self._others: np.ndarray | None = None
@@ -93,7 +98,7 @@ class TrafficClasses(Shared):
     """Shared nodes; the fabric gives some tenants a traffic class of their own."""
 
 
-ISOLATIONS: dict[str, type] = {
+ISOLATIONS: dict[str, type[Shared]] = {
     "shared": Shared,
     "dedicated_pods": DedicatedPods,
     "rate_limits": RateLimits,
@@ -102,6 +107,6 @@ ISOLATIONS: dict[str, type] = {
 """Isolation policies by ``kind``."""
 
 
-def make_isolation(config: object) -> Shared:
+def make_isolation(config: Isolation) -> Shared:
     """Build the isolation policy a scenario names."""
     return ISOLATIONS[config.kind](config)

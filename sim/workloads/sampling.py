@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.scenario.models import (
+from sim.scenario.workloads import (
     ChoiceGpus,
     ExponentialDuration,
     FixedDuration,

@@ -52,7 +52,7 @@ class ServingLog:
     """One served model's requests, latency histogram and SLO attainment over a run.
 
     Args:
-        serving: The scenario's ``serving`` block (:class:`sim.scenario.models.Serving`).
+        serving: The scenario's ``serving`` block (:class:`sim.scenario.workloads.Serving`).
         accelerator: The catalog entry of the replicas' accelerator.
         gpus_per_node: GPUs per node of the replicas' cluster.
         nvlink_gbps: NVLink rate per GPU, Gb/s.

@@ -13,9 +13,9 @@ import scipy.sparse as sp
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from sim.fabric.config import TOPOLOGY_KINDS, TRANSPORT_KINDS, DcqcnSettings, FabricConfig
 from sim.fabric.topology import Topology
 from sim.fabric.topology_kinds import build_topology
+from sim.scenario.fabric import TOPOLOGY_KINDS, TRANSPORT_KINDS, DcqcnSettings, FabricConfig
 
 
 @dataclass(frozen=True)

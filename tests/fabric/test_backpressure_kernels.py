@@ -14,13 +14,13 @@ import sim.fabric.backpressure as bp
 import sim.fabric.backpressure_passes as passes
 import sim.fabric.flows as flows_module
 import sim.fabric.transport as transport_module
-from sim.fabric.config import FabricConfig
 from sim.fabric.flows import simulate_flows
 from sim.fabric.link_pairs import upstream_chains
 from sim.fabric.routing import route
 from sim.fabric.topology_kinds import build_topology
 from sim.fabric.transport import link_stage
 from sim.fabric.trunks import Trunked, factor
+from sim.scenario.fabric import FabricConfig
 from tests.fabric.strategies import host_pairs, small_topologies
 
 kernels = pytest.importorskip("sim.fabric.backpressure_kernels")

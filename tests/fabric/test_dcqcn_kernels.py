@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 import sim.fabric.flows as flows_module
 import sim.fabric.transport as transport_module
 from sim.fabric import dcqcn_dynamics
-from sim.fabric.config import FabricConfig
 from sim.fabric.dcqcn import DcqcnParams
 from sim.fabric.flows import simulate_flows
+from sim.scenario.fabric import FabricConfig
 
 
 @settings(max_examples=30, deadline=None)
@@ -89,7 +89,7 @@ def test_a_long_dcqcn_flow_run_traces_bursts_compiled_and_agrees(monkeypatch):
 def test_a_short_fabric_run_never_imports_numba():
     code = (
         "import sys, numpy as np\n"
-        "from sim.fabric.config import FabricConfig\n"
+        "from sim.scenario.fabric import FabricConfig\n"
         "from sim.fabric.flows import simulate_flows\n"
         "for transport in ({'kind': 'roce'}, {'kind': 'roce', 'cc': 'none'}):\n"
         "    c = FabricConfig.model_validate({'topology': {'kind': 'fat_tree', 'k': 4},"

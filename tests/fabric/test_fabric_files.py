@@ -6,8 +6,10 @@ import inspect
 
 import pytest
 
-import sim.fabric.config as config_module
-from sim.fabric.config import (
+import sim.scenario.fabric as fabric_module
+from sim.fabric.dcqcn import DcqcnParams
+from sim.fabric.topology_kinds import TOPOLOGIES, build_topology
+from sim.scenario.fabric import (
     TOPOLOGY_KINDS,
     TRANSPORT_KINDS,
     DcqcnSettings,
@@ -15,12 +17,9 @@ from sim.fabric.config import (
     IdealTransport,
     InfinibandTransport,
     RoceTransport,
-    fabric_from_text,
-    load_fabric,
 )
-from sim.fabric.dcqcn import DcqcnParams
-from sim.fabric.topology_kinds import TOPOLOGIES, build_topology
-from sim.scenario.loader import ScenarioError
+from sim.scenario.fabric_loader import fabric_from_text, load_fabric
+from sim.scenario.yaml_input import ScenarioError
 
 SMALL = {
     "leaf_spine": "{kind: leaf_spine, hosts_per_leaf: 4, leaves: 3, oversubscription: 2}",
@@ -244,14 +243,14 @@ def test_a_builder_error_is_named_by_its_parameter(monkeypatch) -> None:
     def refuse(kind, **params):
         raise ValueError(f"{kind}: parameter 'link_gbps' must be finite and > 0, got 7")
 
-    monkeypatch.setattr(config_module, "build_topology", refuse)
+    monkeypatch.setattr(fabric_module, "build_topology", refuse)
     text = "topology:\n  kind: fat_tree\n  link_gbps: 7\ntransport: {kind: ideal}\n"
     assert problems_of(text) == ["fab.yaml:3: topology.link_gbps: must be finite and > 0, got 7"]
 
     def refuse_whole(kind, **params):
         raise ValueError(f"{kind}: topology is not connected")
 
-    monkeypatch.setattr(config_module, "build_topology", refuse_whole)
+    monkeypatch.setattr(fabric_module, "build_topology", refuse_whole)
     assert problems_of(text) == ["fab.yaml:2: topology: fat_tree: topology is not connected"]
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.fabric.config import FabricConfig
 from sim.fabric.dcqcn import DcqcnParams, fixed_point
 from sim.fabric.dcqcn_dynamics import limit_cycle
 from sim.fabric.flows import FLOW_COLUMNS, NVLINK_GBPS, simulate_flows, wire_bytes
+from sim.scenario.fabric import FabricConfig
 
 MB2 = 2_000_000
 

@@ -3,10 +3,10 @@
 Each example mutates a small valid fabric file and traffic file (numbers made
 negative, zero, NaN, infinite, 1e300 or huge integers, wrong types, text,
 deleted or unknown keys, missing or extra columns, empty files) and runs the
-real path: :func:`~sim.fabric.config.fabric_from_text`,
+real path: :func:`~sim.scenario.fabric_loader.fabric_from_text`,
 :func:`~sim.fabric.traffic.read_flow_arrays` and
 :func:`~sim.fabric.flows.simulate_flows`, or the ``surplus fabric`` command.
-It must either succeed or raise :class:`~sim.scenario.loader.ScenarioError`
+It must either succeed or raise :class:`~sim.scenario.yaml_input.ScenarioError`
 (exit status 2 on the command line) with one short line per problem; any
 other exception fails the test, and so does an example that runs longer than
 10 s (:func:`~tests.timing.time_limit`: a SIGALRM timer raises
@@ -32,11 +32,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from sim.cli import app
-from sim.fabric.config import fabric_from_text
 from sim.fabric.flows import simulate_flows
 from sim.fabric.paths import equal_cost_path_count
 from sim.fabric.traffic import read_flow_arrays
-from sim.scenario.loader import ScenarioError
+from sim.scenario.fabric_loader import fabric_from_text
+from sim.scenario.yaml_input import ScenarioError
 from tests.fabric.strategies import fabric_documents, fabric_text, flows_texts
 from tests.timing import ExampleTimedOut, time_limit
 

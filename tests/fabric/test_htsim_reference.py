@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.fabric.config import FabricConfig
 from sim.fabric.flows import simulate_flows
+from sim.scenario.fabric import FabricConfig
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "htsim"
 

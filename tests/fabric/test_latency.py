@@ -8,10 +8,10 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.fabric.config import FabricConfig
 from sim.fabric.dcqcn import fixed_point
 from sim.fabric.flows import simulate_flows
 from sim.fabric.latency import MessageSampler, latency_cdf, path_delays
+from sim.scenario.fabric import FabricConfig
 
 MTU = 4096
 GBPS = 100.0

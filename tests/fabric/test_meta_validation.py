@@ -15,7 +15,7 @@ import yaml
 
 from sim.fabric.model import RunningPlacement
 from sim.fabric.network import NetworkFabric
-from sim.scenario.models import NetworkFabric as NetworkFabricConfig
+from sim.scenario.fabric import NetworkFabricConfig
 from sim.workloads.training import CollectiveLibrary, ModelShape, TrainingSpec
 from tests.conftest import SCENARIOS
 

@@ -7,14 +7,13 @@ import pytest
 import scipy.sparse as sp
 
 import sim.fabric.network as network_module
-from sim.fabric.config import FabricConfig
 from sim.fabric.dcqcn import fixed_point
 from sim.fabric.dcqcn_dynamics import limit_cycle
 from sim.fabric.model import RunningPlacement
 from sim.fabric.network import NetworkFabric
 from sim.fabric.routing import route
 from sim.fabric.transport import Transport
-from sim.scenario.models import NetworkFabric as NetworkFabricConfig
+from sim.scenario.fabric import FabricConfig, NetworkFabricConfig
 from sim.workloads.training import ModelShape, TrainingSpec
 
 # A small Meta-style zone: 2 pods of 4 racks of 2 nodes of 8 GPUs (128 GPUs).

@@ -18,20 +18,20 @@ from hypothesis import given, settings
 from typer.testing import CliRunner
 
 from sim.cli import app
-from sim.fabric.config import FabricConfig, fabric_from_text
 from sim.fabric.dcqcn import DcqcnParams, fixed_point, marking_probability
 from sim.fabric.dcqcn_dynamics import simulate
 from sim.fabric.flows import check_run, simulate_flows
 from sim.fabric.limits import (
     MAX_FAT_TREE_K,
     MAX_HOSTS,
-    MAX_RUN_SECONDS,
-    estimate_run,
     topology_size,
 )
+from sim.fabric.run_size import MAX_RUN_SECONDS, estimate_run
 from sim.fabric.topology_kinds import build_topology
 from sim.fabric.traffic import read_flow_arrays
-from sim.scenario.loader import ScenarioError, load_scenario
+from sim.scenario import ScenarioError, load_scenario
+from sim.scenario.fabric import FabricConfig
+from sim.scenario.fabric_loader import fabric_from_text
 from tests.fabric.strategies import small_topologies
 from tests.timing import time_limit
 

@@ -19,7 +19,7 @@ from sim.fabric.traffic import (
     read_flows,
     write_flows,
 )
-from sim.scenario.loader import ScenarioError
+from sim.scenario.yaml_input import ScenarioError
 
 DTYPES = {"src": "int64", "dst": "int64", "start_us": "float64", "size_bytes": "int64"}
 

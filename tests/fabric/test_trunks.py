@@ -161,7 +161,7 @@ def test_the_cluster_network_gives_the_same_answer_with_trunks_as_without(
     monkeypatch, kind, options
 ):
     import sim.fabric.network as network_module
-    from sim.scenario.models import NetworkFabric as NetworkFabricConfig
+    from sim.scenario.fabric import NetworkFabricConfig
 
     from .test_network import GPN, SMALL_ZONE, data_parallel, placement
 

@@ -1,7 +1,7 @@
-"""FABRIC.yaml: the fabric on its own, as used by ``surplus fabric``.
+"""The fabric's schema: a topology and a transport, on their own or in a cluster.
 
-A fabric file names two things, each picked by ``kind`` like every other
-choice in Surplus:
+A fabric is two choices, each picked by ``kind`` like every other choice in
+Surplus:
 
 * ``topology``: the cabling, one of the folded-Clos builders of
   :mod:`sim.fabric.topology` (``leaf_spine``, ``fat_tree``,
@@ -14,21 +14,17 @@ choice in Surplus:
   evenly over all equal-cost paths, the yardstick the other two are measured
   against.
 
-A small file::
-
-    topology: {kind: fat_tree, k: 4, link_gbps: 100}
-    transport: {kind: roce, pfc: true, cc: dcqcn}
-
-Problems are reported like scenario problems, one line each, naming the file,
-the line and the dotted field: ``fab.yaml:1: topology.k: must be even, got 5``.
+:class:`FabricConfig` is a whole FABRIC.yaml file (``surplus fabric``, read by
+:mod:`sim.scenario.fabric_loader`); a scenario's cluster names its fabric with
+:class:`IdealFabricConfig` or :class:`NetworkFabricConfig` (the same topology
+and transport sections, plus the collective library). The runtime models that
+these configure are :class:`sim.fabric.model.IdealFabric` and
+:class:`sim.fabric.network.NetworkFabric`.
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
-import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -57,7 +53,6 @@ from sim.fabric.topology import (
 )
 from sim.fabric.topology_kinds import build_topology, size_problem
 from sim.scenario.base import Strict
-from sim.scenario.loader import ScenarioError, parse_yaml, read_input, validation_problems
 
 if TYPE_CHECKING:
     from sim.fabric.dcqcn import DcqcnParams
@@ -67,21 +62,25 @@ __all__ = [
     "ROCE_HEADER_BYTES",
     "TOPOLOGY_KINDS",
     "TRANSPORT_KINDS",
+    "ClusterFabricConfig",
+    "CollectiveSettings",
     "DcqcnSettings",
     "FabricConfig",
+    "FabricConfigBase",
     "FatTreeTopology",
+    "IdealFabricConfig",
     "IdealTransport",
     "InfinibandTransport",
     "LeafSpineTopology",
     "MetaAiZoneTopology",
+    "NetworkFabricConfig",
     "RailOptimizedTopology",
     "RateModel",
     "RoceTransport",
     "TopologyConfig",
     "TransportConfig",
-    "fabric_from_text",
-    "load_fabric",
 ]
+
 
 # Numbers are strict: ``true`` or ``"100"`` is not a link speed. Every number has a
 # range no real fabric leaves; the bounds and their reasons are in sim.fabric.limits.
@@ -150,8 +149,8 @@ def _micros(default: float, what: str) -> Any:
     )
 
 
-class FabricModel(Strict):
-    """Base for fabric models: strict and finite numbers, as every :class:`Strict` model."""
+class FabricConfigBase(Strict):
+    """Base for fabric sections: strict and finite numbers, as every :class:`Strict` model."""
 
 
 # --------------------------------------------------------------------------- topologies
@@ -188,7 +187,7 @@ MtuBytes = Annotated[
 """MTU in bytes, 64 (the smallest Ethernet frame) to 65,535."""
 
 
-class _TopologyBase(FabricModel):
+class _TopologyBase(FabricConfigBase):
     """Shared behaviour of the topology kinds; each kind's fields mirror its builder.
 
     Beyond each field's range, a topology too big to build (more than
@@ -198,7 +197,7 @@ class _TopologyBase(FabricModel):
     """
 
     def builder_params(self) -> dict[str, Any]:
-        """Keyword arguments for this kind's builder in :data:`sim.fabric.topology.TOPOLOGIES`."""
+        """Keyword arguments for this kind's builder in :data:`sim.fabric.topology_kinds.TOPOLOGIES`."""
         params = self.model_dump()
         del params["kind"]
         return params
@@ -304,7 +303,7 @@ TOPOLOGY_KINDS: dict[str, type[_TopologyBase]] = {
     "rail_optimized": RailOptimizedTopology,
     "meta_ai_zone": MetaAiZoneTopology,
 }
-"""Topology models by ``kind``; the keys are those of :data:`sim.fabric.topology.TOPOLOGIES`."""
+"""Topology models by ``kind``; the keys are those of :data:`sim.fabric.topology_kinds.TOPOLOGIES`."""
 
 
 # --------------------------------------------------------------------------- transports
@@ -338,7 +337,7 @@ HeaderBytes = Annotated[
 """Per-packet wire overhead in bytes, 0 to :data:`sim.fabric.limits.MAX_HEADER_BYTES`."""
 
 
-class DcqcnSettings(FabricModel):
+class DcqcnSettings(FabricConfigBase):
     """DCQCN reaction-point settings (Zhu et al., CoNEXT 2016, as in :mod:`sim.fabric.dcqcn`).
 
     Every setting has a range around what NICs accept, wide enough for the
@@ -388,7 +387,7 @@ class DcqcnSettings(FabricModel):
     )
 
 
-class RoceTransport(FabricModel):
+class RoceTransport(FabricConfigBase):
     """RDMA over Converged Ethernet: ECMP hashing, PFC and ECN/DCQCN.
 
     Attributes:
@@ -499,7 +498,7 @@ class RoceTransport(FabricModel):
         )
 
 
-class InfinibandTransport(FabricModel):
+class InfinibandTransport(FabricConfigBase):
     """InfiniBand: credit-based flow control (never drops) and adaptive routing.
 
     Attributes:
@@ -551,7 +550,7 @@ class InfinibandTransport(FabricModel):
         return "backpressure"
 
 
-class IdealTransport(FabricModel):
+class IdealTransport(FabricConfigBase):
     """No congestion: every flow is sprayed evenly over all equal-cost paths.
 
     Attributes:
@@ -591,7 +590,7 @@ TransportConfig = Annotated[
 ]
 """The ``transport`` section: how senders share the fabric."""
 
-TRANSPORT_KINDS: dict[str, type[FabricModel]] = {
+TRANSPORT_KINDS: dict[str, type[FabricConfigBase]] = {
     "roce": RoceTransport,
     "infiniband": InfinibandTransport,
     "ideal": IdealTransport,
@@ -602,7 +601,7 @@ TRANSPORT_KINDS: dict[str, type[FabricModel]] = {
 # --------------------------------------------------------------------------- file
 
 
-class FabricConfig(FabricModel):
+class FabricConfig(FabricConfigBase):
     """A whole FABRIC.yaml file.
 
     Attributes:
@@ -628,7 +627,7 @@ class FabricConfig(FabricModel):
     ] = 100_000
 
     def build_topology(self) -> Topology:
-        """Compile the topology with :func:`sim.fabric.topology.build_topology`.
+        """Compile the topology with :func:`sim.fabric.topology_kinds.build_topology`.
 
         Raises:
             ValueError: If the builder rejects a parameter (the message names it).
@@ -642,122 +641,79 @@ def _built(topology: TopologyConfig) -> Topology:
     return build_topology(topology.kind, **topology.builder_params())
 
 
-_UNKNOWN_FIELD = re.compile(r"^(.*?): ([A-Za-z_][\w.]*): unknown field \(.*\)$")
+# --------------------------------------------------------------------------- in a cluster
 
 
-def _model_at(parent: tuple[str, ...], data: dict[str, Any]) -> type[FabricModel] | None:
-    """The model that validates the mapping at ``parent`` in the raw data, if known."""
-    if not parent:
-        return FabricConfig
-    section = data.get(parent[0])
-    registry = {"topology": TOPOLOGY_KINDS, "transport": TRANSPORT_KINDS}.get(parent[0])
-    if registry is None or not isinstance(section, dict):
+class IdealFabricConfig(Strict):
+    """No network effects: communication never slows a job."""
+
+    kind: Literal["ideal"] = "ideal"
+
+
+class CollectiveSettings(Strict):
+    """How the collective library (NCCL) runs a job's collectives over the network.
+
+    A ring or tree collective runs on several *channels*, each a copy of the
+    ring with its own connection on every hop, and a call's bytes are split
+    evenly over them; each connection has the transport's
+    ``qps_per_connection`` queue pairs (RoCE; NCCL's default is 1). On RoCE
+    every queue pair is its own ECMP flow. See
+    :class:`sim.workloads.training.CollectiveLibrary`.
+
+    Attributes:
+        channels_per_nic: Channels of a ring or tree through the NIC its hops
+            between nodes leave by, 1 to 64 (NCCL's ``MAXCHANNELS``). The
+            default, 4, is what NCCL's topology search gives a ring with one
+            H100 per node behind a 400 Gb/s NIC (a data-parallel group of a
+            ``tp: 8`` job); ``NCCL_MIN_NCHANNELS`` raises it.
+    """
+
+    channels_per_nic: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="64 is NCCL's most per communicator (MAXCHANNELS)",
+    )
+
+
+class NetworkFabricConfig(Strict):
+    """A modelled network: a topology, a transport and the collective library, as NCCL runs.
+
+    GPU ``g`` of the cluster (node ``g // gpus_per_node``) is host ``g`` of the
+    topology: one NIC per GPU, so the topology must have exactly
+    ``nodes × gpus_per_node`` hosts.
+
+    Attributes:
+        topology: The cabling (FABRIC.yaml's ``topology``).
+        transport: How senders share it (FABRIC.yaml's ``transport``).
+        collectives: How the collective library runs training and serving
+            collectives over it: NCCL's defaults unless set.
+    """
+
+    kind: Literal["network"]
+    topology: TopologyConfig
+    transport: TransportConfig
+    collectives: CollectiveSettings = CollectiveSettings()
+
+    def build_topology(self) -> Topology:
+        """The compiled topology (built once per distinct topology section)."""
+        return _built(self.topology)
+
+    def host_problem(self, gpus: int) -> str | None:
+        """Why this topology cannot carry a cluster of ``gpus`` GPUs, or None."""
+        try:
+            hosts = self.build_topology().n_hosts
+        except ValueError as exc:
+            return str(exc)
+        if hosts != gpus:
+            return (
+                f"has {hosts:,} hosts but the cluster has {gpus:,} GPUs "
+                f"(nodes x gpus_per_node); one host per GPU is needed"
+            )
         return None
-    model = registry.get(section.get("kind"))
-    if len(parent) == 1:
-        return model
-    if parent == ("transport", "dcqcn") and model is RoceTransport:
-        return DcqcnSettings
-    return None
 
 
-def _name_valid_fields(problems: list[str], data: dict[str, Any]) -> list[str]:
-    """Replace the scenario loader's hint on unknown fields by the fields that are valid there."""
-    out = []
-    for problem in problems:
-        match = _UNKNOWN_FIELD.match(problem)
-        model = _model_at(tuple(match.group(2).split(".")[:-1]), data) if match else None
-        if match is None or model is None:
-            out.append(problem)
-            continue
-        where, dotted = match.groups()
-        names = [name for name in model.model_fields if name != "kind"]
-        if not names:
-            hint = "this kind takes no field but 'kind'"
-        else:
-            close = difflib.get_close_matches(dotted.rsplit(".", 1)[-1], names, n=1, cutoff=0.8)
-            guess = f"did you mean {close[0]}? " if close else ""
-            hint = f"{guess}valid fields: {_listing(names, _HINT_CHARS)}"
-        if len(dotted) > _HINT_CHARS // 2:
-            dotted = dotted[: _HINT_CHARS // 2 - 3] + "..."
-        out.append(f"{where}: {dotted}: unknown field; {hint}")
-    return out
-
-
-_HINT_CHARS = 80
-"""Longest list of valid fields in a problem, so that the line stays short."""
-
-
-def _listing(names: list[str], limit: int) -> str:
-    """``names`` joined by commas, cut after ``limit`` characters with a count of the rest."""
-    shown: list[str] = []
-    for i, name in enumerate(names):
-        if shown and len(", ".join([*shown, name])) > limit:
-            return f"{', '.join(shown)} and {len(names) - i} more"
-        shown.append(name)
-    return ", ".join(shown)
-
-
-_BUILDER_PROBLEM = re.compile(r"^(?:\w+: )?parameter '(\w+)':? (.*)$", re.DOTALL)
-
-
-def _build_problem(exc: ValueError, lines: dict[tuple[str | int, ...], int], source: str) -> str:
-    """Render a builder's ``ValueError`` as ``FILE:LINE: topology.PARAM: what is wrong``."""
-    text = str(exc)
-    match = _BUILDER_PROBLEM.match(text)
-    path: tuple[str, ...] = ("topology",)
-    if match is not None:
-        path, text = ("topology", match.group(1)), match.group(2)
-    line = lines.get(path, lines.get(("topology",)))
-    where = f"{source}:{line}" if line is not None and line > 0 else source
-    return f"{where}: {'.'.join(path)}: {text}"
-
-
-def fabric_from_text(text: str, source: str = "<fabric>") -> FabricConfig:
-    """Validate FABRIC.yaml text, building the topology once to check it.
-
-    Args:
-        text: The YAML text.
-        source: The name used in problem lines (usually the file path).
-
-    Returns:
-        The validated configuration.
-
-    Raises:
-        ScenarioError: With one line per problem, if anything is wrong.
-    """
-    data, lines = parse_yaml(text, source)
-    if not isinstance(data, dict):
-        raise ScenarioError(
-            [
-                f"{source}: a fabric file must be a mapping with 'topology' and 'transport', "
-                f"got {type(data).__name__ if data is not None else 'an empty file'}"
-            ]
-        )
-    try:
-        config = FabricConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = validation_problems(exc, data, lines, source)
-        raise ScenarioError(_name_valid_fields(problems, data)) from None
-    try:
-        config.build_topology()
-    except ValueError as exc:
-        raise ScenarioError([_build_problem(exc, lines, source)]) from None
-    return config
-
-
-def load_fabric(path: str | Path) -> FabricConfig:
-    """Read and validate a FABRIC.yaml file.
-
-    Args:
-        path: The YAML file.
-
-    Returns:
-        The validated configuration; its topology is known to build.
-
-    Raises:
-        ScenarioError: With one line per problem, each naming the file, line and
-            field, e.g. ``fab.yaml:3: topology.k: must be even, got 5``.
-    """
-    text, source = read_input(path)
-    return fabric_from_text(text, source)
+ClusterFabricConfig = Annotated[
+    IdealFabricConfig | NetworkFabricConfig, Field(discriminator="kind")
+]
+"""A cluster's ``fabric`` section: no network effects, or a modelled network."""
