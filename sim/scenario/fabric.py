@@ -197,7 +197,10 @@ class _TopologyBase(FabricConfigBase):
     """
 
     def builder_params(self) -> dict[str, Any]:
-        """Keyword arguments for this kind's builder in :data:`sim.fabric.topology_kinds.TOPOLOGIES`."""
+        """Keyword arguments for this kind's builder.
+
+        The builder is in :data:`sim.fabric.topology_kinds.TOPOLOGIES`.
+        """
         params = self.model_dump()
         del params["kind"]
         return params
@@ -303,7 +306,10 @@ TOPOLOGY_KINDS: dict[str, type[_TopologyBase]] = {
     "rail_optimized": RailOptimizedTopology,
     "meta_ai_zone": MetaAiZoneTopology,
 }
-"""Topology models by ``kind``; the keys are those of :data:`sim.fabric.topology_kinds.TOPOLOGIES`."""
+"""Topology models by ``kind``.
+
+The keys are those of :data:`sim.fabric.topology_kinds.TOPOLOGIES`.
+"""
 
 
 # --------------------------------------------------------------------------- transports
