@@ -271,3 +271,25 @@ def test_python_dash_m_sim_and_version():
         [sys.executable, "-m", "sim", "--version"], capture_output=True, text=True
     )
     assert result.returncode == 0 and result.stdout.startswith("surplus ")
+
+
+def test_piped_tables_cut_no_name_and_show_what_each_tenant_bought(tmp_path, quickstart_path):
+    out = tmp_path / "run"
+    result = run_cli("run", str(quickstart_path), "--out", str(out), "--set", "horizon=12h")
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output  # no header, tenant or contract cut when piped
+    header = next(line for line in result.output.splitlines() if "┃ tenant" in line)
+    assert "contract" in header and "sold GPU-h" in header and "held GPU-h" in header
+    summary = json.loads((out / "summary.json").read_text())
+    acme = summary["tenants"]["acme"]  # a reserved block: sold whole, held in part
+    row = next(line for line in result.output.splitlines() if " acme " in line)
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    assert cells[:4] == [
+        "acme",
+        "reserved",
+        f"{acme['sold_gpu_hours']:,.0f}",
+        f"{acme['allocated_gpu_hours']:,.0f}",
+    ]
+    rows = [line.split("│") for line in result.output.splitlines() if line.count("│") > 3]
+    internal = next(cells for cells in rows if cells[1].strip() == "internal")
+    assert internal[2].strip() == "internal"  # the contract column, whole
