@@ -340,6 +340,8 @@ class PlotKind(StrEnum):
     latency = "latency"
     allocation = "allocation"
     pfc = "pfc"
+    heatmap = "heatmap"
+    timeline = "timeline"
     bars = "bars"
 
 
@@ -352,8 +354,9 @@ def plot(
             "--kind",
             "-k",
             help="latency: CDF and CCDF per tenant or policy; allocation: GPUs by class "
-            "and power over time; pfc: pauses by link tier and port; bars: policies with "
-            "95 % intervals.",
+            "and power over time; pfc: pauses by link tier and port; heatmap: the most "
+            "paused ports' pauses over time; timeline: every job's wait and run, by tenant; "
+            "bars: policies with 95 % intervals.",
         ),
     ],
     out: Annotated[
