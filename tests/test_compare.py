@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -195,24 +196,21 @@ def test_decimals_show_three_significant_digits_of_the_largest_mean(magnitude, d
 
 
 def test_every_cell_of_a_metric_has_one_style(capsys):
-    class Named:
-        def __init__(self, name):
-            self.name = name
-
-    class Result:
-        scenario = "s"
-        seeds = [1, 2, 3]
-        baseline = "a"
-        policies = [Named("a"), Named("a_policy_with_a_rather_long_name")]
-        table = [
+    result = SimpleNamespace(
+        scenario="s",
+        seeds=[1, 2, 3],
+        baseline="a",
+        policies=[SimpleNamespace(name=n) for n in ("a", "a_policy_with_a_rather_long_name")],
+        table=[
             {"policy": "a", "metric": "sold_gpu_hours", "mean": 11_850.0, "ci_low": 11_590.0,
              "ci_high": 12_110.0, "diff_mean": None, "diff_ci_low": None, "diff_ci_high": None},
             {"policy": "a_policy_with_a_rather_long_name", "metric": "sold_gpu_hours",
              "mean": 10_900.4, "ci_low": 10_000.0, "ci_high": 11_800.8, "diff_mean": -949.6,
              "diff_ci_low": -1_200.0, "diff_ci_high": -699.2},
-        ]  # fmt: skip
+        ],
+    )  # fmt: skip
 
-    print_comparison(Result(), ["sold_gpu_hours"])
+    print_comparison(result, ["sold_gpu_hours"])
     printed = capsys.readouterr().out
     assert "11,850 ± 260" in printed  # not 1.185e+04 ± 2.6e+02
     assert "10,900 ± 900" in printed
