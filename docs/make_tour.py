@@ -23,6 +23,8 @@ TOUR = [
     ["plot", "{tmp}/qs", "--kind", "latency", "-o", "{images}/quickstart-latency.png"],
     ["run", "scenarios/noisy-neighbor.yaml", "--out", "{tmp}/nn", "-q"],
     ["plot", "{tmp}/nn", "--kind", "pfc", "-o", "{images}/noisy-neighbor-pfc.png"],
+    ["plot", "{tmp}/nn", "--kind", "heatmap", "-o", "{images}/noisy-neighbor-heatmap.png"],
+    ["plot", "{tmp}/nn", "--kind", "timeline", "-o", "{images}/noisy-neighbor-timeline.png"],
     ["compare", "scenarios/tenancy-policies.yaml", "--out", "{tmp}/tp", "-q"],
     [
         "plot", "{tmp}/tp", "--kind", "bars", "-o", "{images}/tenancy-policies-bars.png",

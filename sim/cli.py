@@ -227,6 +227,11 @@ def compare(
         out_dir = out
     _check_out(out_dir, "comparison")
 
+    if len(seed_values) == 1:
+        typer.echo(
+            "warning: 1 seed per policy: no confidence intervals (they need 2 or more seeds)",
+            err=True,
+        )
     with _Progress("runs", enabled=not quiet) as bar:
         comparison = run_comparison(
             scenario, chosen, seed_values, overrides or [], workers, progress=bar.update
@@ -335,6 +340,8 @@ class PlotKind(StrEnum):
     latency = "latency"
     allocation = "allocation"
     pfc = "pfc"
+    heatmap = "heatmap"
+    timeline = "timeline"
     bars = "bars"
 
 
@@ -347,8 +354,9 @@ def plot(
             "--kind",
             "-k",
             help="latency: CDF and CCDF per tenant or policy; allocation: GPUs by class "
-            "and power over time; pfc: pauses by link tier and port; bars: policies with "
-            "95 % intervals.",
+            "and power over time; pfc: pauses by link tier and port; heatmap: the most "
+            "paused ports' pauses over time; timeline: every job's wait and run, by tenant; "
+            "bars: policies with 95 % intervals.",
         ),
     ],
     out: Annotated[
@@ -444,21 +452,19 @@ def _json_ready(value: Any) -> Any:
 
 
 def _print_fabric_summary(summary: dict[str, Any], title: str, setup: dict[str, str]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=120)
+    from sim.report import add_column, console_for_tables
+
     table = Table(title=title, show_header=False)
-    table.add_column("figure")
-    table.add_column("value", justify="right")
+    add_column(table, "figure")
+    add_column(table, "value", right=True)
     for label, text in setup.items():
         table.add_row(label, text)
     for label, key, fmt in FABRIC_SUMMARY:
         value = summary.get(key)
         table.add_row(label, "—" if value is None else fmt.format(value))
-    console.print(table)
+    console_for_tables().print(table)
 
 
 @app.command()

@@ -1,7 +1,14 @@
-"""Terminal tables of run summaries (rich)."""
+"""Terminal tables of run summaries and comparisons (rich).
+
+On a terminal the tables fit its width, folding long cells onto more lines; piped
+or redirected, they are printed as wide as they need, so no header or name is cut.
+Numbers keep one style: thousands separators and, in a comparison, the same
+fixed decimals for every cell of a metric, chosen by the metric's magnitude.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.console import Console
@@ -36,9 +43,10 @@ OVERALL = (
     ("margin USD per GPU-h sold", "margin_usd_per_gpu_hour", "{:,.2f}"),
 )
 
-PER_TENANT = (
+PER_TENANT = (  # sold: a reserved block's whole term; held: what its jobs held of it
     ("contract", "contract", "{}"),
-    ("GPU-h", "allocated_gpu_hours", "{:,.0f}"),
+    ("sold GPU-h", "sold_gpu_hours", "{:,.0f}"),
+    ("held GPU-h", "allocated_gpu_hours", "{:,.0f}"),
     ("usable", "usable_compute_fraction", "{:.1%}"),
     ("jobs", "jobs_submitted", "{:,}"),
     ("done", "jobs_completed", "{:,}"),
@@ -52,29 +60,46 @@ PER_TENANT = (
 )
 
 
+PIPED_WIDTH = 10_000
+"""Console width when the output is not a terminal: wide enough for any table."""
+
+
+def console_for_tables() -> Console:
+    """A console that never cuts a table: the terminal's width, or unlimited when piped."""
+    console = Console()
+    return console if console.is_terminal else Console(width=PIPED_WIDTH)
+
+
+def add_column(table: Table, header: str, *, right: bool = False) -> None:
+    """Add a column that folds (never truncates) its header and cells."""
+    table.add_column(header, justify="right" if right else "left", overflow="fold")
+
+
 def _cell(value: Any, fmt: str) -> str:
     return "—" if value is None else fmt.format(value)
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
-    """Print the overall figures and one row per tenant."""
-    if console is None:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=120)
+    """Print the overall figures and one row per tenant.
+
+    Args:
+        summary: A run's ``summary.json``.
+        console: Where to print (default: :func:`console_for_tables`).
+    """
+    console = console if console is not None else console_for_tables()
     overall = Table(
         title=f"{summary['scenario']} (seed {summary['seed']}, {summary['horizon_hours']:g} h)",
         show_header=False,
     )
-    overall.add_column("figure")
-    overall.add_column("value", justify="right")
+    add_column(overall, "figure")
+    add_column(overall, "value", right=True)
     for label, key, fmt in OVERALL:
         overall.add_row(label, _cell(summary.get(key), fmt))
     console.print(overall)
     tenants = Table(title="tenants")
-    tenants.add_column("tenant")
+    add_column(tenants, "tenant")
     for label, _, _ in PER_TENANT:
-        tenants.add_column(label, justify="right")
+        add_column(tenants, label, right=True)
     for name, figures in summary.get("tenants", {}).items():
         tenants.add_row(name, *(_cell(figures.get(key), fmt) for _, key, fmt in PER_TENANT))
     console.print(tenants)
@@ -97,44 +122,84 @@ COMPARED = (
 """Metrics ``surplus compare`` prints when none are chosen (those the runs have)."""
 
 
-def _interval(mean: float | None, low: float | None, high: float | None) -> str:
+def decimals_for(magnitude: float) -> int:
+    """Decimals that show three significant digits of ``magnitude`` (none from 100 up).
+
+    Args:
+        magnitude: The largest absolute value a metric's cells show.
+    """
+    if not math.isfinite(magnitude) or magnitude <= 0:
+        return 0
+    return min(6, max(0, 2 - math.floor(math.log10(magnitude))))
+
+
+def _number(value: float, decimals: int) -> str:
+    text = f"{value:,.{decimals}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.,") else text  # no "-0.00"
+
+
+def _interval(mean: float | None, low: float | None, high: float | None, decimals: int) -> str:
+    """``mean ± half-width`` with thousands separators and ``decimals`` decimals."""
     if mean is None:
         return "—"
     if low is None or high is None:
-        return f"{mean:.4g}"
-    return f"{mean:.4g} ± {(high - low) / 2:.2g}"
+        return _number(mean, decimals)
+    return f"{_number(mean, decimals)} ± {_number((high - low) / 2, decimals)}"
 
 
-def print_comparison(comparison: Any, metrics: list[str] | None = None) -> None:
-    """Print each policy's mean ± 95 % half-width, and its paired difference to the baseline."""
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)
+def seeds_text(count: int) -> str:
+    """``1 seed``, ``5 seeds``."""
+    return f"{count} seed" if count == 1 else f"{count} seeds"
+
+
+def print_comparison(
+    comparison: Any, metrics: list[str] | None = None, console: Console | None = None
+) -> None:
+    """Print each policy's mean ± 95 % half-width, and its paired difference to the baseline.
+
+    Every cell of a metric has the same decimals, chosen by the largest mean of its
+    policies. With one seed there are no intervals: the title says so.
+
+    Args:
+        comparison: What :func:`sim.compare.compare` returned.
+        metrics: The metrics to print (default: those of :data:`COMPARED` the runs have).
+        console: Where to print (default: :func:`console_for_tables`).
+    """
+    console = console if console is not None else console_for_tables()
     rows = {(row["policy"], row["metric"]): row for row in comparison.table}
     present = {metric for _, metric in rows}
     chosen = metrics or [m for m in COMPARED if m in present]
     names = [policy.name for policy in comparison.policies]
-    table = Table(
-        title=f"{comparison.scenario}: {len(comparison.seeds)} seeds per policy "
-        f"(mean ± 95 % CI half-width; Δ = paired difference to {comparison.baseline})"
+    count = len(comparison.seeds)
+    what = (
+        "mean ± 95 % CI half-width"
+        if count > 1
+        else "one run each, no intervals: they need 2 or more seeds"
     )
-    table.add_column("metric")
+    console.print(  # above the table, not as its title: a title would wrap to its width
+        f"{comparison.scenario}: {seeds_text(count)} per policy "
+        f"({what}; Δ = paired difference to {comparison.baseline})",
+        soft_wrap=True,
+    )
+    result = Table()
+    add_column(result, "metric")
     for name in names:
-        table.add_column(name, justify="right")
+        add_column(result, name, right=True)
     for name in names[1:]:
-        table.add_column(f"Δ {name}", justify="right")
+        add_column(result, f"Δ {name}", right=True)
     for metric in chosen:
-        cells = []
-        for name in names:
-            row = rows.get((name, metric))
-            own = None if row is None else (row["mean"], row["ci_low"], row["ci_high"])
-            cells.append("—" if own is None else _interval(*own))
-        for name in names[1:]:
-            row = rows.get((name, metric))
+        own = [rows.get((name, metric)) for name in names]
+        means = [abs(row["mean"]) for row in own if row is not None and row["mean"] is not None]
+        decimals = decimals_for(max(means, default=0.0))
+        cells = [
+            "—" if row is None else _interval(row["mean"], row["ci_low"], row["ci_high"], decimals)
+            for row in own
+        ]
+        for row in own[1:]:
             cells.append(
                 "—"
                 if row is None
-                else _interval(row["diff_mean"], row["diff_ci_low"], row["diff_ci_high"])
+                else _interval(row["diff_mean"], row["diff_ci_low"], row["diff_ci_high"], decimals)
             )
-        table.add_row(metric, *cells)
-    console.print(table)
+        result.add_row(metric, *cells)
+    console.print(result)

@@ -271,3 +271,50 @@ def test_python_dash_m_sim_and_version():
         [sys.executable, "-m", "sim", "--version"], capture_output=True, text=True
     )
     assert result.returncode == 0 and result.stdout.startswith("surplus ")
+
+
+def test_piped_tables_cut_no_name_and_show_what_each_tenant_bought(tmp_path, quickstart_path):
+    out = tmp_path / "run"
+    result = run_cli("run", str(quickstart_path), "--out", str(out), "--set", "horizon=12h")
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output  # no header, tenant or contract cut when piped
+    header = next(line for line in result.output.splitlines() if "┃ tenant" in line)
+    assert "contract" in header and "sold GPU-h" in header and "held GPU-h" in header
+    summary = json.loads((out / "summary.json").read_text())
+    acme = summary["tenants"]["acme"]  # a reserved block: sold whole, held in part
+    row = next(line for line in result.output.splitlines() if " acme " in line)
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    assert cells[:4] == [
+        "acme",
+        "reserved",
+        f"{acme['sold_gpu_hours']:,.0f}",
+        f"{acme['allocated_gpu_hours']:,.0f}",
+    ]
+    rows = [line.split("│") for line in result.output.splitlines() if line.count("│") > 3]
+    internal = next(cells for cells in rows if cells[1].strip() == "internal")
+    assert internal[2].strip() == "internal"  # the contract column, whole
+
+
+def readme_commands(section: str) -> list[list[str]]:
+    """The ``surplus`` commands of the first bash block of a README section, split."""
+    import shlex
+
+    text = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    body = text.split(f"\n## {section}\n", 1)[1]
+    block = body.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [shlex.split(line) for line in block.splitlines() if line.strip()]
+
+
+def test_the_readmes_fabric_example_file_runs_as_written(tmp_path, monkeypatch):
+    root = Path(__file__).parent.parent
+    commands = readme_commands("The fabric alone")
+    assert [c[:2] for c in commands] == [["surplus", "traffic"], ["surplus", "fabric"]]
+    monkeypatch.chdir(tmp_path)  # the commands' outputs land here, the file is the repo's
+    for command in commands:
+        args = [str(root / a) if a.startswith("examples/") else a for a in command[1:]]
+        result = run_cli(*args)
+        assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "fab-run" / "summary.json").read_text())
+    assert summary["max_fct_us"] == pytest.approx(2_455, rel=1e-3)  # as the README says
+    assert summary["pfc_pause_fraction"] == pytest.approx(0.047, abs=5e-4)
+    assert len(pd.read_csv(tmp_path / "fab-run" / "flows.csv")) == 15

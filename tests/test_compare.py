@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from sim.compare import (
     parse_policies,
     prepare,
 )
+from sim.report import decimals_for, print_comparison
 from sim.runner import simulate
 from sim.scenario import ScenarioError, load_scenario
 
@@ -109,6 +111,8 @@ def test_the_command_writes_a_comparison_directory(tmp_path, quickstart_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "Δ first_fit" in result.output
+    assert "2 seeds per policy (mean ± 95 % CI half-width" in result.output
+    assert "e+0" not in result.output and "…" not in result.output
     assert sorted(p.name for p in out.iterdir()) == [
         ".surplus.json",  # the marker: a comparison directory (sim.outputs)
         "comparison.json",
@@ -168,3 +172,47 @@ def test_bad_comparisons_exit_2_naming_the_problem(tmp_path, quickstart_path, ar
     assert message in result.output
     assert "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_one_seed_says_so_and_warns_that_intervals_need_two(tmp_path, quickstart_path):
+    out = tmp_path / "cmp"
+    result = run_cli(
+        "compare", str(quickstart_path), "--policy", "a", "--policy",
+        "b=policies.placement.kind=spread", "--seeds", "1", "-j", "1",
+        "--set", "horizon=6h", "--out", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "warning: 1 seed per policy: no confidence intervals" in result.output
+    assert "1 seed per policy (one run each, no intervals" in result.output
+    assert "1 seeds" not in result.output and "±" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("magnitude", "decimals"),
+    [(33_000.0, 0), (710.0, 0), (45.2, 1), (1.33, 2), (0.86, 3), (0.0014, 5), (0.0, 0)],
+)
+def test_decimals_show_three_significant_digits_of_the_largest_mean(magnitude, decimals):
+    assert decimals_for(magnitude) == decimals
+
+
+def test_every_cell_of_a_metric_has_one_style(capsys):
+    result = SimpleNamespace(
+        scenario="s",
+        seeds=[1, 2, 3],
+        baseline="a",
+        policies=[SimpleNamespace(name=n) for n in ("a", "a_policy_with_a_rather_long_name")],
+        table=[
+            {"policy": "a", "metric": "sold_gpu_hours", "mean": 11_850.0, "ci_low": 11_590.0,
+             "ci_high": 12_110.0, "diff_mean": None, "diff_ci_low": None, "diff_ci_high": None},
+            {"policy": "a_policy_with_a_rather_long_name", "metric": "sold_gpu_hours",
+             "mean": 10_900.4, "ci_low": 10_000.0, "ci_high": 11_800.8, "diff_mean": -949.6,
+             "diff_ci_low": -1_200.0, "diff_ci_high": -699.2},
+        ],
+    )  # fmt: skip
+
+    print_comparison(result, ["sold_gpu_hours"])
+    printed = capsys.readouterr().out
+    assert "11,850 ± 260" in printed  # not 1.185e+04 ± 2.6e+02
+    assert "10,900 ± 900" in printed
+    assert "-950 ± 250" in printed
+    assert "Δ a_policy_with_a_rather_long_name" in printed  # piped: nothing cut
