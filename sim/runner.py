@@ -489,10 +489,10 @@ class Simulation:
             tenant_prices={t.name: t.contract.price_per_gpu_hour for t in self.scenario.tenants},
             spot_usd=dict(self.accounting.tenant_usd),
             jobs=jobs,
-            fabric_epochs=self.market.epochs,
+            fabric_epochs=self.market.epochs.count,
             failure_events=self.market.failures,
             network=self.network_frame(),
-            fabric_log=self.market.fabric_log,
+            fabric_log=self.market.epochs.log,
             serving=self.serving_logs,
         )
         add_costs(summary, self._costs())
@@ -504,7 +504,7 @@ class Simulation:
             self.accounting.timeseries(),
             self.inference_latency_frame() if self.serving_logs else None,
             pd.DataFrame(power.timeseries()) if power is not None else None,
-            self.pfc_frame() if self.market.fabric_log.pauses else None,
+            self.pfc_frame() if self.market.epochs.log.pauses else None,
         )
 
     def pfc_frame(self) -> pd.DataFrame:
@@ -523,8 +523,8 @@ class Simulation:
             for key, value in zip(rows, (hours, cluster, kind, name, pause, busy), strict=True):
                 rows[key].append(value)
 
-        for hours, index, solution in self.market.fabric_log.pauses:
-            topology = self.market.fabrics[index].topology
+        for hours, index, solution in self.market.epochs.log.pauses:
+            topology = self.market.epochs.fabrics[index].topology
             cluster = self.clusters[index].name
             for tier, (busy, paused) in enumerate(
                 zip(solution.tier_busy_links, solution.tier_paused_links, strict=True)

@@ -136,7 +136,7 @@ def summarize(
         network: What the fabric did to each job, piece by piece (see
             :meth:`sim.runner.Simulation.network_frame`).
         fabric_log: The fabrics' time integrals
-            (:class:`sim.market.marketplace.FabricLog`).
+            (:class:`sim.metrics.fabric_log.FabricLog`).
         serving: Per tenant (and "internal"), its served models'
             :class:`sim.workloads.serving.ServingLog`.
         tenant_prices: Per tenant, the price per GPU-hour on its contract (or None).
