@@ -22,6 +22,7 @@ from sim.market.inventory import ClusterInfo, Inventory
 from sim.market.marketplace import Marketplace
 from sim.metrics.accounting import CLASSES, Accounting
 from sim.policies.placement import FirstFit
+from sim.results import jobs_frame
 from sim.runner import Simulation
 from sim.workloads.jobs import Job
 from tests.conftest import batch, capacity_parts, scenario
@@ -143,7 +144,7 @@ def test_no_gpu_held_twice_and_gpu_hours_conserved(spec):
     hours = sim.accounting.gpu_hours
     capacity = sim.inventory.gpus_total * spec.horizon
     assert sum(hours.values()) == pytest.approx(capacity, rel=1e-9)
-    jobs = sim.jobs_frame()
+    jobs = jobs_frame(sim.market.jobs, [c.name for c in sim.clusters])
     reserved = jobs[jobs["contract"] == "reserved"]
     assert (reserved["preemptions"] == 0).all()
     assert (jobs["done_work_hours"] >= jobs["lost_gpu_hours"] / jobs["gpus"] - 1e-9).all()
