@@ -11,7 +11,10 @@ waiting).
 The engine is event-driven and thin: SimPy supplies the clock and timed
 callbacks; every decision is a plain method call. Each change of the running
 set marks its cluster's fabric dirty; all changes at one instant are solved
-together, once, as one fabric epoch.
+together, once, as one fabric epoch (:mod:`sim.market.epochs`). Which spot
+jobs get notice when capacity is reclaimed is chosen by
+:mod:`sim.market.reclaim`; whole-node claims take their nodes with
+:func:`sim.policies.placement.take_whole_nodes`.
 """
 
 from __future__ import annotations
@@ -110,7 +113,6 @@ class Marketplace:
         self.placement = placement
         self.isolation = isolation if isolation is not None else Shared()
         self.isolation.bind(inventory)
-        self.preemption = preemption if preemption is not None else Newest()
         self.admission = admission if admission is not None else AcceptAll()
         self.shared_usage: dict[str, int] = {}
         """GPUs of the shared pool each tenant's running jobs hold."""
@@ -133,7 +135,12 @@ class Marketplace:
         self.epochs = FabricEpochs(env, fabrics, self.running, self._retime)
         """Each cluster's running placements and the fabric epochs that solve them."""
         self.reclaim = SpotReclaimer(
-            env, inventory, self.running, self.pending_release, self.preemption, self._notify
+            env,
+            inventory,
+            self.running,
+            self.pending_release,
+            preemption if preemption is not None else Newest(),
+            self._notify,
         )
         """Chooses the spot jobs to give notice for a blocked job or a whole-node claim."""
         self._scheduling = False
