@@ -295,6 +295,30 @@ def test_easy_backfill_lets_short_jobs_pass_without_delaying_the_head():
     assert long.first_start_hours == pytest.approx(5.0)
 
 
+@pytest.mark.parametrize(
+    "slower",
+    [
+        {"speeds": {"H100": 0.4}},  # a slower accelerator: 2 h of work take 5 h
+        {"checkpoint_hours": 1.0, "checkpoint_write_hours": 1.5},  # computes 40 % of the time
+        {"restarted": True, "restart_overhead_hours": 3.0},  # works from 3 h on
+    ],
+    ids=["accelerator", "checkpoint-writes", "restart-overhead"],
+)
+def test_easy_backfill_never_delays_the_head_past_its_shadow(slower):
+    # The head's shadow is 4 h (when the running job frees its node). The candidate has
+    # 2 h of work but would hold its node until 5 h: backfilling it would delay the head.
+    hand = Hand(nodes=2)
+    running = hand.job("on_demand", 8, 4.0)
+    head = hand.job("on_demand", 16, 1.0)
+    candidate = hand.job("on_demand", 8, 2.0, **slower)
+    for job in (running, head, candidate):
+        hand.submit_at(0.0, job)
+    hand.run(until=30.0)
+    shadow_hours = 4.0
+    assert head.first_start_hours <= shadow_hours + 1e-9
+    assert candidate.first_start_hours == pytest.approx(5.0)  # after the head
+
+
 def test_shared_queue_is_fifo_without_backfill():
     hand = Hand(nodes=2)
     hand.market.backfill = False

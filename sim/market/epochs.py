@@ -50,8 +50,9 @@ class FabricEpochs:
         self.log = FabricLog(n_clusters)
         self._placements: list[dict[int, RunningPlacement]] = [{} for _ in range(n_clusters)]
         self._slowed: list[set[int]] = [set() for _ in range(n_clusters)]
-        self._candidates: dict[int, RunningPlacement] = {}
-        """Placements admitted by a what-if solve, kept for the job's start."""
+        self._candidates: dict[int, tuple[RunningPlacement, float]] = {}
+        """Placements admitted by a what-if solve, kept for the job's start, with the
+        slowdown the solve predicted for the job."""
         self._dirty: set[int] = set()
         self._pending = False
 
@@ -91,15 +92,21 @@ class FabricEpochs:
             now = other.network.slowdown if other is not None and other.network else 1.0
             if job_id == job.job_id or state.slowdown > now * (1 + 1e-9):
                 return False
-        self._candidates[job.job_id] = candidate
+        self._candidates[job.job_id] = (candidate, predicted.slowdown.get(job.job_id, 1.0))
         return True
+
+    def predicted_slowdown(self, job_id: int) -> float:
+        """The slowdown a what-if solve of this scheduling pass predicted for a queued job
+        (1 if none was solved for it)."""
+        admitted = self._candidates.get(job_id)
+        return admitted[1] if admitted is not None else 1.0
 
     def start(self, job: Job) -> None:
         """``job`` started on its nodes: its cluster's fabric changes at this instant."""
         placement = RunningPlacement(
             job.job_id, job.tenant, job.contract, job.nodes, job.counts, job.traffic, job.slots
         )
-        predicted = self._candidates.pop(job.job_id, None)
+        predicted, _ = self._candidates.pop(job.job_id, (None, 1.0))
         if (
             predicted is not None
             and np.array_equal(predicted.nodes, placement.nodes)

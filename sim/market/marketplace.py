@@ -272,7 +272,7 @@ class Marketplace:
                 if shadow is None:
                     shadow = self._shadow(head, pool)
                 shadow_cluster, shadow_hours, extra = shadow
-                ends_hours = self.env.now + job.work_hours - job.progress_hours
+                ends_hours = self._projected_end(job, proposal)
                 if (
                     proposal.cluster != shadow_cluster
                     or ends_hours <= shadow_hours + EPS_HOURS
@@ -352,6 +352,21 @@ class Marketplace:
     def _expected_end(job: Job, now: float) -> float:
         end = job.finish_time(now)
         return min(end, job.notice_until) if job.notice_until is not None else end
+
+    def _projected_end(self, job: Job, proposal: Proposal) -> float:
+        """When a queued job would finish if it started now as proposed, estimated as the
+        shadow estimates a running job's end (:meth:`Job.finish_time_at`).
+
+        It works after its restart overhead, at the rate it would run at there: its
+        accelerator's and its site's speed, less checkpoint writes and the fabric's
+        slowdown (the one a what-if epoch predicted for it, else none: the fabric is
+        solved once it runs).
+        """
+        now = self.env.now
+        resume_hours = now + job.restart_overhead_hours if job.restarted else now
+        slowdown = self.epochs.predicted_slowdown(job.job_id)
+        rate = self._rate_on(job, int(proposal.nodes[0]), slowdown)
+        return job.finish_time_at(now, rate, resume_hours)
 
     # ------------------------------------------------------------------ whole-node claims
 
@@ -678,11 +693,16 @@ class Marketplace:
         self._after(job.max_wait_hours, lambda: self._give_up(job, version))
 
     def _rate(self, job: Job) -> float:
-        """Work per hour: its accelerator's and its site's speed, less checkpoint writes and
-        its fabric's slowdown."""
-        kind = self.inventory.node_type[job.nodes[0]]
+        """A running job's work per hour (see :meth:`_rate_on`)."""
+        return self._rate_on(job, int(job.nodes[0]), job.slowdown)
+
+    def _rate_on(self, job: Job, node: int, slowdown: float) -> float:
+        """Work per hour of ``job`` on ``node`` (its type and site): its accelerator's and its
+        site's speed, less checkpoint writes and the fabric's ``slowdown``."""
+        kind = self.inventory.node_type[node]
         accelerator = job.speeds.get(kind, 1.0) if job.speeds else 1.0
-        return accelerator * job.checkpoint_speed * self.cluster_speed[job.cluster] / job.slowdown
+        cluster = int(self.inventory.node_cluster[node])
+        return accelerator * job.checkpoint_speed * self.cluster_speed[cluster] / slowdown
 
     def _retime(self, job: Job) -> None:
         """Bring a running job's rate up to date, and its completion with it."""
