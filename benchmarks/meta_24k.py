@@ -89,7 +89,7 @@ def timed(data: dict, horizon: str) -> tuple[float, Simulation, dict]:
 
 
 def report(label: str, seconds: float, simulation: Simulation, summary: dict) -> None:
-    solves = sum(getattr(f, "solves", 0) for f in simulation.market.fabrics)
+    solves = sum(getattr(f, "solves", 0) for f in simulation.market.epochs.fabrics)
 
     def figure(key: str, spec: str) -> str:
         value = summary[key]

@@ -148,7 +148,8 @@ def run(
     if seed is not None and seed < 0:
         _fail([f"--seed: must not be negative, got {seed}"])
     resolved = _load(scenario, overrides, seed)
-    from sim.runner import simulate, write_run
+    from sim.results import write_run
+    from sim.runner import simulate
 
     out_dir = out if out is not None else Path("runs") / f"{resolved.name}-s{resolved.seed}"
     _check_out(out_dir, "run")

@@ -76,7 +76,7 @@ def histogram_quantile(low: np.ndarray, high: np.ndarray, weight: np.ndarray, q:
     target = q * cumulative[-1]
     index = min(int(np.searchsorted(cumulative, target, side="left")), weight.size - 1)
     before = cumulative[index - 1] if index > 0 else 0.0
-    from sim.workloads.inference import log_interpolate
+    from sim.workloads.latency_histogram import log_interpolate
 
     fraction = (target - before) / weight[index] if weight[index] > 0 else 1.0
     fraction = min(1.0, max(0.0, fraction))

@@ -8,15 +8,11 @@ bursts, and the inference fleet's diurnal resizing only call into the
 from __future__ import annotations
 
 import functools
-import json
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import simpy
 
@@ -35,46 +31,19 @@ from sim.policies.isolation import make_isolation
 from sim.policies.placement import make_placement
 from sim.policies.preemption import make_preemption
 from sim.policies.pricing import make_pricing
+from sim.results import (
+    RunResult,
+    inference_latency_frame,
+    jobs_frame,
+    network_frame,
+    pfc_frame,
+)
 from sim.rng import Streams
-from sim.scenario.loader import dump_scenario
 from sim.scenario.models import Scenario
 from sim.scenario.tenants import InternalTraining, ReservedContract
 from sim.scenario.workloads import BatchWorkload, InferenceWorkload
 from sim.workloads.jobs import Job
 from sim.workloads.sampling import draw_duration_hours, draw_gap_hours, draw_gpus
-
-JOB_COLUMNS = (
-    "job_id",
-    "tenant",
-    "contract",
-    "cluster",
-    "gpus",
-    "submit_hours",
-    "start_hours",
-    "end_hours",
-    "wait_hours",
-    "work_hours",
-    "done_work_hours",
-    "run_hours",
-    "lost_gpu_hours",
-    "preemptions",
-    "failures",
-    "outcome",
-    "workload",
-)
-
-
-@dataclass
-class RunResult:
-    """Everything a run produces."""
-
-    scenario: Scenario
-    summary: dict[str, Any]
-    jobs: pd.DataFrame
-    timeseries: pd.DataFrame
-    inference_latency: pd.DataFrame | None = None
-    power: pd.DataFrame | None = None
-    pfc: pd.DataFrame | None = None
 
 
 class Simulation:
@@ -473,7 +442,8 @@ class Simulation:
         self.market.close(horizon)
         for tenant in sorted(self._closers):
             self._closers[tenant]()
-        jobs = self.jobs_frame()
+        names = [c.name for c in self.clusters]
+        jobs = jobs_frame(self.market.jobs, names)
         summary = summarize(
             scenario_name=self.scenario.name,
             seed=self.scenario.seed,
@@ -486,60 +456,23 @@ class Simulation:
             tenant_prices={t.name: t.contract.price_per_gpu_hour for t in self.scenario.tenants},
             spot_usd=dict(self.accounting.tenant_usd),
             jobs=jobs,
-            fabric_epochs=self.market.epochs,
+            fabric_epochs=self.market.epochs.count,
             failure_events=self.market.failures,
-            network=self.network_frame(),
-            fabric_log=self.market.fabric_log,
+            network=network_frame(self.market.jobs),
+            fabric_log=self.market.epochs.log,
             serving=self.serving_logs,
         )
         add_costs(summary, self._costs())
         power = self.market.power
+        pauses = self.market.epochs.log.pauses
         return RunResult(
             self.scenario,
             summary,
             jobs,
             self.accounting.timeseries(),
-            self.inference_latency_frame() if self.serving_logs else None,
+            inference_latency_frame(self.serving_logs) if self.serving_logs else None,
             pd.DataFrame(power.timeseries()) if power is not None else None,
-            self.pfc_frame() if self.market.fabric_log.pauses else None,
-        )
-
-    def pfc_frame(self) -> pd.DataFrame:
-        """PFC pauses after every change of a fabric with PFC, by link tier and top port.
-
-        One row per change, cluster and tier (``kind`` "tier": the mean pause
-        fraction of the tier's busy links, and how many are busy) and per most
-        paused port (``kind`` "port": a directed link ``from>to``, its pause
-        fraction); each row holds until the cluster's next change.
-        """
-        rows: dict[str, list[Any]] = {
-            k: [] for k in ("time_hours", "cluster", "kind", "name", "pause_fraction", "busy_links")
-        }
-
-        def add(hours: float, cluster: str, kind: str, name: str, pause: float, busy: int):
-            for key, value in zip(rows, (hours, cluster, kind, name, pause, busy), strict=True):
-                rows[key].append(value)
-
-        for hours, index, solution in self.market.fabric_log.pauses:
-            topology = self.market.fabrics[index].topology
-            cluster = self.clusters[index].name
-            for tier, (busy, paused) in enumerate(
-                zip(solution.tier_busy_links, solution.tier_paused_links, strict=True)
-            ):
-                add(
-                    hours,
-                    cluster,
-                    "tier",
-                    topology.tier_names[tier],
-                    paused / busy if busy else 0.0,
-                    busy,
-                )
-            names = topology.node_names
-            for link, pause in solution.top_ports:
-                src, dst = topology.link_src[link], topology.link_dst[link]
-                add(hours, cluster, "port", f"{names[src]}>{names[dst]}", pause, 1)
-        return pd.DataFrame(rows).astype(
-            {"time_hours": float, "pause_fraction": float, "busy_links": np.int64}
+            pfc_frame(pauses, self.market.epochs.fabrics, names) if pauses else None,
         )
 
     def _watch(
@@ -581,139 +514,9 @@ class Simulation:
             / sum(weights),
         )
 
-    def inference_latency_frame(self) -> pd.DataFrame:
-        """Each served model's request latency histogram: the bins that hold requests.
-
-        One row per tenant and bin: ``latency_ms_low`` and ``latency_ms_high``
-        bound the bin (log-spaced, 1,000 per decade) and ``requests`` is how
-        many requests it holds, so a CDF is the running sum over ``requests``.
-        """
-        from sim.workloads.inference import LatencyHistogram
-        from sim.workloads.serving import merged_histogram
-
-        edges = LatencyHistogram.EDGES_MS
-        parts = []
-        for tenant in sorted(self.serving_logs):
-            weights = merged_histogram(self.serving_logs[tenant]).bin_weights
-            held = np.flatnonzero(weights > 0)
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "tenant": tenant,
-                        "latency_ms_low": edges[held],
-                        "latency_ms_high": edges[held + 1],
-                        "requests": weights[held],
-                    }
-                )
-            )
-        return pd.concat(parts, ignore_index=True)
-
-    def network_frame(self) -> pd.DataFrame:
-        """What the fabric did to each job, piece by piece (one row per piece).
-
-        Jobs whose traffic is not modelled run at their ideal speed: one piece
-        at slowdown 1.0 over their run time, with no congestion figures.
-        """
-        rows: dict[str, list[Any]] = {
-            "job_id": [], "tenant": [], "gpus": [], "hours": [], "slowdown": [],
-            "pfc_pause_fraction": [], "ecn_mark_fraction": [], "flow_slowdown_p99": [],
-        }  # fmt: skip
-        for job in self.market.jobs:
-            if job.serving:  # replicas do not iterate: their figures are latencies
-                continue
-            pieces = job.network_log
-            if not pieces and job.run_hours > 0:
-                pieces = [(job.run_hours, None)]
-            for hours, state in pieces:
-                rows["job_id"].append(job.job_id)
-                rows["tenant"].append(job.tenant)
-                rows["gpus"].append(job.gpus)
-                rows["hours"].append(hours)
-                rows["slowdown"].append(1.0 if state is None else state.slowdown)
-                for name in ("pfc_pause_fraction", "ecn_mark_fraction", "flow_slowdown_p99"):
-                    value = None if state is None else getattr(state, name)
-                    rows[name].append(np.nan if value is None else value)
-        return pd.DataFrame(rows).astype({"hours": float, "slowdown": float})
-
-    def jobs_frame(self) -> pd.DataFrame:
-        """One row per job: who, how big, when, how it ended."""
-        jobs = self.market.jobs
-        names = [c.name for c in self.clusters]
-
-        def column(values: list[Any], dtype: Any) -> np.ndarray:
-            return np.array(values, dtype=dtype)
-
-        data = {
-            "job_id": column([j.job_id for j in jobs], np.int64),
-            "tenant": [j.tenant for j in jobs],
-            "contract": [j.contract for j in jobs],
-            "cluster": [names[j.cluster] if j.cluster is not None else None for j in jobs],
-            "gpus": column([j.gpus for j in jobs], np.int64),
-            "submit_hours": column([j.submit_hours for j in jobs], float),
-            "start_hours": column([_nan(j.first_start_hours) for j in jobs], float),
-            "end_hours": column([_nan(j.end_hours) for j in jobs], float),
-            "wait_hours": column([_nan(j.wait_hours) for j in jobs], float),
-            "work_hours": column([j.work_hours for j in jobs], float),
-            "done_work_hours": column([j.done_work_hours for j in jobs], float),
-            "run_hours": column([j.run_hours for j in jobs], float),
-            "lost_gpu_hours": column([j.lost_hours * j.gpus for j in jobs], float),
-            "preemptions": column([j.preemptions for j in jobs], np.int64),
-            "failures": column([j.failures for j in jobs], np.int64),
-            "outcome": [j.state for j in jobs],
-            "workload": ["inference" if j.serving else "batch" for j in jobs],
-        }
-        return pd.DataFrame(data, columns=list(JOB_COLUMNS))
-
-
-def _nan(value: float | None) -> float:
-    return math.nan if value is None else value
-
 
 def simulate(
     scenario: Scenario, progress: Callable[[float, float], None] | None = None
 ) -> RunResult:
     """Run a scenario to its horizon (see :meth:`Simulation.run` for ``progress``)."""
     return Simulation(scenario).run(progress)
-
-
-def write_run(result: RunResult, out_dir: str | Path) -> Path:
-    """Write the run directory whole: the old directory or the new one, never a mix.
-
-    The files (see :func:`write_run_files`) are written beside ``out_dir`` and put in its
-    place together, replacing an earlier run there (see :mod:`sim.outputs`).
-
-    Returns:
-        ``out_dir``.
-
-    Raises:
-        sim.outputs.OutputError: If ``out_dir`` holds something other than a run, or
-            cannot be written; nothing is changed.
-    """
-    from sim.outputs import write_directory
-
-    return write_directory(out_dir, "run", lambda directory: write_run_files(result, directory))
-
-
-def write_run_files(result: RunResult, directory: Path) -> None:
-    """Write a run's files into an existing, empty directory (as :func:`write_run` does).
-
-    Files: resolved.yaml, summary.json, jobs and timeseries tables. A run that serves
-    models also gets ``inference_latency.parquet``, the request latency histogram of each
-    served model's tenant; one with power blocks ``power.parquet``, each site's draw and
-    clock speed after every change; one with PFC fabrics ``pfc.parquet``, pauses by link
-    tier and most paused port.
-    """
-    out = Path(directory)
-    (out / "resolved.yaml").write_text(dump_scenario(result.scenario), encoding="utf-8")
-    result.jobs.to_parquet(out / "jobs.parquet", index=False)
-    result.timeseries.to_parquet(out / "timeseries.parquet", index=False)
-    tables = {
-        "inference_latency": result.inference_latency,
-        "power": result.power,
-        "pfc": result.pfc,
-    }
-    for name, table in tables.items():
-        if table is not None:
-            table.to_parquet(out / f"{name}.parquet", index=False)
-    text = json.dumps(result.summary, indent=2, allow_nan=False) + "\n"
-    (out / "summary.json").write_text(text, encoding="utf-8")

@@ -203,7 +203,7 @@ def _dask(texts: list[str], address: str) -> Iterator[tuple[int, dict[str, Any]]
 def _write_point(out: Path, point: Point, outcome: dict[str, Any]) -> None:
     """Write a point's directory whole: its run and point.json, or its error."""
     from sim.outputs import write_directory
-    from sim.runner import write_run_files
+    from sim.results import write_run_files
 
     record = {"key": point.key, "seed": point.seed, "overrides": list(point.overrides)}
     text = json.dumps(record, indent=2) + "\n"

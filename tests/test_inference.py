@@ -10,17 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sim.catalog import accelerator
-from sim.workloads.inference import (
-    LatencyHistogram,
-    ServicePoint,
-    ServingSpec,
-    erlang_c,
-    latency_quantile_s,
-    mean_wait_s,
-    sample_latency_s,
-    service_point,
-    wait_quantile_s,
-)
+from sim.workloads.inference import ServicePoint, ServingSpec, sample_latency_s, service_point
+from sim.workloads.latency_histogram import LatencyHistogram
+from sim.workloads.mmc_queue import erlang_c, latency_quantile_s, mean_wait_s, wait_quantile_s
 from sim.workloads.training import ModelShape
 
 LLAMA_70B = ModelShape(params_billion=70, layers=80, hidden=8192, seq_len=4096)

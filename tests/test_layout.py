@@ -11,7 +11,6 @@ import ast
 from pathlib import Path
 
 import networkx as nx
-import pytest
 
 SIM = Path(__file__).resolve().parents[1] / "sim"
 
@@ -71,7 +70,6 @@ def test_no_import_circle() -> None:
     assert circles == [], f"modules of sim that import each other: {circles}"
 
 
-@pytest.mark.xfail(strict=False, reason="issue 22: fabric modules being split")
 def test_no_module_over_800_lines() -> None:
     lengths = {
         name: len(path.read_text(encoding="utf-8").splitlines())

@@ -22,6 +22,7 @@ from sim.market.inventory import ClusterInfo, Inventory
 from sim.market.marketplace import Marketplace
 from sim.metrics.accounting import CLASSES, Accounting
 from sim.policies.placement import FirstFit
+from sim.results import jobs_frame
 from sim.runner import Simulation
 from sim.workloads.jobs import Job
 from tests.conftest import batch, capacity_parts, scenario
@@ -143,7 +144,7 @@ def test_no_gpu_held_twice_and_gpu_hours_conserved(spec):
     hours = sim.accounting.gpu_hours
     capacity = sim.inventory.gpus_total * spec.horizon
     assert sum(hours.values()) == pytest.approx(capacity, rel=1e-9)
-    jobs = sim.jobs_frame()
+    jobs = jobs_frame(sim.market.jobs, [c.name for c in sim.clusters])
     reserved = jobs[jobs["contract"] == "reserved"]
     assert (reserved["preemptions"] == 0).all()
     assert (jobs["done_work_hours"] >= jobs["lost_gpu_hours"] / jobs["gpus"] - 1e-9).all()
@@ -292,6 +293,30 @@ def test_easy_backfill_lets_short_jobs_pass_without_delaying_the_head():
     assert short.first_start_hours == pytest.approx(0.0)
     assert head.first_start_hours == pytest.approx(4.0)
     assert long.first_start_hours == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize(
+    "slower",
+    [
+        {"speeds": {"H100": 0.4}},  # a slower accelerator: 2 h of work take 5 h
+        {"checkpoint_hours": 1.0, "checkpoint_write_hours": 1.5},  # computes 40 % of the time
+        {"restarted": True, "restart_overhead_hours": 3.0},  # works from 3 h on
+    ],
+    ids=["accelerator", "checkpoint-writes", "restart-overhead"],
+)
+def test_easy_backfill_never_delays_the_head_past_its_shadow(slower):
+    # The head's shadow is 4 h (when the running job frees its node). The candidate has
+    # 2 h of work but would hold its node until 5 h: backfilling it would delay the head.
+    hand = Hand(nodes=2)
+    running = hand.job("on_demand", 8, 4.0)
+    head = hand.job("on_demand", 16, 1.0)
+    candidate = hand.job("on_demand", 8, 2.0, **slower)
+    for job in (running, head, candidate):
+        hand.submit_at(0.0, job)
+    hand.run(until=30.0)
+    shadow_hours = 4.0
+    assert head.first_start_hours <= shadow_hours + 1e-9
+    assert candidate.first_start_hours == pytest.approx(5.0)  # after the head
 
 
 def test_shared_queue_is_fifo_without_backfill():

@@ -17,7 +17,8 @@ from sim.runner import simulate
 from sim.scenario import ScenarioError, scenario_from_text
 from sim.scenario.fabric import NetworkFabricConfig
 from sim.scenario.workloads import Serving
-from sim.workloads.inference import latency_quantile_s, service_point, serving_network
+from sim.workloads.inference import service_point, serving_network
+from sim.workloads.mmc_queue import latency_quantile_s
 from sim.workloads.serving import ServingLog, mean_diurnal_factor, serving_figures
 from sim.workloads.training import ModelShape, TrainingSpec
 
@@ -125,7 +126,7 @@ def test_a_served_model_reports_latency_slo_and_usable_gpu_hours():
 
 
 def test_the_run_directory_holds_each_tenants_latency_histogram(tmp_path):
-    from sim.runner import write_run
+    from sim.results import write_run
 
     scenario = scenario_from_text(SERVED_RUN.replace("RATE", "60"), "s.yaml")
     result = simulate(scenario)

@@ -240,3 +240,11 @@ class Inventory:
     def free_gpus(self, cluster: ClusterInfo, pool: int) -> int:
         """Free GPUs on the cluster's up nodes in ``pool``."""
         return self._free_gpus.get((cluster.index, pool), 0)
+
+    def shared_free_gpus(self, cluster: ClusterInfo, excluded: np.ndarray | None) -> int:
+        """Free GPUs of the shared pool in ``cluster`` outside ``excluded`` nodes (a node
+        mask, as an isolation policy gives it; None: nowhere excluded)."""
+        if excluded is None:
+            return self.free_gpus(cluster, SHARED)
+        nodes = self.nodes_in(cluster, SHARED)
+        return int(self.free[nodes[~excluded[nodes]]].sum())

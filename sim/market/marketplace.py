@@ -11,7 +11,10 @@ waiting).
 The engine is event-driven and thin: SimPy supplies the clock and timed
 callbacks; every decision is a plain method call. Each change of the running
 set marks its cluster's fabric dirty; all changes at one instant are solved
-together, once, as one fabric epoch.
+together, once, as one fabric epoch (:mod:`sim.market.epochs`). Which spot
+jobs get notice when capacity is reclaimed is chosen by
+:mod:`sim.market.reclaim`; whole-node claims take their nodes with
+:func:`sim.policies.placement.take_whole_nodes`.
 """
 
 from __future__ import annotations
@@ -23,17 +26,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
-from sim.fabric.model import EpochSolution, FabricModel, RunningPlacement
+from sim.fabric.model import FabricModel
+from sim.market.epochs import FabricEpochs
 from sim.market.inventory import PARKED, SHARED, SPARE, ClusterInfo, Inventory
 from sim.market.power import PowerLedger
+from sim.market.reclaim import EPS_HOURS, SpotReclaimer
 from sim.metrics.accounting import Accounting
-from sim.policies.admission import AcceptAll
+from sim.policies.admission import AcceptAll, AdmissionPolicy
 from sim.policies.isolation import Shared
-from sim.policies.placement import Proposal, fewest_domains
-from sim.policies.preemption import Newest
+from sim.policies.placement import PlacementPolicy, Proposal, take_whole_nodes
+from sim.policies.preemption import Newest, PreemptionPolicy
 from sim.workloads.jobs import Job
 
-EPS_HOURS = 1e-9
 SHARED_CLASSES = ("internal", "on_demand", "spot")
 """Queues of the shared pool, in order of precedence."""
 RECLAIMS_SPOT = ("internal", "on_demand")
@@ -66,71 +70,6 @@ class InferenceFleet:
     nodes: list[int] = field(default_factory=list)
 
 
-class FabricLog:
-    """Time integrals of each cluster's fabric state, epoch by epoch.
-
-    A cluster's state holds from one of its epochs to the next: the pause
-    fraction weighs by busy links and time, the ECN mark fraction by traffic
-    and time.
-    """
-
-    def __init__(self, n_clusters: int):
-        self._current: list[tuple[float, EpochSolution] | None] = [None] * n_clusters
-        self.busy_link_hours = 0.0
-        self.paused_link_hours = 0.0
-        self.carried_gbps_hours = 0.0
-        self.marked_gbps_hours = 0.0
-        self.has_pfc = False
-        self.has_ecn = False
-        self.pauses: list[tuple[float, int, EpochSolution]] = []
-        """Every change of a fabric with PFC: (hours, cluster, its solution from then on)."""
-
-    def change(self, cluster: int, now: float, solution: EpochSolution) -> None:
-        """The cluster's fabric state changes to ``solution`` at ``now``."""
-        self._integrate(cluster, now)
-        self._current[cluster] = (now, solution)
-        if solution.pfc_pause_fraction is not None:
-            if self.pauses and self.pauses[-1][:2] == (now, cluster):
-                self.pauses[-1] = (now, cluster, solution)
-            else:
-                self.pauses.append((now, cluster, solution))
-        self.has_pfc |= solution.pfc_pause_fraction is not None
-        self.has_ecn |= solution.ecn_mark_fraction is not None
-
-    def close(self, now: float) -> None:
-        """Integrate every cluster up to ``now`` (the horizon)."""
-        for cluster in range(len(self._current)):
-            self._integrate(cluster, now)
-            self._current[cluster] = None
-
-    def _integrate(self, cluster: int, now: float) -> None:
-        current = self._current[cluster]
-        if current is None:
-            return
-        since, solution = current
-        hours = now - since
-        self.busy_link_hours += solution.busy_links * hours
-        self.carried_gbps_hours += solution.carried_gbps * hours
-        if solution.pfc_pause_fraction is not None:
-            self.paused_link_hours += solution.pfc_pause_fraction * solution.busy_links * hours
-        if solution.ecn_mark_fraction is not None:
-            self.marked_gbps_hours += solution.ecn_mark_fraction * solution.carried_gbps * hours
-
-    @property
-    def pfc_pause_fraction(self) -> float | None:
-        """Paused over busy link-hours (None if no fabric has PFC)."""
-        if not self.has_pfc:
-            return None
-        return self.paused_link_hours / self.busy_link_hours if self.busy_link_hours else 0.0
-
-    @property
-    def ecn_mark_fraction(self) -> float | None:
-        """Marked over carried traffic (None if no fabric marks ECN)."""
-        if not self.has_ecn:
-            return None
-        return self.marked_gbps_hours / self.carried_gbps_hours if self.carried_gbps_hours else 0.0
-
-
 class Marketplace:
     """Runs the provider's GPUs: who gets which nodes, when, and at what speed.
 
@@ -158,14 +97,14 @@ class Marketplace:
         self,
         env: simpy.Environment,
         inventory: Inventory,
-        placement: object,
+        placement: PlacementPolicy,
         fabrics: list[FabricModel],
         accounting: Accounting,
         backfill: bool = True,
         backfill_depth: int = 200,
         isolation: Shared | None = None,
-        preemption: Newest | None = None,
-        admission: AcceptAll | None = None,
+        preemption: PreemptionPolicy | None = None,
+        admission: AdmissionPolicy | None = None,
         power: PowerLedger | None = None,
     ):
         self.env = env
@@ -174,13 +113,9 @@ class Marketplace:
         self.placement = placement
         self.isolation = isolation if isolation is not None else Shared()
         self.isolation.bind(inventory)
-        self.preemption = preemption if preemption is not None else Newest()
         self.admission = admission if admission is not None else AcceptAll()
-        self._candidates: dict[int, RunningPlacement] = {}
-        """Placements admitted by a what-if fabric solve, kept for the job's start."""
         self.shared_usage: dict[str, int] = {}
         """GPUs of the shared pool each tenant's running jobs hold."""
-        self.fabrics = fabrics
         self.accounting = accounting
         self.backfill = backfill
         self.backfill_depth = backfill_depth
@@ -193,16 +128,21 @@ class Marketplace:
         self.preemptions = 0
         self.failures = 0
         """Failures that struck a node in service (see :meth:`fail`)."""
-        self.epochs = 0
         n_clusters = len(inventory.clusters)
         self.cluster_speed = np.ones(n_clusters)
         """Per cluster, the speed of its compute (below 1 while a power cap throttles it)."""
         self.spares_wanted = np.zeros(n_clusters, dtype=np.int64)
-        self._placements: list[dict[int, RunningPlacement]] = [{} for _ in range(n_clusters)]
-        self._slowed: list[set[int]] = [set() for _ in range(n_clusters)]
-        self._dirty: set[int] = set()
-        self.fabric_log = FabricLog(n_clusters)
-        self._epoch_pending = False
+        self.epochs = FabricEpochs(env, fabrics, self.running, self._retime)
+        """Each cluster's running placements and the fabric epochs that solve them."""
+        self.reclaim = SpotReclaimer(
+            env,
+            inventory,
+            self.running,
+            self.pending_release,
+            preemption if preemption is not None else Newest(),
+            self._notify,
+        )
+        """Chooses the spot jobs to give notice for a blocked job or a whole-node claim."""
         self._scheduling = False
         self._again = False
 
@@ -278,7 +218,7 @@ class Marketplace:
             self._again = True
             while self._again:
                 self._again = False
-                self._candidates.clear()
+                self.epochs.forget_candidates()
                 self.inventory.clear_fences()
                 for reservation in self.reservations:
                     if reservation.active:
@@ -321,7 +261,7 @@ class Marketplace:
                     # Nodes the head may not use: jobs placed there never delay it.
                     head_excluded = self.isolation.excluded(job.tenant) if pool == SHARED else None
                     if job.contract in RECLAIMS_SPOT:
-                        self._reclaim_for(job)
+                        self.reclaim.for_job(job, self.isolation.excluded(job.tenant))
                     if not self.backfill:
                         return
                     continue
@@ -332,7 +272,7 @@ class Marketplace:
                 if shadow is None:
                     shadow = self._shadow(head, pool)
                 shadow_cluster, shadow_hours, extra = shadow
-                ends_hours = self.env.now + job.work_hours - job.progress_hours
+                ends_hours = self._projected_end(job, proposal)
                 if (
                     proposal.cluster != shadow_cluster
                     or ends_hours <= shadow_hours + EPS_HOURS
@@ -349,30 +289,10 @@ class Marketplace:
         slo = self.admission.slowdown_slo
         if not slo or job.traffic is None:
             return True
-        candidate = RunningPlacement(
-            job.job_id,
-            job.tenant,
-            job.contract,
-            proposal.nodes,
-            proposal.counts,
-            job.traffic,
-            proposal.slots
-            if proposal.slots is not None
-            else self.inventory.lowest_free_slots(proposal.nodes, proposal.counts),
-        )
-        current = list(self._placements[proposal.cluster].values())
-        predicted = self.fabrics[proposal.cluster].solve([*current, candidate])
-        for job_id, state in predicted.jobs.items():
-            other = self.running.get(job_id)
-            tenant = job.tenant if job_id == job.job_id else other.tenant
-            limit = slo.get(tenant)
-            if limit is None or state.slowdown <= limit:
-                continue
-            now = other.network.slowdown if other is not None and other.network else 1.0
-            if job_id == job.job_id or state.slowdown > now * (1 + 1e-9):
-                return False
-        self._candidates[job.job_id] = candidate
-        return True
+        slots = proposal.slots
+        if slots is None:
+            slots = self.inventory.lowest_free_slots(proposal.nodes, proposal.counts)
+        return self.epochs.admits(job, proposal, slots, slo)
 
     def _propose(self, job: Job, pool: int) -> Proposal | None:
         clusters = [self.inventory.clusters[i] for i in job.clusters]
@@ -411,7 +331,7 @@ class Marketplace:
             if excluded is None:
                 available = self.inventory.free_gpus(cluster, pool)
             else:
-                available = self._free_for(cluster, excluded)
+                available = self.inventory.shared_free_gpus(cluster, excluded)
             ends = sorted(
                 (self._expected_end(j, now), j.job_id, j.gpus)
                 for j in self.running.values()
@@ -433,48 +353,22 @@ class Marketplace:
         end = job.finish_time(now)
         return min(end, job.notice_until) if job.notice_until is not None else end
 
-    # ------------------------------------------------------------------ whole-node claims
+    def _projected_end(self, job: Job, proposal: Proposal) -> float:
+        """When a queued job would finish if it started now as proposed, estimated as the
+        shadow estimates a running job's end (:meth:`Job.finish_time_at`).
 
-    def _take_whole_nodes(
-        self,
-        clusters: list[ClusterInfo],
-        wanted: int,
-        *,
-        compact: bool,
-        accelerator: str | None = None,
-    ) -> list[int]:
-        """Up to ``wanted`` whole free nodes of the shared pool, chosen to keep racks whole.
-
-        Args:
-            clusters: Where to look, in order.
-            wanted: How many nodes.
-            compact: Take whole racks in the fewest pods (a reserved block,
-                whose jobs then share no rack with anyone else); otherwise
-                fill the holes of partly taken racks and pods first (the
-                inference fleet, which sends nothing over the fabric), leaving
-                whole racks to jobs.
+        It works after its restart overhead, at the rate it would run at there: its
+        accelerator's and its site's speed, less checkpoint writes and the fabric's
+        slowdown (the one a what-if epoch predicted for it, else none: the fabric is
+        solved once it runs).
         """
-        inventory = self.inventory
-        taken: list[int] = []
-        for cluster in clusters:
-            need = wanted - len(taken)
-            if need <= 0:
-                break
-            free = inventory.whole_free_nodes(cluster, SHARED)
-            if accelerator is not None:
-                free = free[inventory.node_type[free] == accelerator]
-            if free.size == 0:
-                continue
-            rack, pod = inventory.rack[free], inventory.pod[free]
-            if compact:
-                chosen = fewest_domains(free, pod, rack, min(need, free.size))
-            else:
-                _, rack_at, per_rack = np.unique(rack, return_inverse=True, return_counts=True)
-                _, pod_at, per_pod = np.unique(pod, return_inverse=True, return_counts=True)
-                order = np.lexsort((free, per_rack[rack_at], per_pod[pod_at]))
-                chosen = free[order[:need]]
-            taken.extend(int(n) for n in chosen)
-        return taken
+        now = self.env.now
+        resume_hours = now + job.restart_overhead_hours if job.restarted else now
+        slowdown = self.epochs.predicted_slowdown(job.job_id)
+        rate = self._rate_on(job, int(proposal.nodes[0]), slowdown)
+        return job.finish_time_at(now, rate, resume_hours)
+
+    # ------------------------------------------------------------------ whole-node claims
 
     def _claim_nodes(self, reservation: Reservation) -> None:
         missing = reservation.nodes_wanted - len(reservation.nodes)
@@ -482,8 +376,12 @@ class Marketplace:
             return
         now = self.env.now
         gpn = reservation.cluster.gpus_per_node
-        taken = self._take_whole_nodes(
-            [reservation.cluster], missing, compact=True, accelerator=reservation.accelerator
+        taken = take_whole_nodes(
+            self.inventory,
+            [reservation.cluster],
+            missing,
+            compact=True,
+            accelerator=reservation.accelerator,
         )
         for node in taken:
             self.inventory.set_pool(node, reservation.pool)
@@ -492,33 +390,32 @@ class Marketplace:
             self.accounting.hold(now, reservation.tenant, "reserved", gpn)
         missing = reservation.nodes_wanted - len(reservation.nodes)
         if missing > 0:
-            self._reclaim_nodes(reservation.cluster, missing, reservation.accelerator)
+            self.reclaim.whole_nodes(reservation.cluster, missing, reservation.accelerator)
 
     def _serve_inference(self) -> None:
         fleet = self.inference
-        now = self.env.now
         while len(fleet.nodes) > fleet.target_nodes:
-            node = fleet.nodes.pop()
-            gpn = int(self.inventory.capacity[node])
-            self.inventory.release(np.array([node]), np.array([gpn]), np.arange(gpn))
-            self.accounting.move(now, gpn, "internal", "idle")
-            self.accounting.hold(now, "internal", "inference", -gpn)
-            self._power_hold(node, "internal", -gpn)
+            self._release_fleet_node(fleet.nodes[-1])
         missing = fleet.target_nodes - len(fleet.nodes)
         if missing <= 0:
             return
-        for node in self._take_whole_nodes(fleet.clusters, missing, compact=False):
+        for node in take_whole_nodes(self.inventory, fleet.clusters, missing, compact=False):
             gpn = int(self.inventory.capacity[node])
             self.inventory.allocate(np.array([node]), np.array([gpn]))
             fleet.nodes.append(node)
-            self.accounting.move(now, gpn, "idle", "internal")
-            self.accounting.hold(now, "internal", "inference", gpn)
-            self._power_hold(node, "internal", gpn)
+            self._hand_over(node, "internal", "inference", "internal", gpn)
         missing = fleet.target_nodes - len(fleet.nodes)
         for cluster in fleet.clusters:
             if missing <= 0:
                 break
-            missing -= self._reclaim_nodes(cluster, missing)
+            missing -= self.reclaim.whole_nodes(cluster, missing)
+
+    def _release_fleet_node(self, node: int) -> None:
+        """The inference fleet gives ``node`` back to the shared pool."""
+        self.inference.nodes.remove(node)
+        gpn = int(self.inventory.capacity[node])
+        self.inventory.release(np.array([node]), np.array([gpn]), np.arange(gpn))
+        self._hand_over(node, "internal", "inference", "internal", -gpn)
 
     def _update_shortfalls(self) -> None:
         """Track reserved and internal-inference GPUs wanted but not held."""
@@ -538,149 +435,6 @@ class Marketplace:
                 self.accounting.hold(now, "internal", "inference_shortfall", short - held)
 
     # ------------------------------------------------------------------ preemption
-
-    def _reclaim_for(self, job: Job) -> None:
-        """Preempt spot jobs so that a blocked internal or on-demand job can start."""
-        allowed = math.inf
-        if job.max_wait_hours is not None:
-            allowed = job.queued_since + job.max_wait_hours - self.env.now
-        # Only GPUs where the job may run count (see the isolation policy).
-        excluded = self.isolation.excluded(job.tenant)
-        best, best_room = None, -1
-        for index in job.clusters:
-            cluster = self.inventory.clusters[index]
-            room = self._free_for(cluster, excluded) + self._reclaimable(index, allowed, excluded)
-            if room >= job.gpus and room > best_room:
-                best, best_room = cluster, room
-        if best is not None:
-            self._reclaim_spot(best, job.gpus, allowed, excluded)
-
-    def _free_for(self, cluster: ClusterInfo, excluded: np.ndarray | None) -> int:
-        """Free GPUs of the shared pool in ``cluster`` outside ``excluded`` nodes."""
-        if excluded is None:
-            return self.inventory.free_gpus(cluster, SHARED)
-        nodes = self.inventory.nodes_in(cluster, SHARED)
-        return int(self.inventory.free[nodes[~excluded[nodes]]].sum())
-
-    def _spot_victims(
-        self, cluster_index: int, allowed_notice: float, excluded: np.ndarray | None = None
-    ) -> list[Job]:
-        """Running spot jobs that may still be preempted, in the preemption policy's order.
-
-        None on ``excluded`` nodes.
-        """
-        victims = [
-            j
-            for j in self.running.values()
-            if j.contract == "spot"
-            and j.cluster == cluster_index
-            and j.notice_until is None
-            and j.spot_notice_hours <= allowed_notice + EPS_HOURS
-            and (excluded is None or not excluded[j.nodes].any())
-        ]
-        return self.preemption.order(victims, self.env.now)
-
-    def _pending_for(self, cluster_index: int, excluded: np.ndarray | None) -> int:
-        """GPUs under notice in the cluster, outside ``excluded`` nodes."""
-        if excluded is None:
-            return int(self.pending_release[cluster_index])
-        return sum(
-            j.gpus
-            for j in self.running.values()
-            if j.notice_until is not None
-            and j.cluster == cluster_index
-            and not excluded[j.nodes].any()
-        )
-
-    def _reclaimable(
-        self, cluster_index: int, allowed_notice: float, excluded: np.ndarray | None = None
-    ) -> int:
-        victims = self._spot_victims(cluster_index, allowed_notice, excluded)
-        return self._pending_for(cluster_index, excluded) + sum(j.gpus for j in victims)
-
-    def _reclaim_spot(
-        self,
-        cluster: ClusterInfo,
-        gpus: int,
-        allowed_notice: float,
-        excluded: np.ndarray | None = None,
-    ) -> int:
-        """Give notice to spot jobs in ``cluster`` until ``gpus`` GPUs are free or coming free.
-
-        Args:
-            cluster: Where.
-            gpus: GPUs wanted.
-            allowed_notice: The longest notice the waiting job can afford.
-            excluded: Nodes the waiting job may not use: GPUs there do not count.
-
-        Returns:
-            The GPUs free now or under notice that count towards ``gpus``.
-        """
-        coming = self._free_for(cluster, excluded) + self._pending_for(cluster.index, excluded)
-        for victim in self._spot_victims(cluster.index, allowed_notice, excluded):
-            if coming >= gpus:
-                break
-            self._give_notice(victim)
-            coming += victim.gpus
-        return coming
-
-    def _reclaim_nodes(
-        self, cluster: ClusterInfo, wanted: int, accelerator: str | None = None
-    ) -> int:
-        """Give notice to spot jobs so that up to ``wanted`` whole nodes come free.
-
-        Whole-node claims (reservations, the inference fleet) can use only a
-        node whose every GPU is free or held by spot jobs: preempting spot
-        jobs anywhere else would free GPUs the claim cannot use, and queued
-        spot jobs would take them straight back. Nodes already coming free
-        (all their spot jobs under notice) count first; then the nodes that
-        need the fewest GPUs preempted, by node index.
-
-        Returns:
-            The whole nodes now coming free for the claim.
-        """
-        inventory = self.inventory
-        first = cluster.first_node
-        spot_gpus = np.zeros(cluster.nodes, dtype=np.int64)
-        noticed = np.zeros(cluster.nodes, dtype=np.int64)
-        on_node: dict[int, list[Job]] = {}
-        for job in sorted(self.running.values(), key=lambda j: j.job_id):
-            if job.contract != "spot" or job.cluster != cluster.index:
-                continue
-            local = job.nodes - first
-            np.add.at(spot_gpus, local, job.counts)
-            if job.notice_until is not None:
-                np.add.at(noticed, local, job.counts)
-            for node in local.tolist():
-                on_node.setdefault(node, []).append(job)
-        span = cluster.node_slice
-        freeable = (
-            (inventory.pool[span] == SHARED)
-            & ~inventory.down[span]
-            & (inventory.free[span] + spot_gpus == inventory.capacity[span])
-            & (spot_gpus > 0)
-        )
-        if accelerator is not None:
-            freeable &= inventory.node_type[span] == accelerator
-        coming = np.flatnonzero(freeable & (noticed == spot_gpus))
-        targets = [int(node) for node in coming[:wanted]]
-        rest = np.flatnonzero(freeable & (noticed < spot_gpus))
-        order = np.lexsort((rest, spot_gpus[rest] - noticed[rest]))
-        now = self.env.now
-        for node in rest[order][: wanted - len(targets)]:
-            victims = on_node[int(node)]
-            until = max(
-                j.notice_until if j.notice_until is not None else now + j.spot_notice_hours
-                for j in victims
-            )
-            self._notify(victims, until)
-            targets.append(int(node))
-        # Keep the shared queues off these nodes until the claim takes them.
-        self.inventory.fence([first + node for node in targets])
-        return len(targets)
-
-    def _give_notice(self, job: Job) -> None:
-        self._notify([job], self.env.now + job.spot_notice_hours)
 
     def _notify(self, jobs: list[Job], until: float) -> None:
         """Give ``jobs`` notice to leave together at ``until`` (never before their own notice).
@@ -784,13 +538,8 @@ class Marketplace:
         inventory, now = self.inventory, self.env.now
         cluster = inventory.clusters[int(inventory.node_cluster[node])]
         gpn = cluster.gpus_per_node
-        fleet = self.inference
-        if fleet is not None and node in fleet.nodes:
-            fleet.nodes.remove(node)
-            inventory.release(np.array([node]), np.array([gpn]), np.arange(gpn))
-            self.accounting.move(now, gpn, "internal", "idle")
-            self.accounting.hold(now, "internal", "inference", -gpn)
-            self._power_hold(node, "internal", -gpn)
+        if self.inference is not None and node in self.inference.nodes:
+            self._release_fleet_node(node)
         pool = int(inventory.pool[node])
         if pool == SPARE:
             self.accounting.move(now, gpn, "spare", "down")
@@ -856,23 +605,9 @@ class Marketplace:
         job.version += 1
         self.running[job.job_id] = job
         job.rate = self._rate(job)
-        self._power_hold(int(job.nodes[0]), job.tenant, job.gpus)
-        if job.contract != "reserved":
-            self.accounting.move(now, job.gpus, "idle", job.contract)
-        self.accounting.hold(now, job.tenant, "allocated", job.gpus)
-        placement = RunningPlacement(
-            job.job_id, job.tenant, job.contract, job.nodes, job.counts, job.traffic, job.slots
-        )
-        predicted = self._candidates.pop(job.job_id, None)
-        if (
-            predicted is not None
-            and np.array_equal(predicted.nodes, placement.nodes)
-            and np.array_equal(predicted.slots, placement.slots)
-        ):
-            placement = predicted  # its routes and the what-if epoch are cached for it
-        self._placements[job.cluster][job.job_id] = placement
+        self._hand_over_job(job, job.gpus)
         self._arm_completion(job)
-        self._mark_dirty(proposal.cluster)
+        self.epochs.start(job)
 
     def _stop(self, job: Job) -> None:
         """Take a running job off its GPUs (completion, preemption or expiry)."""
@@ -881,19 +616,14 @@ class Marketplace:
         job.version += 1
         self.inventory.release(job.nodes, job.counts, job.slots)
         del self.running[job.job_id]
-        self._power_hold(int(job.nodes[0]), job.tenant, -job.gpus)
+        self._hand_over_job(job, -job.gpus)
         if job.pool == SHARED:
             self.shared_usage[job.tenant] -= job.gpus
         if job.notice_until is not None:
             self.pending_release[job.cluster] -= job.gpus
             job.notice_until = None
-        if job.contract != "reserved":
-            self.accounting.move(now, job.gpus, job.contract, "idle")
-        self.accounting.hold(now, job.tenant, "allocated", -job.gpus)
         job.log_network(now, None)
-        del self._placements[job.cluster][job.job_id]
-        self._slowed[job.cluster].discard(job.job_id)
-        self._mark_dirty(job.cluster)
+        self.epochs.stop(job)
         job.nodes = job.counts = job.slots = None
 
     def _complete(self, job: Job, version: int) -> None:
@@ -962,49 +692,17 @@ class Marketplace:
         version = job.version
         self._after(job.max_wait_hours, lambda: self._give_up(job, version))
 
-    def _mark_dirty(self, cluster: int) -> None:
-        self._dirty.add(cluster)
-        if not self._epoch_pending:
-            self._epoch_pending = True
-            self._after(0.0, self._solve_epochs)
-
-    def _solve_epochs(self) -> None:
-        """Solve each cluster whose running set changed, once, and apply the new rates.
-
-        Only jobs the solution slows, or that were slowed before, can change
-        rate, so an epoch costs the fabric solve plus work on those jobs.
-        """
-        self._epoch_pending = False
-        now = self.env.now
-        for cluster in sorted(self._dirty):
-            solution = self.fabrics[cluster].solve(list(self._placements[cluster].values()))
-            self.epochs += 1
-            self.fabric_log.change(cluster, now, solution)
-            for job_id, state in solution.jobs.items():
-                job = self.running[job_id]
-                if job.network != state:
-                    job.log_network(now, state)
-            slowed = self._slowed[cluster]
-            slowdowns = solution.slowdown
-            for job_id in sorted(slowed.union(slowdowns)):
-                job = self.running[job_id]
-                slowdown = slowdowns.get(job_id, 1.0)
-                if slowdown < 1.0:
-                    raise RuntimeError(f"fabric gave job {job_id} a speed-up ({slowdown})")
-                if slowdown == 1.0:
-                    slowed.discard(job_id)
-                else:
-                    slowed.add(job_id)
-                job.slowdown = slowdown
-                self._retime(job)
-        self._dirty.clear()
-
     def _rate(self, job: Job) -> float:
-        """Work per hour: its accelerator's and its site's speed, less checkpoint writes and
-        its fabric's slowdown."""
-        kind = self.inventory.node_type[job.nodes[0]]
+        """A running job's work per hour (see :meth:`_rate_on`)."""
+        return self._rate_on(job, int(job.nodes[0]), job.slowdown)
+
+    def _rate_on(self, job: Job, node: int, slowdown: float) -> float:
+        """Work per hour of ``job`` on ``node`` (its type and site): its accelerator's and its
+        site's speed, less checkpoint writes and the fabric's ``slowdown``."""
+        kind = self.inventory.node_type[node]
         accelerator = job.speeds.get(kind, 1.0) if job.speeds else 1.0
-        return accelerator * job.checkpoint_speed * self.cluster_speed[job.cluster] / job.slowdown
+        cluster = int(self.inventory.node_cluster[node])
+        return accelerator * job.checkpoint_speed * self.cluster_speed[cluster] / slowdown
 
     def _retime(self, job: Job) -> None:
         """Bring a running job's rate up to date, and its completion with it."""
@@ -1014,6 +712,25 @@ class Marketplace:
             job.rate = rate
             job.version += 1
             self._arm_completion(job)
+
+    def _hand_over(self, node: int, tenant: str, held: str, cls: str | None, gpus: int) -> None:
+        """``tenant`` takes ``gpus`` GPUs on ``node`` (gives them back if negative).
+
+        The GPUs move from idle into class ``cls`` (or back; None for a
+        reserved block's, which stay in its class), the tenant holds them as
+        ``held``, and they draw busy power on the node's site.
+        """
+        now = self.env.now
+        if cls is not None:
+            src, dst = ("idle", cls) if gpus > 0 else (cls, "idle")
+            self.accounting.move(now, abs(gpus), src, dst)
+        self.accounting.hold(now, tenant, held, gpus)
+        self._power_hold(node, tenant, gpus)
+
+    def _hand_over_job(self, job: Job, gpus: int) -> None:
+        """A running job takes its GPUs (``gpus`` > 0) or gives them back."""
+        cls = None if job.contract == "reserved" else job.contract
+        self._hand_over(int(job.nodes[0]), job.tenant, "allocated", cls, gpus)
 
     def _power_hold(self, node: int, owner: str, gpus: int) -> None:
         """GPUs of ``node``'s cluster and type become busy (``gpus`` > 0) or idle; a
@@ -1071,7 +788,7 @@ class Marketplace:
         for job in self.running.values():
             job.fold(horizon_hours)
             job.log_network(horizon_hours, None)
-        self.fabric_log.close(horizon_hours)
+        self.epochs.close(horizon_hours)
         self.accounting.advance(horizon_hours)
         if self.power is not None:
             self.power.close(horizon_hours)

@@ -131,12 +131,12 @@ def summarize(
         class_gpu_hours: GPU-hours by class (internal, reserved, on_demand, spot, idle, down).
         tenant_gpu_hours: Per tenant (and "internal"), GPU-hours by kind of holding.
         tenant_contracts: Contract kind of each tenant, in scenario order.
-        jobs: The jobs table (see :func:`sim.runner.jobs_frame`).
+        jobs: The jobs table (see :func:`sim.results.jobs_frame`).
         fabric_epochs: How many fabric solves the run made.
         network: What the fabric did to each job, piece by piece (see
-            :meth:`sim.runner.Simulation.network_frame`).
+            :func:`sim.results.network_frame`).
         fabric_log: The fabrics' time integrals
-            (:class:`sim.market.marketplace.FabricLog`).
+            (:class:`sim.metrics.fabric_log.FabricLog`).
         serving: Per tenant (and "internal"), its served models'
             :class:`sim.workloads.serving.ServingLog`.
         tenant_prices: Per tenant, the price per GPU-hour on its contract (or None).

@@ -20,6 +20,20 @@ placed, the marketplace asks it; a job it refuses stays queued, as one that does
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
+
+
+class AdmissionPolicy(Protocol):
+    """What the marketplace asks an admission policy."""
+
+    slowdown_slo: Mapping[str, float]
+    """Per tenant, the iteration slowdown no admitted placement may push it past (empty:
+    the fabric is not asked)."""
+
+    def admits(self, tenant: str, gpus: int, usage: Mapping[str, int]) -> bool:
+        """Whether a job of ``tenant`` asking ``gpus`` may start, given the GPUs of the
+        shared pool each tenant's running jobs hold now (``usage``)."""
+        ...
 
 
 class AcceptAll:
@@ -96,7 +110,7 @@ class FabricAware(AcceptAll):
         self.slowdown_slo = dict(config.slowdown_slo)
 
 
-ADMISSIONS: dict[str, type] = {
+ADMISSIONS: dict[str, type[AdmissionPolicy]] = {
     "accept_all": AcceptAll,
     "fabric_aware": FabricAware,
     "quotas": Quotas,
@@ -104,6 +118,6 @@ ADMISSIONS: dict[str, type] = {
 """Admission policies by ``kind``."""
 
 
-def make_admission(config: object) -> AcceptAll:
+def make_admission(config: object) -> AdmissionPolicy:
     """Build the admission policy a scenario names."""
     return ADMISSIONS[config.kind](config)

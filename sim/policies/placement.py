@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from sim.market.inventory import ClusterInfo, Inventory
+from sim.market.inventory import SHARED, ClusterInfo, Inventory
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,27 @@ class Request:
     tp: int = 1
     """The job's tensor-parallel degree: ranks ``0..tp-1``, ``tp..2tp-1``, ...
     exchange the most traffic (see :mod:`sim.workloads.training`)."""
+
+
+class PlacementPolicy(Protocol):
+    """What the marketplace asks a placement policy."""
+
+    wait_hours: float
+    """How long a job may wait for a better placement (0: it takes what fits now)."""
+
+    def place(
+        self,
+        inventory: Inventory,
+        clusters: list[ClusterInfo],
+        pool: int,
+        gpus: int,
+        waited_hours: float = math.inf,
+        excluded: np.ndarray | None = None,
+        tp: int = 1,
+    ) -> Proposal | None:
+        """Propose nodes for ``gpus`` GPUs, or None if they do not fit (see
+        :meth:`FirstFit.place`)."""
+        ...
 
 
 class FirstFit:
@@ -427,7 +449,53 @@ def fewest_domains(
     return np.sort(nodes[order[:want]])
 
 
-PLACEMENTS: dict[str, type] = {
+def take_whole_nodes(
+    inventory: Inventory,
+    clusters: list[ClusterInfo],
+    wanted: int,
+    *,
+    compact: bool,
+    accelerator: str | None = None,
+) -> list[int]:
+    """Up to ``wanted`` whole free nodes of the shared pool, chosen to keep racks whole.
+
+    Whole-node claims (a reserved block, the inference fleet) take these; the
+    caller commits them.
+
+    Args:
+        inventory: The provider's nodes.
+        clusters: Where to look, in order.
+        wanted: How many nodes.
+        compact: Take whole racks in the fewest pods (a reserved block,
+            whose jobs then share no rack with anyone else); otherwise
+            fill the holes of partly taken racks and pods first (the
+            inference fleet, which sends nothing over the fabric), leaving
+            whole racks to jobs.
+        accelerator: Only nodes of this type (None: any).
+    """
+    taken: list[int] = []
+    for cluster in clusters:
+        need = wanted - len(taken)
+        if need <= 0:
+            break
+        free = inventory.whole_free_nodes(cluster, SHARED)
+        if accelerator is not None:
+            free = free[inventory.node_type[free] == accelerator]
+        if free.size == 0:
+            continue
+        rack, pod = inventory.rack[free], inventory.pod[free]
+        if compact:
+            chosen = fewest_domains(free, pod, rack, min(need, free.size))
+        else:
+            _, rack_at, per_rack = np.unique(rack, return_inverse=True, return_counts=True)
+            _, pod_at, per_pod = np.unique(pod, return_inverse=True, return_counts=True)
+            order = np.lexsort((free, per_rack[rack_at], per_pod[pod_at]))
+            chosen = free[order[:need]]
+        taken.extend(int(n) for n in chosen)
+    return taken
+
+
+PLACEMENTS: dict[str, type[PlacementPolicy]] = {
     "first_fit": FirstFit,
     "pack": Pack,
     "rail_aligned": RailAligned,
@@ -437,6 +505,6 @@ PLACEMENTS: dict[str, type] = {
 """Placement policies by ``kind``."""
 
 
-def make_placement(config: object) -> FirstFit:
+def make_placement(config: object) -> PlacementPolicy:
     """Build the placement policy a scenario names."""
     return PLACEMENTS[config.kind](config)

@@ -21,8 +21,17 @@ whole nodes, so they take the nodes that need the fewest GPUs preempted instead.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 from sim.workloads.jobs import Job
+
+
+class PreemptionPolicy(Protocol):
+    """What the marketplace asks a preemption policy."""
+
+    def order(self, victims: list[Job], now: float) -> list[Job]:
+        """Spot jobs in the order they receive notice, at time ``now``."""
+        ...
 
 
 class Newest:
@@ -54,7 +63,7 @@ class LowestPriority(Newest):
         )
 
 
-PREEMPTIONS: dict[str, type] = {
+PREEMPTIONS: dict[str, type[PreemptionPolicy]] = {
     "newest": Newest,
     "least_progress": LeastProgress,
     "lowest_priority": LowestPriority,
@@ -62,6 +71,6 @@ PREEMPTIONS: dict[str, type] = {
 """Preemption policies by ``kind``."""
 
 
-def make_preemption(config: object, priorities: Mapping[str, int]) -> Newest:
+def make_preemption(config: object, priorities: Mapping[str, int]) -> PreemptionPolicy:
     """Build the preemption policy a scenario names, with each tenant's priority."""
     return PREEMPTIONS[config.kind](config, priorities)

@@ -18,6 +18,7 @@ A tenant whose contract carries no price (under ``fixed``) has no revenue figure
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 SURPLUS_BUSY = ("on_demand", "spot")
 SURPLUS_NOT = ("internal", "reserved", "down")
@@ -29,6 +30,15 @@ def surplus_utilisation(gpus: Mapping[str, int]) -> float:
     if surplus <= 0:
         return 1.0
     return min(1.0, sum(gpus[c] for c in SURPLUS_BUSY) / surplus)
+
+
+class PricingPolicy(Protocol):
+    """What the run asks a pricing policy."""
+
+    def spot_price(self, contract_price: float | None, gpus: Mapping[str, int]) -> float | None:
+        """USD per GPU-hour a spot tenant pays now (None: no revenue figure), given the
+        price on its contract and the GPUs by class now."""
+        ...
 
 
 class Fixed:
@@ -61,10 +71,13 @@ class SurplusUtilisation(Fixed):
         return self.floor + (self.ceiling - self.floor) * u**self.exponent
 
 
-PRICINGS: dict[str, type] = {"fixed": Fixed, "surplus_utilisation": SurplusUtilisation}
+PRICINGS: dict[str, type[PricingPolicy]] = {
+    "fixed": Fixed,
+    "surplus_utilisation": SurplusUtilisation,
+}
 """Pricing policies by ``kind``."""
 
 
-def make_pricing(config: object) -> Fixed:
+def make_pricing(config: object) -> PricingPolicy:
     """Build the pricing policy a scenario names."""
     return PRICINGS[config.kind](config)

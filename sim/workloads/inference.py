@@ -32,67 +32,41 @@ The queue
     point, unique because a replica's throughput ``b / S(b)`` grows with ``b``. Utilisation
     is ``lambda S / c``; the probability of waiting is Erlang C, ``C(c, lambda S)``; the wait
     ``W`` is 0 with probability ``1 - C`` and otherwise exponential with rate
-    ``c / S - lambda``, independent of the request's own service. When even full batches
+    ``c / S - lambda``, independent of the request's own service (the queue's mathematics
+    is in :mod:`sim.workloads.mmc_queue`). When even full batches
     cannot keep up (``lambda >= c / S(max_batch)``) the point is reported with utilisation
     ``>= 1`` and ``wait_probability = 1``; :func:`sample_latency_s` then models a fluid
     backlog growing from empty over the period.
 
-Times are in seconds, except :class:`LatencyHistogram`, which holds milliseconds; rates are
-per second; bandwidths TB/s (1e12 bytes/s); throughputs TFLOP/s.
+Times are in seconds (the latency histograms of :mod:`sim.workloads.latency_histogram`
+hold milliseconds); rates are per second; bandwidths TB/s (1e12 bytes/s); throughputs
+TFLOP/s.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, special
+from scipy import optimize
 
+from sim.workloads.arguments import (
+    check_fraction,
+    check_non_negative_float,
+    check_positive_float,
+    check_positive_int,
+)
+from sim.workloads.mmc_queue import erlang_c
 from sim.workloads.training import ModelShape
 
 __all__ = [
-    "LatencyHistogram",
     "ServicePoint",
     "ServingNetwork",
     "ServingSpec",
-    "erlang_c",
-    "latency_quantile_s",
-    "mean_wait_s",
     "sample_latency_s",
     "service_point",
     "serving_network",
-    "wait_quantile_s",
 ]
-
-
-def _positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _real(value: float) -> bool:
-    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
-
-
-def _positive_float(name: str, value: float) -> None:
-    if not (_real(value) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-
-
-def _non_negative_float(name: str, value: float) -> None:
-    if not (_real(value) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-
-
-def _fraction(name: str, value: float) -> None:
-    if not (_real(value) and 0 < value <= 1):
-        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
-
-
-def _probability(name: str, value: float) -> None:
-    if not (_real(value) and 0 <= value <= 1):
-        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -126,11 +100,11 @@ class ServingSpec:
         if not isinstance(self.model, ModelShape):
             raise ValueError(f"model must be a ModelShape, got {type(self.model).__name__}")
         for name in ("tp", "max_batch", "prompt_tokens", "output_tokens"):
-            _positive_int(name, getattr(self, name))
-        _fraction("mfu", self.mfu)
-        _fraction("bandwidth_efficiency", self.bandwidth_efficiency)
-        _positive_float("bytes_per_param", self.bytes_per_param)
-        _fraction("kv_heads_ratio", self.kv_heads_ratio)
+            check_positive_int(name, getattr(self, name))
+        check_fraction("mfu", self.mfu)
+        check_fraction("bandwidth_efficiency", self.bandwidth_efficiency)
+        check_positive_float("bytes_per_param", self.bytes_per_param)
+        check_fraction("kv_heads_ratio", self.kv_heads_ratio)
 
     @property
     def weight_bytes(self) -> float:
@@ -150,7 +124,7 @@ class ServingSpec:
         Args:
             tflops: The accelerator's dense TFLOP/s.
         """
-        _positive_float("tflops", tflops)
+        check_positive_float("tflops", tflops)
         flops = 2.0 * self.model.active_params * self.prompt_tokens
         return flops / (self.tp * tflops * 1e12 * self.mfu)
 
@@ -162,9 +136,9 @@ class ServingSpec:
             tflops: The accelerator's dense TFLOP/s.
             hbm_tbps: The accelerator's memory bandwidth, TB/s.
         """
-        _positive_float("batch", batch)
-        _positive_float("tflops", tflops)
-        _positive_float("hbm_tbps", hbm_tbps)
+        check_positive_float("batch", batch)
+        check_positive_float("tflops", tflops)
+        check_positive_float("hbm_tbps", hbm_tbps)
         kv_tokens = self.prompt_tokens + self.output_tokens / 2.0
         read_bytes = self.weight_bytes + batch * kv_tokens * self.kv_bytes_per_token
         memory_s = read_bytes / self.tp / (hbm_tbps * 1e12 * self.bandwidth_efficiency)
@@ -227,7 +201,7 @@ def serving_network(spec: ServingSpec, rate_gbps: float, step_latency_s: float) 
     k = spec.tp
     if k == 1:
         return ServingNetwork()
-    _positive_float("rate_gbps", rate_gbps)
+    check_positive_float("rate_gbps", rate_gbps)
     calls = 2.0 * spec.model.layers
     factor = 2.0 * (k - 1) / k
     value_bytes = spec.model.hidden * spec.bytes_per_param
@@ -237,134 +211,6 @@ def serving_network(spec: ServingSpec, rate_gbps: float, step_latency_s: float) 
         step_fixed_s=calls * latency_s,
         step_per_request_s=calls * value_bytes * per_byte_s,
         prefill_s=calls * (spec.prompt_tokens * value_bytes * per_byte_s + latency_s),
-    )
-
-
-def erlang_c(servers: int, offered_erlangs: float) -> float:
-    """Probability that an arrival waits in an M/M/c queue (Erlang C).
-
-    Computed in closed form from Erlang B, ``B = pmf(c; a) / cdf(c; a)`` of a Poisson law
-    with mean ``a`` (log-space pmf, ``scipy.special.pdtr`` cdf), then
-    ``C = c B / (c - a (1 - B))``: stable and O(1) for any number of servers.
-
-    Args:
-        servers: ``c``, the number of servers (>= 1).
-        offered_erlangs: ``a = lambda / mu``, the offered load (>= 0).
-
-    Returns:
-        ``C(c, a)`` in [0, 1]; 1.0 when ``a >= c`` (the queue is unstable), 0.0 when ``a = 0``.
-    """
-    _positive_int("servers", servers)
-    _non_negative_float("offered_erlangs", offered_erlangs)
-    c = int(servers)
-    a = float(offered_erlangs)
-    if a >= c:
-        return 1.0
-    if a == 0.0:
-        return 0.0
-    log_pmf = c * math.log(a) - a - special.gammaln(c + 1.0)
-    blocking = math.exp(log_pmf - math.log(special.pdtr(c, a)))
-    return min(1.0, c * blocking / (c - a * (1.0 - blocking)))
-
-
-def _queue(servers: int, arrivals_per_s: float, service_s: float) -> tuple[float, float]:
-    """Erlang C and the exponential rate ``c / S - lambda`` of a positive wait (0 if unstable)."""
-    _positive_int("servers", servers)
-    _non_negative_float("arrivals_per_s", arrivals_per_s)
-    _positive_float("service_s", service_s)
-    wait_probability = erlang_c(servers, arrivals_per_s * service_s)
-    return wait_probability, max(0.0, servers / service_s - arrivals_per_s)
-
-
-def mean_wait_s(servers: int, arrivals_per_s: float, service_s: float) -> float:
-    """Mean waiting time in M/M/c: ``C / (c / S - lambda)`` (s); ``inf`` if unstable.
-
-    Args:
-        servers: ``c``, the number of servers.
-        arrivals_per_s: ``lambda``, Poisson arrivals per second.
-        service_s: ``S``, the mean (exponential) service time, s.
-    """
-    wait_probability, rate = _queue(servers, arrivals_per_s, service_s)
-    if rate <= 0:
-        return math.inf
-    return wait_probability / rate
-
-
-def wait_quantile_s(servers: int, arrivals_per_s: float, service_s: float, q: float) -> float:
-    """Quantile ``q`` of the waiting time in M/M/c (s).
-
-    ``P(W > t) = C exp(-(c / S - lambda) t)``, so the quantile is 0 for ``q <= 1 - C`` and
-    ``ln(C / (1 - q)) / (c / S - lambda)`` above.
-
-    Args:
-        servers: ``c``, the number of servers.
-        arrivals_per_s: ``lambda``, Poisson arrivals per second.
-        service_s: ``S``, the mean (exponential) service time, s.
-        q: The quantile, in [0, 1].
-
-    Returns:
-        The quantile; ``inf`` for ``q = 1`` or, when the queue is unstable, any ``q > 0``.
-    """
-    _probability("q", q)
-    wait_probability, rate = _queue(servers, arrivals_per_s, service_s)
-    if q <= 1.0 - wait_probability:
-        return 0.0
-    if q >= 1.0 or rate <= 0:
-        return math.inf
-    return math.log(wait_probability / (1.0 - q)) / rate
-
-
-def _latency_survival(t: float, wait_probability: float, rate: float, mu: float) -> float:
-    """``P(W + X > t)``, W the M/M/c wait and X ~ Exp(mu) the service, independent.
-
-    The tail of Exp(rate) + Exp(mu) is symmetric in the two rates; with ``lo <= hi`` and
-    ``x = (hi - lo) t`` it is ``e^(-lo t) (1 + lo t (1 - e^(-x)) / x)``, free of cancellation
-    when the rates are close.
-    """
-    low, high = min(rate, mu), max(rate, mu)
-    x = (high - low) * t
-    spread = -math.expm1(-x) / x if x > 0 else 1.0
-    both = math.exp(-low * t) * (1.0 + low * t * spread)
-    return (1.0 - wait_probability) * math.exp(-mu * t) + wait_probability * both
-
-
-def latency_quantile_s(servers: int, arrivals_per_s: float, service_s: float, q: float) -> float:
-    """Quantile ``q`` of the latency (wait plus own service) in M/M/c (s).
-
-    With ``mu = 1 / S`` and ``theta = c / S - lambda``, the wait is 0 with probability
-    ``1 - C`` and Exp(``theta``) otherwise, the service Exp(``mu``), independent, so
-    ``P(W + X > t) = (1 - C) e^(-mu t) + C (theta e^(-mu t) - mu e^(-theta t)) / (theta - mu)``
-    (``(1 + mu t) e^(-mu t)`` in place of the fraction when ``theta = mu``); solved for ``t``
-    by Brent's method.
-
-    Args:
-        servers: ``c``, the number of servers.
-        arrivals_per_s: ``lambda``, Poisson arrivals per second.
-        service_s: ``S``, the mean (exponential) service time, s.
-        q: The quantile, in [0, 1].
-
-    Returns:
-        The quantile; ``inf`` for ``q = 1`` or when the queue is unstable.
-    """
-    _probability("q", q)
-    wait_probability, rate = _queue(servers, arrivals_per_s, service_s)
-    if q == 0.0:
-        return 0.0
-    if q >= 1.0 or rate <= 0:
-        return math.inf
-    mu = 1.0 / service_s
-    tail = 1.0 - q
-    high = service_s  # doubled until it brackets the quantile
-    while _latency_survival(high, wait_probability, rate, mu) > tail:
-        high *= 2.0
-    return float(
-        optimize.brentq(
-            lambda t: _latency_survival(t, wait_probability, rate, mu) - tail,
-            0.0,
-            high,
-            xtol=1e-15,
-            rtol=1e-12,
-        )
     )
 
 
@@ -434,10 +280,10 @@ def service_point(
     """
     if not isinstance(spec, ServingSpec):
         raise ValueError(f"spec must be a ServingSpec, got {type(spec).__name__}")
-    _positive_int("replicas", replicas)
-    _non_negative_float("arrivals_per_s", arrivals_per_s)
-    _positive_float("tflops", tflops)
-    _positive_float("hbm_tbps", hbm_tbps)
+    check_positive_int("replicas", replicas)
+    check_non_negative_float("arrivals_per_s", arrivals_per_s)
+    check_positive_float("tflops", tflops)
+    check_positive_float("hbm_tbps", hbm_tbps)
     per_replica = arrivals_per_s / replicas
     top = float(spec.max_batch)
     network = network or ServingNetwork()
@@ -518,7 +364,7 @@ def sample_latency_s(
     """
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}")
-    _non_negative_float("period_s", period_s)
+    check_non_negative_float("period_s", period_s)
     n = int(n)
     wait_tail = _stratified_tails(rng, n)
     # The prefill is the same for every request; the decode, as long as the
@@ -536,175 +382,3 @@ def sample_latency_s(
         wait = np.zeros(n)
         wait[waits] = np.log(c / wait_tail[waits]) / (-excess_per_s)
     return wait + service
-
-
-def log_interpolate(low: float, high: float, fraction: float) -> float:
-    """The point ``fraction`` of the way from ``low`` to ``high`` on a log scale (linear if
-    ``low`` is not positive or the bin is empty): where a quantile falls inside a log bin."""
-    if low <= 0.0 or high <= low:
-        return low + (high - low) * fraction
-    log_low = math.log(low)
-    return math.exp(log_low + (math.log(high) - log_low) * fraction)
-
-
-class LatencyHistogram:
-    """A weighted latency distribution on fixed log-spaced bins, mergeable across epochs.
-
-    Bins are 1,000 per decade from 0.001 ms to 1e7 ms (edges ``10 ** (k / 1000 - 3)`` ms,
-    each 0.23 % wider than its lower edge), so every histogram has the same bins and merging
-    is an addition. Values outside the range go to the end bins; the exact minimum and maximum
-    are tracked and bound every answer. Quantiles interpolate log-linearly inside a bin, so
-    their relative error is under one bin width (0.23 %).
-
-    Each :meth:`add` spreads a weight (how many real requests a sample stands for) evenly over
-    its values, so samples of different sizes from epochs of different lengths combine
-    correctly.
-    """
-
-    BINS_PER_DECADE = 1000
-    LOW_MS = 1e-3
-    HIGH_MS = 1e7
-    _DECADES = 10
-    N_BINS = BINS_PER_DECADE * _DECADES
-    EDGES_MS = LOW_MS * 10.0 ** (np.arange(N_BINS + 1) / BINS_PER_DECADE)
-    """Bin edges, ms (``N_BINS + 1`` values)."""
-
-    def __init__(self) -> None:
-        self._weights = np.zeros(self.N_BINS)
-        self._total = 0.0
-        self._min = math.inf
-        self._max = -math.inf
-
-    @property
-    def total(self) -> float:
-        """Total weight added (number of requests represented)."""
-        return self._total
-
-    @property
-    def min_ms(self) -> float | None:
-        """Smallest value added (ms); None when empty."""
-        return self._min if self._total > 0 else None
-
-    @property
-    def max_ms(self) -> float | None:
-        """Largest value added (ms); None when empty."""
-        return self._max if self._total > 0 else None
-
-    @property
-    def bin_weights(self) -> np.ndarray:
-        """Weight in each bin (a copy), indexed like the intervals of :attr:`EDGES_MS`."""
-        return self._weights.copy()
-
-    def add(self, values_ms: np.ndarray, weight: float | None = None) -> None:
-        """Add latencies standing for ``weight`` requests in all.
-
-        Args:
-            values_ms: Latencies, ms (finite, >= 0).
-            weight: Requests the values stand for, spread evenly over them (default: one
-                request per value). Must be 0 if ``values_ms`` is empty.
-
-        Raises:
-            ValueError: If a value is negative or not finite, the weight is negative or not
-                finite, or a positive weight comes with no values.
-        """
-        values = np.asarray(values_ms, dtype=np.float64).ravel()
-        if weight is None:
-            weight = float(values.size)
-        _non_negative_float("weight", weight)
-        if values.size == 0:
-            if weight > 0:
-                raise ValueError(f"weight {weight!r} given with no values to spread it over")
-            return
-        if not np.all(np.isfinite(values)) or np.any(values < 0):
-            raise ValueError("values_ms must be finite and >= 0")
-        if weight == 0:
-            return
-        with np.errstate(divide="ignore"):
-            position = (np.log10(values) + 3.0) * self.BINS_PER_DECADE
-        index = np.clip(np.floor(position), 0, self.N_BINS - 1).astype(np.int64)
-        self._weights += np.bincount(
-            index, weights=np.full(values.size, weight / values.size), minlength=self.N_BINS
-        )
-        self._total += float(weight)
-        self._min = min(self._min, float(values.min()))
-        self._max = max(self._max, float(values.max()))
-
-    def merge(self, other: LatencyHistogram) -> None:
-        """Add every weight of ``other`` to this histogram (``other`` is unchanged)."""
-        if not isinstance(other, LatencyHistogram):
-            raise ValueError(f"can only merge a LatencyHistogram, got {type(other).__name__}")
-        if other._total == 0:
-            return
-        self._weights += other._weights
-        self._total += other._total
-        self._min = min(self._min, other._min)
-        self._max = max(self._max, other._max)
-
-    def __iadd__(self, other: LatencyHistogram) -> LatencyHistogram:
-        self.merge(other)
-        return self
-
-    def _bin_bounds(self, index: int) -> tuple[float, float]:
-        """The part of bin ``index`` that lies within [min, max]."""
-        low = max(float(self.EDGES_MS[index]), self._min) if index > 0 else self._min
-        high = (
-            min(float(self.EDGES_MS[index + 1]), self._max)
-            if index < self.N_BINS - 1
-            else self._max
-        )
-        return low, max(low, high)
-
-    def quantile(self, q: float) -> float | None:
-        """Quantile ``q`` of the weighted latencies (ms); None when empty.
-
-        Args:
-            q: In [0, 1]; 0 gives the minimum, 1 the maximum.
-        """
-        _probability("q", q)
-        if self._total <= 0:
-            return None
-        if q == 0.0:
-            return self._min
-        if q == 1.0:
-            return self._max
-        cumulative = np.cumsum(self._weights)
-        target = q * cumulative[-1]
-        index = min(int(np.searchsorted(cumulative, target, side="left")), self.N_BINS - 1)
-        before = float(cumulative[index - 1]) if index > 0 else 0.0
-        inside = float(self._weights[index])
-        fraction = min(1.0, max(0.0, (target - before) / inside)) if inside > 0 else 1.0
-        low, high = self._bin_bounds(index)
-        return min(self._max, max(self._min, log_interpolate(low, high, fraction)))
-
-    def fraction_at_most(self, x_ms: float) -> float:
-        """Share of the weight at or below ``x_ms`` (log-linear inside a bin); nan when empty.
-
-        Args:
-            x_ms: A latency, ms.
-        """
-        if not (_real(x_ms) and not math.isnan(x_ms)):
-            raise ValueError(f"x_ms must be a number, got {x_ms!r}")
-        if self._total <= 0:
-            return math.nan
-        if x_ms >= self._max:
-            return 1.0
-        if x_ms < self._min:
-            return 0.0
-        if x_ms > 0:
-            position = math.floor((math.log10(x_ms) + 3.0) * self.BINS_PER_DECADE)
-            index = min(max(position, 0), self.N_BINS - 1)
-        else:
-            index = 0
-        below = float(self._weights[:index].sum())
-        low, high = self._bin_bounds(index)
-        if high <= low:
-            share = 1.0
-        elif low > 0:
-            share = (math.log(x_ms) - math.log(low)) / (math.log(high) - math.log(low))
-        else:
-            share = (x_ms - low) / (high - low)
-        share = min(1.0, max(0.0, share))
-        return min(1.0, (below + share * float(self._weights[index])) / float(self._weights.sum()))
-
-
-LatencyHistogram.EDGES_MS.setflags(write=False)

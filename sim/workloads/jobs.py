@@ -120,8 +120,14 @@ class Job:
 
     def finish_time(self, now: float) -> float:
         """When the job will finish at its current rate."""
+        return self.finish_time_at(now, self.rate, self.resume_hours)
+
+    def finish_time_at(self, now: float, rate: float, resume_hours: float) -> float:
+        """When the job will finish working at ``rate`` from ``resume_hours`` (or ``now``) on:
+        for a running job its :meth:`finish_time`, for a queued one its projected finish if it
+        started now."""
         remaining = self.work_hours - self.progress_at(now)
-        return max(now, self.resume_hours) + max(0.0, remaining) / self.rate
+        return max(now, resume_hours) + max(0.0, remaining) / rate
 
     @property
     def checkpoint_speed(self) -> float:

@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 
 from sim.workloads.inference import (
-    LatencyHistogram,
     ServingNetwork,
     sample_latency_s,
     service_point,
     serving_network,
 )
+from sim.workloads.latency_histogram import LatencyHistogram
 
 __all__ = ["ServingLog", "mean_diurnal_factor", "merged_histogram", "serving_figures"]
 
