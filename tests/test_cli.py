@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sim.cli import app
+from tests.helpers import run_cli
 
 SUMMARY_KEYS = """
 scenario seed horizon_hours wall_seconds
@@ -26,11 +27,8 @@ revenue_usd cost_usd margin_usd
 tenants
 """.split()
 
+
 runner = CliRunner()
-
-
-def run_cli(*args: str):
-    return runner.invoke(app, list(args), catch_exceptions=False)
 
 
 def test_run_writes_the_run_directory(tmp_path, quickstart_path):

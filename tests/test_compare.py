@@ -9,9 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from typer.testing import CliRunner
 
-from sim.cli import app
 from sim.compare import (
     Policy,
     compare,
@@ -23,16 +21,11 @@ from sim.compare import (
 from sim.report import decimals_for, print_comparison
 from sim.runner import simulate
 from sim.scenario import ScenarioError, load_scenario
+from tests.helpers import run_cli
 
 SHORT = ["horizon=12h"]
 FIRST_FIT = Policy("first_fit", ("policies.placement.kind=first_fit",))
 TOPOLOGY = Policy("topology", ("policies.placement.kind=topology_aware",))
-
-runner = CliRunner()
-
-
-def run_cli(*args: str):
-    return runner.invoke(app, list(args), catch_exceptions=False)
 
 
 @pytest.mark.parametrize("sample", [[1.0, 2.0], [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]])

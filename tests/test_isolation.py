@@ -16,7 +16,7 @@ from sim.scenario.policies import (
     TrafficClassesIsolation,
 )
 from tests.conftest import SCENARIOS
-from tests.test_placement import GPN, zone_fabric, zone_inventory
+from tests.helpers import GPN, zone_fabric, zone_inventory
 
 ATLAS_OWN_POD = "policies.isolation={kind: dedicated_pods, pods: {atlas: 1}}"
 

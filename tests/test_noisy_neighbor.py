@@ -43,7 +43,7 @@ def test_a_high_priority_class_sees_a_low_priority_incast_not_at_all():
     """Fixed placements on shared spines: strict priority with per-priority PFC."""
     from sim.fabric.model import RunningPlacement
     from sim.fabric.network import NetworkFabric
-    from tests.test_placement import GPN
+    from tests.helpers import GPN
 
     scenario = load_scenario(NOISY)
     config = scenario.provider.clusters()[0].fabric  # RoCE, PFC, no congestion control

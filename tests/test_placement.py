@@ -21,31 +21,7 @@ from sim.policies.placement import (
 from sim.scenario.fabric import NetworkFabricConfig
 from sim.scenario.policies import TopologyAwarePlacement
 from sim.workloads.training import ModelShape, TrainingSpec
-
-# 4 pods of 4 racks of 2 nodes of 8 GPUs (256 GPUs), Meta's layout in small.
-ZONE = {
-    "kind": "meta_ai_zone",
-    "racks_per_pod": 4,
-    "pods": 4,
-    "ctsw_per_pod": 4,
-    "atsw_per_plane": 2,
-}
-GPN = 8
-NODES = 32
-
-
-def zone_fabric() -> NetworkFabric:
-    config = NetworkFabricConfig.model_validate(
-        {"kind": "network", "topology": ZONE, "transport": {"kind": "roce", "pfc": True}}
-    )
-    return NetworkFabric(config, gpus_per_node=GPN, accelerator="H100")
-
-
-def zone_inventory(fabric: NetworkFabric) -> tuple[Inventory, ClusterInfo]:
-    info = ClusterInfo(0, "zone", "site", 0, NODES, GPN, "H100")
-    inventory = Inventory([info])
-    inventory.set_domains(info, *fabric.node_domains(NODES))
-    return inventory, info
+from tests.helpers import GPN, NODES, zone_fabric, zone_inventory
 
 
 def test_node_domains_follow_the_topology():

@@ -52,7 +52,7 @@ from sim.fabric.latency import (
 )
 from sim.fabric.routing import Routes, route
 from sim.fabric.run_size import RunEstimate, estimate_run
-from sim.fabric.transport import NVLINK_GBPS, Transport, routing_args
+from sim.fabric.transport import NVLINK_GBPS, Transport
 from sim.rng import Streams
 from sim.scenario.fabric import FabricConfig
 from sim.scenario.yaml_input import ScenarioError
@@ -187,7 +187,7 @@ class _Run:
             topo,
             self.src,
             self.dst,
-            **routing_args(self.transport, topo, self.size_bytes),
+            **self.transport.routing_args(self.size_bytes),
             pinned_path=_pinned(flows, "path_index"),
         )
         routes = self.routes
@@ -214,7 +214,7 @@ class _Run:
             topo,
             self.dst,
             self.src,
-            **routing_args(self.transport, topo, self.size_bytes),
+            **self.transport.routing_args(self.size_bytes),
             pinned_path=_pinned(flows, "ack_path_index"),
         ).incidence.tocsr()
         self.sub_forward_us, self.sub_back_us = self._path_latency_us(last_packet_bytes)

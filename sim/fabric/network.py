@@ -86,7 +86,7 @@ from scipy.sparse.csgraph import connected_components
 from sim.fabric.link_pairs import Crossings, link_crossings
 from sim.fabric.model import TOP_PORTS, EpochSolution, JobNetwork, RunningPlacement
 from sim.fabric.routing import route
-from sim.fabric.transport import NVLINK_GBPS, Transport, routing_args
+from sim.fabric.transport import NVLINK_GBPS, Transport
 from sim.fabric.trunks import Trunked, factor
 from sim.scenario.fabric import NetworkFabricConfig
 from sim.workloads.inference import ServingNetwork, ServingSpec, serving_network
@@ -205,7 +205,7 @@ class NetworkFabric:
         self.hop_latency_us = hops * (
             float(np.max(topo.prop_delay_us)) + topo.mtu_bytes * 8.0 / (self.nic_gbps * 1e3)
         )
-        self._routing: dict[str, Any] = routing_args(config.transport, topo, np.zeros(0))
+        self._routing: dict[str, Any] = config.transport.routing_args(np.zeros(0))
         if self._routing["mode"] == "adaptive":
             # The steady state per-packet adaptive routing approaches: an even spread.
             self._routing = {"mode": "spray"}

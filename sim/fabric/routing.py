@@ -69,9 +69,6 @@ from sim.fabric.topology import ClosLayout, Topology
 ROUTING_MODES: tuple[str, ...] = ("adaptive", "dmodk", "ecmp", "spray")
 """Valid values of the ``mode`` argument of :func:`route`."""
 
-TRANSPORT_ROUTING: dict[str, str] = {"roce": "ecmp", "infiniband": "adaptive", "ideal": "spray"}
-"""The routing mode each transport kind of a fabric file uses."""
-
 ROCE_UDP_DPORT = 4791
 """The RoCEv2 well-known UDP destination port."""
 

@@ -39,7 +39,7 @@ the answer's fields are :mod:`sim.fabric.epoch`'s.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -53,12 +53,14 @@ from sim.fabric.solver import MaxMinProblem, max_min_rates
 from sim.fabric.topology import Topology, readonly
 from sim.fabric.trunks import Trunked
 
+if TYPE_CHECKING:
+    from sim.scenario.fabric import TransportConfig
+
 __all__ = [
     "NVLINK_GBPS",
     "Transport",
     "line_rate_arrivals",
     "link_stage",
-    "routing_args",
 ]
 
 NVLINK_GBPS = 3600.0
@@ -84,25 +86,6 @@ def link_stage(topology: Topology) -> np.ndarray:
     tiers = len(topology.tier_names)
     tier = topology.link_tier.astype(np.int64)
     return np.where(topology.link_is_up, tier, 2 * tiers - 1 - tier)
-
-
-def routing_args(transport: Any, topology: Topology, sizes: np.ndarray) -> dict[str, Any]:
-    kind = transport.kind
-    if kind == "roce":
-        return {
-            "mode": "ecmp",
-            "qps_per_connection": transport.qps_per_connection,
-            "hash_seed": transport.hash_seed,
-        }
-    if kind == "infiniband":
-        if transport.adaptive_routing:
-            return {
-                "mode": "adaptive",
-                "adaptive_chunks": transport.adaptive_chunks,
-                "load_weight": sizes.astype(np.float64),
-            }
-        return {"mode": "dmodk"}
-    return {"mode": "spray"}
 
 
 # --------------------------------------------------------------------------- allocations
@@ -223,7 +206,7 @@ class Transport:
         topology: The compiled topology.
     """
 
-    def __init__(self, transport: Any, topology: Topology):
+    def __init__(self, transport: TransportConfig, topology: Topology):
         self.transport = transport
         self.topology = topology
         self.stage = readonly(link_stage(topology))

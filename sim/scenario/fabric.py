@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import numpy as np
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -475,6 +476,18 @@ class RoceTransport(FabricConfigBase):
             return "dcqcn"
         return "backpressure" if self.pfc else "lossy"
 
+    def routing_args(self, sizes_bytes: Any) -> dict[str, Any]:
+        """How :func:`sim.fabric.routing.route` routes this transport's flows: ECMP per queue pair.
+
+        Args:
+            sizes_bytes: Per flow, its size (unused: hashing ignores load).
+        """
+        return {
+            "mode": "ecmp",
+            "qps_per_connection": self.qps_per_connection,
+            "hash_seed": self.hash_seed,
+        }
+
     def dcqcn_params(self, capacity_gbps: float) -> DcqcnParams:
         """The DCQCN fluid-model parameters for a bottleneck port of this transport.
 
@@ -555,6 +568,23 @@ class InfinibandTransport(FabricConfigBase):
         """Always ``backpressure``: credit-based flow control."""
         return "backpressure"
 
+    def routing_args(self, sizes_bytes: Any) -> dict[str, Any]:
+        """How :func:`sim.fabric.routing.route` routes this transport's flows.
+
+        Adaptive routing weighs each flow's chunks by its bytes; without it,
+        destination-mod-k.
+
+        Args:
+            sizes_bytes: Per flow, its size (the load adaptive routing weighs).
+        """
+        if not self.adaptive_routing:
+            return {"mode": "dmodk"}
+        return {
+            "mode": "adaptive",
+            "adaptive_chunks": self.adaptive_chunks,
+            "load_weight": np.asarray(sizes_bytes, dtype=np.float64),
+        }
+
 
 class IdealTransport(FabricConfigBase):
     """No congestion: every flow is sprayed evenly over all equal-cost paths.
@@ -589,6 +619,14 @@ class IdealTransport(FabricConfigBase):
     def rate_model(self) -> RateModel:
         """Always ``ideal``: max-min fair shares of a fabric without congestion."""
         return "ideal"
+
+    def routing_args(self, sizes_bytes: Any) -> dict[str, Any]:
+        """How :func:`sim.fabric.routing.route` routes this transport's flows: sprayed.
+
+        Args:
+            sizes_bytes: Per flow, its size (unused: spraying ignores load).
+        """
+        return {"mode": "spray"}
 
 
 TransportConfig = Annotated[

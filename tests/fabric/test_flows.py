@@ -12,17 +12,9 @@ from sim.fabric.dcqcn import DcqcnParams, fixed_point
 from sim.fabric.dcqcn_dynamics import limit_cycle
 from sim.fabric.flows import FLOW_COLUMNS, NVLINK_GBPS, simulate_flows, wire_bytes
 from sim.scenario.fabric import FabricConfig
+from tests.helpers import fabric
 
 MB2 = 2_000_000
-
-
-def fabric(topology: dict | None = None, **transport) -> FabricConfig:
-    return FabricConfig.model_validate(
-        {
-            "topology": topology or {"kind": "fat_tree", "k": 4, "link_gbps": 100},
-            "transport": transport or {"kind": "roce"},
-        }
-    )
 
 
 def flows(src, dst, size_bytes=MB2, start_us=0.0) -> pd.DataFrame:

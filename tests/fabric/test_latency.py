@@ -11,23 +11,11 @@ from hypothesis import strategies as st
 from sim.fabric.dcqcn import fixed_point
 from sim.fabric.flows import simulate_flows
 from sim.fabric.latency import MessageSampler, latency_cdf, path_delays
-from sim.scenario.fabric import FabricConfig
+from tests.helpers import fabric
 
 MTU = 4096
 GBPS = 100.0
 PROP_US = 0.5
-
-
-def fabric(topology: dict | None = None, **settings_) -> FabricConfig:
-    top = {k: v for k, v in settings_.items() if k in ("message_bytes", "latency_samples", "seed")}
-    transport = {k: v for k, v in settings_.items() if k not in top}
-    return FabricConfig.model_validate(
-        {
-            "topology": topology or {"kind": "fat_tree", "k": 4, "link_gbps": GBPS},
-            "transport": transport or {"kind": "roce"},
-            **top,
-        }
-    )
 
 
 # One leaf of 16 hosts: senders on the receiver's own leaf meet only its port.
