@@ -33,7 +33,7 @@ from sim.market.power import PowerLedger
 from sim.market.reclaim import EPS_HOURS, SpotReclaimer
 from sim.metrics.accounting import Accounting
 from sim.policies.admission import AcceptAll, AdmissionPolicy
-from sim.policies.isolation import Shared
+from sim.policies.isolation import IsolationPolicy, Shared
 from sim.policies.placement import PlacementPolicy, Proposal, take_whole_nodes
 from sim.policies.preemption import Newest, PreemptionPolicy
 from sim.workloads.jobs import Job
@@ -102,7 +102,7 @@ class Marketplace:
         accounting: Accounting,
         backfill: bool = True,
         backfill_depth: int = 200,
-        isolation: Shared | None = None,
+        isolation: IsolationPolicy | None = None,
         preemption: PreemptionPolicy | None = None,
         admission: AdmissionPolicy | None = None,
         power: PowerLedger | None = None,

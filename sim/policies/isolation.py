@@ -25,11 +25,27 @@ and spot GPUs are reclaimed for a blocked job only where it may run.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
 from sim.market.inventory import Inventory
 from sim.scenario.policies import Isolation, IsolationConfigBase
 from sim.scenario.yaml_input import ScenarioError
+
+
+class IsolationPolicy(Protocol):
+    """What the marketplace asks an isolation policy (the fabric reads its section's config)."""
+
+    config: IsolationConfigBase | None
+
+    def bind(self, inventory: Inventory) -> None:
+        """Learn the provider's nodes (once, after racks and pods are known)."""
+        ...
+
+    def excluded(self, tenant: str) -> np.ndarray | None:
+        """Per node of the inventory, whether a job of ``tenant`` must keep off it (None: none)."""
+        ...
 
 
 class Shared:
@@ -98,7 +114,7 @@ class TrafficClasses(Shared):
     """Shared nodes; the fabric gives some tenants a traffic class of their own."""
 
 
-ISOLATIONS: dict[str, type[Shared]] = {
+ISOLATIONS: dict[str, type[IsolationPolicy]] = {
     "shared": Shared,
     "dedicated_pods": DedicatedPods,
     "rate_limits": RateLimits,
@@ -107,6 +123,6 @@ ISOLATIONS: dict[str, type[Shared]] = {
 """Isolation policies by ``kind``."""
 
 
-def make_isolation(config: Isolation) -> Shared:
+def make_isolation(config: Isolation) -> IsolationPolicy:
     """Build the isolation policy a scenario names."""
     return ISOLATIONS[config.kind](config)
