@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from importlib.resources import files
 from types import MappingProxyType
@@ -17,7 +18,15 @@ from typing import Any
 
 import yaml
 
-__all__ = ["KINDS", "Accelerator", "accelerator", "accelerators", "parse_catalog"]
+__all__ = [
+    "KINDS",
+    "Accelerator",
+    "UnknownModel",
+    "accelerator",
+    "accelerators",
+    "catalog_name",
+    "parse_catalog",
+]
 
 KINDS = frozenset({"training", "inference"})
 """The allowed values of :attr:`Accelerator.kind`."""
@@ -167,3 +176,37 @@ def accelerator(name: str) -> Accelerator:
     except KeyError:
         known = ", ".join(sorted(catalog))
         raise ValueError(f"unknown accelerator {name!r}; known: {known}") from None
+
+
+class UnknownModel(ValueError):
+    """A trace names a GPU model the catalog does not know and no mapping maps."""
+
+
+def catalog_name(model: str, mapping: Mapping[str, str] | None = None) -> str:
+    """The catalog key for a GPU model as a trace or node list names it.
+
+    Looked up in order: the scenario's own ``mapping`` (exact trace name ->
+    catalog key), then the catalog's keys (ignoring case).
+
+    Args:
+        model: The model as the trace writes it, e.g. ``"A100-SXM4-80GB"``.
+        mapping: The scenario's explicit mapping, if any.
+
+    Returns:
+        A key of :func:`accelerators`.
+
+    Raises:
+        UnknownModel: Naming the model and how to map it.
+    """
+    catalog = _catalog()
+    if mapping and model in mapping:
+        return mapping[model]
+    by_case = {key.lower(): key for key in catalog}
+    found = by_case.get(model.strip().lower())
+    if found is not None:
+        return found
+    known = ", ".join(sorted(catalog))
+    raise UnknownModel(
+        f"GPU model {model!r} is not in the accelerator catalog; map it to one of {known} "
+        f"(e.g. accelerator_map: {{{model!r}: H100}})"
+    )

@@ -1,0 +1,29 @@
+"""The trace formats Surplus reads, by the name a scenario or ``surplus trace`` gives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from sim.scenario.yaml_input import ScenarioError
+from sim.traces import alibaba_spot
+from sim.traces.jobs import TraceJobs
+
+TRACE_FORMATS: dict[str, Callable[[Path], TraceJobs]] = {
+    alibaba_spot.FORMAT: alibaba_spot.read_jobs,
+}
+"""Readers of job tables by format name."""
+
+
+def read_trace(format: str, path: Path) -> TraceJobs:
+    """Read a trace file of the named format.
+
+    Raises:
+        ScenarioError: If the format is unknown, or the file cannot be read or has
+            malformed rows (file, line and column named).
+    """
+    reader = TRACE_FORMATS.get(format)
+    if reader is None:
+        known = ", ".join(sorted(TRACE_FORMATS))
+        raise ScenarioError([f"{path}: unknown trace format {format!r}; known: {known}"])
+    return reader(Path(path))
