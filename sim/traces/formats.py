@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import sim.traces.alibaba_spot as alibaba_spot
 from sim.scenario.yaml_input import ScenarioError
-from sim.traces import alibaba_spot
 from sim.traces.jobs import TraceJobs
 
 TRACE_FORMATS: dict[str, Callable[[Path], TraceJobs]] = {
