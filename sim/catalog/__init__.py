@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from importlib.resources import files
@@ -182,21 +183,93 @@ class UnknownModel(ValueError):
     """A trace names a GPU model the catalog does not know and no mapping maps."""
 
 
+_VENDOR_PREFIXES = ("NVIDIA-", "TESLA-")
+"""Words a trace or ``nvidia-smi`` puts before the model, dropped by :func:`_normalised`."""
+
+_TRACE_NAMES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), key)
+    for pattern, key in (
+        # A100 80 GB: SXM4 (A100-SXM4-80GB, A100-SXM-80GB) and PCIe (A100 80GB PCIe).
+        (r"A100(-SXM4?)?-80GB(-HBM2E)?", "A100"),
+        (r"A100-80GB-PCIE|A100-PCIE-80GB", "A100"),
+        # A100 40 GB: SXM4 (A100-SXM4-40GB) and PCIe (A100-PCIE-40GB).
+        (r"A100(-SXM4?)?-40GB|A100-40GB-PCIE|A100-PCIE-40GB", "A100-40GB"),
+        # A10 (24 GB PCIe); a full match, so no A100 name lands here.
+        (r"A10(-24GB)?(-PCIE)?", "A10"),
+        # V100 SXM2 32 GB (PAI: V100M32) and 16 GB.
+        (r"V100M32|V100(-SXM2)?-32GB", "V100"),
+        (r"V100M16|V100(-SXM2)?-16GB", "V100-16GB"),
+        # P100 PCIe 16 GB.
+        (r"P100(-PCIE)?(-16GB)?", "P100"),
+        # T4 (16 GB).
+        (r"T4(-16GB)?", "T4"),
+        # H100 SXM5 80 GB (H100-SXM5-80GB, nvidia-smi's "NVIDIA H100 80GB HBM3").
+        (r"H100(-SXM5?)?(-80GB)?(-HBM3)?", "H100"),
+        # H800 SXM5 80 GB, its own entry (not an H100).
+        (r"H800(-SXM5?)?(-80GB)?(-HBM3)?", "H800"),
+    )
+)
+"""Trace spellings of catalog types: full-match patterns over :func:`_normalised` names."""
+
+
+def _normalised(model: str) -> str:
+    """``model`` upper-cased, spaces/underscores as ``-``, without "NVIDIA"/"Tesla" in front."""
+    name = re.sub(r"[\s_-]+", "-", model.strip().upper()).strip("-")
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in _VENDOR_PREFIXES:
+            if name.startswith(prefix):
+                name, stripped = name[len(prefix) :], True
+    return name
+
+
 def catalog_name(model: str, mapping: Mapping[str, str] | None = None) -> str:
     """The catalog key for a GPU model as a trace or node list names it.
 
-    Looked up in order: the scenario's own ``mapping`` (exact trace name ->
-    catalog key), then the catalog's keys (ignoring case).
+    Looked up in order:
+
+    1. the scenario's own ``mapping`` (its ``accelerator_map``: exact trace name -> catalog
+       key), which always wins;
+    2. the catalog's keys, ignoring case (``a100`` -> ``A100``);
+    3. the name normalised (upper case; runs of spaces, underscores and hyphens as one ``-``;
+       a leading ``NVIDIA`` / ``Tesla`` dropped) against the normalised keys
+       (``NVIDIA A10`` -> ``A10``, ``a100 40gb`` -> ``A100-40GB``);
+    4. the normalised name against a small table of the spellings public traces and
+       ``nvidia-smi`` use (whole-name matches, so ``A10`` never takes an A100 name):
+
+       ============================================================  ===========
+       Trace names (any case; ``NVIDIA``/``Tesla`` prefix optional)   Catalog key
+       ============================================================  ===========
+       ``A100-SXM4-80GB``, ``A100-SXM-80GB``, ``A100-80GB``,          ``A100``
+       ``A100 80GB PCIe``, ``A100-PCIE-80GB``
+       ``A100-SXM4-40GB``, ``A100-SXM-40GB``, ``A100-PCIE-40GB``      ``A100-40GB``
+       ``A10``, ``NVIDIA A10``, ``A10-24GB``, ``A10 PCIe``            ``A10``
+       ``V100M32`` (PAI), ``V100-32GB``, ``Tesla V100-SXM2-32GB``     ``V100``
+       ``V100-16GB``, ``V100-SXM2-16GB``, ``V100M16``                 ``V100-16GB``
+       ``P100``, ``P100-PCIE``, ``Tesla P100-PCIE-16GB``              ``P100``
+       ``T4``, ``Tesla T4``, ``T4-16GB``                              ``T4``
+       ``H100``, ``H100-SXM5-80GB``, ``H100 80GB HBM3``               ``H100``
+       ``H800``, ``H800-SXM5-80GB``, ``H800 80GB HBM3``               ``H800``
+       ============================================================  ===========
+
+    A bare ``V100`` is the catalog key ``V100`` (the SXM2 32 GB part); Alibaba PAI 2020's
+    plain ``V100`` machines are the 16 GB part, which differs only in memory capacity: map
+    ``{V100: V100-16GB}`` for its figures. PCIe cards map to the SXM entry of the same
+    memory and dense throughput (A100 PCIe), with that entry's TDP and bandwidth. Names of
+    parts with other throughput (V100 PCIe, P100 SXM2, H100 PCIe, A800, A10G, ...), the
+    anonymised ``GPU-series-N`` of Alibaba's 2026 spot trace and PAI's ``MISC`` are not
+    recognised: they need the scenario's ``accelerator_map``.
 
     Args:
         model: The model as the trace writes it, e.g. ``"A100-SXM4-80GB"``.
         mapping: The scenario's explicit mapping, if any.
 
     Returns:
-        A key of :func:`accelerators`.
+        A key of :func:`accelerators` (or, from ``mapping``, the key it names).
 
     Raises:
-        UnknownModel: Naming the model and how to map it.
+        UnknownModel: Naming the model and how to map it (the scenario's ``accelerator_map``).
     """
     catalog = _catalog()
     if mapping and model in mapping:
@@ -205,8 +278,15 @@ def catalog_name(model: str, mapping: Mapping[str, str] | None = None) -> str:
     found = by_case.get(model.strip().lower())
     if found is not None:
         return found
+    name = _normalised(model)
+    by_normal = {_normalised(key): key for key in catalog}
+    if name in by_normal:
+        return by_normal[name]
+    for pattern, key in _TRACE_NAMES:
+        if pattern.fullmatch(name):
+            return key
     known = ", ".join(sorted(catalog))
     raise UnknownModel(
         f"GPU model {model!r} is not in the accelerator catalog; map it to one of {known} "
-        f"(e.g. accelerator_map: {{{model!r}: H100}})"
+        f"in the scenario's accelerator_map (e.g. accelerator_map: {{{model!r}: H100}})"
     )
