@@ -18,6 +18,8 @@ from sim.catalog import (
     catalog_name,
     parse_catalog,
 )
+from sim.runner import simulate
+from sim.scenario import scenario_from_text
 
 EXPECTED_NAMES = [
     "H100",
@@ -459,3 +461,39 @@ def test_the_explicit_mapping_wins() -> None:
     assert catalog_name("V100M32", mapping) == "V100"
     assert catalog_name("Tesla T4", {}) == "T4"
     assert catalog_name("Tesla T4", None) == "T4"
+
+
+TRACE_FLEET = """
+name: trace-fleet
+seed: 1
+horizon: 2d
+provider:
+  sites:
+    - name: old
+      clusters:
+        - {name: volta, nodes: 2, accelerator: V100}
+        - {name: ampere, nodes: 2, accelerator: {A100: 1, A100-40GB: 1}}
+        - {name: serving, nodes: 1, accelerator: T4}
+tenants:
+  - name: t
+    contract: {kind: on_demand}
+    accelerators: [V100, A100]
+    CLUSTER
+    workload:
+      arrivals: {kind: poisson, rate_per_hour: 100}
+      gpus: 8
+      duration: 10h
+      max_jobs: 1
+"""
+
+
+def test_scenarios_accept_the_trace_gpu_types_and_run_jobs_at_their_speed() -> None:
+    def only_job(cluster: str) -> Any:
+        text = TRACE_FLEET.replace("CLUSTER", cluster)
+        return simulate(scenario_from_text(text, "trace-fleet.yaml")).jobs.iloc[0]
+
+    # Measured on V100 (10 h there); on an A100 it runs 312/125 = 2.5x faster.
+    job = only_job("cluster: volta")
+    assert job["end_hours"] - job["start_hours"] == pytest.approx(10.0)
+    job = only_job("cluster: ampere")
+    assert job["end_hours"] - job["start_hours"] == pytest.approx(10.0 * 125 / 312)
