@@ -83,7 +83,7 @@ def test_same_seed_same_network_run():
     [
         (("tp: 8", "tp: 3"), "workload.training: 16 GPUs do not split into tp x pp = 3"),
         (("nodes: 16", "nodes: 32"), "fabric.topology: has 128 hosts but the cluster has 256 GPUs"),
-        (("accelerator: H100", "accelerator: Z9"), "unknown accelerator 'Z9'; known: B200"),
+        (("accelerator: H100", "accelerator: Z9"), "unknown accelerator 'Z9'; known: A10, A100,"),
     ],
     ids=["layout", "hosts", "accelerator"],
 )
