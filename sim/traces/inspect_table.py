@@ -29,7 +29,9 @@ def _split(title: str, gpu_hours: dict[str, float], jobs: dict[str, int] | None 
 def print_inspection(stats: dict[str, Any]) -> None:
     """Print :func:`sim.traces.inspect.trace_statistics` as tables."""
     console = console_for_tables()
-    overview = Table(title=f"{stats['source']} ({stats['format']})", show_header=False)
+    heading = f"{stats['source']} ({stats['format']})"
+    console.print(heading, soft_wrap=True, markup=False, highlight=False)
+    overview = Table(show_header=False)
     add_column(overview, "figure")
     add_column(overview, "value", right=True)
     rows = (
