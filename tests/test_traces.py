@@ -102,6 +102,8 @@ def test_pai_bad_rows_name_file_line_and_column(tmp_path):
     with pytest.raises(ScenarioError) as error:
         read_trace("alibaba_pai_2020", path)
     assert error.value.problems == [f"{path}:3: column 'inst_num': 'x' is not a number"]
+    with pytest.raises(ScenarioError, match="PAI's job table; give its task table"):
+        read_trace("alibaba_pai_2020", write(tmp_path / "pai_job_table.csv", PAI_JOBS))
     write(tmp_path / "pai_task_table.header", ["job_name,task_name"])
     with pytest.raises(ScenarioError, match=r"header lacks column.*'inst_num'"):
         read_trace("alibaba_pai_2020", path)

@@ -45,6 +45,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sim.scenario.yaml_input import ScenarioError
 from sim.traces.csv_rows import Rows, header_of, number
 from sim.traces.jobs import TraceJobs
 
@@ -163,6 +164,13 @@ def read_jobs(path: Path) -> TraceJobs:
             that is not a number, or a negative one.
     """
     path = Path(path)
+    if path.name == JOB_TABLE:
+        raise ScenarioError(
+            [
+                f"{path}: PAI's job table; give its task table "
+                f"({path.with_name('pai_task_table.csv')}), the job table is read beside it"
+            ]
+        )
     tasks = _read_tasks(path)
     job_path = path.with_name(JOB_TABLE)
     table = _read_job_table(job_path) if job_path.is_file() and job_path != path else None
