@@ -47,6 +47,9 @@ FILTER_COLUMNS = ("jobid", "user", "vc", "status")
 TYPE_COLUMN = "status"
 """The column ``surplus trace inspect`` splits GPU-hours by."""
 
+_BAD = object()
+"""What :func:`_time` returns for a field that is not a time (after noting the problem)."""
+
 
 def _entries(path: Path) -> Iterator[tuple[int, Any]]:
     """The entries of the file's top-level JSON list, each with the line it starts on."""
@@ -90,7 +93,7 @@ def _entries(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def _time(entry: dict, key: str, problems: list[str], source: str, line: int, label: str) -> Any:
-    """A time field as seconds (None if absent or null); a problem if it is not a time."""
+    """A time field as seconds (None if absent or null); ``_BAD`` if it is not a time."""
     value = entry.get(key)
     if value is None:
         return None
@@ -98,7 +101,7 @@ def _time(entry: dict, key: str, problems: list[str], source: str, line: int, la
         return clock_seconds(str(value))
     except ValueError:
         problems.append(row_problem(source, line, label, f"{value!r} is not a time"))
-        return False
+        return _BAD
 
 
 def read_jobs(path: Path) -> TraceJobs:
@@ -138,7 +141,7 @@ def read_jobs(path: Path) -> TraceJobs:
         last = f"attempts[{len(attempts) - 1}].end_time"
         ended = _time(attempts[-1], "end_time", problems, source, line, last)
         held = _gpus(attempts[0].get("detail"), problems, source, line)
-        if False in (submitted, started, ended) or held is None:
+        if any(value is _BAD for value in (submitted, started, ended)) or held is None:
             continue
         if ended is None:
             skipped["still running"] += 1
