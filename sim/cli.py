@@ -683,6 +683,30 @@ def _workload(
     )
 
 
+trace_app = typer.Typer(help="Public GPU cluster traces.", no_args_is_help=True)
+app.add_typer(trace_app, name="trace")
+
+
+@trace_app.command("inspect")
+def trace_inspect(
+    file: Annotated[Path, typer.Argument(help="Trace file (PAI 2020: its pai_task_table).")],
+    format: Annotated[str, typer.Option("--format", "-f", help="Trace format, e.g. philly.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """What a trace holds: jobs, arrivals, GPUs, durations, GPU-hours, rows skipped."""
+    from sim.scenario import ScenarioError
+    from sim.traces import formats, inspect, inspect_table
+
+    try:
+        stats = inspect.trace_statistics(formats.read_trace(format, file))
+    except ScenarioError as exc:
+        _fail(exc.problems)
+    if as_json:
+        typer.echo(json.dumps(_json_ready(stats), allow_nan=False))
+    else:
+        inspect_table.print_inspection(stats)
+
+
 def _version(value: bool) -> None:
     if value:
         from sim import __version__

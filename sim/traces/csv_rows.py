@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sim.scenario.yaml_input import ScenarioError
 from sim.traces.jobs import row_problem
 
-__all__ = ["MAX_PROBLEMS", "Rows", "number"]
+__all__ = ["MAX_PROBLEMS", "Rows", "clock_seconds", "header_of", "number"]
 
 MAX_PROBLEMS = 20
 """Most problems one file reports before the reader stops (the rest are alike)."""
@@ -25,6 +26,64 @@ def number(text: str) -> float | None:
     if math.isinf(value):
         raise ValueError(text)
     return None if math.isnan(value) else value
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def clock_seconds(text: str) -> float | None:
+    """A date and time (``2017-10-07 01:11:39``, ISO 8601) as seconds on its own clock.
+
+    Times without a zone (Philly's, Helios's) are taken as written, so their time of
+    day is the trace's own; times with one are converted to UTC. None if the cell is
+    empty, ``None`` or NaN; ``ValueError`` if it is not a time.
+    """
+    text = text.strip()
+    if not text or text.lower() in ("nan", "nat", "null", "none"):
+        return None
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return (moment - _EPOCH).total_seconds()
+
+
+def header_of(path: Path, columns: Sequence[str]) -> tuple[str, ...] | None:
+    """The column names of a CSV file that may lack a header row (PAI 2020's released CSVs).
+
+    In order: a ``FILE.header`` beside the file (``pai_task_table.header`` for
+    ``pai_task_table.csv``, or ``pai_task_table.csv.header``), whose first line
+    names the columns; None if the file's own first line is a header row (its
+    first cell is ``columns[0]``); else the documented order ``columns``.
+
+    Raises:
+        ScenarioError: If a ``.header`` file cannot be read or lacks a column.
+    """
+    path = Path(path)
+    for beside in (path.with_suffix(".header"), path.with_name(path.name + ".header")):
+        if beside.is_file():
+            try:
+                first = beside.read_text(encoding="utf-8").splitlines()[:1]
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ScenarioError([f"{beside}: cannot read: {exc}"]) from None
+            names = tuple(n.strip() for n in next(csv.reader(first), []))
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise ScenarioError(
+                    [
+                        f"{beside}:1: header lacks column(s) "
+                        f"{', '.join(repr(c) for c in missing)}; it has "
+                        f"{', '.join(repr(n) for n in names)}"
+                    ]
+                )
+            return names
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            first_row = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None  # Rows reports it, with the line
+    if first_row and first_row[0].strip() == columns[0]:
+        return None
+    return tuple(columns)
 
 
 class Rows:
@@ -43,6 +102,8 @@ class Rows:
         self.required = tuple(required)
         self.header = tuple(header) if header is not None else None
         self.problems: list[str] = []
+        self.names: tuple[str, ...] = self.header or ()
+        """The file's columns (known once iteration has started)."""
 
     def problem(self, line: int, column: str, what: str) -> None:
         """Note a problem with one cell; stop reading once there are too many."""
@@ -82,6 +143,7 @@ class Rows:
                     )
             else:
                 names = list(self.header)
+            self.names = tuple(names)
             line = first_line - 1
             try:
                 for row in reader:

@@ -44,6 +44,9 @@ class TraceJobs:
         line: Where each job is in the file (1-based line; for JSON, the entry's index + 1).
         columns: The trace's own columns per job, as text, for filters.
         skipped: Rows left out, counted per reason (e.g. ``"missing times"``).
+        origin_s: The first submission on the trace's own clock, in seconds (for
+            times of day: ``(origin_s + submit_s) mod 86400``); 0 where the trace
+            counts from its first job.
     """
 
     source: str
@@ -56,6 +59,7 @@ class TraceJobs:
     line: np.ndarray
     columns: dict[str, np.ndarray] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
+    origin_s: float = 0.0
 
     def __len__(self) -> int:
         return int(self.submit_s.size)
@@ -74,7 +78,11 @@ class TraceJobs:
         columns: Mapping[str, Sequence[str]] | None = None,
         skipped: Mapping[str, int] | None = None,
     ) -> TraceJobs:
-        """Jobs from per-job lists, sorted by submit time and shifted so the first is at 0."""
+        """Jobs from per-job lists, sorted by submit time and shifted so the first is at 0.
+
+        ``submit_s`` is on the trace's own clock; its earliest value becomes
+        :attr:`origin_s`.
+        """
         submit = np.asarray(submit_s, dtype=np.float64)
         order = np.argsort(submit, kind="stable")
         start = float(submit[order[0]]) if submit.size else 0.0
@@ -93,6 +101,7 @@ class TraceJobs:
             line=np.asarray(line, dtype=np.int64)[order],
             columns={key: text(values) for key, values in (columns or {}).items()},
             skipped={k: int(v) for k, v in sorted((skipped or {}).items()) if v},
+            origin_s=start,
         )
 
     def take(self, keep: np.ndarray) -> TraceJobs:
