@@ -373,3 +373,25 @@ def test_a_resolved_node_list_scenario_loads_again(tmp_path: Path) -> None:
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ScenarioError, match=r"clusters\[0\]\.nodes: 3 where nodes_from gives 5"):
         load_scenario(path)
+
+
+# --------------------------------------------------------------------------- the shipped scenario
+
+SHIPPED = Path(__file__).resolve().parents[1] / "scenarios" / "alibaba-spot.yaml"
+
+
+def test_the_shipped_alibaba_sample_keeps_the_trace_mix_and_splits_hp_from_spot() -> None:
+    scenario = load_scenario(SHIPPED)
+    sample = SHIPPED.parent / "traces" / "alibaba-spot-2026"
+    rows = (sample / "node_info_df.csv").read_text(encoding="utf-8").splitlines()[1:]
+    models = [row.split(",")[1] for row in rows]
+    # Six GPU types, 146 nodes: 4,278 / 30 with at least one node per type.
+    assert len(set(models)) == 6 and len(rows) == 146
+    gpus = {c.name: c.nodes * c.gpus_per_node for c in scenario.provider.clusters()}
+    assert gpus == {"eight-gpu": 26 * 8, "four-gpu": 27 * 4, "one-gpu": 93}
+    jobs = (sample / "job_info_df.csv").read_text(encoding="utf-8").splitlines()[1:]
+    kinds = [row.rsplit(",", 1)[1] for row in jobs]
+    result = simulate(load_scenario(SHIPPED, ["horizon=4d"]))
+    counts = result.jobs.groupby("tenant").size().to_dict()
+    assert counts == {"internal": kinds.count("HP"), "spot": kinds.count("Spot")}
+    assert kinds.count("HP") / len(kinds) == pytest.approx(41_538 / (41_538 + 12_844), abs=0.02)
