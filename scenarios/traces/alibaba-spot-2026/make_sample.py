@@ -1,4 +1,4 @@
-"""Write the synthetic sample of Alibaba's 2026 spot-GPU trace that scenarios/alibaba-spot.yaml replays.
+"""Write the synthetic sample of Alibaba's 2026 spot-GPU trace for scenarios/alibaba-spot.yaml.
 
 The sample is synthetic: no row comes from the real trace. It keeps the trace's
 layout (``node_info_df.csv``, ``job_info_df.csv``, the columns of
