@@ -241,7 +241,14 @@ class Simulation:
                 continue
             self.env.process(
                 self._arrivals(
-                    tenant.name, contract.kind, tenant.workload, pool, clusters, contract, speeds
+                    tenant.name,
+                    contract.kind,
+                    tenant.workload,
+                    pool,
+                    clusters,
+                    contract,
+                    speeds,
+                    tenant.accelerators,
                 )
             )
         internal = scenario.internal
@@ -273,6 +280,7 @@ class Simulation:
                     clusters,
                     None,
                     self._speeds(clusters, training.accelerators),
+                    training.accelerators,
                 )
             )
 
@@ -285,10 +293,17 @@ class Simulation:
         clusters: tuple[int, ...],
         contract: Any,
         speeds: dict[int, float],
+        types: list[str] | None = None,
     ) -> Iterator[simpy.Event]:
-        """Submit a tenant's jobs as they arrive. Each draw has its own named stream."""
+        """Submit a tenant's jobs as they arrive. Each draw has its own named stream.
+
+        A trace workload's jobs come from its trace instead (:meth:`_replay`; ``types``:
+        the accelerator types it accepts, None for any).
+        """
         if workload.trace is not None:
-            yield from self._replay(tenant, contract_kind, workload, pool, clusters, contract)
+            yield from self._replay(
+                tenant, contract_kind, workload, pool, clusters, contract, types
+            )
             return
         gaps = self.streams.get(f"{tenant}/arrivals")
         sizes = self.streams.get(f"{tenant}/gpus")
@@ -327,6 +342,7 @@ class Simulation:
         pool: int,
         clusters: tuple[int, ...],
         contract: Any,
+        types: list[str] | None,
     ) -> Iterator[simpy.Event]:
         """Submit a trace workload's jobs at their trace times (no random draw).
 
@@ -344,7 +360,9 @@ class Simulation:
                     {kind: 1.0},
                 )
                 continue
-            present = [t for i in clusters for t in self.clusters[i].types]
+            present = [
+                t for i in clusters for t in self.clusters[i].types if types is None or t in types
+            ]
             order = [kind] if kind in present else []
             base = accelerator(kind).tflops_bf16_dense
             speeds = {t: accelerator(t).tflops_bf16_dense / base for t in [*order, *present]}

@@ -395,3 +395,23 @@ def test_the_shipped_alibaba_sample_keeps_the_trace_mix_and_splits_hp_from_spot(
     counts = result.jobs.groupby("tenant").size().to_dict()
     assert counts == {"internal": kinds.count("HP"), "spot": kinds.count("Spot")}
     assert kinds.count("HP") / len(kinds) == pytest.approx(41_538 / (41_538 + 12_844), abs=0.02)
+
+
+def test_a_filter_that_keeps_nothing_shows_the_values_it_could_keep(folder: Path) -> None:
+    text = SCENARIO.replace("TRACE", "").replace("{job_type: Spot}", "{job_type: spot}")
+    with pytest.raises(
+        ScenarioError,
+        match=r"tenants\[0\]\.workload\.trace\.filter: no job of .*job_info_df\.csv matches "
+        r"\(of 5 jobs; values are compared as text, e\.g\. job_type: HP, Spot\)",
+    ):
+        load_scenario(scenario_file(folder, text))
+
+
+def test_accelerator_any_keeps_to_the_types_a_tenant_accepts(folder: Path) -> None:
+    text = SCENARIO.replace("    workload:\n", "    accelerators: [B200]\n    workload:\n")
+    jobs = run(folder, ", accelerator: any", text)
+    spot = jobs[jobs["tenant"] == "spot"].sort_values("submit_hours")
+    ratio = accelerator("H100").tflops_bf16_dense / accelerator("B200").tflops_bf16_dense
+    # Only B200 nodes: the H100 jobs (j2, j6) run there, faster by the TFLOP/s ratio.
+    spans = ((spot["end_hours"] - spot["start_hours"]) * 3600).tolist()
+    assert spans == pytest.approx([7200 * ratio, 5400, 900 * ratio])

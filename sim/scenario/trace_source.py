@@ -210,7 +210,19 @@ def replay_jobs(source: TraceSource, where: str) -> Replay:
         column: [str(v) for v in value] if isinstance(value, list) else str(value)
         for column, value in source.filter.items()
     }
+    everything = jobs
     jobs = jobs.filter(conditions, f"{where}.filter")
+    if conditions and not len(jobs):
+        seen = [
+            f"{column}: {', '.join(sorted(set(everything.columns[column].tolist()))[:6])}"
+            for column in conditions
+        ]
+        raise ScenarioError(
+            [
+                f"{where}.filter: no job of {everything.source} matches (of {len(everything):,}"
+                f" jobs; values are compared as text, e.g. {'; '.join(seen)})"
+            ]
+        )
     start_s = source.start * 3600.0
     jobs = jobs.take(jobs.submit_s >= start_s)
     scale = source.time_scale
