@@ -415,3 +415,21 @@ def test_accelerator_any_keeps_to_the_types_a_tenant_accepts(folder: Path) -> No
     # Only B200 nodes: the H100 jobs (j2, j6) run there, faster by the TFLOP/s ratio.
     spans = ((spot["end_hours"] - spot["start_hours"]) * 3600).tolist()
     assert spans == pytest.approx([7200 * ratio, 5400, 900 * ratio])
+
+
+def test_a_scenario_named_by_a_relative_path_resolves_its_files_absolute(
+    folder: Path, monkeypatch
+) -> None:
+    (folder / "node_info_df.csv").write_text(NODES, encoding="utf-8")
+    text = SCENARIO.replace(
+        "nodes: 4\n          accelerator: {H100: 2, B200: 2}",
+        ("nodes_from: {format: alibaba_spot_2026, path: node_info_df.csv, gpus_per_node: 8}"),
+    )
+    scenario_file(folder, text)
+    monkeypatch.chdir(folder.parent)
+    scenario = load_scenario(Path(folder.name) / "replay.yaml")
+    assert scenario.tenants[0].workload.trace.path == str(folder / "job_info_df.csv")
+    assert scenario.provider.clusters()[0].nodes_from.path == str(folder / "node_info_df.csv")
+    assert scenario.provider.clusters()[0].node_types() == [("B200", 2), ("H100", 3)]
+    monkeypatch.chdir("/")
+    assert scenario_from_text(dump_scenario(scenario)) == scenario

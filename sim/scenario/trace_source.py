@@ -54,7 +54,7 @@ def resolve_path(value: str, info: ValidationInfo | None) -> str:
     if not path.is_absolute():
         base = (info.context or {}).get("base_dir") if info is not None else None
         path = Path(base if base is not None else os.getcwd()) / path
-    return os.path.normpath(path)
+    return os.path.abspath(path)
 
 
 def _known_accelerator(name: str) -> str:
