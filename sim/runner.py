@@ -41,6 +41,7 @@ from sim.results import (
 from sim.rng import Streams
 from sim.scenario.models import Scenario
 from sim.scenario.tenants import InternalTraining, ReservedContract
+from sim.scenario.trace_source import replay_jobs
 from sim.scenario.workloads import BatchWorkload, InferenceWorkload
 from sim.workloads.jobs import Job
 from sim.workloads.sampling import draw_duration_hours, draw_gap_hours, draw_gpus
@@ -240,7 +241,14 @@ class Simulation:
                 continue
             self.env.process(
                 self._arrivals(
-                    tenant.name, contract.kind, tenant.workload, pool, clusters, contract, speeds
+                    tenant.name,
+                    contract.kind,
+                    tenant.workload,
+                    pool,
+                    clusters,
+                    contract,
+                    speeds,
+                    tenant.accelerators,
                 )
             )
         internal = scenario.internal
@@ -272,6 +280,7 @@ class Simulation:
                     clusters,
                     None,
                     self._speeds(clusters, training.accelerators),
+                    training.accelerators,
                 )
             )
 
@@ -284,8 +293,18 @@ class Simulation:
         clusters: tuple[int, ...],
         contract: Any,
         speeds: dict[int, float],
+        types: list[str] | None = None,
     ) -> Iterator[simpy.Event]:
-        """Submit a tenant's jobs as they arrive. Each draw has its own named stream."""
+        """Submit a tenant's jobs as they arrive. Each draw has its own named stream.
+
+        A trace workload's jobs come from its trace instead (:meth:`_replay`; ``types``:
+        the accelerator types it accepts, None for any).
+        """
+        if workload.trace is not None:
+            yield from self._replay(
+                tenant, contract_kind, workload, pool, clusters, contract, types
+            )
+            return
         gaps = self.streams.get(f"{tenant}/arrivals")
         sizes = self.streams.get(f"{tenant}/gpus")
         durations = self.streams.get(f"{tenant}/durations")
@@ -313,6 +332,68 @@ class Simulation:
             )
             self._next_job_id += 1
             submitted += 1
+            self.market.submit(job)
+
+    def _replay(
+        self,
+        tenant: str,
+        contract_kind: str,
+        workload: BatchWorkload | InternalTraining,
+        pool: int,
+        clusters: tuple[int, ...],
+        contract: Any,
+        types: list[str] | None,
+    ) -> Iterator[simpy.Event]:
+        """Submit a trace workload's jobs at their trace times (no random draw).
+
+        Each job's work is measured on its own type: with ``accelerator: trace``
+        it may run only on nodes of that type; with ``any`` on every type it may
+        use, faster or slower by dense TFLOP/s (its own type tried first).
+        """
+        source = workload.trace
+        replay = replay_jobs(source, f"{tenant}.trace")  # read when the scenario loaded
+        where: dict[str, tuple[tuple[int, ...], dict[str, float]]] = {}
+        for kind in sorted(set(replay.accelerator.tolist())):
+            if source.accelerator == "trace":
+                where[kind] = (
+                    tuple(i for i in clusters if kind in self.clusters[i].types),
+                    {kind: 1.0},
+                )
+                continue
+            present = [
+                t for i in clusters for t in self.clusters[i].types if types is None or t in types
+            ]
+            order = [kind] if kind in present else []
+            base = accelerator(kind).tflops_bf16_dense
+            speeds = {t: accelerator(t).tflops_bf16_dense / base for t in [*order, *present]}
+            where[kind] = (clusters, speeds)
+        max_jobs = getattr(workload, "max_jobs", None)
+        traffic = workload.training.spec() if workload.training is not None else None
+        count = len(replay) if max_jobs is None else min(len(replay), max_jobs)
+        for k in range(count):
+            at = float(replay.submit_hours[k])
+            if at >= self.scenario.horizon:
+                return
+            yield self.env.timeout(max(0.0, at - self.env.now))
+            scope, speeds = where[replay.accelerator[k]]
+            job = Job(
+                job_id=self._next_job_id,
+                tenant=tenant,
+                contract=contract_kind,
+                gpus=int(replay.gpus[k]),
+                work_hours=float(replay.work_hours[k]),
+                submit_hours=self.env.now,
+                clusters=scope,
+                pool=pool,
+                checkpoint_hours=workload.checkpoint_interval,
+                checkpoint_write_hours=workload.checkpoint_write,
+                restart_overhead_hours=workload.restart_overhead,
+                speeds=speeds,
+                max_wait_hours=getattr(contract, "max_wait", None),
+                spot_notice_hours=getattr(contract, "notice", 0.0),
+                traffic=traffic,
+            )
+            self._next_job_id += 1
             self.market.submit(job)
 
     def _failures(self, cluster: ClusterInfo, model: FailureModel) -> Iterator[simpy.Event]:

@@ -22,6 +22,7 @@ from sim.scenario.policies import (
 )
 from sim.scenario.provider import Cluster, Provider, Site
 from sim.scenario.tenants import Internal, ReservedContract, Tenant
+from sim.scenario.trace_source import TraceSource, replay_jobs
 from sim.scenario.workloads import (
     BatchWorkload,
     ChoiceGpus,
@@ -32,6 +33,7 @@ from sim.scenario.workloads import (
     Training,
     gpu_sizes,
 )
+from sim.scenario.yaml_input import ScenarioError
 
 
 def provider_name_problems(provider: Provider) -> list[str]:
@@ -153,7 +155,7 @@ def tenant_problems(
     for i, tenant in enumerate(tenants):
         where = f"tenants[{i}]"
         workload = tenant.workload
-        if isinstance(workload, BatchWorkload):
+        if isinstance(workload, BatchWorkload) and workload.trace is None:
             _training_problems(
                 problems, f"{where}.workload.training", workload.training, workload.gpus
             )
@@ -189,6 +191,17 @@ def tenant_problems(
                     f"{workload.serving.tp} GPUs need {wanted} GPUs, more than the "
                     f"{limit} available to them"
                 )
+        elif workload.trace is not None:
+            problems.extend(
+                replay_problems(
+                    f"{where}.workload",
+                    workload.trace,
+                    workload.training,
+                    eligible,
+                    tenant.accelerators,
+                    limit if isinstance(contract, ReservedContract) else None,
+                )
+            )
         else:
             _size_problems(problems, f"{where}.workload.gpus", workload.gpus, limit)
     return problems
@@ -201,11 +214,24 @@ def internal_problems(
     problems: list[str] = []
     training = internal.training
     if training is not None:
-        _training_problems(problems, "internal.training.training", training.training, training.gpus)
+        if training.trace is None:
+            _training_problems(
+                problems, "internal.training.training", training.training, training.gpus
+            )
         eligible = _eligible(
             problems, "internal.training", training.cluster, training.accelerators, clusters, known
         )
-        if eligible:
+        if eligible and training.trace is not None:
+            problems.extend(
+                replay_problems(
+                    "internal.training",
+                    training.trace,
+                    training.training,
+                    eligible,
+                    training.accelerators,
+                )
+            )
+        elif eligible:
             limit = max(_gpus_of(c, training.accelerators) for c in eligible)
             _size_problems(problems, "internal.training.gpus", training.gpus, limit)
     inference = internal.inference
@@ -230,6 +256,69 @@ def internal_problems(
                     f"internal.inference.gpus: the peak of {math.ceil(peak)} GPUs exceeds "
                     f"the {room} GPUs it may use"
                 )
+    return problems
+
+
+def replay_problems(
+    where: str,
+    source: TraceSource,
+    training: Training | None,
+    eligible: list[Cluster],
+    types: list[str] | None,
+    limit: int | None = None,
+) -> list[str]:
+    """``WORKLOAD.trace``: the trace reads, and every job it replays can run somewhere.
+
+    Reads the trace (once per process, :func:`replay_jobs`). With ``accelerator:
+    trace`` each job needs a cluster it may use with nodes of its own type, and
+    the workload's ``accelerators`` list does not apply; with ``any``, a cluster of
+    a type it accepts. Every job's GPUs must fit one block of such nodes (and
+    ``limit``: a reserved block), and the training layout must split them.
+    """
+    trace = f"{where}.trace"
+    try:
+        replay = replay_jobs(source, trace)
+    except ScenarioError as exc:
+        return exc.problems
+    owner = where.removesuffix(".workload")
+    if source.accelerator == "trace" and types is not None:
+        return [
+            f"{owner}.accelerators: with {trace}.accelerator: trace each job runs on the "
+            "type its trace names; remove accelerators, or set accelerator: any"
+        ]
+    problems: list[str] = []
+    for gpus in sorted({int(g) for g in replay.gpus}) if training is not None else []:
+        problem = training.layout_problem(gpus)
+        if problem:
+            problems.append(f"{where}.training: {problem} (a job of {trace})")
+            break
+
+    def first(chosen: Any) -> str:
+        return f"{replay.source}:{int(replay.line[chosen][0])}"
+
+    for kind in sorted(set(replay.accelerator.tolist())):
+        mine = replay.accelerator == kind
+        if source.accelerator == "trace":
+            room = max(_gpus_of(c, [kind]) for c in eligible)
+            if room == 0:
+                have = sorted({t for c in eligible for t in c.types()})
+                problems.append(
+                    f"{trace}: {int(mine.sum()):,} jobs ran on {kind} (first at {first(mine)}), "
+                    f"which no cluster they may use has (they have {few(have)}); map their "
+                    "model to one of those (accelerator_map) or set accelerator: any"
+                )
+                continue
+        else:
+            room = max(_gpus_of(c, types) for c in eligible)
+        if limit is not None:
+            room = min(room, limit)
+        big = mine & (replay.gpus > room)
+        if big.any():
+            problems.append(
+                f"{trace}.gpu_scale: {int(big.sum()):,} jobs on {kind} need up to "
+                f"{int(replay.gpus[big].max())} GPUs (first at {first(big)}), more than the "
+                f"{room} available to them; lower gpu_scale or give them more nodes"
+            )
     return problems
 
 

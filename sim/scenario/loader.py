@@ -3,6 +3,11 @@
 Problems are reported one per line, naming the file, the line and the dotted
 field (:mod:`sim.scenario.yaml_input`).
 
+Relative file paths in a scenario (traces, node lists) are relative to the
+scenario file's folder (:mod:`sim.scenario.trace_source`); a cluster's
+``nodes_from`` is expanded into its nodes before validation
+(:mod:`sim.scenario.node_lists`).
+
 Overrides use dotted paths; list items may be picked by index or, when they
 have a ``name``, by name: ``tenants.acme.contract.max_wait=2h``. Values are
 parsed as YAML, so ``=[8, 16]`` is a list and ``=2h`` a string.
@@ -19,6 +24,7 @@ import yaml
 from pydantic import ValidationError
 
 from sim.scenario.models import Scenario
+from sim.scenario.node_lists import expand_node_lists
 from sim.scenario.yaml_input import (
     Path_,
     ScenarioError,
@@ -131,13 +137,23 @@ def load_scenario(
         ScenarioError: With one line per problem, if anything is wrong.
     """
     text, source = read_input(path)
-    return scenario_from_text(text, source, overrides, seed)
+    return scenario_from_text(text, source, overrides, seed, base_dir=Path(path).parent)
 
 
 def scenario_from_text(
-    text: str, source: str = "<scenario>", overrides: Sequence[str] = (), seed: int | None = None
+    text: str,
+    source: str = "<scenario>",
+    overrides: Sequence[str] = (),
+    seed: int | None = None,
+    base_dir: str | Path | None = None,
 ) -> Scenario:
-    """Validate scenario YAML text; see :func:`load_scenario`."""
+    """Validate scenario YAML text; see :func:`load_scenario`.
+
+    Args:
+        base_dir: The folder relative file paths (a trace's ``path``, a cluster's
+            ``nodes_from.path``) start from; None: the working directory. The
+            validated scenario holds them absolute.
+    """
     data, lines = parse_yaml(text, source)
     if not isinstance(data, dict):
         raise ScenarioError(
@@ -156,8 +172,10 @@ def scenario_from_text(
         raise ScenarioError(problems)
     if seed is not None:
         data["seed"] = seed
+    base = None if base_dir is None else str(base_dir)
+    expand_node_lists(data, lines, source, base)
     try:
-        return Scenario.model_validate(data)
+        return Scenario.model_validate(data, context={"base_dir": base})
     except ValidationError as exc:
         raise ScenarioError(validation_problems(exc, data, lines, source)) from None
 

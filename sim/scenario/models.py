@@ -37,6 +37,7 @@ from sim.scenario.durations import Duration, format_duration
 from sim.scenario.policies import Policies
 from sim.scenario.provider import Provider
 from sim.scenario.tenants import Internal, InternalTraining, Tenant
+from sim.scenario.trace_source import replay_jobs
 from sim.scenario.workloads import BatchWorkload
 
 MAX_EVENTS = 2_000_000
@@ -158,7 +159,8 @@ class Scenario(Strict):
     def estimated_events(self) -> dict[str, float]:
         """The expected number of marketplace events, by the field that causes them.
 
-        Counts job arrivals (rate × horizon, at most ``max_jobs``), the sampling
+        Counts job arrivals (rate × horizon, or a trace's jobs before the
+        horizon, at most ``max_jobs``), the sampling
         steps of every served model and of the inference fleet, failures at
         Meta's Llama 3 rates and the steps of random-walk electricity prices:
         what a run's cost grows with, known before it starts.
@@ -167,11 +169,14 @@ class Scenario(Strict):
         events: dict[str, float] = {}
 
         def jobs(where: str, workload: BatchWorkload | InternalTraining) -> None:
-            expected = workload.arrivals.rate_per_hour * hours
             limit = getattr(workload, "max_jobs", None)
-            events[f"{where}.arrivals.rate_per_hour"] = (
-                expected if limit is None else min(expected, limit)
-            )
+            if workload.trace is not None:
+                expected = float(replay_jobs(workload.trace, f"{where}.trace").within(hours))
+                key = f"{where}.trace"
+            else:
+                expected = workload.arrivals.rate_per_hour * hours
+                key = f"{where}.arrivals.rate_per_hour"
+            events[key] = expected if limit is None else min(expected, limit)
 
         for i, tenant in enumerate(self.tenants):
             workload = tenant.workload

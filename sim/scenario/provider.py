@@ -10,6 +10,7 @@ from sim.scenario.base import MAX_GPUS, Count, Name, Strict
 from sim.scenario.durations import Duration
 from sim.scenario.fabric import ClusterFabricConfig, IdealFabricConfig
 from sim.scenario.power import SitePower
+from sim.scenario.trace_source import NodesFrom
 
 
 class Capex(Strict):
@@ -34,11 +35,13 @@ class Cluster(Strict):
     ``accelerator`` is the type of every node, or a mapping from types to
     node counts for a cluster that mixes them (``{H100: 32, H200: 16}``: the
     first 32 nodes hold H100, the next 16 H200). A job runs on nodes of one
-    type.
+    type. ``nodes_from`` builds the nodes from a trace's node list instead (see
+    :class:`~sim.scenario.trace_source.NodesFrom`): the loader fills ``nodes``,
+    ``gpus_per_node`` and ``accelerator`` from it.
     """
 
     name: Name
-    nodes: Count
+    nodes: Count | None = Field(default=None, description="required unless nodes_from gives it")
     gpus_per_node: int = Field(
         default=8, gt=0, le=576, description="576 is the largest NVLink domain announced"
     )
@@ -47,9 +50,14 @@ class Cluster(Strict):
     )
     fabric: ClusterFabricConfig = IdealFabricConfig()
     capex: Capex | None = Field(default=None, description="none: no depreciation is counted")
+    nodes_from: NodesFrom | None = Field(
+        default=None, description="take nodes, GPUs per node and types from a trace's node list"
+    )
 
     @model_validator(mode="after")
     def _counts(self) -> Cluster:
+        if self.nodes is None:
+            raise ValueError("nodes: missing required field (or give nodes_from)")
         if isinstance(self.accelerator, dict):
             total = sum(self.accelerator.values())
             if not self.accelerator or total != self.nodes:

@@ -459,7 +459,16 @@ def field_row(name: str, info: FieldInfo, attribute_help: str = "") -> str:
     limits = constraints(info.annotation, info.metadata)
     if limits:
         parts.append(", ".join(limits))
-    shorthand = _shorthand_text(info.metadata)
+    arms = get_args(info.annotation) if _is_union(info.annotation) else ()
+    shorthand = _shorthand_text(info.metadata) or next(
+        (
+            text
+            for arm in arms
+            if get_origin(arm) is Annotated
+            and (text := _shorthand_text(list(arm.__metadata__))) is not None
+        ),
+        None,
+    )
     if shorthand:
         parts.append(shorthand)
     description = "; ".join(part for part in parts if part)

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sim.scenario.base import Count, Name, Price, Strict
 from sim.scenario.durations import Duration, Step
-from sim.scenario.workloads import Arrivals, DurationDist, GpuDist, Serving, Training, Workload
+from sim.scenario.trace_source import TraceSource
+from sim.scenario.workloads import (
+    Arrivals,
+    DurationDist,
+    GpuDist,
+    Serving,
+    Training,
+    Workload,
+    trace_or_distributions,
+)
 
 # --------------------------------------------------------------------------- contracts
 
@@ -109,9 +118,14 @@ class InternalInference(Strict):
 class InternalTraining(Strict):
     """Bursts of the provider's own large training jobs, first in every queue."""
 
-    arrivals: Arrivals
-    gpus: GpuDist
-    duration: DurationDist
+    arrivals: Arrivals | None = Field(default=None, description="required unless trace is given")
+    gpus: GpuDist | None = Field(default=None, description="required unless trace is given")
+    duration: DurationDist | None = Field(
+        default=None, description="required unless trace is given"
+    )
+    trace: TraceSource | None = Field(
+        default=None, description="replay a trace's jobs instead of drawing them"
+    )
     checkpoint_interval: Duration | None = Field(default=None, gt=0)
     checkpoint_write: Duration = Field(default=0.0, description="stall to write a checkpoint")
     restart_overhead: Duration = Field(
@@ -127,6 +141,11 @@ class InternalTraining(Strict):
     training: Training | None = Field(
         default=None, description="the jobs' parallelism and model: their fabric traffic"
     )
+
+    @model_validator(mode="after")
+    def _source(self) -> InternalTraining:
+        trace_or_distributions(self)
+        return self
 
 
 class Internal(Strict):

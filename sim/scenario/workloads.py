@@ -1,8 +1,9 @@
 """What tenants and the provider run: job-size and duration distributions, arrivals,
 training jobs and served models.
 
-A batch workload is a stream of jobs (sizes, durations, arrivals and optionally
-the model it trains, which gives its network traffic); an inference workload is
+A batch workload is a stream of jobs (sizes, durations, arrivals, or a public
+trace's jobs replayed: :mod:`sim.scenario.trace_source`; and optionally the model
+it trains, which gives its network traffic); an inference workload is
 a fleet of replicas serving a model to a request stream.
 """
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, Discriminator, Field, Tag, mode
 
 from sim.scenario.base import MAX_DEGREE, MAX_GPUS, Count, Strict
 from sim.scenario.durations import Duration, Step
+from sim.scenario.trace_source import TraceSource
 
 # Bounds of a workload's numbers: far beyond any real model or service (as in
 # sim.scenario.base).
@@ -141,6 +143,26 @@ Arrivals = Annotated[PoissonArrivals, Field(discriminator="kind")]
 # --------------------------------------------------------------------------- workloads
 
 
+def trace_or_distributions(workload: Any) -> None:
+    """A workload's jobs come from its ``trace`` or from its three distributions, not both.
+
+    Raises:
+        ValueError: Naming the field that must go, or the one that is missing.
+    """
+    fields = ("arrivals", "gpus", "duration")
+    if workload.trace is not None:
+        given = [f for f in fields if getattr(workload, f) is not None]
+        if given:
+            raise ValueError(
+                f"{given[0]}: a trace workload's arrivals, GPUs and durations come from its "
+                f"trace; remove {', '.join(given)}"
+            )
+        return
+    for field in fields:
+        if getattr(workload, field) is None:
+            raise ValueError(f"{field}: missing required field (or give a trace)")
+
+
 class TrainingModel(Strict):
     """The shape of the model a training job trains (a transformer)."""
 
@@ -242,9 +264,14 @@ class BatchWorkload(Strict):
     """
 
     kind: Literal["batch"] = "batch"
-    arrivals: Arrivals
-    gpus: GpuDist
-    duration: DurationDist
+    arrivals: Arrivals | None = Field(default=None, description="required unless trace is given")
+    gpus: GpuDist | None = Field(default=None, description="required unless trace is given")
+    duration: DurationDist | None = Field(
+        default=None, description="required unless trace is given"
+    )
+    trace: TraceSource | None = Field(
+        default=None, description="replay a trace's jobs instead of drawing them"
+    )
     checkpoint_interval: Duration | None = Field(default=None, gt=0)
     checkpoint_write: Duration = Field(default=0.0, description="stall to write a checkpoint")
     restart_overhead: Duration = Field(
@@ -256,6 +283,11 @@ class BatchWorkload(Strict):
     training: Training | None = Field(
         default=None, description="the jobs' parallelism and model: their fabric traffic"
     )
+
+    @model_validator(mode="after")
+    def _source(self) -> BatchWorkload:
+        trace_or_distributions(self)
+        return self
 
 
 class ServedModel(Strict):
