@@ -145,3 +145,42 @@ def test_node_counts_of_a_mixed_cluster_must_add_up():
     unknown = MIXED.replace("B200: 2}", "B300: 2}").replace("ACCEPTS", "")
     with pytest.raises(ScenarioError, match="unknown accelerator 'B300'"):
         scenario_from_text(unknown, "mixed.yaml")
+
+
+RECLAIM = """
+name: reclaim
+seed: 1
+horizon: 1d
+provider:
+  sites:
+    - name: s
+      clusters:
+        - {name: mixed, nodes: 3, accelerator: {H100: 1, B200: 2}}
+internal:
+  training:
+    trace: {format: alibaba_spot_2026, path: jobs.csv, filter: {job_type: HP}}
+tenants:
+  - name: spot
+    contract: {kind: spot, notice: 6m}
+    workload:
+      trace: {format: alibaba_spot_2026, path: jobs.csv, filter: {job_type: Spot}}
+"""
+
+JOBS = """job_name,organization,gpu_model,cpu_request,gpu_request,worker_num,submit_time,duration,job_type
+s1,o,B200,8,8,1,0,72000,Spot
+s2,o,B200,8,8,1,0,72000,Spot
+hp,o,B200,8,8,1,3600,7200,HP
+"""
+
+
+def test_a_blocked_job_reclaims_spot_on_its_own_type_in_a_mixed_cluster(tmp_path):
+    # Spot holds both B200 nodes; the free H100 node is no room for a B200 job, so the
+    # HP job must reclaim a spot job and start after its notice, not when spot ends.
+    (tmp_path / "jobs.csv").write_text(JOBS, encoding="utf-8")
+    scenario = scenario_from_text(RECLAIM, "reclaim.yaml", base_dir=tmp_path)
+    jobs = simulate(scenario).jobs
+    hp = jobs[jobs["tenant"] == "internal"].iloc[0]
+    assert hp["start_hours"] == pytest.approx(1.0 + 0.1)
+    assert hp["end_hours"] == pytest.approx(3.1)
+    spot = jobs[jobs["tenant"] == "spot"]
+    assert spot["preemptions"].sum() == 1

@@ -229,7 +229,7 @@ def test_paths_are_relative_to_the_scenario_file_or_the_working_directory(
                 "format: borg, path: job_info_df.csv",
             ),
             r"tenants\[0\]\.workload\.trace\.format: unknown trace format 'borg'; known: "
-            r"alibaba_spot_2026",
+            r"alibaba_pai_2020, alibaba_spot_2026, helios, philly",
         ),
         (
             ("{job_type: Spot}", "{queue: Spot}"),
@@ -358,7 +358,7 @@ def test_node_list_problems_name_the_field(tmp_path: Path) -> None:
     with pytest.raises(
         ScenarioError,
         match=r"node_info_df\.csv:3: column 'gpu_capacity_num': "
-        r"'eight' is not a number",
+        r"'eight' is not a whole number of GPUs",
     ):
         load_nodes(tmp_path, nodes=NODES.replace("n1,H100,8", "n1,H100,eight"))
 

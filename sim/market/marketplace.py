@@ -27,8 +27,10 @@ import numpy as np
 import simpy
 
 from sim.fabric.model import FabricModel
+from sim.market.backfill import shadow
 from sim.market.epochs import FabricEpochs
 from sim.market.inventory import PARKED, SHARED, SPARE, ClusterInfo, Inventory
+from sim.market.node_types import keep_offs, never_usable
 from sim.market.power import PowerLedger
 from sim.market.reclaim import EPS_HOURS, SpotReclaimer
 from sim.metrics.accounting import Accounting
@@ -259,9 +261,11 @@ class Marketplace:
                         continue
                     head = job
                     # Nodes the head may not use: jobs placed there never delay it.
-                    head_excluded = self.isolation.excluded(job.tenant) if pool == SHARED else None
+                    head_excluded = never_usable(self._keep_offs(job, pool))
                     if job.contract in RECLAIMS_SPOT:
-                        self.reclaim.for_job(job, self.isolation.excluded(job.tenant))
+                        for keep_off in self._keep_offs(job, SHARED):
+                            if self.reclaim.for_job(job, keep_off):
+                                break
                     if not self.backfill:
                         return
                     continue
@@ -297,17 +301,8 @@ class Marketplace:
     def _propose(self, job: Job, pool: int) -> Proposal | None:
         clusters = [self.inventory.clusters[i] for i in job.clusters]
         waited = self.env.now - job.queued_since
-        excluded = self.isolation.excluded(job.tenant) if pool == SHARED else None
         tp = getattr(job.traffic, "tp", 1)
-        if not any(c.node_types for c in clusters):
-            return self.placement.place(
-                self.inventory, clusters, pool, job.gpus, waited, excluded, tp=tp
-            )
-        # A cluster mixes types: the job takes nodes of one, in the order it accepts them.
-        kinds = list(job.speeds) if job.speeds else sorted(set(self.inventory.node_type))
-        for kind in kinds:
-            other = self.inventory.node_type != kind
-            keep_off = other if excluded is None else (excluded | other)
+        for keep_off in self._keep_offs(job, pool):
             proposal = self.placement.place(
                 self.inventory, clusters, pool, job.gpus, waited, keep_off, tp=tp
             )
@@ -315,43 +310,17 @@ class Marketplace:
                 return proposal
         return None
 
+    def _keep_offs(self, job: Job, pool: int) -> list[np.ndarray | None]:
+        """The nodes ``job`` must keep off, once per node type it may take (see
+        :func:`sim.market.node_types.keep_offs`); isolation applies to the shared pool."""
+        excluded = self.isolation.excluded(job.tenant) if pool == SHARED else None
+        return keep_offs(self.inventory, job, excluded)
+
     def _shadow(self, head: Job, pool: int) -> tuple[int | None, float, int]:
-        """When the blocked head could start at the latest, where, and the GPUs to spare then.
-
-        Returns ``(cluster, shadow_hours, extra_gpus)``; ``(None, now, 0)`` if
-        no running job's end frees enough (then nothing may backfill).
-        """
-        best: tuple[int | None, float, int] = (None, self.env.now, 0)
-        best_hours = math.inf
-        now = self.env.now
-        # Only GPUs where the head may run count (see the isolation policy).
-        excluded = self.isolation.excluded(head.tenant) if pool == SHARED else None
-        for index in head.clusters:
-            cluster = self.inventory.clusters[index]
-            if excluded is None:
-                available = self.inventory.free_gpus(cluster, pool)
-            else:
-                available = self.inventory.shared_free_gpus(cluster, excluded)
-            ends = sorted(
-                (self._expected_end(j, now), j.job_id, j.gpus)
-                for j in self.running.values()
-                if j.cluster == index
-                and j.pool == pool
-                and (excluded is None or not excluded[j.nodes].any())
-            )
-            for end_hours, _, gpus in ends:
-                available += gpus
-                if available >= head.gpus:
-                    if end_hours < best_hours:
-                        best_hours = end_hours
-                        best = (index, end_hours, available - head.gpus)
-                    break
-        return best
-
-    @staticmethod
-    def _expected_end(job: Job, now: float) -> float:
-        end = job.finish_time(now)
-        return min(end, job.notice_until) if job.notice_until is not None else end
+        """EASY's shadow for the blocked head (see :func:`sim.market.backfill.shadow`): only
+        GPUs where it may run count (isolation, and in a mixed cluster one type it takes)."""
+        masks = self._keep_offs(head, pool) if pool == SHARED else [None]
+        return shadow(head, pool, self.inventory, self.running.values(), masks, self.env.now)
 
     def _projected_end(self, job: Job, proposal: Proposal) -> float:
         """When a queued job would finish if it started now as proposed, estimated as the

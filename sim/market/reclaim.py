@@ -52,13 +52,17 @@ class SpotReclaimer:
         self.preemption = preemption
         self._notify = notify
 
-    def for_job(self, job: Job, excluded: np.ndarray | None) -> None:
+    def for_job(self, job: Job, excluded: np.ndarray | None) -> bool:
         """Give notice to spot jobs so that a blocked internal or on-demand job can start.
 
         Args:
             job: The blocked job.
-            excluded: Nodes it may not use (see the isolation policy): GPUs
-                there do not count.
+            excluded: Nodes it may not use (the isolation policy's, and in a
+                cluster that mixes types the nodes of other types than the one
+                it would take): GPUs there do not count.
+
+        Returns:
+            Whether a cluster of the job's has room for it once notified jobs leave.
         """
         allowed = math.inf
         if job.max_wait_hours is not None:
@@ -71,8 +75,10 @@ class SpotReclaimer:
             )
             if room >= job.gpus and room > best_room:
                 best, best_room = cluster, room
-        if best is not None:
-            self.spot(best, job.gpus, allowed, excluded)
+        if best is None:
+            return False
+        self.spot(best, job.gpus, allowed, excluded)
+        return True
 
     def spot(
         self,
