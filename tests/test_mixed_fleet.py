@@ -166,7 +166,8 @@ tenants:
       trace: {format: alibaba_spot_2026, path: jobs.csv, filter: {job_type: Spot}}
 """
 
-JOBS = """job_name,organization,gpu_model,cpu_request,gpu_request,worker_num,submit_time,duration,job_type
+JOBS = """\
+job_name,organization,gpu_model,cpu_request,gpu_request,worker_num,submit_time,duration,job_type
 s1,o,B200,8,8,1,0,72000,Spot
 s2,o,B200,8,8,1,0,72000,Spot
 hp,o,B200,8,8,1,3600,7200,HP
