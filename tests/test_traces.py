@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from sim.runner import simulate
+from sim.scenario import scenario_from_text
 from sim.scenario.yaml_input import ScenarioError
 from sim.traces import TRACE_FORMATS, read_trace
 from sim.traces.nodes import NODE_FORMATS, read_nodes
@@ -291,3 +293,58 @@ def test_bad_node_lists(tmp_path):
     ]
     with pytest.raises(ScenarioError, match="no node list in format 'philly'"):
         read_nodes("philly", path)
+
+
+REPLAY = """
+name: replay
+seed: 1
+horizon: 4d
+provider:
+  sites:
+    - name: s
+      clusters:
+        - {name: c, nodes: 4, accelerator: ACCELERATOR}
+tenants:
+  - name: t
+    contract: {kind: on_demand}
+    workload:
+      trace: {format: FORMAT, path: PATH, DEFAULT}
+"""
+
+
+@pytest.mark.parametrize(
+    "format, files, accelerator, default",
+    [
+        ("alibaba_pai_2020", {"pai_task_table.csv": PAI_TASKS}, "{V100: 2, T4: 2}", ""),
+        (
+            "alibaba_pai_2020",
+            {"pai_task_table.csv": [TASK_HEADER, *PAI_TASKS]},
+            "{V100: 2, T4: 2}",
+            "",
+        ),
+        ("philly", {"cluster_job_log": PHILLY}, "H100", "default_accelerator: H100"),
+        ("helios", {"cluster_log.csv": HELIOS}, "H100", "default_accelerator: H100"),
+    ],
+    ids=["pai-headerless", "pai-header", "philly", "helios"],
+)
+def test_every_format_replays_exactly(tmp_path, format, files, accelerator, default):
+    """With room for every job and nothing failing, each job starts when the trace submits
+    it, holds its GPUs and runs its duration (on its own type: speed 1)."""
+    for name, lines in files.items():
+        path = write(tmp_path / name, lines)
+    trace = read_trace(format, path)
+    text = (
+        REPLAY.replace("FORMAT", format)
+        .replace("PATH", path.name)
+        .replace("ACCELERATOR", accelerator)
+        .replace(", DEFAULT", f", {default}" if default else "")
+    )
+    jobs = simulate(scenario_from_text(text, "replay.yaml", base_dir=tmp_path)).jobs
+    jobs = jobs.sort_values("submit_hours", kind="stable")
+    assert len(jobs) == len(trace)
+    assert jobs["submit_hours"].to_numpy() == pytest.approx(trace.submit_s / 3600)
+    assert jobs["start_hours"].to_numpy() == pytest.approx(trace.submit_s / 3600)
+    assert (jobs["end_hours"] - jobs["start_hours"]).to_numpy() == pytest.approx(
+        trace.duration_s / 3600
+    )
+    assert jobs["gpus"].tolist() == trace.gpus.tolist()
