@@ -348,3 +348,23 @@ def test_every_format_replays_exactly(tmp_path, format, files, accelerator, defa
         trace.duration_s / 3600
     )
     assert jobs["gpus"].tolist() == trace.gpus.tolist()
+
+
+def test_a_cluster_takes_its_nodes_from_a_pai_machine_spec(tmp_path):
+    """PAI's machine list fills a cluster as Alibaba 2026's does: per size, per type."""
+    lines = ["m1,T4,96,512,2", "m2,V100,96,512,8", "m3,V100,96,512,8", "m4,P100,96,512,8"]
+    write(tmp_path / "pai_machine_spec.csv", lines)
+    text = """
+name: nodes
+seed: 1
+horizon: 1d
+provider:
+  sites:
+    - name: s
+      clusters:
+        - name: c
+          nodes_from: {format: alibaba_pai_2020, path: pai_machine_spec.csv, gpus_per_node: 8}
+"""
+    cluster = scenario_from_text(text, "nodes.yaml", base_dir=tmp_path).provider.clusters()[0]
+    assert cluster.nodes == 3 and cluster.gpus_per_node == 8
+    assert sorted(cluster.node_types()) == [("P100", 1), ("V100", 2)]
