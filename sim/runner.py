@@ -292,7 +292,7 @@ class Simulation:
         pool: int,
         clusters: tuple[int, ...],
         contract: Any,
-        speeds: dict[int, float],
+        speeds: dict[str, float],
         types: list[str] | None = None,
     ) -> Iterator[simpy.Event]:
         """Submit a tenant's jobs as they arrive. Each draw has its own named stream.
@@ -313,26 +313,21 @@ class Simulation:
         submitted = 0
         while max_jobs is None or submitted < max_jobs:
             yield self.env.timeout(draw_gap_hours(workload.arrivals, gaps))
-            job = Job(
-                job_id=self._next_job_id,
-                tenant=tenant,
-                contract=contract_kind,
-                gpus=draw_gpus(workload.gpus, sizes),
-                work_hours=draw_duration_hours(workload.duration, durations),
-                submit_hours=self.env.now,
-                clusters=clusters,
-                pool=pool,
-                checkpoint_hours=workload.checkpoint_interval,
-                checkpoint_write_hours=workload.checkpoint_write,
-                restart_overhead_hours=workload.restart_overhead,
-                speeds=speeds,
-                max_wait_hours=getattr(contract, "max_wait", None),
-                spot_notice_hours=getattr(contract, "notice", 0.0),
-                traffic=traffic,
+            gpus = draw_gpus(workload.gpus, sizes)
+            work_hours = draw_duration_hours(workload.duration, durations)
+            self._submit_batch(
+                tenant,
+                contract_kind,
+                contract,
+                workload,
+                traffic,
+                gpus,
+                work_hours,
+                clusters,
+                pool,
+                speeds,
             )
-            self._next_job_id += 1
             submitted += 1
-            self.market.submit(job)
 
     def _replay(
         self,
@@ -376,25 +371,52 @@ class Simulation:
                 return
             yield self.env.timeout(max(0.0, at - self.env.now))
             scope, speeds = where[replay.accelerator[k]]
-            job = Job(
-                job_id=self._next_job_id,
-                tenant=tenant,
-                contract=contract_kind,
-                gpus=int(replay.gpus[k]),
-                work_hours=float(replay.work_hours[k]),
-                submit_hours=self.env.now,
-                clusters=scope,
-                pool=pool,
-                checkpoint_hours=workload.checkpoint_interval,
-                checkpoint_write_hours=workload.checkpoint_write,
-                restart_overhead_hours=workload.restart_overhead,
-                speeds=speeds,
-                max_wait_hours=getattr(contract, "max_wait", None),
-                spot_notice_hours=getattr(contract, "notice", 0.0),
-                traffic=traffic,
+            self._submit_batch(
+                tenant,
+                contract_kind,
+                contract,
+                workload,
+                traffic,
+                int(replay.gpus[k]),
+                float(replay.work_hours[k]),
+                scope,
+                pool,
+                speeds,
             )
-            self._next_job_id += 1
-            self.market.submit(job)
+
+    def _submit_batch(
+        self,
+        tenant: str,
+        contract_kind: str,
+        contract: Any,
+        workload: BatchWorkload | InternalTraining,
+        traffic: Any,
+        gpus: int,
+        work_hours: float,
+        clusters: tuple[int, ...],
+        pool: int,
+        speeds: dict[str, float],
+    ) -> None:
+        """Submit one job of a batch workload now (drawn or replayed from a trace)."""
+        job = Job(
+            job_id=self._next_job_id,
+            tenant=tenant,
+            contract=contract_kind,
+            gpus=gpus,
+            work_hours=work_hours,
+            submit_hours=self.env.now,
+            clusters=clusters,
+            pool=pool,
+            checkpoint_hours=workload.checkpoint_interval,
+            checkpoint_write_hours=workload.checkpoint_write,
+            restart_overhead_hours=workload.restart_overhead,
+            speeds=speeds,
+            max_wait_hours=getattr(contract, "max_wait", None),
+            spot_notice_hours=getattr(contract, "notice", 0.0),
+            traffic=traffic,
+        )
+        self._next_job_id += 1
+        self.market.submit(job)
 
     def _failures(self, cluster: ClusterInfo, model: FailureModel) -> Iterator[simpy.Event]:
         """Strike the cluster's GPUs with failures as they come (one named stream per cluster)."""
