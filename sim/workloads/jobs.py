@@ -46,8 +46,9 @@ class Job:
     spot_notice_hours: float = 0.0
     checkpoint_write_hours: float = 0.0
     restart_overhead_hours: float = 0.0
-    speeds: dict[int, float] | None = field(default=None, repr=False)
-    """Per cluster it may use, its speed there relative to where its work is measured."""
+    speeds: dict[str, float] | None = field(default=None, repr=False)
+    """Per accelerator type it may run on, in the order it takes them, its speed there
+    relative to the type its work is measured on (None: any type, at speed 1)."""
 
     state: str = "queued"
     queued_since: float = 0.0
