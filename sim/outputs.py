@@ -70,6 +70,7 @@ FILES = {
             "inference_latency.parquet",
             "power.parquet",
             "pfc.parquet",
+            "credit.parquet",
         }
     ),
     "comparison": frozenset(

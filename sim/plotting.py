@@ -15,10 +15,12 @@ or comparison directory, lays out a figure for one kind of plot and saves it
     block (``timeseries.parquet``, ``power.parquet``).
 ``pfc``
     PFC pause fraction over time by link tier, and for the most paused ports
-    (``pfc.parquet``).
+    (``pfc.parquet``); on InfiniBand the credit stall fraction, from the same
+    table of credit stalls (``credit.parquet``).
 ``heatmap``
-    PFC pause fraction of the most paused ports (rows) over time (columns), one
-    cell per port and fabric epoch (``pfc.parquet``).
+    PFC pause (or credit stall) fraction of the most paused ports (rows) over
+    time (columns), one cell per port and fabric epoch (``pfc.parquet``, or
+    ``credit.parquet``).
 ``timeline``
     Every job as a bar from its first start to its end, in one lane per
     tenant, with its wait in the queue before it (``jobs.parquet``).
@@ -225,22 +227,35 @@ def power_caps(resolved: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def pfc_by_tier(ax: Axes, pfc: pd.DataFrame, horizon_hours: float) -> Axes:
+PFC_LABEL = "PFC pause fraction"
+"""What ``pause_fraction`` is in ``pfc.parquet``."""
+
+CREDIT_LABEL = "credit stall fraction"
+"""What ``pause_fraction`` is in ``credit.parquet`` (InfiniBand's credit stalls)."""
+
+
+def pfc_by_tier(
+    ax: Axes, pfc: pd.DataFrame, horizon_hours: float, label: str = PFC_LABEL
+) -> Axes:
     """Mean pause fraction of each link tier's busy links over time, per cluster.
 
     Args:
         ax: Where to draw.
-        pfc: The ``pfc.parquet`` table (rows of ``kind`` "tier" are used).
+        pfc: The ``pfc.parquet`` table (rows of ``kind`` "tier" are used), or
+            ``credit.parquet``.
         horizon_hours: Where the last step ends.
+        label: What the pause fraction is (:data:`CREDIT_LABEL` for credit stalls).
     """
     tiers = pfc[pfc["kind"] == "tier"]
     for (cluster, tier), rows in sorted(tiers.groupby(["cluster", "name"])):
-        label = tier if tiers["cluster"].nunique() == 1 else f"{cluster} {tier}"
-        _steps(ax, rows["time_hours"], rows["pause_fraction"], horizon_hours, label=label)
-    return _over_time(ax, horizon_hours, "PFC pause fraction (busy links)", legend_size=8)
+        name = tier if tiers["cluster"].nunique() == 1 else f"{cluster} {tier}"
+        _steps(ax, rows["time_hours"], rows["pause_fraction"], horizon_hours, label=name)
+    return _over_time(ax, horizon_hours, f"{label} (busy links)", legend_size=8)
 
 
-def pfc_by_port(ax: Axes, pfc: pd.DataFrame, horizon_hours: float, ports: int = 8) -> Axes:
+def pfc_by_port(
+    ax: Axes, pfc: pd.DataFrame, horizon_hours: float, ports: int = 8, label: str = PFC_LABEL
+) -> Axes:
     """Pause fraction over time of the ports most paused over the run.
 
     A port is shown at its pause while it is among an epoch's most paused
@@ -251,6 +266,7 @@ def pfc_by_port(ax: Axes, pfc: pd.DataFrame, horizon_hours: float, ports: int = 
         pfc: The ``pfc.parquet`` table (rows of ``kind`` "port" are used).
         horizon_hours: Where the last step ends.
         ports: How many ports to show.
+        label: What the pause fraction is (:data:`CREDIT_LABEL` for credit stalls).
     """
     rows = pfc[pfc["kind"] == "port"]
     if rows.empty:
@@ -276,7 +292,7 @@ def pfc_by_port(ax: Axes, pfc: pd.DataFrame, horizon_hours: float, ports: int = 
         width = 1.0 + 2.5 * (len(top) - 1 - rank) / max(1, len(top) - 1)
         style = {"label": name, "color": colors[rank], "lw": width}
         _steps(ax, times, series.to_numpy(dtype=float), horizon_hours, **style)
-    _over_time(ax, horizon_hours, "PFC pause fraction (port)", legend_size=6)
+    _over_time(ax, horizon_hours, f"{label} (port)", legend_size=6)
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return ax
@@ -328,7 +344,9 @@ def pfc_ports_by_time(
     return edges, grid, names
 
 
-def pfc_heatmap(ax: Axes, pfc: pd.DataFrame, horizon_hours: float, ports: int = 30) -> Axes:
+def pfc_heatmap(
+    ax: Axes, pfc: pd.DataFrame, horizon_hours: float, ports: int = 30, label: str = PFC_LABEL
+) -> Axes:
     """Pause fraction of the most paused ports (rows) over time (columns).
 
     Args:
@@ -336,6 +354,7 @@ def pfc_heatmap(ax: Axes, pfc: pd.DataFrame, horizon_hours: float, ports: int = 
         pfc: The ``pfc.parquet`` table.
         horizon_hours: Where the last change's row ends.
         ports: How many ports (see :func:`pfc_ports_by_time`).
+        label: What the pause fraction is (:data:`CREDIT_LABEL` for credit stalls).
     """
     edges, grid, names = pfc_ports_by_time(pfc, horizon_hours, ports)
     if not names:
@@ -348,7 +367,7 @@ def pfc_heatmap(ax: Axes, pfc: pd.DataFrame, horizon_hours: float, ports: int = 
     ax.set_xlabel("hours")
     ax.set_ylabel("port (most paused first)")
     bar = ax.figure.colorbar(mesh, ax=ax, pad=0.01)
-    bar.set_label("PFC pause fraction (0: not among the 20 most paused)")
+    bar.set_label(f"{label} (0: not among the 20 most paused)")
     return ax
 
 
@@ -431,6 +450,27 @@ def job_timeline(ax: Axes, jobs: pd.DataFrame, horizon_hours: float) -> Axes:
     return ax
 
 
+def back_pressure_table(folder: Path) -> tuple[pd.DataFrame, str]:
+    """A run's pauses by tier and port, and what they are: PFC pauses or credit stalls.
+
+    ``pfc.parquet`` (PFC) and ``credit.parquet`` (InfiniBand) have the same columns;
+    a run whose clusters have both gets them together, each cluster with its own.
+
+    Raises:
+        PlotError: If the run has neither (no lossless fabric).
+    """
+    import pandas as pd
+
+    files = {PFC_LABEL: folder / "pfc.parquet", CREDIT_LABEL: folder / "credit.parquet"}
+    tables = {label: pd.read_parquet(path) for label, path in files.items() if path.exists()}
+    if not tables:
+        raise PlotError(
+            f"{folder}: no pfc.parquet: no cluster's fabric has PFC "
+            "(nor credit.parquet: none has InfiniBand credits)"
+        )
+    return pd.concat(tables.values(), ignore_index=True), " / ".join(tables)
+
+
 METRIC_LABELS = {
     "capacity_gpu_hours": "capacity (GPU-hours)",
     "allocated_gpu_hours": "GPU-hours held by jobs",
@@ -445,6 +485,7 @@ METRIC_LABELS = {
     "inference_latency_ms_p999": "P99.9 request latency (ms)",
     "inference_slo_attainment": "requests within the SLO (share)",
     "pfc_pause_fraction": "PFC pause (share of busy link time)",
+    "credit_stall_fraction": "credit stall (share of busy link time)",
     "ecn_mark_fraction": "ECN marks (share of traffic)",
     "queue_wait_hours_mean": "mean queue wait (hours)",
     "queue_wait_hours_p99": "P99 queue wait (hours)",
@@ -648,14 +689,14 @@ def plot(
             caps = power_caps(_resolved(folder))
             power_draw(ax.twinx(), _read(folder / "power.parquet", ""), horizon, caps)
     elif kind == "pfc":
-        table = _read(folder / "pfc.parquet", "no cluster's fabric has PFC")
+        table, label = back_pressure_table(folder)
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
-        pfc_by_tier(top, table, horizon)
-        pfc_by_port(bottom, table, horizon)
+        pfc_by_tier(top, table, horizon, label=label)
+        pfc_by_port(bottom, table, horizon, label=label)
     elif kind == "heatmap":
-        table = _read(folder / "pfc.parquet", "no cluster's fabric has PFC")
+        table, label = back_pressure_table(folder)
         fig, ax = plt.subplots(figsize=(11, 6.5))
-        pfc_heatmap(ax, table, horizon)
+        pfc_heatmap(ax, table, horizon, label=label)
     elif kind == "timeline":
         jobs = _read(folder / "jobs.parquet", "not a run directory")
         rows = (

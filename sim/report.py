@@ -60,6 +60,29 @@ PER_TENANT = (  # sold: a reserved block's whole term; held: what its jobs held 
 )
 
 
+CREDIT_STALL = ("credit stall fraction", "credit_stall_fraction", "{:.2%}")
+"""InfiniBand's line for the PFC pause fraction (a run with credit-based fabrics)."""
+
+
+def _with_credit_stall(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """:data:`OVERALL`, the PFC line shown as credit stalls where the run has them.
+
+    A run whose fabrics all have credits shows credit stalls in place of PFC pauses;
+    one that mixes PFC and credit fabrics shows both lines.
+    """
+    if "credit_stall_fraction" not in summary:
+        return list(OVERALL)
+    rows: list[tuple[str, str, str]] = []
+    for row in OVERALL:
+        if row[1] != "pfc_pause_fraction":
+            rows.append(row)
+            continue
+        if summary.get("pfc_pause_fraction") is not None:
+            rows.append(row)
+        rows.append(CREDIT_STALL)
+    return rows
+
+
 PIPED_WIDTH = 10_000
 """Console width when the output is not a terminal: wide enough for any table."""
 
@@ -93,7 +116,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     )
     add_column(overall, "figure")
     add_column(overall, "value", right=True)
-    for label, key, fmt in OVERALL:
+    for label, key, fmt in _with_credit_stall(summary):
         overall.add_row(label, _cell(summary.get(key), fmt))
     console.print(overall)
     tenants = Table(title="tenants")
@@ -112,6 +135,7 @@ COMPARED = (
     "inference_latency_ms_p99",
     "inference_slo_attainment",
     "pfc_pause_fraction",
+    "credit_stall_fraction",
     "queue_wait_hours_mean",
     "jobs_completed",
     "jobs_rejected",

@@ -56,6 +56,8 @@ class RunResult:
     inference_latency: pd.DataFrame | None = None
     power: pd.DataFrame | None = None
     pfc: pd.DataFrame | None = None
+    credit: pd.DataFrame | None = None
+    """InfiniBand's ``pfc``: the same table of credit stalls (``credit.parquet``)."""
 
 
 def jobs_frame(jobs: Sequence[Job], cluster_names: Sequence[str]) -> pd.DataFrame:
@@ -95,6 +97,15 @@ def _nan(value: float | None) -> float:
     return math.nan if value is None else value
 
 
+NETWORK_FIGURES = (
+    "pfc_pause_fraction",
+    "ecn_mark_fraction",
+    "flow_slowdown_p99",
+    "credit_stall_fraction",
+)
+"""The congestion figures of a job's fabric piece (:class:`sim.fabric.model.JobNetwork`)."""
+
+
 def network_frame(jobs: Sequence[Job]) -> pd.DataFrame:
     """What the fabric did to each job, piece by piece (one row per piece).
 
@@ -104,6 +115,7 @@ def network_frame(jobs: Sequence[Job]) -> pd.DataFrame:
     rows: dict[str, list[Any]] = {
         "job_id": [], "tenant": [], "gpus": [], "hours": [], "slowdown": [],
         "pfc_pause_fraction": [], "ecn_mark_fraction": [], "flow_slowdown_p99": [],
+        "credit_stall_fraction": [],
     }  # fmt: skip
     for job in jobs:
         if job.serving:  # replicas do not iterate: their figures are latencies
@@ -117,7 +129,7 @@ def network_frame(jobs: Sequence[Job]) -> pd.DataFrame:
             rows["gpus"].append(job.gpus)
             rows["hours"].append(hours)
             rows["slowdown"].append(1.0 if state is None else state.slowdown)
-            for name in ("pfc_pause_fraction", "ecn_mark_fraction", "flow_slowdown_p99"):
+            for name in NETWORK_FIGURES:
                 value = None if state is None else getattr(state, name)
                 rows[name].append(np.nan if value is None else value)
     return pd.DataFrame(rows).astype({"hours": float, "slowdown": float})
@@ -129,6 +141,10 @@ def pfc_frame(
     cluster_names: Sequence[str],
 ) -> pd.DataFrame:
     """PFC pauses after every change of a fabric with PFC, by link tier and top port.
+
+    The same table of a fabric with InfiniBand credits (its changes are
+    :attr:`sim.metrics.fabric_log.FabricLog.stalls`) holds credit stalls in
+    ``pause_fraction``: the share of time a link waits for credits.
 
     One row per change, cluster and tier (``kind`` "tier": the mean pause
     fraction of the tier's busy links, and how many are busy) and per most
@@ -229,7 +245,8 @@ def write_run_files(result: RunResult, directory: Path) -> None:
     models also gets ``inference_latency.parquet``, the request latency histogram of each
     served model's tenant; one with power blocks ``power.parquet``, each site's draw and
     clock speed after every change; one with PFC fabrics ``pfc.parquet``, pauses by link
-    tier and most paused port.
+    tier and most paused port; one with InfiniBand fabrics ``credit.parquet``, the same
+    table of credit stalls.
     """
     out = Path(directory)
     (out / "resolved.yaml").write_text(dump_scenario(result.scenario), encoding="utf-8")
@@ -239,6 +256,7 @@ def write_run_files(result: RunResult, directory: Path) -> None:
         "inference_latency": result.inference_latency,
         "power": result.power,
         "pfc": result.pfc,
+        "credit": result.credit,
     }
     for name, table in tables.items():
         if table is not None:

@@ -567,7 +567,8 @@ class Simulation:
         )
         add_costs(summary, self._costs())
         power = self.market.power
-        pauses = self.market.epochs.log.pauses
+        pauses, stalls = self.market.epochs.log.pauses, self.market.epochs.log.stalls
+        fabrics = self.market.epochs.fabrics
         return RunResult(
             self.scenario,
             summary,
@@ -575,7 +576,8 @@ class Simulation:
             self.accounting.timeseries(),
             inference_latency_frame(self.serving_logs) if self.serving_logs else None,
             pd.DataFrame(power.timeseries()) if power is not None else None,
-            pfc_frame(pauses, self.market.epochs.fabrics, names) if pauses else None,
+            pfc_frame(pauses, fabrics, names) if pauses else None,
+            pfc_frame(stalls, fabrics, names) if stalls else None,
         )
 
     def _watch(

@@ -69,6 +69,9 @@ class JobNetwork:
             the rate of its slowest flow, which for a ring is nccl-tests' bus
             bandwidth less the latency term
             (:meth:`sim.workloads.training.TrainingPlan.collective_gbps`).
+        credit_stall_fraction: InfiniBand's ``pfc_pause_fraction``: mean
+            fraction of time the links its flows cross are stalled waiting for
+            credits (None without credit-based flow control).
     """
 
     slowdown: float
@@ -77,6 +80,7 @@ class JobNetwork:
     flow_slowdown_p99: float = 1.0
     serving: Any = None
     collective_gbps: tuple[tuple[str, str, float], ...] = ()
+    credit_stall_fraction: float | None = None
 
 
 TOP_PORTS = 20
@@ -100,6 +104,12 @@ class EpochSolution:
             (over ``tier_busy_links``: the tier's mean pause fraction).
         top_ports: The most paused links (egress ports): ``(link, pause fraction)``,
             most paused first, at most :data:`TOP_PORTS` of them.
+        credit_stall_fraction: InfiniBand's ``pfc_pause_fraction``: fraction of
+            time busy links are stalled waiting for credits, or None where the
+            fabric has no credit-based flow control. The tier and port figures
+            above are then credit stalls.
+        tier_names: The topology's link tier names (what ``tier_*`` count by),
+            given with credit stalls.
     """
 
     jobs: dict[int, JobNetwork] = field(default_factory=dict)
@@ -110,6 +120,8 @@ class EpochSolution:
     tier_busy_links: tuple[int, ...] = ()
     tier_paused_links: tuple[float, ...] = ()
     top_ports: tuple[tuple[int, float], ...] = ()
+    credit_stall_fraction: float | None = None
+    tier_names: tuple[str, ...] = ()
 
     @property
     def slowdown(self) -> dict[int, float]:

@@ -215,6 +215,9 @@ class NetworkFabric:
         )
         self.has_pfc = self.transport.has_pfc
         self.has_ecn = self.transport.has_ecn
+        self.has_credits = self.transport.backpressure and not self.has_pfc
+        """Whether back-pressure is InfiniBand's credits: its pauses are credit stalls."""
+        self._lossless = self.has_pfc or self.has_credits
         self._jobs: dict[int, _JobTraffic] = {}
         self._serials = itertools.count()
         self._solutions: OrderedDict[tuple[int, ...], EpochSolution] = OrderedDict()
@@ -463,15 +466,18 @@ class NetworkFabric:
         ports = sorted(
             (port for part in parts for port in part.top_ports), key=lambda p: (-p[1], p[0])
         )
+        stalled = sum(part.busy_links * (part.credit_stall_fraction or 0.0) for part in parts)
         return EpochSolution(
             jobs=dict(sorted(states.items())),
             pfc_pause_fraction=(paused / busy if busy else 0.0) if self.has_pfc else None,
             ecn_mark_fraction=(marked / carried if carried else 0.0) if self.has_ecn else None,
             busy_links=busy,
             carried_gbps=carried,
-            tier_busy_links=tuple(int(n) for n in tier_busy) if self.has_pfc else (),
-            tier_paused_links=tuple(float(x) for x in tier_paused) if self.has_pfc else (),
+            tier_busy_links=tuple(int(n) for n in tier_busy) if self._lossless else (),
+            tier_paused_links=tuple(float(x) for x in tier_paused) if self._lossless else (),
             top_ports=tuple(ports[:TOP_PORTS]),
+            credit_stall_fraction=(stalled / busy if busy else 0.0) if self.has_credits else None,
+            tier_names=tuple(self.topology.tier_names) if self.has_credits else (),
         )
 
     @staticmethod
@@ -627,19 +633,20 @@ class NetworkFabric:
                     if sent.sum() > 0
                     else 0.0
                 )
+            # PFC pauses or credit stalls of the links its flows cross, by their shares.
+            held = float(np.average(pause[links], weights=shares)) if self._lossless else None
             states[job.placement.job_id] = JobNetwork(
                 slowdown=slowdown,
                 serving=serving,
-                pfc_pause_fraction=float(np.average(pause[links], weights=shares))
-                if self.has_pfc
-                else None,
+                pfc_pause_fraction=held if self.has_pfc else None,
                 ecn_mark_fraction=ecn,
                 flow_slowdown_p99=_p99(np.maximum(flow_slowdown, 1.0)),
                 collective_gbps=job.plan.collective_gbps(flow_rates),
+                credit_stall_fraction=held if self.has_credits else None,
             )
         total = float(load.sum())
         tier_busy, tier_paused, top = (), (), ()
-        if self.has_pfc:
+        if self._lossless:
             tier = self.topology.link_tier[busy]
             tiers = len(self.topology.tier_names)
             tier_busy = tuple(int(n) for n in np.bincount(tier, minlength=tiers))
@@ -652,6 +659,9 @@ class NetworkFabric:
             jobs=states,
             pfc_pause_fraction=(float(pause[busy].mean()) if busy.size else 0.0)
             if self.has_pfc
+            else None,
+            credit_stall_fraction=(float(pause[busy].mean()) if busy.size else 0.0)
+            if self.has_credits
             else None,
             ecn_mark_fraction=epoch.marked_share if self.has_ecn else None,
             busy_links=int(busy.size),

@@ -1,8 +1,10 @@
-"""The fabrics' time integrals: busy, paused, carried and marked link-hours, epoch by epoch.
+"""The fabrics' time integrals: busy, paused, stalled, carried and marked link-hours, per epoch.
 
 A metric integrator like :class:`~sim.metrics.accounting.Accounting`: nothing is
 sampled on a clock. Each cluster's fabric state holds from one of its epochs to
-the next, so the integrals are exact between events.
+the next, so the integrals are exact between events. InfiniBand's credit stalls
+are its PFC pauses (the same lossless back-pressure state, see
+:mod:`sim.fabric.transport`), integrated the same way but kept apart.
 """
 
 from __future__ import annotations
@@ -31,16 +33,24 @@ class FabricLog:
         self.has_ecn = False
         self.pauses: list[tuple[float, int, EpochSolution]] = []
         """Every change of a fabric with PFC: (hours, cluster, its solution from then on)."""
+        self.has_credits = False
+        self.credit_busy_link_hours = 0.0
+        """Busy link-hours of the fabrics with credits (the weight of their stalls)."""
+        self.stalled_link_hours = 0.0
+        self.tier_credit_link_hours: dict[str, list[float]] = {}
+        """Per link tier name of fabrics with credits: [busy, stalled] link-hours."""
+        self.stalls: list[tuple[float, int, EpochSolution]] = []
+        """Every change of a fabric with credits: (hours, cluster, its solution from then on)."""
 
     def change(self, cluster: int, now: float, solution: EpochSolution) -> None:
         """The cluster's fabric state changes to ``solution`` at ``now``."""
         self._integrate(cluster, now)
         self._current[cluster] = (now, solution)
         if solution.pfc_pause_fraction is not None:
-            if self.pauses and self.pauses[-1][:2] == (now, cluster):
-                self.pauses[-1] = (now, cluster, solution)
-            else:
-                self.pauses.append((now, cluster, solution))
+            _record(self.pauses, now, cluster, solution)
+        if solution.credit_stall_fraction is not None:
+            _record(self.stalls, now, cluster, solution)
+            self.has_credits = True
         self.has_pfc |= solution.pfc_pause_fraction is not None
         self.has_ecn |= solution.ecn_mark_fraction is not None
 
@@ -62,6 +72,19 @@ class FabricLog:
             self.paused_link_hours += solution.pfc_pause_fraction * solution.busy_links * hours
         if solution.ecn_mark_fraction is not None:
             self.marked_gbps_hours += solution.ecn_mark_fraction * solution.carried_gbps * hours
+        if solution.credit_stall_fraction is not None:
+            self._integrate_credits(solution, hours)
+
+    def _integrate_credits(self, solution: EpochSolution, hours: float) -> None:
+        """Stalled and busy link-hours of a fabric with credits, overall and by tier."""
+        self.credit_busy_link_hours += solution.busy_links * hours
+        self.stalled_link_hours += solution.credit_stall_fraction * solution.busy_links * hours
+        for name, busy, stalled in zip(
+            solution.tier_names, solution.tier_busy_links, solution.tier_paused_links, strict=True
+        ):
+            tier = self.tier_credit_link_hours.setdefault(name, [0.0, 0.0])
+            tier[0] += busy * hours
+            tier[1] += stalled * hours
 
     @property
     def pfc_pause_fraction(self) -> float | None:
@@ -76,3 +99,34 @@ class FabricLog:
         if not self.has_ecn:
             return None
         return self.marked_gbps_hours / self.carried_gbps_hours if self.carried_gbps_hours else 0.0
+
+    @property
+    def credit_stall_fraction(self) -> float | None:
+        """Stalled over busy link-hours of the fabrics with credits (None if none has)."""
+        if not self.has_credits:
+            return None
+        busy = self.credit_busy_link_hours
+        return self.stalled_link_hours / busy if busy else 0.0
+
+    @property
+    def credit_stall_fraction_by_tier(self) -> dict[str, float] | None:
+        """Per link tier, stalled over busy link-hours (None if no fabric has credits)."""
+        if not self.has_credits:
+            return None
+        return {
+            name: stalled / busy if busy else 0.0
+            for name, (busy, stalled) in self.tier_credit_link_hours.items()
+        }
+
+
+def _record(
+    changes: list[tuple[float, int, EpochSolution]],
+    now: float,
+    cluster: int,
+    solution: EpochSolution,
+) -> None:
+    """Append a change; a later one of the same cluster at the same instant replaces it."""
+    if changes and changes[-1][:2] == (now, cluster):
+        changes[-1] = (now, cluster, solution)
+    else:
+        changes.append((now, cluster, solution))

@@ -25,6 +25,12 @@ Definitions (all GPU-hours are integrated exactly over the horizon):
   GPU-hours. ``ecn_mark_fraction``: overall, marked over carried traffic;
   per tenant, the share of its traffic marked, by GPU-hours. Null where no
   fabric has PFC (or ECN).
+- ``credit_stall_fraction``: InfiniBand's ``pfc_pause_fraction``, the same
+  lossless back-pressure state measured the same way: stalled (waiting for
+  credits) over busy link-hours of the fabrics with credits, and per link tier
+  (``credit_stall_fraction_by_tier``); per tenant, the mean stall of the links
+  its flows cross, by GPU-hours. Only in runs where some fabric has credits
+  (null for a tenant that never ran on one); ``pfc_pause_fraction`` stays null there.
 - ``queue_wait_hours``: submission to first start, over jobs that started.
 - ``inference_latency_ms_p50/p99/p999``: request latency (queue wait,
   service with its tensor-parallel all-reduces, client round trip) over all
@@ -73,6 +79,27 @@ def _network_figures(pieces: pd.DataFrame) -> dict[str, Any]:
             float(np.average(values[known], weights=weight[known])) if known.any() else None
         )
     return figures
+
+
+def _credit_stall_figures(fabric_log: Any) -> dict[str, Any]:
+    """Overall and per tier credit stalls, where some fabric has credits (else nothing)."""
+    if not fabric_log.has_credits:
+        return {}
+    return {
+        "credit_stall_fraction": fabric_log.credit_stall_fraction,
+        "credit_stall_fraction_by_tier": fabric_log.credit_stall_fraction_by_tier,
+    }
+
+
+def _tenant_credit_stall(pieces: pd.DataFrame, fabric_log: Any) -> dict[str, Any]:
+    """A tenant's credit stall: as its PFC pause, over the links its flows cross, by GPU-hours."""
+    if not fabric_log.has_credits:
+        return {}
+    weight = (pieces["gpus"] * pieces["hours"]).to_numpy(dtype=float)
+    values = pieces["credit_stall_fraction"].to_numpy(dtype=float)
+    known = ~np.isnan(values) & (weight > 0)
+    stall = float(np.average(values[known], weights=weight[known])) if known.any() else None
+    return {"credit_stall_fraction": stall}
 
 
 def _job_figures(jobs: pd.DataFrame) -> dict[str, Any]:
@@ -190,6 +217,7 @@ def summarize(
     summary.update(_network_figures(network))
     summary["pfc_pause_fraction"] = fabric_log.pfc_pause_fraction
     summary["ecn_mark_fraction"] = fabric_log.ecn_mark_fraction
+    summary.update(_credit_stall_figures(fabric_log))
     summary.update(_serving_figures([log for logs in serving.values() for log in logs]))
     summary["fabric_epochs"] = fabric_epochs
     summary["reserved_shortfall_gpu_hours"] = sum(
@@ -223,6 +251,7 @@ def summarize(
             entry["reserved_shortfall_gpu_hours"] = hours.get("reserved_shortfall", 0.0)
         entry.update(_job_figures(own))
         entry.update(_network_figures(network[network["tenant"] == name]))
+        entry.update(_tenant_credit_stall(network[network["tenant"] == name], fabric_log))
         entry.update(_serving_figures(serving.get(name, [])))
         price = (tenant_prices or {}).get(name)
         revenue = _revenue(name, contract, entry.get("sold_gpu_hours", 0.0), price, spot_usd)
