@@ -234,9 +234,7 @@ CREDIT_LABEL = "credit stall fraction"
 """What ``pause_fraction`` is in ``credit.parquet`` (InfiniBand's credit stalls)."""
 
 
-def pfc_by_tier(
-    ax: Axes, pfc: pd.DataFrame, horizon_hours: float, label: str = PFC_LABEL
-) -> Axes:
+def pfc_by_tier(ax: Axes, pfc: pd.DataFrame, horizon_hours: float, label: str = PFC_LABEL) -> Axes:
     """Mean pause fraction of each link tier's busy links over time, per cluster.
 
     Args:
