@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from sim.compare import Policy, compare, prepare, sla_table, wilson_interval
 from sim.metrics.sla import TenantRecord, credit_percent, evaluate, windows
+from sim.report import print_comparison
 from sim.runner import simulate
 from sim.scenario import ScenarioError, load_scenario, scenario_from_text
 from sim.scenario.sla import Sla
@@ -237,3 +240,52 @@ def test_bad_terms_exit_2(tmp_path):
     result = run_cli("run", str(path), "--out", str(tmp_path / "out"))
     assert result.exit_code == 2
     assert "sla.p99" in result.output
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def test_wilson_interval_matches_the_textbook():
+    # Wilson 95 % score intervals: 0/5 -> [0, 0.4345], 4/5 -> [0.3755, 0.9638].
+    assert wilson_interval(0, 5) == pytest.approx((0.0, 0.0, 0.43449), abs=1e-4)
+    assert wilson_interval(4, 5) == pytest.approx((0.8, 0.37553, 0.96378), abs=1e-4)
+    assert wilson_interval(0, 0) == (None, None, None)
+
+
+def test_sla_table_counts_seeds_whose_terms_held():
+    def summary(held):
+        terms = None if held == "none" else {"queue_wait_p99": {}}
+        return {"tenants": {"internal": {"sla_terms": None, "sla_held": None},
+                            "acme": {"sla_terms": terms, "sla_held": held}}}  # fmt: skip
+
+    summaries = {("a", 1): summary(True), ("a", 2): summary(False), ("a", 3): summary(None)}
+    summaries |= {("b", seed): summary("none") for seed in (1, 2, 3)}
+    rows = sla_table(summaries, [Policy("a"), Policy("b")], [1, 2, 3])
+    assert rows == [{"policy": "a", "tenant": "acme", "n": 2, "held": 1, "probability": 0.5,
+                     "ci_low": pytest.approx(wilson_interval(1, 2)[1]),
+                     "ci_high": pytest.approx(wilson_interval(1, 2)[2])}]  # fmt: skip
+
+
+def test_compare_reports_the_probability_terms_hold(tmp_path):
+    path = _scenario(tmp_path, "day")
+    loose = Policy("loose", ("tenants.acme.contract.sla.queue_wait_p99=30h",))
+    policies, seeds = prepare(path, [Policy("strict"), loose], 2)
+    comparison = compare(path, policies, seeds, workers=1)
+    # The trace is the same on every seed: day 2's 29 h wait breaks 10 h, never 30 h.
+    assert [(r["policy"], r["held"], r["n"]) for r in comparison.sla] == [
+        ("strict", 0, 2),
+        ("loose", 2, 2),
+    ]
+    console = Console(width=200, record=True)
+    print_comparison(comparison, ["revenue_usd"], console)
+    text = console.export_text()
+    assert "SLA terms held" in text
+    assert "0.00 [0.00, 0.66] 0/2" in text and "1.00 [0.34, 1.00] 2/2" in text
+    out = tmp_path / "cmp"
+    result = run_cli("compare", str(path), "-p", "strict", "-p",
+                     "loose=tenants.acme.contract.sla.queue_wait_p99=30h", "--seeds", "2",
+                     "-j", "1", "--out", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "SLA terms held" in result.output
+    document = json.loads((out / "comparison.json").read_text())
+    assert [row["probability"] for row in document["sla"]] == [0.0, 1.0]
