@@ -23,6 +23,8 @@ run's own records (:func:`tenant_records`), never sampled on a clock:
   ``run`` window only (the run summary's figure); with ``day`` or ``week`` the
   term's verdict is null with its reason.
 
+Limits and values of durations (``queue_wait_p99``) are in hours.
+
 A window without anything to measure (no job started, no GPU held) has a
 null value and counts as held. A term is breached in a window when its value
 is past the limit (above a ceiling, below a floor); ``sla_held`` is false when
