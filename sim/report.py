@@ -37,7 +37,8 @@ OVERALL = (
     ("energy MWh", "energy_mwh", "{:,.1f}"),
     ("peak power MW", "power_mw_peak", "{:,.3f}"),
     ("compute speed (power cap)", "compute_speed_mean", "{:.1%}"),
-    ("revenue USD", "revenue_usd", "{:,.0f}"),
+    ("revenue USD (net of SLA credits)", "revenue_usd", "{:,.0f}"),
+    ("SLA credits USD", "sla_credits_usd", "{:,.0f}"),
     ("cost of the surplus USD", "cost_usd", "{:,.0f}"),
     ("margin USD", "margin_usd", "{:,.0f}"),
     ("margin USD per GPU-h sold", "margin_usd_per_gpu_hour", "{:,.2f}"),
@@ -55,6 +56,8 @@ PER_TENANT = (  # sold: a reserved block's whole term; held: what its jobs held 
     ("wait mean h", "queue_wait_hours_mean", "{:.2f}"),
     ("wait P99 h", "queue_wait_hours_p99", "{:.2f}"),
     ("slowdown P99", "iteration_slowdown_p99", "{:.3f}"),
+    ("SLA held", "sla_held", "{}"),
+    ("credits USD", "sla_credits_usd", "{:,.0f}"),
     ("revenue USD", "revenue_usd", "{:,.0f}"),
     ("margin USD", "margin_usd", "{:,.0f}"),
 )

@@ -289,3 +289,10 @@ def test_compare_reports_the_probability_terms_hold(tmp_path):
     assert "SLA terms held" in result.output
     document = json.loads((out / "comparison.json").read_text())
     assert [row["probability"] for row in document["sla"]] == [0.0, 1.0]
+
+
+def test_the_run_table_shows_verdicts_and_credits(tmp_path):
+    result = run_cli("run", str(_scenario(tmp_path, "day")), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 0, result.output
+    assert "SLA credits USD" in result.output and "192" in result.output
+    assert "SLA held" in result.output and "False" in result.output
