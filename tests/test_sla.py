@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from sim.compare import Policy, compare, prepare, sla_table, wilson_interval
-from sim.metrics.sla import TenantRecord, credit_percent, evaluate, windows
+from sim.metrics.sla import TenantRecord, credit_percent, evaluate, window_bills, windows
 from sim.report import print_comparison
 from sim.runner import simulate
 from sim.scenario import ScenarioError, load_scenario, scenario_from_text
@@ -296,3 +296,22 @@ def test_the_run_table_shows_verdicts_and_credits(tmp_path):
     assert result.exit_code == 0, result.output
     assert "SLA credits USD" in result.output and "192" in result.output
     assert "SLA held" in result.output and "False" in result.output
+
+
+def test_window_bills_of_a_reserved_block_and_a_market_priced_spot_tenant():
+    class Reserved:
+        kind, start, term = "reserved", 12.0, 24.0  # the block runs 12 h to 36 h
+
+    class MarketSpot:
+        kind, price_per_gpu_hour = "spot", None
+
+    day = windows("day", 48.0)
+    # $240 over its 24 h term: 12 h in each day.
+    assert window_bills(Reserved(), TenantRecord(), day, 240.0, 48.0) == [120.0, 120.0]
+    assert window_bills(MarketSpot(), TenantRecord(), day, 50.0, 48.0) is None
+    held = TenantRecord(spans=[(20.0, 30.0, 2)])  # 8 GPU-hours in day 1, 12 in day 2, at $1
+    assert window_bills(_OnDemand(), held, day, 20.0, 48.0) == [8.0, 12.0]
+    sla = Sla(window="day", queue_wait_p99=1.0, credits=[{"past_limit_by": 0, "percent": 10}])
+    late = TenantRecord(starts=[(30.0, 5.0)])  # one job started in day 2 after 5 h
+    assert evaluate(sla, MarketSpot(), late, {"revenue_usd": 50.0}, 48.0)["sla_credits_usd"] is None
+    assert evaluate(sla, Reserved(), late, {"revenue_usd": 240.0}, 48.0)["sla_credits_usd"] == 12.0
