@@ -11,6 +11,12 @@ For each metric (every number of ``summary.json``, per tenant as ``tenants.NAME.
 comparison gives the mean over seeds with a Student-t 95 % confidence interval, and for
 every policy but the baseline the mean paired difference against the baseline with its
 own interval.
+
+For every tenant with SLA terms (see :mod:`sim.metrics.sla`) it also gives, per policy,
+the probability over seeds that all its terms held (``sla_held`` true), with a Wilson
+95 % score interval: a proportion near 0 or 1 over a few seeds is where a Student-t
+interval fails (it can leave [0, 1], and is empty when every seed agrees). Seeds whose
+verdict is null (a term could not be measured and none broke) are left out of ``n``.
 """
 
 from __future__ import annotations
@@ -144,6 +150,53 @@ def mean_interval(values: Sequence[float]) -> tuple[float, float | None, float |
     return mean, mean - half, mean + half
 
 
+def wilson_interval(successes: int, n: int) -> tuple[float | None, float | None, float | None]:
+    """Proportion and Wilson score interval (:data:`CONFIDENCE`) of ``successes`` in ``n``.
+
+    Returns:
+        ``(proportion, low, high)``; all None when ``n`` is 0.
+    """
+    from scipy.stats import norm
+
+    if n <= 0:
+        return None, None, None
+    z = float(norm.ppf(0.5 + CONFIDENCE / 2))
+    p = successes / n
+    scale = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / scale
+    half = z / scale * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return p, max(0.0, centre - half), min(1.0, centre + half)
+
+
+def sla_table(
+    summaries: dict[tuple[str, int], dict[str, Any]],
+    policies: Sequence[Policy],
+    seeds: Sequence[int],
+) -> list[dict[str, Any]]:
+    """Per policy and tenant with SLA terms: how often its terms all held, with a Wilson interval.
+
+    Rows: ``policy, tenant, n`` (seeds with a verdict), ``held`` (seeds where they held),
+    ``probability``, ``ci_low``, ``ci_high``; tenants in name order.
+    """
+    rows = []
+    for policy in policies:
+        verdicts: dict[str, list[bool]] = {}
+        for seed in seeds:
+            tenants = summaries[(policy.name, seed)].get("tenants", {})
+            for tenant, figures in tenants.items():
+                if figures.get("sla_terms") is None:
+                    continue
+                own = verdicts.setdefault(tenant, [])
+                if figures.get("sla_held") is not None:
+                    own.append(bool(figures["sla_held"]))
+        for tenant in sorted(verdicts):
+            held, n = sum(verdicts[tenant]), len(verdicts[tenant])
+            probability, low, high = wilson_interval(held, n)
+            rows.append({"policy": policy.name, "tenant": tenant, "n": n, "held": held,
+                         "probability": probability, "ci_low": low, "ci_high": high})  # fmt: skip
+    return rows
+
+
 def _run(job: tuple[str, tuple[str, ...], int]) -> tuple[dict[str, Any], Any]:
     """Run one (scenario file, overrides, seed): its summary and its request latency
     histograms (None if it served nothing); a module function so workers can pickle it."""
@@ -176,6 +229,8 @@ class Comparison:
     table: list[dict[str, Any]]
     latencies: dict[tuple[str, int], Any] = field(default_factory=dict)
     """Per ``(policy, seed)`` that served a model, its request latency histograms."""
+    sla: list[dict[str, Any]] = field(default_factory=list)
+    """Per policy and tenant with SLA terms, the probability its terms held (:func:`sla_table`)."""
 
     @property
     def baseline(self) -> str:
@@ -289,7 +344,8 @@ def compare(
         for metric, value in sorted(metric_values(summary).items())
     ]
     table = _table(results, policies, seeds)
-    return Comparison(name, list(policies), list(seeds), summaries, results, table, latencies)
+    sla = sla_table(summaries, policies, seeds)
+    return Comparison(name, list(policies), list(seeds), summaries, results, table, latencies, sla)
 
 
 def _table(
@@ -354,7 +410,8 @@ def write_comparison_files(comparison: Comparison, directory: Path) -> None:
     """Write a comparison's files into an existing, empty directory.
 
     Files: ``results.parquet`` (tidy: policy, seed, metric, value), ``comparison.parquet``
-    and ``comparison.json`` (the summary table, with the policies, seeds and baseline),
+    and ``comparison.json`` (the summary table, with the policies, seeds and baseline; its
+    ``sla`` list holds :func:`sla_table`'s rows),
     ``runs/POLICY-sSEED.json``, each run's ``summary.json``, and when models are served
     ``latency.parquet``: every run's request latency histograms (policy, seed, tenant,
     latency_ms_low, latency_ms_high, requests).
@@ -385,6 +442,7 @@ def write_comparison_files(comparison: Comparison, directory: Path) -> None:
         "seeds": comparison.seeds,
         "confidence": CONFIDENCE,
         "table": comparison.table,
+        "sla": comparison.sla,
     }
     text = json.dumps(document, indent=2, allow_nan=False) + "\n"
     (out / "comparison.json").write_text(text, encoding="utf-8")

@@ -37,7 +37,8 @@ OVERALL = (
     ("energy MWh", "energy_mwh", "{:,.1f}"),
     ("peak power MW", "power_mw_peak", "{:,.3f}"),
     ("compute speed (power cap)", "compute_speed_mean", "{:.1%}"),
-    ("revenue USD", "revenue_usd", "{:,.0f}"),
+    ("revenue USD (net of SLA credits)", "revenue_usd", "{:,.0f}"),
+    ("SLA credits USD", "sla_credits_usd", "{:,.0f}"),
     ("cost of the surplus USD", "cost_usd", "{:,.0f}"),
     ("margin USD", "margin_usd", "{:,.0f}"),
     ("margin USD per GPU-h sold", "margin_usd_per_gpu_hour", "{:,.2f}"),
@@ -55,6 +56,8 @@ PER_TENANT = (  # sold: a reserved block's whole term; held: what its jobs held 
     ("wait mean h", "queue_wait_hours_mean", "{:.2f}"),
     ("wait P99 h", "queue_wait_hours_p99", "{:.2f}"),
     ("slowdown P99", "iteration_slowdown_p99", "{:.3f}"),
+    ("SLA held", "sla_held", "{}"),
+    ("credits USD", "sla_credits_usd", "{:,.0f}"),
     ("revenue USD", "revenue_usd", "{:,.0f}"),
     ("margin USD", "margin_usd", "{:,.0f}"),
 )
@@ -182,7 +185,8 @@ def print_comparison(
     """Print each policy's mean ± 95 % half-width, and its paired difference to the baseline.
 
     Every cell of a metric has the same decimals, chosen by the largest mean of its
-    policies. With one seed there are no intervals: the title says so.
+    policies. With one seed there are no intervals: the title says so. Tenants with SLA
+    terms get a second table (:func:`print_sla`).
 
     Args:
         comparison: What :func:`sim.compare.compare` returned.
@@ -227,3 +231,39 @@ def print_comparison(
             )
         result.add_row(metric, *cells)
     console.print(result)
+    print_sla(comparison, console)
+
+
+def print_sla(comparison: Any, console: Console | None = None) -> None:
+    """Print, per tenant with SLA terms, the probability over seeds that its terms held.
+
+    Each cell is ``probability [low, high] held/n``, the interval Wilson's at 95 %
+    (see :func:`sim.compare.sla_table`); nothing is printed without terms.
+
+    Args:
+        comparison: What :func:`sim.compare.compare` returned.
+        console: Where to print (default: :func:`console_for_tables`).
+    """
+    rows = getattr(comparison, "sla", None) or []
+    if not rows:
+        return
+    console = console if console is not None else console_for_tables()
+    names = [policy.name for policy in comparison.policies]
+    cells = {(row["policy"], row["tenant"]): row for row in rows}
+    table = Table(title="SLA terms held: probability over seeds [Wilson 95 % interval] held/n")
+    add_column(table, "tenant")
+    for name in names:
+        add_column(table, name, right=True)
+    for tenant in sorted({row["tenant"] for row in rows}):
+        line = []
+        for name in names:
+            row = cells.get((name, tenant))
+            if row is None or row["probability"] is None:
+                line.append("—" if row is None else f"— 0/{row['n']}")
+                continue
+            line.append(
+                f"{row['probability']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}] "
+                f"{row['held']}/{row['n']}"
+            )
+        table.add_row(tenant, *line)
+    console.print(table)

@@ -25,6 +25,7 @@ from sim.market.marketplace import Marketplace
 from sim.market.power import ClusterPower, PowerLedger, SiteLedger, nodes_to_park
 from sim.metrics.accounting import CLASSES, Accounting
 from sim.metrics.economics import HOURS_PER_YEAR, Costs, add_costs
+from sim.metrics.sla import add_sla, tenant_records
 from sim.metrics.summary import summarize
 from sim.policies.admission import make_admission
 from sim.policies.isolation import make_isolation
@@ -565,6 +566,7 @@ class Simulation:
             fabric_log=self.market.epochs.log,
             serving=self.serving_logs,
         )
+        add_sla(summary, self.scenario.tenants, tenant_records(self.market.jobs))
         add_costs(summary, self._costs())
         power = self.market.power
         pauses, stalls = self.market.epochs.log.pauses, self.market.epochs.log.stalls

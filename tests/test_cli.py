@@ -24,6 +24,7 @@ fct_slowdown_p99 pfc_pause_fraction ecn_mark_fraction
 jobs_submitted jobs_completed jobs_rejected preemptions failures
 queue_wait_hours_mean queue_wait_hours_p99
 revenue_usd cost_usd margin_usd
+revenue_gross_usd sla_credits_usd
 tenants
 """.split()
 
@@ -50,6 +51,7 @@ def test_run_writes_the_run_directory(tmp_path, quickstart_path):
     assert set(summary["tenants"]) == {"internal", "acme", "bolt", "drift"}
     for name, figures in summary["tenants"].items():
         assert "usable_compute_fraction" in figures, name
+        assert {"sla_held", "sla_terms", "sla_credits_usd", "revenue_gross_usd"} <= set(figures)
     jobs = pd.read_parquet(out / "jobs.parquet")
     assert {
         "tenant",

@@ -432,6 +432,7 @@ class Marketplace:
             self._roll_back(job)
             job.preemptions += 1
             self.preemptions += 1
+            job.preempted_at.append(self.env.now)
             self._requeue(job)
             preempted = True
         if preempted:
@@ -569,6 +570,7 @@ class Marketplace:
             job.first_start_hours = now
         job.slowdown = 1.0
         job.rate_since, job.run_since = now, now
+        job.span_since = now
         if job.restarted:
             job.resume_hours, job.restarted = now + job.restart_overhead_hours, False
         job.version += 1
@@ -593,6 +595,7 @@ class Marketplace:
             job.notice_until = None
         job.log_network(now, None)
         self.epochs.stop(job)
+        job.run_spans.append((job.span_since, now))
         job.nodes = job.counts = job.slots = None
 
     def _complete(self, job: Job, version: int) -> None:
@@ -757,6 +760,7 @@ class Marketplace:
         for job in self.running.values():
             job.fold(horizon_hours)
             job.log_network(horizon_hours, None)
+            job.run_spans.append((job.span_since, horizon_hours))
         self.epochs.close(horizon_hours)
         self.accounting.advance(horizon_hours)
         if self.power is not None:

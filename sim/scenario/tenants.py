@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from sim.scenario.base import Count, Name, Price, Strict
 from sim.scenario.durations import Duration, Step
+from sim.scenario.sla import Sla
 from sim.scenario.trace_source import TraceSource
 from sim.scenario.workloads import (
     Arrivals,
@@ -38,6 +39,7 @@ class ReservedContract(Strict):
     price_per_gpu_hour: Price | None = Field(
         default=None, description="USD per GPU-hour of the block, used or not"
     )
+    sla: Sla | None = Field(default=None, description="service-level terms and credits")
 
 
 class OnDemandContract(Strict):
@@ -50,6 +52,7 @@ class OnDemandContract(Strict):
     price_per_gpu_hour: Price | None = Field(
         default=None, description="USD per GPU-hour held; none: no revenue figure"
     )
+    sla: Sla | None = Field(default=None, description="service-level terms and credits")
 
 
 class SpotContract(Strict):
@@ -65,6 +68,7 @@ class SpotContract(Strict):
     price_per_gpu_hour: Price | None = Field(
         default=None, description="USD per GPU-hour held (fixed pricing)"
     )
+    sla: Sla | None = Field(default=None, description="service-level terms and credits")
 
 
 Contract = Annotated[

@@ -82,6 +82,13 @@ class Job:
     network: Any = field(default=None, repr=False)
     network_since: float = field(default=0.0, repr=False)
     network_log: list[tuple[float, Any]] = field(default_factory=list, repr=False)
+    network_starts: list[float] = field(default_factory=list, repr=False)
+    """When each piece of ``network_log`` began (hours)."""
+    run_spans: list[tuple[float, float]] = field(default_factory=list, repr=False)
+    """Each stretch it held its GPUs: (start, end) hours, up to the horizon."""
+    span_since: float = field(default=0.0, repr=False)
+    preempted_at: list[float] = field(default_factory=list, repr=False)
+    """When each of its preemptions took its GPUs (hours)."""
     version: int = field(default=0, repr=False)
 
     def log_network(self, now: float, state: Any) -> None:
@@ -93,6 +100,7 @@ class Job:
         """
         if self.network is not None and now > self.network_since:
             self.network_log.append((now - self.network_since, self.network))
+            self.network_starts.append(self.network_since)
         self.network, self.network_since = state, now
 
     def progress_at(self, now: float) -> float:
