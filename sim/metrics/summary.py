@@ -29,8 +29,8 @@ Definitions (all GPU-hours are integrated exactly over the horizon):
   lossless back-pressure state measured the same way: stalled (waiting for
   credits) over busy link-hours of the fabrics with credits, and per link tier
   (``credit_stall_fraction_by_tier``); per tenant, the mean stall of the links
-  its flows cross, by GPU-hours. Only in runs where some fabric has credits
-  (null for a tenant that never ran on one); ``pfc_pause_fraction`` stays null there.
+  its flows cross, by GPU-hours. Null where no fabric has credits (and for a
+  tenant that never ran on one); ``pfc_pause_fraction`` stays null on credits.
 - ``queue_wait_hours``: submission to first start, over jobs that started.
 - ``inference_latency_ms_p50/p99/p999``: request latency (queue wait,
   service with its tensor-parallel all-reduces, client round trip) over all
@@ -82,9 +82,9 @@ def _network_figures(pieces: pd.DataFrame) -> dict[str, Any]:
 
 
 def _credit_stall_figures(fabric_log: Any) -> dict[str, Any]:
-    """Overall and per tier credit stalls, where some fabric has credits (else nothing)."""
+    """Overall and per tier credit stalls, where some fabric has credits (else null)."""
     if not fabric_log.has_credits:
-        return {}
+        return {"credit_stall_fraction": None, "credit_stall_fraction_by_tier": None}
     return {
         "credit_stall_fraction": fabric_log.credit_stall_fraction,
         "credit_stall_fraction_by_tier": fabric_log.credit_stall_fraction_by_tier,
@@ -94,7 +94,7 @@ def _credit_stall_figures(fabric_log: Any) -> dict[str, Any]:
 def _tenant_credit_stall(pieces: pd.DataFrame, fabric_log: Any) -> dict[str, Any]:
     """A tenant's credit stall: as its PFC pause, over the links its flows cross, by GPU-hours."""
     if not fabric_log.has_credits:
-        return {}
+        return {"credit_stall_fraction": None}
     weight = (pieces["gpus"] * pieces["hours"]).to_numpy(dtype=float)
     values = pieces["credit_stall_fraction"].to_numpy(dtype=float)
     known = ~np.isnan(values) & (weight > 0)
