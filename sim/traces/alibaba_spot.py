@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from sim.traces.csv_rows import Rows, number
+from sim.traces.csv_rows import Rows
 from sim.traces.jobs import TraceJobs
 
 FORMAT = "alibaba_spot_2026"
@@ -53,19 +53,8 @@ def read_jobs(path: Path) -> TraceJobs:
     columns: dict[str, list[str]] = {c: [] for c in FILTER_COLUMNS}
     skipped = {"missing times": 0, "zero duration": 0, "zero GPUs": 0}
     for line, row in rows:
-        cells: dict[str, float | None] = {}
-        bad = False
-        for column in ("gpu_request", "worker_num", "submit_time", "duration"):
-            try:
-                cells[column] = number(row[column])
-            except ValueError:
-                rows.problem(line, column, f"{row[column]!r} is not a number")
-                bad = True
-                continue
-            if cells[column] is not None and cells[column] < 0:
-                rows.problem(line, column, f"{row[column]!r} is negative")
-                bad = True
-        if bad:
+        cells = rows.numbers(line, row, ("gpu_request", "worker_num", "submit_time", "duration"))
+        if cells is None:
             continue
         if cells["submit_time"] is None or cells["duration"] is None:
             skipped["missing times"] += 1

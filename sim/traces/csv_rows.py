@@ -111,6 +111,28 @@ class Rows:
         if len(self.problems) >= MAX_PROBLEMS:
             self.raise_problems()
 
+    def numbers(
+        self, line: int, row: dict[str, str], columns: Sequence[str]
+    ) -> dict[str, float | None] | None:
+        """The named cells of a row as non-negative numbers (None where empty).
+
+        Returns None, after noting a problem per bad cell, if any is not a number
+        or is negative.
+        """
+        cells: dict[str, float | None] = {}
+        bad = False
+        for column in columns:
+            try:
+                cells[column] = number(row[column])
+            except ValueError:
+                self.problem(line, column, f"{row[column]!r} is not a number")
+                bad = True
+                continue
+            if cells[column] is not None and cells[column] < 0:
+                self.problem(line, column, f"{row[column]!r} is negative")
+                bad = True
+        return None if bad else cells
+
     def raise_problems(self) -> None:
         """Raise the problems noted so far, if any."""
         if self.problems:

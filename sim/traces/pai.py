@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sim.scenario.yaml_input import ScenarioError
-from sim.traces.csv_rows import Rows, header_of, number
+from sim.traces.csv_rows import Rows, header_of
 from sim.traces.jobs import TraceJobs
 
 FORMAT = "alibaba_pai_2020"
@@ -102,29 +102,12 @@ class _Job:
         return next((s for s in self.statuses if s != TERMINATED), TERMINATED)
 
 
-def _numbers(rows: Rows, line: int, row: dict[str, str], columns: tuple[str, ...]) -> dict | None:
-    """The named cells as numbers (None where empty), or None after noting a problem."""
-    cells: dict[str, float | None] = {}
-    bad = False
-    for column in columns:
-        try:
-            cells[column] = number(row[column])
-        except ValueError:
-            rows.problem(line, column, f"{row[column]!r} is not a number")
-            bad = True
-            continue
-        if cells[column] is not None and cells[column] < 0:
-            rows.problem(line, column, f"{row[column]!r} is negative")
-            bad = True
-    return None if bad else cells
-
-
 def _read_tasks(path: Path) -> dict[str, _Job]:
     """Each job's tasks summed up, in the order jobs first appear."""
     rows = Rows(path, TASK_COLUMNS, header_of(path, TASK_COLUMNS))
     jobs: dict[str, _Job] = {}
     for line, row in rows:
-        cells = _numbers(rows, line, row, ("inst_num", "start_time", "end_time", "plan_gpu"))
+        cells = rows.numbers(line, row, ("inst_num", "start_time", "end_time", "plan_gpu"))
         if cells is None:
             continue
         name = row["job_name"].strip()
@@ -145,7 +128,7 @@ def _read_job_table(path: Path) -> dict[str, tuple[float | None, str, str]]:
     rows = Rows(path, JOB_COLUMNS, header_of(path, JOB_COLUMNS))
     table: dict[str, tuple[float | None, str, str]] = {}
     for line, row in rows:
-        cells = _numbers(rows, line, row, ("start_time",))
+        cells = rows.numbers(line, row, ("start_time",))
         if cells is None:
             continue
         table.setdefault(
