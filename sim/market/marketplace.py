@@ -238,6 +238,7 @@ class Marketplace:
     def _schedule_pool(self, pool: int, queues: list[list[Job]]) -> None:
         """FIFO across ``queues`` in order, with EASY backfilling behind the first blocked job."""
         head: Job | None = None
+        head_masks: list[np.ndarray | None] = []
         head_excluded: np.ndarray | None = None
         shadow: tuple[int | None, float, int] | None = None
         examined = 0
@@ -260,10 +261,12 @@ class Marketplace:
                         self._start(job, proposal)
                         continue
                     head = job
+                    head_masks = self._keep_offs(job, pool)
                     # Nodes the head may not use: jobs placed there never delay it.
-                    head_excluded = never_usable(self._keep_offs(job, pool))
+                    head_excluded = never_usable(head_masks)
                     if job.contract in RECLAIMS_SPOT:
-                        for keep_off in self._keep_offs(job, SHARED):
+                        masks = head_masks if pool == SHARED else self._keep_offs(job, SHARED)
+                        for keep_off in masks:
                             if self.reclaim.for_job(job, keep_off):
                                 break
                     if not self.backfill:
@@ -274,7 +277,7 @@ class Marketplace:
                 if proposal is None:
                     continue
                 if shadow is None:
-                    shadow = self._shadow(head, pool)
+                    shadow = self._shadow(head, pool, head_masks)
                 shadow_cluster, shadow_hours, extra = shadow
                 ends_hours = self._projected_end(job, proposal)
                 if (
@@ -316,10 +319,13 @@ class Marketplace:
         excluded = self.isolation.excluded(job.tenant) if pool == SHARED else None
         return keep_offs(self.inventory, job, excluded)
 
-    def _shadow(self, head: Job, pool: int) -> tuple[int | None, float, int]:
+    def _shadow(
+        self, head: Job, pool: int, masks: list[np.ndarray | None]
+    ) -> tuple[int | None, float, int]:
         """EASY's shadow for the blocked head (see :func:`sim.market.backfill.shadow`): only
-        GPUs where it may run count (isolation, and in a mixed cluster one type it takes)."""
-        masks = self._keep_offs(head, pool) if pool == SHARED else [None]
+        GPUs where it may run count (``masks``, its :meth:`_keep_offs` in the shared pool:
+        isolation, and in a mixed cluster one type it takes)."""
+        masks = masks if pool == SHARED else [None]
         return shadow(head, pool, self.inventory, self.running.values(), masks, self.env.now)
 
     def _projected_end(self, job: Job, proposal: Proposal) -> float:
