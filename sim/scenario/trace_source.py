@@ -21,9 +21,10 @@ from __future__ import annotations
 import functools
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
@@ -57,11 +58,15 @@ def resolve_path(value: str, info: ValidationInfo | None) -> str:
     return os.path.abspath(path)
 
 
+def _registered(value: str, registry: Mapping[str, Any], what: str) -> str:
+    """``value`` if it names an entry of ``registry``, else a message listing the known ones."""
+    if value not in registry:
+        raise ValueError(f"unknown {what} {value!r}; known: {', '.join(sorted(registry))}")
+    return value
+
+
 def _known_accelerator(name: str) -> str:
-    known = accelerators()
-    if name not in known:
-        raise ValueError(f"unknown accelerator {name!r}; known: {', '.join(sorted(known))}")
-    return name
+    return _registered(name, accelerators(), "accelerator")
 
 
 def _catalog_map(value: dict[str, str]) -> dict[str, str]:
@@ -118,11 +123,7 @@ class TraceSource(Strict):
     @field_validator("format")
     @classmethod
     def _known_format(cls, value: str) -> str:
-        if value not in TRACE_FORMATS:
-            raise ValueError(
-                f"unknown trace format {value!r}; known: {', '.join(sorted(TRACE_FORMATS))}"
-            )
-        return value
+        return _registered(value, TRACE_FORMATS, "trace format")
 
     @field_validator("path")
     @classmethod
@@ -296,11 +297,7 @@ class NodesFrom(Strict):
     def _known_format(cls, value: str) -> str:
         from sim.traces.nodes import NODE_FORMATS
 
-        if value not in NODE_FORMATS:
-            raise ValueError(
-                f"unknown node-list format {value!r}; known: {', '.join(sorted(NODE_FORMATS))}"
-            )
-        return value
+        return _registered(value, NODE_FORMATS, "node-list format")
 
     @field_validator("path")
     @classmethod
