@@ -18,6 +18,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from sim.cli_common import (
+    BAD_INPUT,
+    Progress,
+    check_out,
+    check_out_file,
+    fail,
+    load_or_fail,
+    option_problems,
+    write_out,
+)
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
@@ -29,106 +40,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-
-BAD_INPUT = 2
-
-
-def _fail(problems: list[str]) -> None:
-    """Print problems to standard error and exit with status 2."""
-    for problem in problems:
-        typer.echo(f"error: {problem}", err=True)
-    raise typer.Exit(BAD_INPUT)
-
-
-class _Progress:
-    """A progress bar with an ETA on standard error, shown only on a terminal.
-
-    Use as a context manager; call :meth:`update` with ``(done, total)``.
-    """
-
-    def __init__(self, description: str, enabled: bool = True):
-        from rich.console import Console
-
-        console = Console(stderr=True)
-        self._bar = None
-        if enabled and console.is_terminal:
-            from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
-
-            self._bar = Progress(
-                "{task.description}",
-                BarColumn(),
-                TaskProgressColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=True,
-            )
-            self._task = self._bar.add_task(description, total=None)
-
-    def __enter__(self) -> _Progress:
-        if self._bar is not None:
-            self._bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-    def update(self, done: float, total: float) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, completed=done, total=total)
-
-
-MAX_WORKERS = 1024
-"""Local worker processes compare and sweep may start."""
-
-
-def _option_problems(workers: int | None, out: Path | None) -> list[str]:
-    """What is wrong with the --workers and --out options of compare and sweep."""
-    problems = []
-    if workers is not None and not 1 <= workers <= MAX_WORKERS:
-        problems.append(f"--workers: need 1 to {MAX_WORKERS:,} worker processes, got {workers:,}")
-    if out is not None and out.exists() and not out.is_dir():
-        problems.append(f"--out: {out} exists and is not a directory")
-    return problems
-
-
-def _load(path: Path, overrides: list[str] | None, seed: int | None) -> Any:
-    from sim.scenario import ScenarioError, load_scenario
-
-    try:
-        return load_scenario(path, overrides or [], seed)
-    except ScenarioError as exc:
-        _fail(exc.problems)
-
-
-def _check_out(out: Path, kind: str) -> None:
-    """Exit 2 unless output of ``kind`` can be written to the directory ``out``."""
-    from sim.outputs import OutputError, check_directory
-
-    try:
-        check_directory(out, kind)
-    except OutputError as exc:
-        _fail([f"--out: {exc}"])
-
-
-def _check_out_file(out: Path) -> None:
-    """Exit 2 unless a file can be written at ``out``."""
-    from sim.outputs import OutputError, check_file
-
-    try:
-        check_file(out)
-    except OutputError as exc:
-        _fail([f"--out: {exc}"])
-
-
-def _write_out(write: Any, *args: Any) -> None:
-    """Call ``write(*args)`` (a whole-directory writer); exit 2 if the target refuses it."""
-    from sim.outputs import OutputError
-
-    try:
-        write(*args)
-    except OutputError as exc:  # the target changed since it was checked
-        _fail([f"--out: {exc}"])
 
 
 @app.command()
@@ -146,21 +57,21 @@ def run(
 ) -> None:
     """Run SCENARIO to its horizon and write a run directory."""
     if seed is not None and seed < 0:
-        _fail([f"--seed: must not be negative, got {seed}"])
-    resolved = _load(scenario, overrides, seed)
+        fail([f"--seed: must not be negative, got {seed}"])
+    resolved = load_or_fail(scenario, overrides, seed)
     from sim.results import write_run
     from sim.runner import simulate
 
     out_dir = out if out is not None else Path("runs") / f"{resolved.name}-s{resolved.seed}"
-    _check_out(out_dir, "run")
+    check_out(out_dir, "run")
     from sim.scenario import ScenarioError
 
     try:
-        with _Progress(f"{resolved.name}, simulated hours", enabled=not quiet) as bar:
+        with Progress(f"{resolved.name}, simulated hours", enabled=not quiet) as bar:
             result = simulate(resolved, bar.update)
     except ScenarioError as exc:  # found while building the provider (e.g. too few pods)
-        _fail(exc.problems)
-    _write_out(write_run, result, out_dir)
+        fail(exc.problems)
+    write_out(write_run, result, out_dir)
     if not quiet:
         from sim.report import print_summary
 
@@ -206,11 +117,11 @@ def compare(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print no table.")] = False,
 ) -> None:
     """Run policies on the same seeds and compare them with 95 % confidence intervals."""
-    problems = _option_problems(workers, out)
+    problems = option_problems(workers, out)
     if seed is not None and seed < 0:
         problems.insert(0, f"--seed: must not be negative, got {seed}")
     if problems:
-        _fail(problems)
+        fail(problems)
     from sim.compare import compare as run_comparison
     from sim.compare import parse_policies, prepare, write_comparison
     from sim.scenario import ScenarioError
@@ -220,26 +131,26 @@ def compare(
             scenario, parse_policies(policy or []), seeds, baseline, overrides or [], seed
         )
     except ScenarioError as exc:
-        _fail(exc.problems)
+        fail(exc.problems)
     if out is None:  # named as the comparison will be: by its baseline's scenario
-        name = _load(scenario, [*(overrides or []), *chosen[0].overrides], seed).name
+        name = load_or_fail(scenario, [*(overrides or []), *chosen[0].overrides], seed).name
         out_dir = Path("runs") / f"compare-{name}"
     else:
         out_dir = out
-    _check_out(out_dir, "comparison")
+    check_out(out_dir, "comparison")
 
     if len(seed_values) == 1:
         typer.echo(
             "warning: 1 seed per policy: no confidence intervals (they need 2 or more seeds)",
             err=True,
         )
-    with _Progress("runs", enabled=not quiet) as bar:
+    with Progress("runs", enabled=not quiet) as bar:
         comparison = run_comparison(
             scenario, chosen, seed_values, overrides or [], workers, progress=bar.update
         )
     known = {row["metric"] for row in comparison.table}
     unknown = [m for m in metrics or [] if m not in known]
-    _write_out(write_comparison, comparison, out_dir)
+    write_out(write_comparison, comparison, out_dir)
     if not quiet:
         from sim.report import print_comparison
 
@@ -270,7 +181,7 @@ def validate(
         except ScenarioError as exc:
             problems.extend(exc.problems)
     if problems:
-        _fail(problems)
+        fail(problems)
 
 
 @app.command()
@@ -297,25 +208,25 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Run every point of the scenario's sweep (grid and zip times seeds); rerun to resume."""
-    problems = _option_problems(workers, out)
+    problems = option_problems(workers, out)
     if problems:
-        _fail(problems)
+        fail(problems)
     from sim.outputs import OutputError
     from sim.scenario import ScenarioError
     from sim.sweep import sweep as run_sweep
 
-    resolved = _load(scenario, overrides, None)
+    resolved = load_or_fail(scenario, overrides, None)
     out_dir = out if out is not None else Path("runs") / f"sweep-{resolved.name}"
     try:
-        with _Progress("points", enabled=not quiet) as bar:
+        with Progress("points", enabled=not quiet) as bar:
             # Checks every point, then claims out_dir, before any point runs.
             outcome = run_sweep(
                 scenario, out_dir, overrides or [], workers, backend, address, bar.update
             )
     except ScenarioError as exc:
-        _fail(exc.problems)
+        fail(exc.problems)
     except OutputError as exc:
-        _fail([f"--out: {exc}"])
+        fail([f"--out: {exc}"])
     typer.echo(
         f"{outcome.ran - len(outcome.failed)} points run, {outcome.skipped} already finished, "
         f"{len(outcome.failed)} failed"
@@ -374,13 +285,13 @@ def plot(
     from sim.plotting import plot as draw
 
     if not directory.is_dir():
-        _fail([f"{directory}: no such directory"])
+        fail([f"{directory}: no such directory"])
     target = out if out is not None else directory / f"{kind.value}.png"
-    _check_out_file(target)
+    check_out_file(target)
     try:
         draw(directory, kind.value, target, metrics or [])
     except PlotError as exc:
-        _fail([str(exc)])
+        fail([str(exc)])
     typer.echo(f"wrote {target}")
 
 
@@ -394,7 +305,7 @@ def schema(
 ) -> None:
     """Print the JSON Schema of scenario files (for editor completion), or their reference."""
     if out is not None:
-        _check_out_file(out)
+        check_out_file(out)
     if format is SchemaFormat.markdown:
         from sim.scenario.reference import scenario_reference_markdown
 
@@ -436,7 +347,7 @@ def _load_fabric(path: Path) -> Any:
     try:
         return load_fabric(path)
     except ScenarioError as exc:
-        _fail(exc.problems)
+        fail(exc.problems)
 
 
 def _json_ready(value: Any) -> Any:
@@ -498,18 +409,18 @@ def fabric(
             lambda src, dst: equal_cost_path_count(topology, src, dst),
         )
     except ScenarioError as exc:
-        _fail(exc.problems)
-    _check_out(out, "fabric")
+        fail(exc.problems)
+    check_out(out, "fabric")
     from sim.fabric.flows import simulate_flows
     from sim.fabric.latency import latency_cdf
     from sim.files import write_csv
     from sim.outputs import write_directory
 
     try:
-        with _Progress(f"{traffic_file.name}, flows done", enabled=not quiet) as bar:
+        with Progress(f"{traffic_file.name}, flows done", enabled=not quiet) as bar:
             result = simulate_flows(config, flows, progress=bar.update, source=str(traffic_file))
     except ScenarioError as exc:
-        _fail(exc.problems)
+        fail(exc.problems)
     summary = _json_ready(dict(result.summary))
     text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
 
@@ -518,7 +429,7 @@ def fabric(
         write_csv(directory / "latency.csv", latency_cdf(result.message_table["latency_us"]))
         (directory / "summary.json").write_text(text, encoding="utf-8")
 
-    _write_out(write_directory, out, "fabric", fill)
+    write_out(write_directory, out, "fabric", fill)
     if not quiet:
         setup = {
             "topology": f"{topology.kind}, {topology.n_hosts:,} hosts",
@@ -615,8 +526,8 @@ def traffic(
     if out.is_dir():
         problems.append(f"--out: {out} is a directory; give the CSV file to write")
     if problems:
-        _fail(problems)
-    _check_out_file(out)
+        fail(problems)
+    check_out_file(out)
     from sim.fabric.traffic import alltoall, incast, parse_size_bytes, permutation, write_flows
 
     size_bytes = 0
@@ -624,7 +535,7 @@ def traffic(
         try:
             size_bytes = parse_size_bytes(size)
         except ValueError as exc:
-            _fail([f"--size: {exc}"])
+            fail([f"--size: {exc}"])
     nic_gbps = 100.0
     if fabric_file is not None:
         topology = _load_fabric(fabric_file).build_topology()
@@ -651,7 +562,7 @@ def traffic(
         else:
             flows = alltoall(list(range(n_hosts)), size_bytes, start_us)
     except ValueError as exc:
-        _fail([f"{pattern.value}: {exc}"])
+        fail([f"{pattern.value}: {exc}"])
     write_flows(flows, out)
     typer.echo(f"wrote {len(flows):,} flows to {out}")
 
@@ -672,7 +583,7 @@ def _workload(
         distribution = SIZE_DISTRIBUTIONS[name] if name in SIZE_DISTRIBUTIONS else read_sizes(name)
     except ValueError as exc:
         known = ", ".join(sorted(SIZE_DISTRIBUTIONS))
-        _fail([f"--sizes: {exc} (built in: {known}; or a CSV file of size_bytes,cdf)"])
+        fail([f"--sizes: {exc} (built in: {known}; or a CSV file of size_bytes,cdf)"])
     return open_loop(
         n_hosts,
         10_000 if flow_count is None else flow_count,
@@ -700,7 +611,7 @@ def trace_inspect(
     try:
         stats = inspect.trace_statistics(formats.read_trace(format, file))
     except ScenarioError as exc:
-        _fail(exc.problems)
+        fail(exc.problems)
     if as_json:
         typer.echo(json.dumps(_json_ready(stats), allow_nan=False))
     else:
