@@ -108,6 +108,24 @@ def expand(scenario: Scenario) -> list[tuple[dict[str, str], int]]:
     return points
 
 
+def make_point(
+    path: str | Path, overrides: Sequence[str], parameters: dict[str, str], seed: int
+) -> Point:
+    """Resolve one point: the scenario with ``overrides`` then ``parameters``, at ``seed``.
+
+    Its key is a content hash of the resolved scenario (without sweep and compare blocks),
+    so the same run always lands in the same directory.
+
+    Raises:
+        ScenarioError: If the point does not resolve.
+    """
+    own = tuple(f"{p}={v}" for p, v in parameters.items())
+    resolved = load_scenario(path, [*overrides, *own], seed)
+    text = dump_scenario(resolved.model_copy(update={"sweep": None, "compare": None}))
+    key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:KEY_LENGTH]
+    return Point((*overrides, *own), parameters, seed, text, key)
+
+
 def prepare(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Scenario, list[Point]]:
     """Resolve every point of the scenario's sweep, checking each before anything runs.
 
@@ -125,16 +143,11 @@ def prepare(path: str | Path, overrides: Sequence[str] = ()) -> tuple[Scenario, 
     problems: list[str] = []
     points: list[Point] = []
     for parameters, seed in expand(scenario):
-        own = tuple(f"{p}={v}" for p, v in parameters.items())
         try:
-            resolved = load_scenario(path, [*overrides, *own], seed)
+            points.append(make_point(path, overrides, parameters, seed))
         except ScenarioError as exc:
-            label = ", ".join(own) or "(no overrides)"
+            label = ", ".join(f"{p}={v}" for p, v in parameters.items()) or "(no overrides)"
             problems.extend(f"sweep point {label}: {problem}" for problem in exc.problems)
-            continue
-        text = dump_scenario(resolved.model_copy(update={"sweep": None, "compare": None}))
-        key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:KEY_LENGTH]
-        points.append(Point((*overrides, *own), parameters, seed, text, key))
     if problems:
         raise ScenarioError(sorted(set(problems), key=problems.index))
     keys = [p.key for p in points]
@@ -159,6 +172,14 @@ def run_point(text: str) -> dict[str, Any]:
     except Exception as exc:  # a failing point is recorded; the others go on
         lines = traceback.format_exception_only(type(exc), exc)
         return {"ok": False, "error": "".join(lines).strip()}
+
+
+def check_backend(backend: str, address: str | None) -> None:
+    """Raise :class:`ScenarioError` unless the backend can be asked for."""
+    if backend not in BACKENDS:
+        raise ScenarioError([f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}"])
+    if backend == "dask" and not address:
+        raise ScenarioError(["--backend dask needs --address tcp://HOST:PORT"])
 
 
 def finished(out: Path, point: Point) -> bool:
@@ -200,7 +221,24 @@ def _dask(texts: list[str], address: str) -> Iterator[tuple[int, dict[str, Any]]
         client.close()
 
 
-def _write_point(out: Path, point: Point, outcome: dict[str, Any]) -> None:
+def run_texts(
+    texts: list[str], workers: int | None, backend: str, address: str | None
+) -> Iterable[tuple[int, dict[str, Any]]]:
+    """Run resolved scenario texts on the backend; yields ``(index, outcome)`` as each ends.
+
+    Args:
+        texts: Resolved scenarios (as :func:`run_point` takes them).
+        workers: Local worker processes (default: one per CPU, at most one per text);
+            1 runs here.
+        backend: ``local`` or ``dask``.
+        address: The Dask scheduler, for ``dask``.
+    """
+    if backend == "dask":
+        return _dask(texts, address or "")
+    return _local(texts, min(workers or os.cpu_count() or 1, max(1, len(texts))))
+
+
+def write_point(out: Path, point: Point, outcome: dict[str, Any]) -> None:
     """Write a point's directory whole: its run and point.json, or its error."""
     from sim.outputs import write_directory
     from sim.results import write_run_files
@@ -218,7 +256,7 @@ def _write_point(out: Path, point: Point, outcome: dict[str, Any]) -> None:
     write_directory(out / "points" / point.key, None, fill)
 
 
-def _remove_stale(out: Path, points: list[Point]) -> None:
+def remove_stale(out: Path, points: list[Point]) -> None:
     """Remove point directories of other sweeps, and temporary ones a killed sweep left."""
     from sim.outputs import remove_temporaries
 
@@ -266,29 +304,21 @@ def sweep(
         sim.outputs.OutputError: If ``out`` holds something other than a sweep, or cannot
             be written; checked before any point runs.
     """
-    if backend not in BACKENDS:
-        raise ScenarioError([f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}"])
-    if backend == "dask" and not address:
-        raise ScenarioError(["--backend dask needs --address tcp://HOST:PORT"])
+    check_backend(backend, address)
     scenario, points = prepare(path, overrides)
     from sim.outputs import claim_directory
 
     out = claim_directory(out, "sweep")
     (out / "points").mkdir(exist_ok=True)
-    _remove_stale(out, points)
+    remove_stale(out, points)
     todo = [p for p in points if not finished(out, p)]
     skipped = len(points) - len(todo)
-    texts = [p.text for p in todo]
-    if backend == "dask":
-        outcomes: Iterable[tuple[int, dict[str, Any]]] = _dask(texts, address or "")
-    else:
-        count = min(workers or os.cpu_count() or 1, max(1, len(todo)))
-        outcomes = _local(texts, count)
+    outcomes = run_texts([p.text for p in todo], workers, backend, address)
     failed: list[str] = []
     if progress is not None:
         progress(0, len(todo))
     for done, (index, outcome) in enumerate(outcomes, start=1):
-        _write_point(out, todo[index], outcome)
+        write_point(out, todo[index], outcome)
         if not outcome["ok"]:
             failed.append(todo[index].key)
         if progress is not None:
