@@ -28,6 +28,7 @@ from sim.cli_common import (
     option_problems,
     write_out,
 )
+from sim.cli_plan import plan
 
 if TYPE_CHECKING:
     import numpy as np
@@ -237,6 +238,9 @@ def sweep(
     typer.echo(f"wrote {out_dir}")
     if outcome.failed:
         raise typer.Exit(1)
+
+
+app.command()(plan)
 
 
 class SchemaFormat(StrEnum):

@@ -46,7 +46,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-KINDS = ("run", "comparison", "sweep", "fabric")
+KINDS = ("run", "comparison", "sweep", "plan", "fabric")
 """The kinds of output directory Surplus writes."""
 
 MARKER = ".surplus.json"
@@ -56,6 +56,7 @@ LABELS = {
     "run": "a run (surplus run)",
     "comparison": "a comparison (surplus compare)",
     "sweep": "a sweep (surplus sweep)",
+    "plan": "a capacity plan (surplus plan)",
     "fabric": "a fabric run (surplus fabric)",
 }
 """How messages name each kind."""
@@ -77,6 +78,9 @@ FILES = {
         {"comparison.json", "comparison.parquet", "results.parquet", "latency.parquet", "runs"}
     ),
     "sweep": frozenset({"sweep.json", "points.parquet", "results.parquet", "points"}),
+    "plan": frozenset(
+        {"plan.json", "points.parquet", "results.parquet", "table.parquet", "points"}
+    ),
     "fabric": frozenset({"flows.csv", "latency.csv", "summary.json"}),
 }
 """The top-level names each kind writes (besides the marker and images)."""
@@ -85,6 +89,7 @@ SIGNATURES = {
     "run": (("resolved.yaml", "summary.json"),),
     "comparison": (("comparison.json",),),
     "sweep": (("sweep.json",), ("points",)),
+    "plan": (("plan.json",),),
     "fabric": (("flows.csv", "summary.json"),),
 }
 """How a directory without a marker is recognised: any one group of names, all present."""
@@ -169,7 +174,7 @@ def _foreign(directory: Path, kind: str, names: list[str], recognised: bool) -> 
     """
     foreign = [n for n in names if not _belongs(n, kind, recognised) and not _is_temporary(n, kind)]
     points = directory / "points"
-    if kind == "sweep" and points.is_dir():
+    if kind in ("sweep", "plan") and points.is_dir():
         foreign.extend(
             f"points/{name}"
             for name in sorted(os.listdir(points))

@@ -73,3 +73,15 @@ def zone_inventory(fabric: NetworkFabric) -> tuple[Inventory, ClusterInfo]:
     inventory = Inventory([info])
     inventory.set_domains(info, *fabric.node_domains(NODES))
     return inventory, info
+
+
+def erlang_c(servers: int, load: float) -> float:
+    """P(wait > 0) in M/M/c with ``servers`` servers at utilisation ``load``."""
+    offered = servers * load
+    term = 1.0
+    total = 1.0
+    for k in range(1, servers):
+        term *= offered / k
+        total += term
+    last = term * offered / servers / (1 - load)
+    return last / (total + last)

@@ -19,18 +19,7 @@ import pytest
 
 from sim.runner import simulate
 from tests.conftest import batch, one_cluster, scenario
-
-
-def erlang_c(servers: int, load: float) -> float:
-    """P(wait > 0) in M/M/c with ``servers`` servers at utilisation ``load``."""
-    offered = servers * load
-    term = 1.0
-    total = 1.0
-    for k in range(1, servers):
-        term *= offered / k
-        total += term
-    last = term * offered / servers / (1 - load)
-    return last / (total + last)
+from tests.helpers import erlang_c
 
 
 def mmc_run(servers: int, load: float, horizon_hours: float, seed: int) -> tuple[np.ndarray, float]:
