@@ -169,3 +169,25 @@ def test_a_shaped_gpu_sends_no_more_than_its_limit():
     )
     assert sent.max() <= 50.0 * (1 + 1e-9)
     assert sent.max() > 40.0  # and the shaper is work-conserving: it is the bottleneck
+
+
+@pytest.mark.parametrize(("pods", "inside"), [("{atlas: 1}", True), ("{swarm: 1}", False)])
+def test_reserved_blocks_keep_to_their_zone(pods, inside):
+    """A block is carved from its tenant's own pods, or from the pods nobody owns."""
+    from sim.runner import Simulation
+
+    scenario = load_scenario(
+        SCENARIOS / "noisy-neighbor.yaml",
+        [
+            "horizon=2h",
+            "tenants.0.contract={kind: reserved, gpus: 64}",
+            f"policies.isolation={{kind: dedicated_pods, pods: {pods}}}",
+        ],
+    )
+    simulation = Simulation(scenario)
+    simulation.run()
+    (block,) = simulation.market.reservations
+    zone = simulation.market.isolation.zone["atlas" if inside else "swarm"]
+    assert len(block.nodes) == 8
+    assert bool(zone[block.nodes].all()) is inside
+    assert bool(zone[block.nodes].any()) is inside

@@ -351,12 +351,14 @@ class Marketplace:
             return
         now = self.env.now
         gpn = reservation.cluster.gpus_per_node
+        excluded = self.isolation.excluded(reservation.tenant)
         taken = take_whole_nodes(
             self.inventory,
             [reservation.cluster],
             missing,
             compact=True,
             accelerator=reservation.accelerator,
+            excluded=excluded,
         )
         for node in taken:
             self.inventory.set_pool(node, reservation.pool)
@@ -365,7 +367,9 @@ class Marketplace:
             self.accounting.hold(now, reservation.tenant, "reserved", gpn)
         missing = reservation.nodes_wanted - len(reservation.nodes)
         if missing > 0:
-            self.reclaim.whole_nodes(reservation.cluster, missing, reservation.accelerator)
+            self.reclaim.whole_nodes(
+                reservation.cluster, missing, reservation.accelerator, excluded
+            )
 
     def _serve_inference(self) -> None:
         fleet = self.inference

@@ -108,7 +108,13 @@ class SpotReclaimer:
             coming += victim.gpus
         return coming
 
-    def whole_nodes(self, cluster: ClusterInfo, wanted: int, accelerator: str | None = None) -> int:
+    def whole_nodes(
+        self,
+        cluster: ClusterInfo,
+        wanted: int,
+        accelerator: str | None = None,
+        excluded: np.ndarray | None = None,
+    ) -> int:
         """Give notice to spot jobs so that up to ``wanted`` whole nodes come free.
 
         Whole-node claims (reservations, the inference fleet) can use only a
@@ -118,6 +124,12 @@ class SpotReclaimer:
         (all their spot jobs under notice) count first; then the nodes that
         need the fewest GPUs preempted, by node index. The nodes are fenced
         off the shared queues until the claim takes them.
+
+        Args:
+            cluster: Where.
+            wanted: How many whole nodes.
+            accelerator: Only nodes of this type (None: any).
+            excluded: Nodes the claim must keep off (an isolation policy's mask), or None.
 
         Returns:
             The whole nodes now coming free for the claim.
@@ -145,6 +157,8 @@ class SpotReclaimer:
         )
         if accelerator is not None:
             freeable &= inventory.node_type[span] == accelerator
+        if excluded is not None:
+            freeable &= ~excluded[span]
         coming = np.flatnonzero(freeable & (noticed == spot_gpus))
         targets = [int(node) for node in coming[:wanted]]
         rest = np.flatnonzero(freeable & (noticed < spot_gpus))

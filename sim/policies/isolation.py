@@ -13,8 +13,9 @@ and spot GPUs are reclaimed for a blocked job only where it may run.
   the top tier, each link below the top tier and each link between a pod and the top tier
   serves one pod, so a tenant with its own pods shares no link with anyone (tested). The
   price: a tenant's pods stand idle when it has nothing to run, and its jobs wait when
-  its pods are full although others have room. Reserved blocks and the inference fleet
-  take whole nodes as before; only the shared pool's jobs are kept apart.
+  its pods are full although others have room. Reserved blocks keep to their tenant's
+  zone too (its own pods, else the pods nobody owns); the inference fleet, which sends
+  nothing over the fabric, takes whole nodes anywhere.
 - ``rate_limits``: tenants share every node, but some send at most ``gbps`` per GPU
   (``gbps: {swarm: 100}``): the fabric model caps what their GPUs push, so a limited
   tenant cannot drive a congested port at line rate and spreads fewer pauses.

@@ -456,6 +456,7 @@ def take_whole_nodes(
     *,
     compact: bool,
     accelerator: str | None = None,
+    excluded: np.ndarray | None = None,
 ) -> list[int]:
     """Up to ``wanted`` whole free nodes of the shared pool, chosen to keep racks whole.
 
@@ -472,6 +473,7 @@ def take_whole_nodes(
             inference fleet, which sends nothing over the fabric), leaving
             whole racks to jobs.
         accelerator: Only nodes of this type (None: any).
+        excluded: Nodes the claim must keep off (an isolation policy's mask), or None.
     """
     taken: list[int] = []
     for cluster in clusters:
@@ -481,6 +483,8 @@ def take_whole_nodes(
         free = inventory.whole_free_nodes(cluster, SHARED)
         if accelerator is not None:
             free = free[inventory.node_type[free] == accelerator]
+        if excluded is not None:
+            free = free[~excluded[free]]
         if free.size == 0:
             continue
         rack, pod = inventory.rack[free], inventory.pod[free]

@@ -188,8 +188,10 @@ class DedicatedPodsIsolation(IsolationConfigBase):
 
     ``pods`` gives each such tenant (``internal`` for the provider's own jobs)
     that many pods in every cluster, handed out in the order listed from the
-    lowest pod. Only jobs of the shared pool are kept apart: reserved blocks
-    and the inference fleet take whole nodes as before.
+    lowest pod. Jobs of the shared pool keep to their zones, and so do reserved
+    blocks: a tenant's block is carved from its own pods (or, for a tenant
+    without pods, from the pods no tenant owns). The inference fleet takes whole
+    nodes anywhere (it sends nothing over the fabric).
     """
 
     kind: Literal["dedicated_pods"]
