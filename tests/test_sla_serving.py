@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from sim.compare import Policy, compare, prepare
+from sim.report import print_comparison
 from sim.runner import simulate
 from sim.scenario import ScenarioError, scenario_from_text
 from tests.helpers import run_cli
@@ -116,6 +118,11 @@ def test_compare_gives_the_probability_the_fleets_terms_hold(tmp_path, measured)
         ("loose", "internal", 2, 2),
         ("tight", "internal", 0, 2),
     ]
+    console = Console(width=200, record=True)
+    print_comparison(comparison, ["inference_latency_ms_p99"], console)
+    text = console.export_text()
+    assert "SLA terms held" in text and "internal" in text
+    assert "1.00 [0.34, 1.00] 2/2" in text and "0.00 [0.00, 0.66] 0/2" in text
 
 
 # --------------------------------------------------------------------------- bad input
