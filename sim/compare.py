@@ -175,6 +175,9 @@ def sla_table(
 ) -> list[dict[str, Any]]:
     """Per policy and tenant with SLA terms: how often its terms all held, with a Wilson interval.
 
+    ``internal`` is among them when the provider's served model has terms
+    (``internal.inference.serving.sla``).
+
     Rows: ``policy, tenant, n`` (seeds with a verdict), ``held`` (seeds where they held),
     ``probability``, ``ci_low``, ``ci_high``; tenants in name order.
     """

@@ -566,7 +566,9 @@ class Simulation:
             fabric_log=self.market.epochs.log,
             serving=self.serving_logs,
         )
-        add_sla(summary, self.scenario.tenants, tenant_records(self.market.jobs))
+        fleet = self.scenario.internal.inference
+        served_sla = fleet.serving.sla if fleet is not None and fleet.serving else None
+        add_sla(summary, self.scenario.tenants, tenant_records(self.market.jobs), served_sla)
         add_costs(summary, self._costs())
         power = self.market.power
         pauses, stalls = self.market.epochs.log.pauses, self.market.epochs.log.stalls

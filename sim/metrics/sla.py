@@ -25,6 +25,12 @@ run's own records (:func:`tenant_records`), never sampled on a clock:
 
 Limits and values of durations (``queue_wait_p99``) are in hours.
 
+The provider's own served model (``internal.inference.serving.sla``, a
+:class:`sim.scenario.sla.ServedModelSla`) is checked the same way against the
+``internal`` entry's ``inference_latency_ms_p99`` and
+``inference_slo_attainment``; it has no bill, so its ``sla_credits_usd`` is
+null and it adds nothing to the overall credits.
+
 A window without anything to measure (no job started, no GPU held) has a
 null value and counts as held. A term is breached in a window when its value
 is past the limit (above a ceiling, below a floor); ``sla_held`` is false when
@@ -51,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from sim.metrics.stats import quantile, weighted_quantile
-from sim.scenario.sla import CEILINGS, WINDOW_HOURS, Sla
+from sim.scenario.sla import CEILINGS, WINDOW_HOURS, ServedModelSla, Sla
 
 RUN_ONLY = ("usable_compute_fraction", "inference_latency_ms_p99", "inference_slo_attainment")
 """Terms the run records only over the whole run."""
@@ -206,7 +212,7 @@ def window_bills(
 
 
 def evaluate(
-    sla: Sla | None,
+    sla: Sla | ServedModelSla | None,
     contract: Any,
     rec: TenantRecord,
     entry: dict[str, Any],
@@ -216,7 +222,7 @@ def evaluate(
 
     Args:
         sla: Its terms (None: no terms, every figure null).
-        contract: Its contract.
+        contract: Its contract (None for the provider's served model, which has no bill).
         rec: Its records (:func:`tenant_records`).
         entry: Its run summary (the run-only terms' figures and ``revenue_usd``).
         horizon_hours: The run's horizon.
@@ -260,7 +266,9 @@ def evaluate(
         terms[term] = out
     breached_any = any(t["held"] is False for t in terms.values())
     sla_held = False if breached_any else (None if unmeasured else True)
-    bills = window_bills(contract, rec, spans, entry.get("revenue_usd"), horizon_hours)
+    bills = None
+    if isinstance(sla, Sla) and contract is not None:
+        bills = window_bills(contract, rec, spans, entry.get("revenue_usd"), horizon_hours)
     credits = None
     if bills is not None:
         credits = sum(
@@ -275,6 +283,7 @@ def add_sla(
     summary: dict[str, Any],
     tenants: Iterable[Any],
     records: dict[str, TenantRecord],
+    internal_sla: ServedModelSla | None = None,
 ) -> None:
     """Fill the SLA verdicts and credits of ``summary`` in place; revenue becomes net.
 
@@ -284,16 +293,27 @@ def add_sla(
     by contract and overall (call before :func:`sim.metrics.economics.add_costs`
     so that margins are net too).
 
+    The ``internal`` entry gets the verdicts of the provider's served model
+    (``internal_sla``) and never credits. Its ``inference_latency_ms_p99`` and
+    ``inference_slo_attainment`` come from the internal inference fleet only:
+    the run logs requests under ``internal`` for the fleet's ``serving`` block
+    alone (the provider's training jobs serve nothing, and no tenant may be
+    named ``internal``), so the terms are checked against the fleet's requests.
+
     Args:
         summary: The run summary (:func:`sim.metrics.summary.summarize`).
         tenants: The scenario's tenants (:class:`sim.scenario.tenants.Tenant`).
         records: Per tenant, its records (:func:`tenant_records`).
+        internal_sla: The terms of the provider's served model
+            (``internal.inference.serving.sla``), if any.
     """
     horizon = summary["horizon_hours"]
     entries = summary["tenants"]
     if "internal" in entries:
-        entries["internal"].update(sla_held=None, sla_terms=None, sla_credits_usd=None)
-        entries["internal"]["revenue_gross_usd"] = entries["internal"].get("revenue_usd")
+        internal = entries["internal"]
+        verdict = evaluate(internal_sla, None, TenantRecord(), internal, horizon)
+        internal.update(verdict, sla_credits_usd=None)
+        internal["revenue_gross_usd"] = internal.get("revenue_usd")
     credited: list[float] = []
     for tenant in tenants:
         entry = entries[tenant.name]

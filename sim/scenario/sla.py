@@ -25,13 +25,25 @@ its measured value is past its limit, relative to the limit: ``(measured −
 limit) / limit`` for a ceiling, ``(limit − measured) / limit`` for a floor.
 ``past_limit_by: 0`` is reached by any breach. Without ``credits`` nothing is
 refunded.
+
+The provider's own served model (``internal.inference.serving``) takes terms
+too, in its serving block's ``sla`` (:class:`ServedModelSla`): only the two a
+served model is measured by, ``inference_latency_ms_p99`` and
+``inference_slo_attainment``, with a ``window`` and no ``credits`` (the
+provider refunds nobody for its own model)::
+
+    internal:
+      inference:
+        serving:
+          sla: {inference_latency_ms_p99: 2000, inference_slo_attainment: 0.99}
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from sim.scenario.base import Strict
 from sim.scenario.durations import Duration
@@ -114,3 +126,75 @@ class Sla(Strict):
         """The terms it names, with their limits, in a fixed order."""
         names = sorted(CEILINGS + FLOORS)
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+SERVED_MODEL_TERMS = ("inference_latency_ms_p99", "inference_slo_attainment")
+"""The terms measured for the provider's own served model."""
+
+
+def misplaced(block: str, problems: list[tuple[str, str, object]]) -> ValidationError:
+    """An error naming each field of a block that does not belong there.
+
+    Raised from a ``mode="before"`` validator, each problem is reported at its
+    own field's path (``internal.inference.serving.sla.queue_wait_p99``) rather
+    than at the block's.
+
+    Args:
+        block: The block's model name.
+        problems: Each ``(field, what is wrong, its value)``.
+    """
+    details = [
+        InitErrorDetails(type=PydanticCustomError("misplaced", why), loc=(name,), input=value)
+        for name, why, value in problems
+    ]
+    return ValidationError.from_exception_data(block, details)
+
+
+class ServedModelSla(Strict):
+    """Service-level terms of the provider's own served model: its latency and SLO attainment.
+
+    No credits: the provider refunds nobody for its own model; the verdicts say
+    whether the fleet it runs met the terms it sets itself. The run records both
+    figures over the whole run only, so with ``window: day`` or ``week`` their
+    verdicts are null with that reason.
+    """
+
+    window: Literal["day", "week", "run"] = Field(
+        default="run", description="measurement window: each day, each week or the whole run"
+    )
+    inference_latency_ms_p99: float | None = Field(
+        default=None, gt=0, le=1e9, description="at most: P99 request latency of the model"
+    )
+    inference_slo_attainment: float | None = Field(
+        default=None, ge=0, le=1, description="at least: share of requests within the SLO"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_served_terms(cls, data: object) -> object:
+        """Refuse a tenant's terms and credits here, each at its own field."""
+        if not isinstance(data, dict):
+            return data
+        terms = ", ".join(SERVED_MODEL_TERMS)
+        problems = []
+        for name in sorted(data):
+            if name == "credits":
+                why = "the provider refunds nobody for its own model: no credits here"
+            elif name in Sla.model_fields and name not in cls.model_fields:
+                why = f"not a term measured for the provider's served model: {terms}"
+            else:
+                continue
+            problems.append((name, why, data[name]))
+        if problems:
+            raise misplaced(cls.__name__, problems)
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> ServedModelSla:
+        if not self.terms():
+            raise ValueError(f"names no term ({', '.join(SERVED_MODEL_TERMS)})")
+        return self
+
+    def terms(self) -> dict[str, float]:
+        """The terms it names, with their limits, in a fixed order."""
+        return {n: getattr(self, n) for n in SERVED_MODEL_TERMS if getattr(self, n) is not None}

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from sim.scenario.base import Count, Name, Price, Strict
 from sim.scenario.durations import Duration, Step
-from sim.scenario.sla import Sla
+from sim.scenario.sla import ServedModelSla, Sla
 from sim.scenario.trace_source import TraceSource
 from sim.scenario.workloads import (
     Arrivals,
@@ -100,6 +100,20 @@ class Tenant(Strict):
 # --------------------------------------------------------------------------- internal demand
 
 
+class InternalServing(Serving):
+    """The model the provider's own fleet serves, and the terms it sets itself.
+
+    The fields of a tenant's ``serving`` block (:class:`Serving`: how the model is
+    served and its requests' latency modelled), plus ``sla``: a latency
+    P99 ceiling and an SLO attainment floor the fleet's requests are checked
+    against (verdicts in the ``internal`` entry of ``summary.json``, no credits).
+    """
+
+    sla: ServedModelSla | None = Field(
+        default=None, description="service-level terms of the served model (no credits)"
+    )
+
+
 class InternalInference(Strict):
     """The provider's own inference fleet: a diurnal base of whole nodes.
 
@@ -113,9 +127,10 @@ class InternalInference(Strict):
     peak_hour: float = Field(default=20.0, ge=0, lt=24)
     step: Step = 1.0
     cluster: str | None = None
-    serving: Serving | None = Field(
+    serving: InternalServing | None = Field(
         default=None,
-        description="the model the fleet serves and its requests (replicas fit in a node)",
+        description="the model the fleet serves, its requests and its terms "
+        "(replicas fit in a node)",
     )
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, Discriminator, Field, Tag, mode
 
 from sim.scenario.base import MAX_DEGREE, MAX_GPUS, Count, Strict
 from sim.scenario.durations import Duration, Step
+from sim.scenario.sla import misplaced
 from sim.scenario.trace_source import TraceSource
 
 # Bounds of a workload's numbers: far beyond any real model or service (as in
@@ -368,6 +369,19 @@ class Serving(Strict):
     step: Step = Field(
         default=0.25, description="how often the request rate and replicas are sampled"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_tenant_sla(cls, data: Any) -> Any:
+        """A tenant's terms are its contract's: refuse them on its serving block."""
+        if isinstance(data, dict) and "sla" in data and "sla" not in cls.model_fields:
+            why = (
+                "a tenant's terms go in its contract's `sla` block (contract.sla); "
+                "only the provider's own served model (internal.inference.serving) "
+                "takes an `sla` here"
+            )
+            raise misplaced(cls.__name__, [("sla", why, data["sla"])])
+        return data
 
     @model_validator(mode="after")
     def _spec(self) -> Serving:
