@@ -116,6 +116,10 @@ def _share(verdict: Any, tenant: str) -> str:
     return f"{share:.0%} [{low:.0%}, {high:.0%}] of {total:,}"
 
 
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
 def print_plan(outcome: Any) -> None:
     """Print every value tried with each kept tenant's share of windows held, then the answer."""
     from rich.table import Table
@@ -130,10 +134,13 @@ def print_plan(outcome: Any) -> None:
     for tenant in tenants:
         add_column(table, tenant, right=True)
     add_column(table, "holds")
+    add_column(table, "revenue USD (net)", right=True)
+    add_column(table, "credits USD", right=True)
     for verdict in outcome.verdicts:
         cells = [_share(verdict, t) for t in tenants]
         mark = "yes" if verdict.holds else "no"
-        table.add_row(value_override(verdict.value), *cells, mark)
+        money = [_usd(verdict.revenue_usd), _usd(verdict.credits_usd)]
+        table.add_row(value_override(verdict.value), *cells, mark, *money)
     console.print(table)
     if outcome.status == "failed":
         typer.echo("no answer: a run failed (below)")

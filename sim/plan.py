@@ -57,7 +57,7 @@ from sim.compare import seed_list, wilson_interval
 from sim.files import atomic_write
 from sim.metrics.sla import RUN_ONLY, excess
 from sim.scenario import Scenario, ScenarioError, load_scenario
-from sim.scenario.sla import Sla
+from sim.scenario.sla import ServedModelSla, Sla
 from sim.sweep import (
     Point,
     check_backend,
@@ -98,12 +98,16 @@ class Verdict:
         keys: Its runs' keys, one per seed.
         windows: Per tenant, ``(held, total)`` windows over every seed.
         confidence: The share of windows a tenant's terms must hold in.
+        revenue_usd: Mean net revenue over the seeds (None where the runs price nothing).
+        credits_usd: Mean SLA credits over the seeds (None where no bill is on record).
     """
 
     value: float
     keys: list[str]
     windows: dict[str, tuple[int, int]]
     confidence: float
+    revenue_usd: float | None = None
+    credits_usd: float | None = None
 
     def share(self, tenant: str) -> tuple[float | None, float | None, float | None]:
         """The tenant's share of windows held, with its Wilson 95 % interval."""
@@ -129,6 +133,7 @@ class Verdict:
             tenants[tenant] = {"windows_held": held, "windows": total, "share": share,
                                "ci_low": low, "ci_high": high}  # fmt: skip
         return {"value": self.value, "holds": self.holds, "binding": self.binding,
+                "revenue_usd": self.revenue_usd, "sla_credits_usd": self.credits_usd,
                 "tenants": tenants, "keys": self.keys}  # fmt: skip
 
 
@@ -222,9 +227,14 @@ def value_override(value: float) -> str:
     return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(value)
 
 
-def sla_holders(scenario: Scenario) -> dict[str, Sla]:
-    """Every party of the scenario with SLA terms, by name."""
-    return {t.name: t.contract.sla for t in scenario.tenants if t.contract.sla is not None}
+def sla_holders(scenario: Scenario) -> dict[str, Sla | ServedModelSla]:
+    """Every party of the scenario with SLA terms, by name (``internal``: its served model)."""
+    holders: dict[str, Sla | ServedModelSla] = {}
+    fleet = scenario.internal.inference
+    if fleet is not None and fleet.serving is not None and fleet.serving.sla is not None:
+        holders["internal"] = fleet.serving.sla
+    holders.update((t.name, t.contract.sla) for t in scenario.tenants if t.contract.sla)
+    return holders
 
 
 def parse_keep(values: Sequence[str], scenario: Scenario) -> list[Kept]:
@@ -312,7 +322,16 @@ def judge(
     for k in kept:
         counts = [windows_held(s, k) for s in summaries]
         windows[k.tenant] = (sum(c[0] for c in counts), sum(c[1] for c in counts))
-    return Verdict(value, keys, windows, confidence)
+    revenue, credits = (_mean([s.get(key) for s in summaries])
+                        for key in ("revenue_usd", "sla_credits_usd"))  # fmt: skip
+    return Verdict(value, keys, windows, confidence, revenue, credits)
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    """The mean of the values, None if any is None (a run that does not have the figure)."""
+    if not values or any(v is None for v in values):
+        return None
+    return sum(values) / len(values)
 
 
 @dataclass
