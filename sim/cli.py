@@ -26,6 +26,7 @@ from sim.cli_common import (
     fail,
     load_or_fail,
     option_problems,
+    print_points_table,
     write_out,
 )
 
@@ -205,9 +206,21 @@ def sweep(
         list[str] | None,
         typer.Option("--set", help="Override a field of every point: dotted.path=value."),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    metrics: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric", "-m", help="Metric to print per point (a results metric). Repeatable."
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar and no results table.")
+    ] = False,
 ) -> None:
-    """Run every point of the scenario's sweep (grid and zip times seeds); rerun to resume."""
+    """Run every point of the scenario's sweep (grid and zip times seeds); rerun to resume.
+
+    Prints each point's mean and 95 % interval of the chosen metrics over its seeds, and
+    the probability each SLA tenant's terms held (table.parquet holds every metric).
+    """
     problems = option_problems(workers, out)
     if problems:
         fail(problems)
@@ -234,6 +247,8 @@ def sweep(
     for key in outcome.failed:
         error = (out_dir / "points" / key / "error.txt").read_text(encoding="utf-8").strip()
         typer.echo(f"failed: {key}: {error.splitlines()[-1]}", err=True)
+    if not quiet:
+        print_points_table(out_dir, metrics)
     typer.echo(f"wrote {out_dir}")
     if outcome.failed:
         raise typer.Exit(1)

@@ -76,7 +76,9 @@ FILES = {
     "comparison": frozenset(
         {"comparison.json", "comparison.parquet", "results.parquet", "latency.parquet", "runs"}
     ),
-    "sweep": frozenset({"sweep.json", "points.parquet", "results.parquet", "points"}),
+    "sweep": frozenset(
+        {"sweep.json", "points.parquet", "results.parquet", "table.parquet", "points"}
+    ),
     "fabric": frozenset({"flows.csv", "latency.csv", "summary.json"}),
 }
 """The top-level names each kind writes (besides the marker and images)."""
