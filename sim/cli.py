@@ -270,11 +270,12 @@ class PlotKind(StrEnum):
     heatmap = "heatmap"
     timeline = "timeline"
     bars = "bars"
+    frontier = "frontier"
 
 
 @app.command()
 def plot(
-    directory: Annotated[Path, typer.Argument(help="A run or comparison directory.")],
+    directory: Annotated[Path, typer.Argument(help="A run, comparison, sweep or plan directory.")],
     kind: Annotated[
         PlotKind,
         typer.Option(
@@ -283,7 +284,8 @@ def plot(
             help="latency: CDF and CCDF per tenant or policy; allocation: GPUs by class "
             "and power over time; pfc: pauses by link tier and port; heatmap: the most "
             "paused ports' pauses over time; timeline: every job's wait and run, by tenant; "
-            "bars: policies with 95 % intervals.",
+            "bars: policies with 95 % intervals; frontier: a sweep's or plan's net revenue "
+            "against a tenant's tail, Pareto front marked.",
         ),
     ],
     out: Annotated[
@@ -294,8 +296,18 @@ def plot(
         list[str] | None,
         typer.Option("--metric", "-m", help="For bars: a metric to draw. Repeatable."),
     ] = None,
+    tenant: Annotated[
+        str | None, typer.Option(help="For frontier: the tenant whose tail is the x axis.")
+    ] = None,
+    tail: Annotated[
+        str | None,
+        typer.Option(
+            help="For frontier: breach (1 - P(SLA held)) or a results metric "
+            "(default tenants.TENANT.iteration_slowdown_p99)."
+        ),
+    ] = None,
 ) -> None:
-    """Draw a plot of a run or comparison directory (PNG or SVG)."""
+    """Draw a plot of a run, comparison, sweep or plan directory (PNG or SVG)."""
     from sim.plotting import PlotError
     from sim.plotting import plot as draw
 
@@ -304,7 +316,7 @@ def plot(
     target = out if out is not None else directory / f"{kind.value}.png"
     check_out_file(target)
     try:
-        draw(directory, kind.value, target, metrics or [])
+        draw(directory, kind.value, target, metrics or [], tenant, tail)
     except PlotError as exc:
         fail([str(exc)])
     typer.echo(f"wrote {target}")
