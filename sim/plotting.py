@@ -669,12 +669,18 @@ def plot(
     document = points_document(folder)
     if (tenant is not None or tail is not None) and kind != "frontier":
         raise PlotError("--tenant and --tail are for --kind frontier")
-    if kind == "frontier" or document is not None:
-        if kind != "frontier" or document is None:
-            raise PlotError(
-                f"{folder}: --kind {kind} draws a run or comparison directory, --kind "
-                "frontier a sweep or plan directory (sweep.json or plan.json)"
-            )
+    if kind == "frontier" and document is None:
+        raise PlotError(
+            f"{folder}: not a sweep or plan directory (no sweep.json or plan.json): "
+            "--kind frontier draws one"
+        )
+    if kind != "frontier" and document is not None:
+        raise PlotError(
+            f"{folder}: a sweep or plan directory: --kind {kind} draws a run or comparison "
+            "directory; draw this one with --kind frontier"
+        )
+    if kind == "frontier":
+        pass  # drawn below
     elif not is_comparison and not (folder / "summary.json").exists():
         raise PlotError(
             f"{folder}: neither a run directory (summary.json), a comparison, a sweep nor a plan"
