@@ -26,6 +26,7 @@ from sim.cli_common import (
     fail,
     load_or_fail,
     option_problems,
+    print_points_table,
     write_out,
 )
 from sim.cli_plan import plan
@@ -206,9 +207,21 @@ def sweep(
         list[str] | None,
         typer.Option("--set", help="Override a field of every point: dotted.path=value."),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    metrics: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric", "-m", help="Metric to print per point (a results metric). Repeatable."
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar and no results table.")
+    ] = False,
 ) -> None:
-    """Run every point of the scenario's sweep (grid and zip times seeds); rerun to resume."""
+    """Run every point of the scenario's sweep (grid and zip times seeds); rerun to resume.
+
+    Prints each point's mean and 95 % interval of the chosen metrics over its seeds, and
+    the probability each SLA tenant's terms held (table.parquet holds every metric).
+    """
     problems = option_problems(workers, out)
     if problems:
         fail(problems)
@@ -235,6 +248,8 @@ def sweep(
     for key in outcome.failed:
         error = (out_dir / "points" / key / "error.txt").read_text(encoding="utf-8").strip()
         typer.echo(f"failed: {key}: {error.splitlines()[-1]}", err=True)
+    if not quiet:
+        print_points_table(out_dir, metrics)
     typer.echo(f"wrote {out_dir}")
     if outcome.failed:
         raise typer.Exit(1)
@@ -259,11 +274,12 @@ class PlotKind(StrEnum):
     heatmap = "heatmap"
     timeline = "timeline"
     bars = "bars"
+    frontier = "frontier"
 
 
 @app.command()
 def plot(
-    directory: Annotated[Path, typer.Argument(help="A run or comparison directory.")],
+    directory: Annotated[Path, typer.Argument(help="A run, comparison, sweep or plan directory.")],
     kind: Annotated[
         PlotKind,
         typer.Option(
@@ -272,7 +288,8 @@ def plot(
             help="latency: CDF and CCDF per tenant or policy; allocation: GPUs by class "
             "and power over time; pfc: pauses by link tier and port; heatmap: the most "
             "paused ports' pauses over time; timeline: every job's wait and run, by tenant; "
-            "bars: policies with 95 % intervals.",
+            "bars: policies with 95 % intervals; frontier: a sweep's or plan's net revenue "
+            "against a tenant's tail, Pareto front marked.",
         ),
     ],
     out: Annotated[
@@ -283,8 +300,18 @@ def plot(
         list[str] | None,
         typer.Option("--metric", "-m", help="For bars: a metric to draw. Repeatable."),
     ] = None,
+    tenant: Annotated[
+        str | None, typer.Option(help="For frontier: the tenant whose tail is the x axis.")
+    ] = None,
+    tail: Annotated[
+        str | None,
+        typer.Option(
+            help="For frontier: breach (1 - P(SLA held)) or a results metric "
+            "(default tenants.TENANT.iteration_slowdown_p99)."
+        ),
+    ] = None,
 ) -> None:
-    """Draw a plot of a run or comparison directory (PNG or SVG)."""
+    """Draw a plot of a run, comparison, sweep or plan directory (PNG or SVG)."""
     from sim.plotting import PlotError
     from sim.plotting import plot as draw
 
@@ -293,7 +320,7 @@ def plot(
     target = out if out is not None else directory / f"{kind.value}.png"
     check_out_file(target)
     try:
-        draw(directory, kind.value, target, metrics or [])
+        draw(directory, kind.value, target, metrics or [], tenant, tail)
     except PlotError as exc:
         fail([str(exc)])
     typer.echo(f"wrote {target}")

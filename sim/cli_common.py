@@ -111,3 +111,23 @@ def write_out(write: Any, *args: Any) -> None:
         write(*args)
     except OutputError as exc:  # the target changed since it was checked
         fail([f"--out: {exc}"])
+
+
+def print_points_table(directory: Path, metrics: list[str] | None) -> None:
+    """Print a sweep's or plan's results per point (:func:`sim.report.print_points`).
+
+    Reads ``table.parquet``, or builds it from ``results.parquet``; warns (standard
+    error) about each chosen metric no point has.
+    """
+    import pandas as pd
+
+    from sim.points_table import points_table, read_points
+    from sim.report import print_points
+
+    document, results = read_points(directory)
+    paths = list(document.get("paths", []))
+    saved = directory / "table.parquet"
+    table = pd.read_parquet(saved) if saved.is_file() else points_table(results, paths)
+    title = str(document.get("scenario", directory.name))
+    for metric in print_points(table, paths, title, metrics):
+        typer.echo(f"warning: --metric {metric}: no point has this figure", err=True)

@@ -77,7 +77,9 @@ FILES = {
     "comparison": frozenset(
         {"comparison.json", "comparison.parquet", "results.parquet", "latency.parquet", "runs"}
     ),
-    "sweep": frozenset({"sweep.json", "points.parquet", "results.parquet", "points"}),
+    "sweep": frozenset(
+        {"sweep.json", "points.parquet", "results.parquet", "table.parquet", "points"}
+    ),
     "plan": frozenset(
         {"plan.json", "points.parquet", "results.parquet", "table.parquet", "points"}
     ),

@@ -27,6 +27,10 @@ or comparison directory, lays out a figure for one kind of plot and saves it
 ``bars``
     One bar per policy for each chosen metric, with its 95 % confidence
     interval (``comparison.parquet``), titled by what the metric is and its unit.
+``frontier``
+    A sweep's or plan's points: net revenue against one tenant's tail (P99 slowdown,
+    breach probability or any metric), 95 % intervals, the Pareto front marked
+    (:mod:`sim.frontier`; ``results.parquet``).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ if TYPE_CHECKING:  # matplotlib and pandas load when a plot is drawn
     import pandas as pd
     from matplotlib.axes import Axes
 
-KINDS = ("latency", "allocation", "pfc", "heatmap", "timeline", "bars")
+KINDS = ("latency", "allocation", "pfc", "heatmap", "timeline", "bars", "frontier")
 """What :func:`plot` can draw."""
 
 CLASS_COLORS = {
@@ -625,14 +629,18 @@ def plot(
     kind: str,
     out: str | Path,
     metrics: Sequence[str] = (),
+    tenant: str | None = None,
+    tail: str | None = None,
 ) -> Path:
-    """Draw one kind of plot of a run or comparison directory and save it.
+    """Draw one kind of plot of a run, comparison, sweep or plan directory and save it.
 
     Args:
-        directory: What ``surplus run --out`` or ``surplus compare --out`` wrote.
+        directory: What ``surplus run``, ``compare``, ``sweep`` or ``plan`` wrote.
         kind: One of :data:`KINDS`.
         out: The image file; its suffix (``.png`` or ``.svg``) sets the format.
         metrics: For ``bars``, the metrics (default: those ``surplus compare`` prints).
+        tenant: For ``frontier``, the tenant whose tail is drawn.
+        tail: For ``frontier``: ``breach``, a results metric, or its P99 slowdown (None).
 
     Returns:
         The image's path.
@@ -655,10 +663,29 @@ def plot(
         raise PlotError(f"--kind: {kind!r} is not one of {', '.join(KINDS)}")
     if out.suffix.lower() not in (".png", ".svg"):
         raise PlotError(f"--out: {out.name}: the image must end in .png or .svg")
+    from sim.points_table import points_document
+
     is_comparison = (folder / "comparison.json").exists()
-    if not is_comparison and not (folder / "summary.json").exists():
-        raise PlotError(f"{folder}: neither a run directory (summary.json) nor a comparison")
-    if is_comparison:
+    document = points_document(folder)
+    if (tenant is not None or tail is not None) and kind != "frontier":
+        raise PlotError("--tenant and --tail are for --kind frontier")
+    if kind == "frontier" and document is None:
+        raise PlotError(
+            f"{folder}: not a sweep or plan directory (no sweep.json or plan.json): "
+            "--kind frontier draws one"
+        )
+    if kind != "frontier" and document is not None:
+        raise PlotError(
+            f"{folder}: a sweep or plan directory: --kind {kind} draws a run or comparison "
+            "directory; draw this one with --kind frontier"
+        )
+    if kind == "frontier":
+        pass  # drawn below
+    elif not is_comparison and not (folder / "summary.json").exists():
+        raise PlotError(
+            f"{folder}: neither a run directory (summary.json), a comparison, a sweep nor a plan"
+        )
+    elif is_comparison:
         document = json.loads((folder / "comparison.json").read_text(encoding="utf-8"))
         title = f"{document['scenario']} ({len(document['seeds'])} seeds per policy)"
     else:
@@ -670,7 +697,9 @@ def plot(
     if kind == "bars" and not is_comparison:
         raise PlotError(f"{folder}: --kind bars draws a comparison directory (surplus compare)")
 
-    if kind == "latency":
+    if kind == "frontier":
+        fig, title = _frontier(folder, tenant, tail)
+    elif kind == "latency":
         if is_comparison:
             table = _read(folder / "latency.parquet", "no policy served a model")
             by = "policy"
@@ -726,3 +755,27 @@ def plot(
     atomic_write(out, lambda p: fig.savefig(p, format=out.suffix.lower()[1:], dpi=120))
     plt.close(fig)
     return out
+
+
+def _frontier(folder: Path, tenant: str | None, tail: str | None) -> tuple[Any, str]:
+    """The frontier figure of a sweep or plan directory (:mod:`sim.frontier`) and its title."""
+    import matplotlib.pyplot as plt
+
+    from sim.frontier import BREACH, FrontierError, draw_frontier, frontier_points
+
+    if not tenant:
+        raise PlotError("--kind frontier needs --tenant NAME: whose tail to draw")
+    try:
+        points, metric, document = frontier_points(folder, tenant, tail)
+    except FrontierError as exc:
+        raise PlotError(str(exc)) from None
+    x_label = (
+        f"{tenant}: probability its SLA terms broke (1 − P(held), Wilson 95 %)"
+        if tail == BREACH
+        else f"{metric_label(metric)}, mean ± 95 %"
+    )
+    fig, ax = plt.subplots(figsize=(9, 6))
+    draw_frontier(ax, points, x_label, "net revenue (USD, after SLA credits), mean ± 95 %")
+    what = "plan" if (folder / "plan.json").exists() else "sweep"
+    name = document.get("scenario", folder.name)
+    return fig, f"{name}: {what} of {len(points)} points, net revenue against {tenant}'s tail"

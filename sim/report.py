@@ -267,3 +267,95 @@ def print_sla(comparison: Any, console: Console | None = None) -> None:
             )
         table.add_row(tenant, *line)
     console.print(table)
+
+
+SWEPT = (
+    "revenue_usd",
+    "margin_usd",
+    "usable_compute_fraction",
+    "iteration_slowdown_p99",
+    "queue_wait_hours_p99",
+)
+"""Metrics ``surplus sweep`` prints per point when none are chosen, before hold probabilities."""
+
+HOLD_SUFFIX = ".sla_held_probability"
+"""How a tenant's hold probability is named in a sweep's table (see :mod:`sim.points_table`)."""
+
+
+def _present(value: Any) -> float | None:
+    """A table cell as a float, None for a null or NaN."""
+    return None if value is None or value != value else float(value)
+
+
+def print_points(
+    table: Any,
+    paths: list[str],
+    title: str,
+    metrics: list[str] | None = None,
+    console: Console | None = None,
+) -> list[str]:
+    """Print one row per point of a sweep or plan: its values, seeds and chosen metrics.
+
+    A metric's cell is ``mean ± 95 % CI half-width`` (the same decimals down the column);
+    a hold probability's is ``probability [low, high] held/n``, Wilson's interval.
+
+    Args:
+        table: :func:`sim.points_table.points_table`'s frame (``table.parquet``).
+        paths: Its columns that name a point.
+        title: Printed above the table (the scenario's name).
+        metrics: The metrics to print (default: those of :data:`SWEPT` the table has, then
+            every tenant's hold probability).
+        console: Where to print (default: :func:`console_for_tables`).
+
+    Returns:
+        The chosen metrics the table does not have (not printed).
+    """
+    console = console if console is not None else console_for_tables()
+    present = list(dict.fromkeys(table["metric"]))
+    if metrics:
+        chosen = [m for m in metrics if m in present]
+    else:
+        holds = sorted(m for m in present if m.startswith("tenants.") and m.endswith(HOLD_SUFFIX))
+        chosen = [m for m in SWEPT if m in present] + holds
+    cells = {}
+    points: dict[tuple[str, ...], int] = {}
+    for row in table.to_dict("records"):
+        point = tuple(str(row[p]) for p in paths)
+        points[point] = max(points.get(point, 0), int(row["n"]))
+        cells[(point, row["metric"])] = row
+    count = f"{len(points)} point" if len(points) == 1 else f"{len(points)} points"
+    console.print(
+        f"{title}: {count} (mean ± 95 % CI half-width; SLA terms held: probability over "
+        "seeds [Wilson 95 % interval] held/n)",
+        soft_wrap=True,
+    )
+    result = Table()
+    for path in paths:
+        add_column(result, path)
+    add_column(result, "seeds", right=True)
+    for metric in chosen:
+        add_column(result, metric, right=True)
+    columns = []
+    for metric in chosen:
+        own = [cells.get((point, metric)) for point in points]
+        means = [
+            abs(m) for row in own if row is not None and (m := _present(row["mean"])) is not None
+        ]
+        decimals = decimals_for(max(means, default=0.0))
+        column = []
+        for row in own:
+            mean = None if row is None else _present(row["mean"])
+            if mean is None:
+                column.append("—")
+            elif metric.endswith(HOLD_SUFFIX):
+                low, high, n = _present(row["low"]), _present(row["high"]), int(row["n"])
+                column.append(f"{mean:.2f} [{low:.2f}, {high:.2f}] {round(mean * n)}/{n}")
+            else:
+                column.append(
+                    _interval(mean, _present(row["low"]), _present(row["high"]), decimals)
+                )
+        columns.append(column)
+    for index, (point, seeds) in enumerate(points.items()):
+        result.add_row(*point, f"{seeds:,}", *(column[index] for column in columns))
+    console.print(result)
+    return [m for m in metrics or [] if m not in present]

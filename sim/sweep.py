@@ -16,8 +16,12 @@ A sweep directory holds
   and a killed sweep never leaves a half-written point;
 - ``points.parquet``: one row per point: key, seed, one column per swept path
   (the value as YAML text), status (``done`` or ``failed``), error;
-- ``results.parquet``: tidy, every number of every finished point's summary:
-  key, seed, the swept paths, metric, value;
+- ``results.parquet``: tidy, every number of every finished point's summary
+  (:func:`sim.points_table.point_metrics`: each tenant's SLA verdict too, as
+  ``tenants.NAME.sla_held`` 1.0 or 0.0): key, seed, the swept paths, metric, value;
+- ``table.parquet``: per combination of swept values, over its seeds, each metric's
+  n, mean and 95 % interval, and each SLA tenant's probability that its terms held
+  (:func:`sim.points_table.points_table`);
 - ``sweep.json``: the sweep as run: the scenario, its paths and its points;
 - ``.surplus.json``: the marker saying the directory holds a sweep.
 
@@ -50,8 +54,9 @@ from typing import Any
 
 import yaml
 
-from sim.compare import metric_values, seed_list
+from sim.compare import seed_list
 from sim.files import atomic_write
+from sim.points_table import point_metrics, points_table
 from sim.scenario import Scenario, ScenarioError, load_scenario
 from sim.scenario.loader import dump_scenario
 
@@ -328,7 +333,7 @@ def sweep(
 
 
 def gather(out: Path, scenario: Scenario, points: list[Point]) -> None:
-    """Write points.parquet, results.parquet and sweep.json from the point directories."""
+    """Write points.parquet, results.parquet, table.parquet and sweep.json from the points."""
     import pandas as pd
 
     paths = list(points[0].parameters) if points else []
@@ -341,7 +346,7 @@ def gather(out: Path, scenario: Scenario, points: list[Point]) -> None:
             rows.append({**base, "status": "done", "error": None})
             results.extend(
                 {**base, "metric": metric, "value": value}
-                for metric, value in sorted(metric_values(summary).items())
+                for metric, value in sorted(point_metrics(summary).items())
             )
         elif (directory / "error.txt").exists():
             error = (directory / "error.txt").read_text(encoding="utf-8").strip()
@@ -353,6 +358,8 @@ def gather(out: Path, scenario: Scenario, points: list[Point]) -> None:
     atomic_write(out / "points.parquet", lambda p: table.to_parquet(p, index=False))
     tidy = pd.DataFrame(results, columns=[*columns, "metric", "value"])
     atomic_write(out / "results.parquet", lambda p: tidy.to_parquet(p, index=False))
+    per_point = points_table(tidy, paths)
+    atomic_write(out / "table.parquet", lambda p: per_point.to_parquet(p, index=False))
     document = {
         "scenario": scenario.name,
         "paths": paths,

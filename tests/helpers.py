@@ -85,3 +85,40 @@ def erlang_c(servers: int, load: float) -> float:
         total += term
     last = term * offered / servers / (1 - load)
     return last / (total + last)
+
+
+TAIL_SWEEP = """
+name: tails
+seed: 42
+horizon: 12h
+provider:
+  sites:
+    - name: east
+      clusters:
+        - {name: east-a, nodes: 16}
+tenants:
+  - name: bolt
+    contract: {kind: on_demand, max_wait: 4h, price_per_gpu_hour: 2.79}
+    workload:
+      arrivals: {kind: poisson, rate_per_hour: 3}
+      gpus: {kind: choice, values: [1, 2, 4, 8, 16]}
+      duration: {kind: lognormal, median: 1h, sigma: 1.0}
+sweep:
+  grid:
+    tenants.bolt.workload.arrivals.rate_per_hour: [4, 40]
+  seeds: 2
+"""
+"""A sweep of 2 arrival rates times 2 seeds; ``TAIL_SLA`` gives bolt a queue-wait term."""
+
+TAIL_SLA = "tenants.bolt.contract.sla={queue_wait_p99: 30m}"
+"""Bolt's terms: a queue-wait P99 of at most 30 minutes over the run."""
+
+
+def tail_sweep(directory: Any) -> Any:
+    """Run :data:`TAIL_SWEEP` with :data:`TAIL_SLA` into ``directory / "sweep"``; its path."""
+    out = directory / "sweep"
+    scenario = directory / "tails.yaml"
+    scenario.write_text(TAIL_SWEEP, encoding="utf-8")
+    result = run_cli("sweep", str(scenario), "-o", str(out), "-j", "1", "-q", "--set", TAIL_SLA)
+    assert result.exit_code == 0, result.output
+    return out
