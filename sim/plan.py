@@ -37,6 +37,8 @@ in a sweep: :mod:`sim.sweep`; the key is a content hash of the resolved
 scenario, so a rerun skips every finished run and resumes where it stopped),
 ``points.parquet`` (each run tried: key, seed, the path's value, status),
 ``results.parquet`` (tidy: every number of every finished run's summary),
+``table.parquet`` (per value: each metric's mean over seeds with its interval,
+:mod:`sim.points_table`),
 ``plan.json`` (the question, each value tried with its verdict, the frontier)
 and the marker. At the end, point directories the plan did not try are
 removed, so the directory holds one plan. Runs go to local worker processes or
@@ -65,6 +67,7 @@ from sim.sweep import (
     make_point,
     run_texts,
     write_point,
+    write_tables,
 )
 
 FINDS = ("max", "min")
@@ -539,8 +542,8 @@ def _remove_untried(out: Path, points: dict[str, Point]) -> None:
 
 
 def gather(out: Path, question: dict[str, Any], outcome: PlanOutcome, points: list[Point]) -> None:
-    """Write points.parquet, results.parquet and plan.json."""
-    _write_tables(out, question["vary"], points)
+    """Write points.parquet, results.parquet, table.parquet and plan.json."""
+    write_tables(out, [question["vary"]], points)
     document = {
         **question,
         "paths": [question["vary"]],
@@ -553,27 +556,3 @@ def gather(out: Path, question: dict[str, Any], outcome: PlanOutcome, points: li
     }
     text = json.dumps(document, indent=2) + "\n"
     atomic_write(out / "plan.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
-
-
-def _write_tables(out: Path, vary: str, points: list[Point]) -> None:
-    import pandas as pd
-
-    from sim.compare import metric_values
-
-    rows, results = [], []
-    for point in points:
-        base = {"key": point.key, "seed": point.seed, **point.parameters}
-        directory = out / "points" / point.key
-        if finished(out, point):
-            rows.append({**base, "status": "done", "error": None})
-            summary = _summary(out, point)
-            results.extend({**base, "metric": m, "value": v}
-                           for m, v in sorted(metric_values(summary).items()))  # fmt: skip
-        elif (directory / "error.txt").exists():
-            error = (directory / "error.txt").read_text(encoding="utf-8").strip()
-            rows.append({**base, "status": "failed", "error": error})
-    columns = ["key", "seed", vary]
-    table = pd.DataFrame(rows, columns=[*columns, "status", "error"])
-    atomic_write(out / "points.parquet", lambda p: table.to_parquet(p, index=False))
-    tidy = pd.DataFrame(results, columns=[*columns, "metric", "value"])
-    atomic_write(out / "results.parquet", lambda p: tidy.to_parquet(p, index=False))

@@ -334,9 +334,27 @@ def sweep(
 
 def gather(out: Path, scenario: Scenario, points: list[Point]) -> None:
     """Write points.parquet, results.parquet, table.parquet and sweep.json from the points."""
+    paths = list(points[0].parameters) if points else []
+    write_tables(out, paths, points)
+    document = {
+        "scenario": scenario.name,
+        "paths": paths,
+        "points": [{"key": p.key, "seed": p.seed, "parameters": p.parameters} for p in points],
+    }
+    text = json.dumps(document, indent=2) + "\n"
+    atomic_write(out / "sweep.json", lambda p: Path(p).write_text(text, encoding="utf-8"))
+
+
+def write_tables(out: Path, paths: list[str], points: list[Point]) -> None:
+    """Write points.parquet, results.parquet and table.parquet from the points' directories.
+
+    Args:
+        out: The sweep's (or plan's) directory.
+        paths: The varied paths (each point's ``parameters`` keys).
+        points: The points, in order.
+    """
     import pandas as pd
 
-    paths = list(points[0].parameters) if points else []
     rows, results = [], []
     for point in points:
         directory = out / "points" / point.key
@@ -360,10 +378,3 @@ def gather(out: Path, scenario: Scenario, points: list[Point]) -> None:
     atomic_write(out / "results.parquet", lambda p: tidy.to_parquet(p, index=False))
     per_point = points_table(tidy, paths)
     atomic_write(out / "table.parquet", lambda p: per_point.to_parquet(p, index=False))
-    document = {
-        "scenario": scenario.name,
-        "paths": paths,
-        "points": [{"key": p.key, "seed": p.seed, "parameters": p.parameters} for p in points],
-    }
-    text = json.dumps(document, indent=2) + "\n"
-    atomic_write(out / "sweep.json", lambda p: Path(p).write_text(text, encoding="utf-8"))

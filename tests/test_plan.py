@@ -65,6 +65,7 @@ def write_mmc(directory: Path, horizon: str = "1500h", window: str = "run") -> P
                 "name": "t",
                 "contract": {
                     "kind": "on_demand",
+                    "price_per_gpu_hour": 2.0,
                     "sla": {"queue_wait_p99": f"{LIMIT_HOURS}h", "window": window},
                 },
                 "workload": {
@@ -119,6 +120,17 @@ def test_bisection_brackets_the_erlang_c_arrival_rate(tmp_path):
     assert document["paths"] == [RATE] and document["seeds"] == [1, 2]
     held = {row["value"]: row["tenants"]["t"]["windows_held"] for row in document["tried"]}
     assert held == {4.0: 2, 6.0: 2, 7.0: 0, 8.0: 0}
+
+    # Per value, the table of means over seeds; the frontier plot reads the plan.
+    table = pd.read_parquet(tmp_path / "plan" / "table.parquet")
+    revenue = table[table["metric"] == "revenue_usd"].set_index(RATE)["mean"]
+    assert revenue["7"] > revenue["6"] > revenue["4"]  # more jobs, more GPU-hours sold
+    assert revenue["6"] == pytest.approx(document["tried"][1]["revenue_usd"])
+    image = tmp_path / "frontier.png"
+    result = run_cli("plot", str(tmp_path / "plan"), "--kind", "frontier", "--tenant", "t",
+                     "--tail", "tenants.t.queue_wait_hours_p99", "-o", str(image))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert image.stat().st_size > 10_000
 
     # Rerun: every run is found finished, the answer is the same.
     again = plan(path, tmp_path / "plan", RATE, "4:8:1", seeds=2, workers=2)
