@@ -13,15 +13,16 @@ from sim.cli_common import Progress, fail, load_or_fail, option_problems
 def plan(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML file with SLA terms.")],
     vary: Annotated[
-        str,
+        list[str],
         typer.Option(
             "--vary",
             help="The parameter, as --set names it: e.g. tenants.0.contract.gpus, "
-            "tenants.1.workload.arrivals.rate_per_hour, provider.sites.0.power.cap_mw.",
+            "tenants.1.workload.arrivals.rate_per_hour, provider.sites.0.power.cap_mw. "
+            "Repeat (each with its --range) to move several together; the first is reported.",
         ),
     ],
     range_text: Annotated[
-        str,
+        list[str],
         typer.Option(
             "--range",
             help="LO:HI[:STEP]: the values tried (STEP 1 for integers, else (HI-LO)/32).",
@@ -131,6 +132,9 @@ def print_plan(outcome: Any) -> None:
     tenants = sorted(outcome.verdicts[0].windows) if outcome.verdicts else []
     table = Table(title=f"{outcome.path}: terms held (share of windows, 95 % interval)")
     add_column(table, outcome.path, right=True)
+    others = [p for p in outcome.together if p != outcome.path]
+    for other in others:
+        add_column(table, other, right=True)
     for tenant in tenants:
         add_column(table, tenant, right=True)
     add_column(table, "holds")
@@ -140,7 +144,9 @@ def print_plan(outcome: Any) -> None:
         cells = [_share(verdict, t) for t in tenants]
         mark = "yes" if verdict.holds else "no"
         money = [_usd(verdict.revenue_usd), _usd(verdict.credits_usd)]
-        table.add_row(value_override(verdict.value), *cells, mark, *money)
+        beside = outcome.companions(verdict.value)
+        moved = [value_override(beside[p]) for p in others]
+        table.add_row(value_override(verdict.value), *moved, *cells, mark, *money)
     console.print(table)
     if outcome.status == "failed":
         typer.echo("no answer: a run failed (below)")

@@ -155,6 +155,7 @@ class PlanOutcome:
         status: ``found``, ``at_end`` (the end of the range holds: widen it) or ``none``.
         not_monotone: Values that hold beyond one that fails (grid search only).
         ran: Runs made now; ``skipped``: runs already finished; ``failed``: failed keys.
+        together: Every path varied (the first is ``path``) with its values, in grid order.
     """
 
     out: Path
@@ -168,6 +169,12 @@ class PlanOutcome:
     ran: int = 0
     skipped: int = 0
     failed: list[str] = field(default_factory=list)
+    together: dict[str, list[float]] = field(default_factory=dict)
+
+    def companions(self, value: float) -> dict[str, float]:
+        """The values the other varied paths take beside ``value`` of the first."""
+        index = self.together[self.path].index(value)
+        return {p: v[index] for p, v in self.together.items() if p != self.path}
 
     def verdict(self, value: float | None) -> Verdict | None:
         """The verdict of a value tried (None if not tried)."""
@@ -341,10 +348,10 @@ def _mean(values: Sequence[float | None]) -> float | None:
 class _Search:
     """The state of one plan: its points, the verdicts so far, and how to run more."""
 
-    path: str
+    paths: list[str]
     scenario_path: Path
     overrides: tuple[str, ...]
-    values: list[float]
+    values: list[list[float]]
     seeds: list[int]
     kept: list[Kept]
     confidence: float
@@ -360,7 +367,10 @@ class _Search:
     round: int = 0
 
     def point(self, index: int, seed: int) -> Point:
-        parameters = {self.path: value_override(self.values[index])}
+        parameters = {
+            path: value_override(values[index])
+            for path, values in zip(self.paths, self.values, strict=True)
+        }
         return make_point(self.scenario_path, self.overrides, parameters, seed)
 
     def evaluate(self, indices: Sequence[int]) -> None:
@@ -386,7 +396,8 @@ class _Search:
         for i, points in batch.items():
             summaries = [_summary(self.out, p) for p in points]
             keys = [p.key for p in points]
-            self.verdicts[i] = judge(self.values[i], summaries, keys, self.kept, self.confidence)
+            value = self.values[0][i]
+            self.verdicts[i] = judge(value, summaries, keys, self.kept, self.confidence)
 
     def holds(self, index: int) -> bool:
         return self.verdicts[index].holds
@@ -438,8 +449,8 @@ def _grid(search: _Search, order: list[int]) -> tuple[int | None, int | None, st
 def plan(
     path: str | Path,
     out: str | Path,
-    vary: str,
-    range_text: str,
+    vary: str | Sequence[str],
+    range_text: str | Sequence[str],
     keep: Sequence[str] = (),
     confidence: float = 0.9,
     seeds: int | None = None,
@@ -454,11 +465,15 @@ def plan(
 ) -> PlanOutcome:
     """Find the largest (or smallest) value of ``vary`` at which the kept terms hold.
 
+    Several paths may move together (``--vary A --range .. --vary B --range ..``): their
+    ranges must have as many values, the k-th value of each going into the k-th point
+    (a reserved block's GPUs and its pods, say); the first path is the one reported.
+
     Args:
         path: The scenario file.
         out: The plan directory (resumed if it holds this plan's runs).
-        vary: The dotted path of the parameter (as ``--set`` takes it).
-        range_text: ``LO:HI[:STEP]`` (:func:`parse_range`).
+        vary: The dotted path of the parameter (as ``--set`` takes it), or several.
+        range_text: ``LO:HI[:STEP]`` (:func:`parse_range`), one per path.
         keep: Which terms must hold (:func:`parse_keep`); none: every term of every tenant.
         confidence: The share of windows (over seeds) each tenant's terms must hold in.
         seeds: Runs per value (default: the scenario's ``compare.seeds``, else 5).
@@ -489,20 +504,24 @@ def plan(
         raise ScenarioError(problems)
     check_backend(backend, address)
     scenario = load_scenario(path, overrides, first_seed)
-    values = parse_range(range_text)
+    paths = [vary] if isinstance(vary, str) else list(vary)
+    texts = [range_text] if isinstance(range_text, str) else list(range_text)
+    columns = _ranges(paths, texts)
+    values = columns[0]
     kept = parse_keep(keep, scenario)
     count = seeds if seeds is not None else (scenario.compare.seeds if scenario.compare else 5)
     seed_values = seed_list(scenario.seed, count)
     out_dir = Path(out)
     rounds = len(values) if search == "grid" else 2 + max(0, math.ceil(math.log2(len(values))))
-    state = _Search(vary, Path(path), tuple(overrides), values, seed_values, kept, confidence,
+    state = _Search(paths, Path(path), tuple(overrides), columns, seed_values, kept, confidence,
                     out_dir, lambda texts: run_texts(texts, workers, backend, address),
                     progress, 1 if search == "grid" else rounds)  # fmt: skip
     try:  # both ends resolve (a bad path or value is named before anything runs)
         state.point(0, seed_values[0])
         state.point(len(values) - 1, seed_values[0])
     except ScenarioError as exc:
-        raise ScenarioError([f"--vary {vary}: {p}" for p in exc.problems]) from None
+        where = " ".join(f"--vary {p}" for p in paths)
+        raise ScenarioError([f"{where}: {p}" for p in exc.problems]) from None
     from sim.outputs import claim_directory, remove_temporaries
 
     out_dir = claim_directory(out_dir, "plan")
@@ -518,20 +537,42 @@ def plan(
     else:
         frontier, beyond, status = _bisect(state, order)
     outcome = PlanOutcome(
-        out_dir, vary, find, [state.verdicts[i] for i in sorted(state.verdicts)],
+        out_dir, paths[0], find, [state.verdicts[i] for i in sorted(state.verdicts)],
         None if frontier is None else values[frontier],
         None if beyond is None else values[beyond],
         status, [values[i] for i in sorted(odd)], state.ran, state.skipped, sorted(state.failed),
+        dict(zip(paths, columns, strict=True)),
     )  # fmt: skip
     if not state.failed:
         _remove_untried(out_dir, state.points)
-    question = {"scenario": scenario.name, "vary": vary, "range": range_text, "values": values,
+    question = {"scenario": scenario.name, "vary": paths, "range": texts,
+                "values": dict(zip(paths, columns, strict=True)),
                 "find": find, "search": search, "confidence": confidence,
                 "seeds": seed_values, "overrides": list(overrides),
                 "keep": [{"tenant": k.tenant, "terms": list(k.terms), "window": k.window}
                          for k in kept]}  # fmt: skip
     gather(out_dir, question, outcome, list(state.points.values()))
     return outcome
+
+
+def _ranges(paths: list[str], texts: list[str]) -> list[list[float]]:
+    """Each path's values; as many ranges as paths, each with as many values.
+
+    Raises:
+        ScenarioError: If the paths and ranges do not pair up.
+    """
+    if len(paths) != len(texts) or not paths:
+        raise ScenarioError(
+            [f"--vary and --range come in pairs: {len(paths)} --vary, {len(texts)} --range"]
+        )
+    if len(set(paths)) != len(paths):
+        raise ScenarioError(["--vary: a path is named twice"])
+    columns = [parse_range(text) for text in texts]
+    counts = {len(c) for c in columns}
+    if len(counts) > 1:
+        sizes = ", ".join(f"{t} has {len(c)}" for t, c in zip(texts, columns, strict=True))
+        raise ScenarioError([f"--range: paths that move together need as many values ({sizes})"])
+    return columns
 
 
 def _remove_untried(out: Path, points: dict[str, Point]) -> None:
@@ -543,10 +584,10 @@ def _remove_untried(out: Path, points: dict[str, Point]) -> None:
 
 def gather(out: Path, question: dict[str, Any], outcome: PlanOutcome, points: list[Point]) -> None:
     """Write points.parquet, results.parquet, table.parquet and plan.json."""
-    write_tables(out, [question["vary"]], points)
+    write_tables(out, question["vary"], points)
     document = {
         **question,
-        "paths": [question["vary"]],
+        "paths": question["vary"],
         "status": outcome.status,
         "frontier": outcome.frontier,
         "beyond": outcome.beyond,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -310,3 +311,32 @@ def test_the_cli_prints_the_frontier(tmp_path):
     assert "the end of the range holds: widen --range" in result.output
     assert "2 runs made, 0 already finished" in result.output
     assert json.loads((out / ".surplus.json").read_text())["kind"] == "plan"
+
+
+def test_paths_that_move_together(tmp_path):
+    """--vary twice: the k-th values of both ranges make the k-th point."""
+    path = write_mmc(tmp_path, horizon="100h")
+    outcome = plan(path, tmp_path / "plan", [NODES, RATE], ["8:10", "6:7:0.5"], seeds=1,
+                   search="grid", workers=1)  # fmt: skip
+    assert outcome.path == NODES
+    assert outcome.companions(9.0) == {RATE: 6.5}
+    points = pd.read_parquet(tmp_path / "plan" / "points.parquet")
+    pairs = sorted(zip(points[NODES], points[RATE], strict=True))
+    assert pairs == [("10", "7"), ("8", "6"), ("9", "6.5")]
+    document = json.loads((tmp_path / "plan" / "plan.json").read_text())
+    assert document["paths"] == [NODES, RATE]
+    assert document["values"] == {NODES: [8.0, 9.0, 10.0], RATE: [6.0, 6.5, 7.0]}
+
+
+@pytest.mark.parametrize(
+    ("vary", "ranges", "message"),
+    [
+        ([NODES, RATE], ["8:10"], "--vary and --range come in pairs: 2 --vary, 1 --range"),
+        ([NODES, RATE], ["8:10", "6:7"], "need as many values (8:10 has 3, 6:7 has 2)"),
+        ([RATE, RATE], ["1:2", "1:2"], "--vary: a path is named twice"),
+    ],
+)
+def test_paths_that_move_together_must_pair_up(tmp_path, vary, ranges, message):
+    with pytest.raises(ScenarioError, match=re.escape(message)):
+        plan(write_mmc(tmp_path, horizon="10h"), tmp_path / "plan", vary, ranges, seeds=1)
+    assert not (tmp_path / "plan").exists()
