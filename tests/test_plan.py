@@ -340,3 +340,20 @@ def test_paths_that_move_together_must_pair_up(tmp_path, vary, ranges, message):
     with pytest.raises(ScenarioError, match=re.escape(message)):
         plan(write_mmc(tmp_path, horizon="10h"), tmp_path / "plan", vary, ranges, seeds=1)
     assert not (tmp_path / "plan").exists()
+
+
+def test_a_dask_cluster_gives_exactly_the_local_plan(tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    path = write_mmc(tmp_path, horizon="300h")
+    question = (RATE, "5:8:1")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        remote = plan(path, tmp_path / "dask", *question, seeds=2, backend="dask",
+                      address=cluster.scheduler_address)  # fmt: skip
+    local = plan(path, tmp_path / "local", *question, seeds=2, workers=2)
+    assert (remote.frontier, remote.beyond) == (local.frontier, local.beyond)
+    for name in ("results.parquet", "points.parquet", "table.parquet"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "dask" / name), pd.read_parquet(tmp_path / "local" / name)
+        )
