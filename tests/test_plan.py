@@ -21,6 +21,7 @@ import yaml
 
 from sim.plan import Kept, parse_keep, parse_range, plan, windows_held
 from sim.scenario import ScenarioError, load_scenario
+from tests.conftest import SCENARIOS as SCENARIO_DIR
 from tests.helpers import erlang_c, run_cli
 
 LIMIT_HOURS = 2.6
@@ -357,3 +358,20 @@ def test_a_dask_cluster_gives_exactly_the_local_plan(tmp_path):
         pd.testing.assert_frame_equal(
             pd.read_parquet(tmp_path / "dask" / name), pd.read_parquet(tmp_path / "local" / name)
         )
+
+
+def test_the_capacity_plan_scenario_asks_its_question(tmp_path):
+    """scenarios/capacity-plan.yaml's command (README), on a 2-hour horizon."""
+    scenario = load_scenario(SCENARIO_DIR / "capacity-plan.yaml")
+    assert parse_keep([], scenario) == [
+        Kept("blocks", ("iteration_slowdown_p99", "pause_fraction"), "week"),
+        Kept("internal", ("inference_latency_ms_p99", "inference_slo_attainment"), "run"),
+        Kept("northwind", ("iteration_slowdown_p99", "pause_fraction"), "week"),
+    ]
+    outcome = plan(SCENARIO_DIR / "capacity-plan.yaml", tmp_path / "plan",
+                   "tenants.0.contract.gpus", "2048:3072:1024", seeds=1, workers=2,
+                   overrides=["horizon=2h"])  # fmt: skip
+    assert [v.value for v in outcome.verdicts] == [2048.0, 3072.0]
+    for verdict in outcome.verdicts:  # one (partial) week per run for the buyers
+        assert verdict.windows["blocks"][1] == 1 and verdict.windows["internal"][1] == 1
+        assert verdict.revenue_usd > 0
