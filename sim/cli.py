@@ -20,7 +20,10 @@ import typer
 
 from sim.cli_common import (
     BAD_INPUT,
+    AddressOption,
+    BackendOption,
     Progress,
+    WorkersOption,
     check_out,
     check_out_file,
     fail,
@@ -193,16 +196,9 @@ def sweep(
         Path | None,
         typer.Option("--out", "-o", help="Sweep directory (default: runs/sweep-NAME)."),
     ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option("--workers", "-j", help="Local worker processes (default: one per CPU)."),
-    ] = None,
-    backend: Annotated[
-        str, typer.Option(help="local (worker processes) or dask (an existing Dask cluster).")
-    ] = "local",
-    address: Annotated[
-        str | None, typer.Option(help="Dask scheduler address, tcp://HOST:PORT.")
-    ] = None,
+    workers: WorkersOption = None,
+    backend: BackendOption = "local",
+    address: AddressOption = None,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a field of every point: dotted.path=value."),

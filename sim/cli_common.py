@@ -8,7 +8,7 @@ status 2 (:func:`fail`), and checks an output target before any work
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -131,3 +131,18 @@ def print_points_table(directory: Path, metrics: list[str] | None) -> None:
     title = str(document.get("scenario", directory.name))
     for metric in print_points(table, paths, title, metrics):
         typer.echo(f"warning: --metric {metric}: no point has this figure", err=True)
+
+
+WorkersOption = Annotated[
+    int | None,
+    typer.Option("--workers", "-j", help="Local worker processes (default: one per CPU)."),
+]
+"""``--workers/-j`` of the commands that run many runs."""
+
+BackendOption = Annotated[
+    str, typer.Option(help="local (worker processes) or dask (an existing Dask cluster).")
+]
+"""``--backend`` of the commands that may run on Dask."""
+
+AddressOption = Annotated[str | None, typer.Option(help="Dask scheduler address, tcp://HOST:PORT.")]
+"""``--address`` of the commands that may run on Dask."""

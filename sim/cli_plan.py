@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from sim.cli_common import Progress, fail, load_or_fail, option_problems
+from sim.cli_common import (
+    AddressOption,
+    BackendOption,
+    Progress,
+    WorkersOption,
+    fail,
+    load_or_fail,
+    option_problems,
+)
 
 
 def plan(
@@ -55,16 +63,9 @@ def plan(
         Path | None,
         typer.Option("--out", "-o", help="Plan directory (default: runs/plan-NAME)."),
     ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option("--workers", "-j", help="Local worker processes (default: one per CPU)."),
-    ] = None,
-    backend: Annotated[
-        str, typer.Option(help="local (worker processes) or dask (an existing Dask cluster).")
-    ] = "local",
-    address: Annotated[
-        str | None, typer.Option(help="Dask scheduler address, tcp://HOST:PORT.")
-    ] = None,
+    workers: WorkersOption = None,
+    backend: BackendOption = "local",
+    address: AddressOption = None,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a field of every run: dotted.path=value."),
