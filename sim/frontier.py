@@ -108,7 +108,8 @@ def frontier_points(
 
     Returns:
         The points (columns ``label``, ``tail``, ``tail_low``, ``tail_high``, ``revenue``,
-        ``revenue_low``, ``revenue_high``, ``front``; the intervals NaN with one seed),
+        ``revenue_low``, ``revenue_high``, ``front``; the intervals NaN with one seed, and
+        cut where the metric cannot go: a slowdown below 1, a figure never negative below 0),
         the tail metric (``tenants.TENANT.sla_held_probability`` for a breach), and the
         directory's ``sweep.json`` or ``plan.json``.
 
@@ -161,6 +162,8 @@ def frontier_points(
     mean, low, high = (joined[f"{c}_tail"].to_numpy(dtype=float) for c in ("mean", "low", "high"))
     if breach:
         mean, low, high = 1.0 - mean, 1.0 - high, 1.0 - low
+    low = np.maximum(low, _floor(metric, results))
+    money_low = np.maximum(joined["low_revenue"].to_numpy(dtype=float), _floor(REVENUE, results))
     points = pd.DataFrame(
         {
             "label": [_label(paths, row) for row in joined[paths].to_dict("records")],
@@ -168,12 +171,22 @@ def frontier_points(
             "tail_low": low,
             "tail_high": high,
             "revenue": joined["mean_revenue"].to_numpy(dtype=float),
-            "revenue_low": joined["low_revenue"].to_numpy(dtype=float),
+            "revenue_low": money_low,
             "revenue_high": joined["high_revenue"].to_numpy(dtype=float),
         }
     )
     points["front"] = pareto_front(points["tail"], points["revenue"])
     return points, metric, document
+
+
+def _floor(metric: str, results: pd.DataFrame) -> float:
+    """The least value a metric can take, where an interval is cut: a slowdown is at least 1,
+    a metric no run has seen below 0 is at least 0 (a Student-t interval over few seeds
+    can reach past either); otherwise none."""
+    if "slowdown" in metric:
+        return 1.0
+    values = results.loc[results["metric"] == metric, "value"]
+    return 0.0 if values.empty or bool((values >= 0).all()) else -np.inf
 
 
 def _errors(rows: pd.DataFrame, column: str) -> np.ndarray:
@@ -227,7 +240,7 @@ def draw_frontier(ax: Axes, points: pd.DataFrame, tail_label: str, revenue_label
         )
     ax.set_xlabel(tail_label)
     ax.set_ylabel(revenue_label)
-    ax.yaxis.set_major_formatter("{x:,.6g}")
+    ax.yaxis.set_major_formatter("{x:,.0f}")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return ax
