@@ -359,6 +359,7 @@ FABRIC_SUMMARY = (
     ("FCT slowdown P99", "fct_slowdown_p99", "{:.3f}"),
     ("max FCT us", "max_fct_us", "{:,.1f}"),
     ("PFC pause fraction", "pfc_pause_fraction", "{:.2%}"),
+    ("credit stall fraction", "credit_stall_fraction", "{:.2%}"),
     ("ECN mark fraction", "ecn_mark_fraction", "{:.2%}"),
     ("message latency P50 us", "message_latency_us_p50", "{:,.2f}"),
     ("message latency P99 us", "message_latency_us_p99", "{:,.2f}"),

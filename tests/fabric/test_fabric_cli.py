@@ -205,6 +205,26 @@ def _bad_inputs(tmp_path: Path, fabric_text: str, flows_text: str) -> tuple[Path
 GOOD_FLOWS = "src,dst,start_us,size_bytes\n1,0,0,100\n"
 
 
+def test_fabric_prints_the_credit_stall_on_infiniband(tmp_path) -> None:
+    """The printed table has InfiniBand's back-pressure figure, as summary.json does."""
+    fab = tmp_path / "ib.yaml"
+    fab.write_text(FAT_TREE_ROCE.replace("{kind: roce}", "{kind: infiniband}"))
+    flows_csv = tmp_path / "incast.csv"
+    made = invoke(
+        "traffic", "incast", "--fabric", str(fab), "--senders", "15", "--receiver", "0",
+        "--size", "2MB", "--out", str(flows_csv),
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    out = tmp_path / "run"
+    result = invoke("fabric", str(fab), "--traffic", str(flows_csv), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    stall = json.loads((out / "summary.json").read_text())["credit_stall_fraction"]
+    assert stall > 0
+    assert f"credit stall fraction {stall:.2%}" in " ".join(result.output.split()).replace(
+        " │ ", " "
+    )
+
+
 @pytest.mark.parametrize(
     ("case", "fabric_text", "flows_text", "expected"),
     [(f"fabric: {k}", text, GOOD_FLOWS, e) for k, (text, e) in sorted(BAD_FABRIC.items())]
