@@ -18,6 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.plan import Kept, parse_keep, parse_range, plan, windows_held
 from sim.scenario import ScenarioError, load_scenario
@@ -375,3 +377,41 @@ def test_the_capacity_plan_scenario_asks_its_question(tmp_path):
     for verdict in outcome.verdicts:  # one (partial) week per run for the buyers
         assert verdict.windows["blocks"][1] == 1 and verdict.windows["internal"][1] == 1
         assert verdict.revenue_usd > 0
+
+
+class _Monotone:
+    """A stand-in search whose verdict follows ``rule``: monotone, as bisection assumes."""
+
+    def __init__(self, rule):
+        self.rule = rule
+        self.failed: list[str] = []
+        self.tried: list[int] = []
+
+    def evaluate(self, indices):
+        self.tried.extend(i for i in indices if i not in self.tried)
+
+    def holds(self, index: int) -> bool:
+        assert index in self.tried, "judged before it ran"
+        return self.rule(index)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 300), st.integers(-1, 300), st.booleans())
+def test_bisection_finds_what_the_grid_finds_on_a_monotone_verdict(count, threshold, reverse):
+    """Same frontier, same value beyond, same status; at most 2 + log2(count) values run."""
+    from sim.plan import _bisect, _grid
+
+    order = list(range(count))
+    if reverse:  # --find min: values hold from some value on; the search starts at the top
+        order.reverse()
+
+        def rule(i):
+            return i >= count - 1 - threshold
+    else:
+
+        def rule(i):
+            return i <= threshold
+
+    search = _Monotone(rule)
+    assert _bisect(search, order) == _grid(_Monotone(rule), order)[:3]
+    assert len(search.tried) <= 2 + math.ceil(math.log2(count))
