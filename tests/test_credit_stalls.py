@@ -125,6 +125,23 @@ def test_the_fabric_log_integrates_stalls_over_busy_link_hours():
     assert FabricLog(1).credit_stall_fraction is None
 
 
+def test_each_fabric_figure_weighs_only_the_fabrics_that_have_it():
+    """A RoCE and an InfiniBand cluster side by side: PFC pauses over the RoCE cluster's busy
+    links, marks over its traffic, stalls over the InfiniBand cluster's links (the others'
+    links neither pause nor mark: counting them diluted the figures)."""
+    log = FabricLog(3)
+    roce = EpochSolution(
+        pfc_pause_fraction=0.2, ecn_mark_fraction=0.1, busy_links=10, carried_gbps=100.0
+    )
+    log.change(0, 0.0, roce)
+    log.change(1, 0.0, solution(0.4, 30, (30, 0), (12.0, 0.0)))
+    log.change(2, 0.0, EpochSolution(busy_links=50, carried_gbps=900.0))  # ideal-like
+    log.close(2.0)
+    assert log.pfc_pause_fraction == pytest.approx(0.2)  # was 4 / 90 link-hours
+    assert log.ecn_mark_fraction == pytest.approx(0.1)
+    assert log.credit_stall_fraction == pytest.approx(0.4)
+
+
 def test_a_tenants_stall_is_its_pieces_mean_by_gpu_hours():
     class Log:
         has_credits = True

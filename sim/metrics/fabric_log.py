@@ -25,9 +25,11 @@ class FabricLog:
 
     def __init__(self, n_clusters: int):
         self._current: list[tuple[float, EpochSolution] | None] = [None] * n_clusters
-        self.busy_link_hours = 0.0
+        self.pfc_busy_link_hours = 0.0
+        """Busy link-hours of the fabrics with PFC (the weight of their pauses)."""
         self.paused_link_hours = 0.0
-        self.carried_gbps_hours = 0.0
+        self.ecn_carried_gbps_hours = 0.0
+        """Traffic carried by the fabrics that mark ECN (the weight of their marks)."""
         self.marked_gbps_hours = 0.0
         self.has_pfc = False
         self.has_ecn = False
@@ -66,11 +68,11 @@ class FabricLog:
             return
         since, solution = current
         hours = now - since
-        self.busy_link_hours += solution.busy_links * hours
-        self.carried_gbps_hours += solution.carried_gbps * hours
         if solution.pfc_pause_fraction is not None:
+            self.pfc_busy_link_hours += solution.busy_links * hours
             self.paused_link_hours += solution.pfc_pause_fraction * solution.busy_links * hours
         if solution.ecn_mark_fraction is not None:
+            self.ecn_carried_gbps_hours += solution.carried_gbps * hours
             self.marked_gbps_hours += solution.ecn_mark_fraction * solution.carried_gbps * hours
         if solution.credit_stall_fraction is not None:
             self._integrate_credits(solution, hours)
@@ -88,17 +90,19 @@ class FabricLog:
 
     @property
     def pfc_pause_fraction(self) -> float | None:
-        """Paused over busy link-hours (None if no fabric has PFC)."""
+        """Paused over busy link-hours of the fabrics with PFC (None if none has)."""
         if not self.has_pfc:
             return None
-        return self.paused_link_hours / self.busy_link_hours if self.busy_link_hours else 0.0
+        busy = self.pfc_busy_link_hours
+        return self.paused_link_hours / busy if busy else 0.0
 
     @property
     def ecn_mark_fraction(self) -> float | None:
-        """Marked over carried traffic (None if no fabric marks ECN)."""
+        """Marked over carried traffic of the fabrics that mark ECN (None if none does)."""
         if not self.has_ecn:
             return None
-        return self.marked_gbps_hours / self.carried_gbps_hours if self.carried_gbps_hours else 0.0
+        carried = self.ecn_carried_gbps_hours
+        return self.marked_gbps_hours / carried if carried else 0.0
 
     @property
     def credit_stall_fraction(self) -> float | None:
