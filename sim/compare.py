@@ -114,7 +114,12 @@ def seed_list(root_seed: int, count: int) -> list[int]:
 
 
 def metric_values(summary: dict[str, Any]) -> dict[str, float]:
-    """Every number of a run summary, per tenant as ``tenants.NAME.key``; nulls left out."""
+    """Every number of a run summary, per tenant as ``tenants.NAME.key``; nulls left out.
+
+    A tenant's SLA verdict counts as a number: ``tenants.NAME.sla_held`` is 1.0 when its
+    terms held, 0.0 when one broke (a null verdict is left out), so its mean over seeds is
+    the share of runs in which they held.
+    """
     values: dict[str, float] = {}
     for key, value in summary.items():
         if key in NOT_METRICS:
@@ -124,6 +129,8 @@ def metric_values(summary: dict[str, Any]) -> dict[str, float]:
                 for name, figure in figures.items():
                     if _is_number(figure):
                         values[f"tenants.{tenant}.{name}"] = float(figure)
+                    elif name == "sla_held" and isinstance(figure, bool):
+                        values[f"tenants.{tenant}.{name}"] = 1.0 if figure else 0.0
         elif _is_number(value):
             values[key] = float(value)
     return values

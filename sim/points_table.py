@@ -8,10 +8,10 @@ with SLA terms it adds the probability over seeds that its terms held, as the me
 (:func:`sim.compare.wilson_interval`): ``n`` counts the seeds with a verdict, ``mean``
 is the share that held, ``low`` and ``high`` the interval.
 
-The per-seed numbers come from :func:`point_metrics`: every number of a run's summary
-(:func:`sim.compare.metric_values`) and each tenant's verdict ``sla_held`` as 1.0 (held) or
-0.0 (broke) under ``tenants.NAME.sla_held``; a null verdict (no terms, or a term that could
-not be measured and none broke) is left out.
+The per-seed numbers are :func:`sim.compare.metric_values`: every number of a run's
+summary, each tenant's verdict ``sla_held`` among them as 1.0 (held) or 0.0 (broke) under
+``tenants.NAME.sla_held``; a null verdict (no terms, or a term that could not be measured
+and none broke) is left out.
 
 A directory of points (a sweep's, or a plan's) holds ``results.parquet`` (tidy: key,
 seed, one column per varied path, metric, value) and ``sweep.json`` or ``plan.json``,
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sim.compare import mean_interval, metric_values, wilson_interval
+from sim.compare import mean_interval, wilson_interval
 
 if TYPE_CHECKING:  # pandas loads when a table is built
     import pandas as pd
@@ -41,24 +41,6 @@ DOCUMENTS = ("sweep.json", "plan.json")
 
 COLUMNS = ("metric", "n", "mean", "low", "high")
 """The table's columns after the varied paths."""
-
-
-def point_metrics(summary: dict[str, Any]) -> dict[str, float]:
-    """Every number of one run's summary, and each tenant's SLA verdict as 1.0 or 0.0.
-
-    Args:
-        summary: A run's ``summary.json``.
-
-    Returns:
-        ``metric → value``: :func:`sim.compare.metric_values`, plus
-        ``tenants.NAME.sla_held`` for each tenant whose verdict is not null.
-    """
-    values = metric_values(summary)
-    for tenant, figures in summary.get("tenants", {}).items():
-        verdict = figures.get(HELD)
-        if isinstance(verdict, bool):
-            values[f"tenants.{tenant}.{HELD}"] = 1.0 if verdict else 0.0
-    return values
 
 
 def points_table(results: pd.DataFrame, paths: Sequence[str]) -> pd.DataFrame:

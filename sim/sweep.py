@@ -17,7 +17,7 @@ A sweep directory holds
 - ``points.parquet``: one row per point: key, seed, one column per swept path
   (the value as YAML text), status (``done`` or ``failed``), error;
 - ``results.parquet``: tidy, every number of every finished point's summary
-  (:func:`sim.points_table.point_metrics`: each tenant's SLA verdict too, as
+  (:func:`sim.compare.metric_values`: each tenant's SLA verdict too, as
   ``tenants.NAME.sla_held`` 1.0 or 0.0): key, seed, the swept paths, metric, value;
 - ``table.parquet``: per combination of swept values, over its seeds, each metric's
   n, mean and 95 % interval, and each SLA tenant's probability that its terms held
@@ -54,9 +54,9 @@ from typing import Any
 
 import yaml
 
-from sim.compare import seed_list
+from sim.compare import metric_values, seed_list
 from sim.files import atomic_write
-from sim.points_table import point_metrics, points_table
+from sim.points_table import points_table
 from sim.scenario import Scenario, ScenarioError, load_scenario
 from sim.scenario.loader import dump_scenario
 
@@ -364,7 +364,7 @@ def write_tables(out: Path, paths: list[str], points: list[Point]) -> None:
             rows.append({**base, "status": "done", "error": None})
             results.extend(
                 {**base, "metric": metric, "value": value}
-                for metric, value in sorted(point_metrics(summary).items())
+                for metric, value in sorted(metric_values(summary).items())
             )
         elif (directory / "error.txt").exists():
             error = (directory / "error.txt").read_text(encoding="utf-8").strip()

@@ -8,7 +8,8 @@ import math
 import pandas as pd
 import pytest
 
-from sim.points_table import point_metrics, points_table
+from sim.compare import metric_values
+from sim.points_table import points_table
 from tests.helpers import TAIL_SLA, run_cli, tail_sweep
 
 T_975_1 = 12.706204736174698
@@ -25,7 +26,7 @@ def swept(tmp_path_factory):
     return tail_sweep(tmp_path_factory.mktemp("table"))
 
 
-def test_point_metrics_adds_each_verdict_as_one_or_zero_and_leaves_nulls_out():
+def test_metric_values_adds_each_verdict_as_one_or_zero_and_leaves_nulls_out():
     summary = {
         "scenario": "s",
         "seed": 1,
@@ -36,7 +37,7 @@ def test_point_metrics_adds_each_verdict_as_one_or_zero_and_leaves_nulls_out():
             "c": {"sla_held": None},
         },
     }
-    assert point_metrics(summary) == {
+    assert metric_values(summary) == {
         "revenue_usd": 10.0,
         "tenants.a.revenue_usd": 4.0,
         "tenants.a.sla_held": 1.0,
