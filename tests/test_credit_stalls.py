@@ -137,7 +137,7 @@ def test_each_fabric_figure_weighs_only_the_fabrics_that_have_it():
     log.change(1, 0.0, solution(0.4, 30, (30, 0), (12.0, 0.0)))
     log.change(2, 0.0, EpochSolution(busy_links=50, carried_gbps=900.0))  # ideal-like
     log.close(2.0)
-    assert log.pfc_pause_fraction == pytest.approx(0.2)  # was 4 / 90 link-hours
+    assert log.pfc_pause_fraction == pytest.approx(0.2)  # 4 of 20, not of 180 link-hours
     assert log.ecn_mark_fraction == pytest.approx(0.1)
     assert log.credit_stall_fraction == pytest.approx(0.4)
 
