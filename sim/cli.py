@@ -30,6 +30,7 @@ from sim.cli_common import (
     load_or_fail,
     option_problems,
     print_points_table,
+    report_failures,
     write_out,
 )
 from sim.cli_plan import plan
@@ -241,9 +242,7 @@ def sweep(
         f"{outcome.ran - len(outcome.failed)} points run, {outcome.skipped} already finished, "
         f"{len(outcome.failed)} failed"
     )
-    for key in outcome.failed:
-        error = (out_dir / "points" / key / "error.txt").read_text(encoding="utf-8").strip()
-        typer.echo(f"failed: {key}: {error.splitlines()[-1]}", err=True)
+    report_failures(out_dir, outcome.failed)
     if not quiet:
         print_points_table(out_dir, metrics)
     typer.echo(f"wrote {out_dir}")

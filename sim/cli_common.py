@@ -113,6 +113,13 @@ def write_out(write: Any, *args: Any) -> None:
         fail([f"--out: {exc}"])
 
 
+def report_failures(out_dir: Path, keys: list[str]) -> None:
+    """Print, on standard error, the last line of each failed run's ``error.txt``."""
+    for key in keys:
+        error = (out_dir / "points" / key / "error.txt").read_text(encoding="utf-8").strip()
+        typer.echo(f"failed: {key}: {error.splitlines()[-1]}", err=True)
+
+
 def print_points_table(directory: Path, metrics: list[str] | None) -> None:
     """Print a sweep's or plan's results per point (:func:`sim.report.print_points`).
 

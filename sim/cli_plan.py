@@ -15,6 +15,7 @@ from sim.cli_common import (
     fail,
     load_or_fail,
     option_problems,
+    report_failures,
 )
 
 
@@ -102,9 +103,7 @@ def plan(
     if not quiet:
         print_plan(outcome)
     typer.echo(f"{outcome.ran} runs made, {outcome.skipped} already finished")
-    for key in outcome.failed:
-        error = (out_dir / "points" / key / "error.txt").read_text(encoding="utf-8").strip()
-        typer.echo(f"failed: {key}: {error.splitlines()[-1]}", err=True)
+    report_failures(out_dir, outcome.failed)
     typer.echo(f"wrote {out_dir}")
     if outcome.failed:
         raise typer.Exit(1)

@@ -65,6 +65,7 @@ from sim.sweep import (
     check_backend,
     finished,
     make_point,
+    read_summary,
     run_texts,
     write_point,
     write_tables,
@@ -361,17 +362,22 @@ class _Search:
     rounds: int
     verdicts: dict[int, Verdict] = field(default_factory=dict)
     points: dict[str, Point] = field(default_factory=dict)
+    resolved: dict[tuple[int, int], Point] = field(default_factory=dict)
     ran: int = 0
     skipped: int = 0
     failed: list[str] = field(default_factory=list)
     round: int = 0
 
     def point(self, index: int, seed: int) -> Point:
-        parameters = {
-            path: value_override(values[index])
-            for path, values in zip(self.paths, self.values, strict=True)
-        }
-        return make_point(self.scenario_path, self.overrides, parameters, seed)
+        """The run of the index-th value at ``seed``, resolved once."""
+        if (index, seed) not in self.resolved:
+            parameters = {
+                path: value_override(values[index])
+                for path, values in zip(self.paths, self.values, strict=True)
+            }
+            point = make_point(self.scenario_path, self.overrides, parameters, seed)
+            self.resolved[(index, seed)] = point
+        return self.resolved[(index, seed)]
 
     def evaluate(self, indices: Sequence[int]) -> None:
         """Run every unfinished run of these values (one batch), then judge them."""
@@ -394,18 +400,13 @@ class _Search:
         if self.failed:
             return
         for i, points in batch.items():
-            summaries = [_summary(self.out, p) for p in points]
+            summaries = [read_summary(self.out, p) for p in points]
             keys = [p.key for p in points]
             value = self.values[0][i]
             self.verdicts[i] = judge(value, summaries, keys, self.kept, self.confidence)
 
     def holds(self, index: int) -> bool:
         return self.verdicts[index].holds
-
-
-def _summary(out: Path, point: Point) -> dict[str, Any]:
-    text = (out / "points" / point.key / "summary.json").read_text(encoding="utf-8")
-    return json.loads(text)
 
 
 def _bisect(search: _Search, order: list[int]) -> tuple[int | None, int | None, str]:
@@ -512,10 +513,10 @@ def plan(
     count = seeds if seeds is not None else (scenario.compare.seeds if scenario.compare else 5)
     seed_values = seed_list(scenario.seed, count)
     out_dir = Path(out)
-    rounds = len(values) if search == "grid" else 2 + max(0, math.ceil(math.log2(len(values))))
+    rounds = 1 if search == "grid" else 2 + math.ceil(math.log2(len(values)))
     state = _Search(paths, Path(path), tuple(overrides), columns, seed_values, kept, confidence,
                     out_dir, lambda texts: run_texts(texts, workers, backend, address),
-                    progress, 1 if search == "grid" else rounds)  # fmt: skip
+                    progress, rounds)  # fmt: skip
     try:  # both ends resolve (a bad path or value is named before anything runs)
         state.point(0, seed_values[0])
         state.point(len(values) - 1, seed_values[0])
@@ -536,17 +537,17 @@ def plan(
         frontier, beyond, status, odd = _grid(state, order)
     else:
         frontier, beyond, status = _bisect(state, order)
+    together = dict(zip(paths, columns, strict=True))
     outcome = PlanOutcome(
         out_dir, paths[0], find, [state.verdicts[i] for i in sorted(state.verdicts)],
         None if frontier is None else values[frontier],
         None if beyond is None else values[beyond],
         status, [values[i] for i in sorted(odd)], state.ran, state.skipped, sorted(state.failed),
-        dict(zip(paths, columns, strict=True)),
+        together,
     )  # fmt: skip
     if not state.failed:
         _remove_untried(out_dir, state.points)
-    question = {"scenario": scenario.name, "vary": paths, "range": texts,
-                "values": dict(zip(paths, columns, strict=True)),
+    question = {"scenario": scenario.name, "vary": paths, "range": texts, "values": together,
                 "find": find, "search": search, "confidence": confidence,
                 "seeds": seed_values, "overrides": list(overrides),
                 "keep": [{"tenant": k.tenant, "terms": list(k.terms), "window": k.window}

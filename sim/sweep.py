@@ -192,6 +192,12 @@ def finished(out: Path, point: Point) -> bool:
     return (out / "points" / point.key / "summary.json").exists()
 
 
+def read_summary(out: Path, point: Point) -> dict[str, Any]:
+    """A finished point's ``summary.json``."""
+    text = (out / "points" / point.key / "summary.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
 def _local(texts: list[str], workers: int) -> Iterator[tuple[int, dict[str, Any]]]:
     if workers == 1:
         for index, text in enumerate(texts):
@@ -360,7 +366,7 @@ def write_tables(out: Path, paths: list[str], points: list[Point]) -> None:
         directory = out / "points" / point.key
         base = {"key": point.key, "seed": point.seed, **point.parameters}
         if finished(out, point):
-            summary = json.loads((directory / "summary.json").read_text(encoding="utf-8"))
+            summary = read_summary(out, point)
             rows.append({**base, "status": "done", "error": None})
             results.extend(
                 {**base, "metric": metric, "value": value}
