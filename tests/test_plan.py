@@ -415,3 +415,28 @@ def test_bisection_finds_what_the_grid_finds_on_a_monotone_verdict(count, thresh
     search = _Monotone(rule)
     assert _bisect(search, order) == _grid(_Monotone(rule), order)[:3]
     assert len(search.tried) <= 2 + math.ceil(math.log2(count))
+
+
+def test_a_failing_run_stops_the_plan_and_a_rerun_finishes_it(tmp_path, monkeypatch):
+    import sim.runner
+
+    real = sim.runner.simulate
+
+    def fragile(scenario, progress=None):
+        if scenario.seed == 2:
+            raise RuntimeError("the node caught fire")
+        return real(scenario, progress)
+
+    monkeypatch.setattr(sim.runner, "simulate", fragile)
+    path, out = write_mmc(tmp_path, horizon="50h"), tmp_path / "plan"
+    args = ("plan", str(path), "--vary", RATE, "--range", "2:3", "--seeds", "2", "-j", "1")
+    result = run_cli(*args, "-o", str(out))
+    assert result.exit_code == 1
+    assert "no answer: a run failed" in result.output
+    assert "RuntimeError: the node caught fire" in result.output
+    points = pd.read_parquet(out / "points.parquet")
+    assert sorted(points["status"]) == ["done", "done", "failed", "failed"]
+    monkeypatch.setattr(sim.runner, "simulate", real)
+    result = run_cli(*args, "-o", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    assert "2 runs made, 2 already finished" in result.output
