@@ -266,9 +266,8 @@ def evaluate(
         terms[term] = out
     breached_any = any(t["held"] is False for t in terms.values())
     sla_held = False if breached_any else (None if unmeasured else True)
-    bills = None
-    if isinstance(sla, Sla) and contract is not None:
-        bills = window_bills(contract, rec, spans, entry.get("revenue_usd"), horizon_hours)
+    revenue = entry.get("revenue_usd")
+    bills = None if contract is None else window_bills(contract, rec, spans, revenue, horizon_hours)
     credits = None
     if bills is not None:
         credits = sum(
@@ -312,7 +311,7 @@ def add_sla(
     if "internal" in entries:
         internal = entries["internal"]
         verdict = evaluate(internal_sla, None, TenantRecord(), internal, horizon)
-        internal.update(verdict, sla_credits_usd=None)
+        internal.update(verdict)  # no contract, no bill: its credits are null
         internal["revenue_gross_usd"] = internal.get("revenue_usd")
     credited: list[float] = []
     for tenant in tenants:
